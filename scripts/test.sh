@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make test`: every check and every test, on a machine with only rustup, Node 20 and npm.
+# The worker's wasm and the PSP sandbox are built once here; the end-to-end tests start their
+# own stacks on free loopback ports and stop them when they end.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+scripts/bootstrap.sh
+. scripts/env.sh
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "lint (native, all targets)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "lint (wasm32, the deployed build)"
+cargo clippy -p recurring-edge --lib --target wasm32-unknown-unknown --locked -- -D warnings
+
+step "build the worker (release wasm) and the PSP sandbox"
+bash scripts/build-worker.sh
+cargo build --release --locked -p psp-sandbox
+# Migrations may have changed since the last run: the harness rebuilds its template state.
+rm -rf "${CARGO_TARGET_DIR:-target}/e2e"
+
+step "tests (native unit tests, sandbox tests, end-to-end tests)"
+exec cargo nextest run --workspace --locked --no-fail-fast "$@"

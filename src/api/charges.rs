@@ -1,0 +1,317 @@
+//! Merchant-initiated charges of a stored card: `POST /v1/charges` and the reads.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use worker::{Request, Response};
+
+use super::{body, respond};
+use crate::billing::charge_machine::ChargeStatus;
+use crate::billing::decline::{DeclineClass, classify};
+use crate::billing::time::format_rfc3339;
+use crate::context::Ctx;
+use crate::http::problem::Problem;
+use crate::secure::{new_id, request_fingerprint};
+use crate::services::charging::{self, Mode};
+use crate::store::charges::{self, ChargeRow, NewCharge};
+use crate::store::idempotency::{self, Claim};
+use crate::validate::{self, Errors};
+
+/// Status reads after `POST /payments`, in ms: the provider settles asynchronously, usually
+/// within a second; past these the answer is `pending` and webhooks or the cron finish it.
+pub const API_POLL_DELAYS_MS: [u32; 4] = [150, 300, 600, 1200];
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateCharge {
+    customer_ref: String,
+    amount: Value,
+    currency: String,
+    description: String,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
+    let key = body::required_idempotency_key(req)?;
+    let (input, raw): (CreateCharge, _) = body::json(req).await?;
+    let amount = validate_charge(&input, ctx)?;
+    let hash = request_fingerprint("charge", &raw);
+    let db = ctx.db();
+
+    // A replay finds its charge before anything else is checked: the card may be gone by now,
+    // the stored result is still the answer.
+    if let Some(charge_id) = idempotency::existing(db, "charge", &key, &hash).await? {
+        return replay(ctx, &charge_id).await;
+    }
+    if ctx.vault().get(&input.customer_ref).await?.is_none() {
+        return Err(Problem::conflict(
+            "no-payment-method",
+            "No card on file",
+            format!(
+                "Customer {:?} has no stored card; send them through a checkout first.",
+                input.customer_ref
+            ),
+        ));
+    }
+
+    let now = ctx.now().await?;
+    let charge_id = new_id("ch");
+    let metadata = input.metadata.as_ref().map(|m| m.to_string());
+    let charge_key = format!("api:{key}");
+    let new = NewCharge {
+        id: &charge_id,
+        charge_key: &charge_key,
+        customer_ref: &input.customer_ref,
+        subscription_id: None,
+        period_index: None,
+        kind: "api",
+        amount,
+        currency: &input.currency,
+        description: input.description.trim(),
+        metadata: metadata.as_deref(),
+        request_hash: Some(&hash),
+        now,
+    };
+    let claim = idempotency::claim(
+        ctx.db(),
+        "charge",
+        &key,
+        &hash,
+        &charge_id,
+        now,
+        vec![charges::claim(&new)],
+    )
+    .await?;
+    if let Claim::Replay { resource_id } = claim {
+        return replay(ctx, &resource_id).await;
+    }
+    let charge =
+        charging::drive_charge(ctx, &charge_id, Mode::Initiate, &API_POLL_DELAYS_MS).await?;
+    let status = if is_final(&charge) { 201 } else { 202 };
+    respond::json(status, &view(&charge))
+}
+
+/// The same request again: a final charge answers from the ledger with no provider call; an
+/// open one is driven on from where it stopped.
+async fn replay(ctx: &Ctx, charge_id: &str) -> Result<Response, Problem> {
+    let charge = charges::get(ctx.db(), charge_id)
+        .await?
+        .ok_or_else(|| Problem::internal("An idempotency key points to a missing charge."))?;
+    if is_final(&charge) {
+        return respond::json(200, &view(&charge));
+    }
+    let charge =
+        charging::drive_charge(ctx, charge_id, Mode::Initiate, &API_POLL_DELAYS_MS).await?;
+    respond::json(if is_final(&charge) { 200 } else { 202 }, &view(&charge))
+}
+
+fn is_final(charge: &ChargeRow) -> bool {
+    matches!(charge.status.as_str(), "succeeded" | "failed") && charge.next_retry_at.is_none()
+}
+
+fn validate_charge(input: &CreateCharge, ctx: &Ctx) -> Result<i64, Problem> {
+    let config = &ctx.config;
+    let mut errors = Errors::new();
+    errors.check(
+        validate::is_identifier(&input.customer_ref),
+        "customerRef",
+        "must be 1-64 characters of A-Z a-z 0-9 . _ : -",
+    );
+    let amount = input
+        .amount
+        .as_i64()
+        .filter(|_| input.amount.is_i64() || input.amount.is_u64());
+    match amount {
+        Some(a) if (config.min_charge_amount..=config.max_charge_amount).contains(&a) => {}
+        Some(_) => errors.add(
+            "amount",
+            format!(
+                "must be from {} to {} (minor units)",
+                config.min_charge_amount, config.max_charge_amount
+            ),
+        ),
+        None => errors.add(
+            "amount",
+            "must be a positive integer in minor units, e.g. 29900",
+        ),
+    }
+    errors.check(
+        config.currencies.contains(&input.currency),
+        "currency",
+        &format!(
+            "must be one of {} (ISO 4217 numeric)",
+            config.currencies.join(", ")
+        ),
+    );
+    let description = input.description.trim();
+    errors.check(
+        !description.is_empty() && description.chars().count() <= 200,
+        "description",
+        "must be 1-200 characters",
+    );
+    if let Some(metadata) = &input.metadata {
+        let ok = metadata.as_object().is_some_and(|m| {
+            m.len() <= 20
+                && m.iter()
+                    .all(|(k, v)| k.len() <= 40 && v.as_str().is_some_and(|s| s.len() <= 500))
+        });
+        errors.check(
+            ok,
+            "metadata",
+            "must be an object of at most 20 string values (keys up to 40, values up to 500 characters)",
+        );
+    }
+    errors.into_result()?;
+    Ok(amount.unwrap_or_default())
+}
+
+/// A charge as the merchant's backend sees it: never the token, never provider free text.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChargeView<'a> {
+    id: &'a str,
+    status: &'static str,
+    kind: &'a str,
+    customer_ref: &'a str,
+    amount: i64,
+    currency: &'a str,
+    description: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscription_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    period_index: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure_reason: Option<&'a str>,
+    /// soft: may succeed later; hard: needs a new card; unknown: retried at most once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decline_category: Option<&'a str>,
+    retryable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_retry_at: Option<String>,
+    attempts: u32,
+    refunded_amount: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider_order_id: Option<&'a str>,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settled_at: Option<String>,
+}
+
+pub fn view(c: &ChargeRow) -> ChargeView<'_> {
+    let status = match ChargeStatus::parse(&c.status) {
+        Some(ChargeStatus::Succeeded) => "succeeded",
+        Some(ChargeStatus::Failed) => "failed",
+        _ => "pending",
+    };
+    let class = c.decline_class.as_deref();
+    let retryable = status == "failed"
+        && match class {
+            Some(_) => classify(c.failure_reason.as_deref()) != DeclineClass::Hard,
+            // A failure that is not a decline (refused by the provider, no card) is retryable
+            // only once the cause is fixed, which a retry of the same request cannot do.
+            None => false,
+        };
+    ChargeView {
+        id: &c.id,
+        status,
+        kind: &c.kind,
+        customer_ref: &c.customer_ref,
+        amount: c.amount,
+        currency: &c.currency,
+        description: &c.description,
+        metadata: c
+            .metadata
+            .as_deref()
+            .and_then(|m| serde_json::from_str(m).ok()),
+        subscription_id: c.subscription_id.as_deref(),
+        period_index: c.period_index,
+        failure_reason: (status == "failed")
+            .then_some(c.failure_reason.as_deref())
+            .flatten(),
+        decline_category: (status == "failed").then_some(class).flatten(),
+        retryable,
+        next_retry_at: c.next_retry_at.map(format_rfc3339),
+        attempts: c.attempts,
+        refunded_amount: c.refunded_amount,
+        provider_order_id: c.order_id.as_deref(),
+        created_at: format_rfc3339(c.created_at),
+        settled_at: c.settled_at.map(format_rfc3339),
+    }
+}
+
+pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
+    if !validate::is_identifier(id) {
+        return Err(Problem::not_found("The charge"));
+    }
+    let charge = charges::get(ctx.db(), id)
+        .await?
+        .ok_or_else(|| Problem::not_found("The charge"))?;
+    respond::json(200, &view(&charge))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Page<T: Serialize> {
+    data: Vec<T>,
+    has_more: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// Newest first; `?limit=` (1-100, default 20) and `?startingAfter=<charge id>` page through.
+pub async fn list_for_customer(
+    req: &Request,
+    ctx: &Ctx,
+    customer: &str,
+) -> Result<Response, Problem> {
+    if !validate::is_identifier(customer) {
+        return Err(Problem::not_found("The customer"));
+    }
+    let limit = page_limit(req)?;
+    let db = ctx.db();
+    let cursor = match body::query_param(req, "startingAfter") {
+        None => None,
+        Some(id) => {
+            let c = charges::get(db, &id)
+                .await?
+                .filter(|c| c.customer_ref == customer)
+                .ok_or_else(|| {
+                    Problem::invalid_request("startingAfter is not a charge of this customer.")
+                })?;
+            Some((c.created_at, c.id))
+        }
+    };
+    let mut rows = charges::list_for_customer(
+        db,
+        customer,
+        cursor.as_ref().map(|(t, id)| (*t, id.as_str())),
+        limit + 1,
+    )
+    .await?;
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = has_more
+        .then(|| rows.last().map(|r| r.id.clone()))
+        .flatten();
+    respond::json(
+        200,
+        &Page {
+            data: rows.iter().map(view).collect(),
+            has_more,
+            next_cursor,
+        },
+    )
+}
+
+pub fn page_limit(req: &Request) -> Result<u32, Problem> {
+    match body::query_param(req, "limit") {
+        None => Ok(20),
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| Problem::invalid_request("limit must be an integer from 1 to 100.")),
+    }
+}

@@ -1,0 +1,158 @@
+//! The HTTP API: one module per resource. This file routes, authenticates and applies CORS.
+
+pub mod body;
+pub mod charges;
+pub mod checkout;
+pub mod health;
+pub mod payment_method;
+pub mod plans;
+pub mod refunds;
+pub mod respond;
+pub mod subscriptions;
+pub mod test_clock;
+pub mod usage;
+pub mod webhooks;
+
+use worker::{Context, Env, Request, Response, console_log};
+
+use crate::config::Config;
+use crate::context::Ctx;
+use crate::http::cors::{self, Decision};
+use crate::http::problem::Problem;
+use crate::http::router::{self, Access, Matched, Route};
+use crate::secure::constant_time_eq;
+
+pub async fn handle(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let started = worker::Date::now().as_millis();
+    let method = req.method().to_string();
+    let path = req.path();
+    let response = match dispatch(req, env, ctx, &method, &path).await {
+        Ok(response) => response,
+        Err(problem) => respond::problem(&problem),
+    };
+    // Method, path and status only: bodies and headers can carry secrets.
+    console_log!(
+        "{method} {path} -> {} {}ms",
+        response.status_code(),
+        worker::Date::now().as_millis().saturating_sub(started)
+    );
+    Ok(response)
+}
+
+async fn dispatch(
+    req: Request,
+    env: Env,
+    ctx: Context,
+    method: &str,
+    path: &str,
+) -> Result<Response, Problem> {
+    if method == "OPTIONS" {
+        return preflight(&req, &env, path);
+    }
+    let route = match router::resolve(method, path) {
+        Matched::Route(route) => route,
+        Matched::MethodNotAllowed(allowed) => return Err(Problem::method_not_allowed(allowed)),
+        Matched::NotFound => return Err(Problem::route_not_found(path)),
+    };
+    if route == Route::Health {
+        return health::get(&env).await;
+    }
+    let config = load_config(&env)?;
+    let cors_headers = match route.access() {
+        Access::Public => match cors::decide(origin(&req).as_deref(), &config.allowed_origins) {
+            Decision::Deny(problem) => return Err(problem),
+            Decision::Allow(headers) => headers,
+            Decision::NotCors => Vec::new(),
+        },
+        Access::Merchant => {
+            authenticate_merchant(&req, &config)?;
+            Vec::new()
+        }
+        Access::Provider | Access::Open => Vec::new(),
+    };
+    let ctx = Ctx::new(env, ctx, config)?;
+    let result = route_to(route, req, &ctx).await;
+    let mut response = match result {
+        Ok(response) => response,
+        Err(problem) => respond::problem(&problem),
+    };
+    for (name, value) in cors_headers {
+        let _ = response.headers_mut().set(name, &value);
+    }
+    Ok(response)
+}
+
+async fn route_to(route: Route, mut req: Request, ctx: &Ctx) -> Result<Response, Problem> {
+    use Route::*;
+    match route {
+        Health => unreachable!("answered before configuration is read"),
+        ListPlans => plans::list(ctx),
+        CreateCheckout => checkout::create(&mut req, ctx).await,
+        GetCheckout(id) => checkout::get(ctx, &id).await,
+        GetPaymentMethod(customer) => payment_method::get(ctx, &customer).await,
+        DeletePaymentMethod(customer) => payment_method::delete(ctx, &customer).await,
+        ProviderWebhook => webhooks::receive(&mut req, ctx).await,
+        CreateCharge => charges::create(&mut req, ctx).await,
+        GetCharge(id) => charges::get(ctx, &id).await,
+        ListCustomerCharges(customer) => charges::list_for_customer(&req, ctx, &customer).await,
+        CreateRefund(charge_id) => refunds::create(&mut req, ctx, &charge_id).await,
+        ListRefunds(charge_id) => refunds::list_for_charge(ctx, &charge_id).await,
+        GetRefund(id) => refunds::get(ctx, &id).await,
+        ListSubscriptions => subscriptions::list(&req, ctx).await,
+        GetSubscription(id) => subscriptions::get(ctx, &id).await,
+        ListSubscriptionEvents(id) => subscriptions::events(ctx, &id).await,
+        SubscriptionAction(id, action) => subscriptions::act(&mut req, ctx, &id, action).await,
+        RecordUsage => usage::record(&mut req, ctx).await,
+        TestClockTick => test_clock::tick(&mut req, ctx).await,
+    }
+}
+
+/// Preflight for the browser routes; other routes do not speak CORS.
+fn preflight(req: &Request, env: &Env, path: &str) -> Result<Response, Problem> {
+    let public = ["GET", "POST"].iter().any(
+        |m| matches!(router::resolve(m, path), Matched::Route(r) if r.access() == Access::Public),
+    );
+    if !public {
+        return match router::resolve("GET", path) {
+            Matched::NotFound => Err(Problem::route_not_found(path)),
+            _ => Err(Problem::method_not_allowed(&["GET", "POST"])),
+        };
+    }
+    let config = load_config(env)?;
+    match cors::decide(origin(req).as_deref(), &config.allowed_origins) {
+        Decision::Allow(headers) => respond::empty(204, cors::preflight_headers(headers)),
+        Decision::Deny(problem) => Err(problem),
+        Decision::NotCors => respond::empty(204, Vec::new()),
+    }
+}
+
+pub fn load_config(env: &Env) -> Result<Config, Problem> {
+    Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string())).map_err(|e| {
+        worker::console_error!("{e}");
+        Problem::misconfigured(
+            "The service is not configured correctly; the operator has been told which \
+             settings are wrong.",
+        )
+    })
+}
+
+fn origin(req: &Request) -> Option<String> {
+    req.headers().get("Origin").ok().flatten()
+}
+
+fn authenticate_merchant(req: &Request, config: &Config) -> Result<(), Problem> {
+    let header = req.headers().get("Authorization").ok().flatten();
+    let Some(presented) = header.as_deref().and_then(|h| h.strip_prefix("Bearer ")) else {
+        return Err(Problem::unauthorized(
+            "Send the merchant API key as `Authorization: Bearer <key>`.",
+        ));
+    };
+    if constant_time_eq(
+        presented.trim().as_bytes(),
+        config.merchant_api_key.as_bytes(),
+    ) {
+        Ok(())
+    } else {
+        Err(Problem::unauthorized("The merchant API key is not valid."))
+    }
+}

@@ -1,0 +1,69 @@
+//! `GET /v1/customers/:ref/payment-method` (masked card only) and `DELETE` (forget the card).
+//! The provider cannot delete tokens, so forgetting a card means deleting our only copy.
+
+use serde::{Deserialize, Serialize};
+use worker::Response;
+
+use super::respond;
+use crate::billing::time::format_rfc3339;
+use crate::context::Ctx;
+use crate::http::problem::Problem;
+use crate::params;
+use crate::store::payment_methods;
+use crate::validate;
+
+#[derive(Deserialize)]
+struct Row {
+    brand: Option<String>,
+    last4: Option<String>,
+    exp_month: Option<u8>,
+    exp_year: Option<u16>,
+    created_at: i64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PaymentMethodView<'a> {
+    customer_ref: &'a str,
+    brand: Option<String>,
+    last4: Option<String>,
+    exp_month: Option<u8>,
+    exp_year: Option<u16>,
+    added_at: String,
+}
+
+pub async fn get(ctx: &Ctx, customer: &str) -> Result<Response, Problem> {
+    if !validate::is_identifier(customer) {
+        return Err(Problem::not_found("The customer"));
+    }
+    let row: Option<Row> = ctx
+        .db()
+        .first(
+            "SELECT brand, last4, exp_month, exp_year, created_at FROM payment_methods
+             WHERE customer_ref = ? AND status = 'active' ORDER BY created_at DESC LIMIT 1",
+            params![customer],
+        )
+        .await?;
+    let row = row.ok_or_else(|| Problem::not_found("A card on file for this customer"))?;
+    respond::json(
+        200,
+        &PaymentMethodView {
+            customer_ref: customer,
+            brand: row.brand,
+            last4: row.last4,
+            exp_month: row.exp_month,
+            exp_year: row.exp_year,
+            added_at: format_rfc3339(row.created_at),
+        },
+    )
+}
+
+pub async fn delete(ctx: &Ctx, customer: &str) -> Result<Response, Problem> {
+    if !validate::is_identifier(customer) {
+        return Err(Problem::not_found("The customer"));
+    }
+    let now = ctx.now().await?;
+    ctx.vault().delete(customer).await?;
+    payment_methods::mark_removed(ctx.db(), customer, now).await?;
+    respond::empty(204, Vec::new())
+}

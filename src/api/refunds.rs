@@ -1,0 +1,174 @@
+//! `POST /v1/charges/:id/refunds` (full or partial), and the refund reads.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use worker::{Request, Response};
+
+use super::{body, respond};
+use crate::billing::time::format_rfc3339;
+use crate::context::Ctx;
+use crate::http::problem::Problem;
+use crate::secure::{new_id, request_fingerprint};
+use crate::services::refunding;
+use crate::store::charges;
+use crate::store::refunds::{self, Claimed, RefundRow};
+use crate::validate::{self, Errors};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateRefund {
+    /// Minor units; the whole remaining amount when absent.
+    #[serde(default)]
+    amount: Option<Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RefundView<'a> {
+    id: &'a str,
+    charge_id: &'a str,
+    status: &'a str,
+    amount: i64,
+    currency: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider_order_id: Option<&'a str>,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settled_at: Option<String>,
+}
+
+fn view(r: &RefundRow) -> RefundView<'_> {
+    let status = match r.status.as_str() {
+        "succeeded" => "succeeded",
+        "failed" => "failed",
+        _ => "pending",
+    };
+    RefundView {
+        id: &r.id,
+        charge_id: &r.charge_id,
+        status,
+        amount: r.amount,
+        currency: &r.currency,
+        failure_reason: r.failure_reason.as_deref(),
+        provider_order_id: r.order_id.as_deref(),
+        created_at: format_rfc3339(r.created_at),
+        settled_at: r.settled_at.map(format_rfc3339),
+    }
+}
+
+pub async fn create(req: &mut Request, ctx: &Ctx, charge_id: &str) -> Result<Response, Problem> {
+    let key = body::required_idempotency_key(req)?;
+    let (input, mut raw): (CreateRefund, Value) = body::json(req).await?;
+    if !validate::is_identifier(charge_id) {
+        return Err(Problem::not_found("The charge"));
+    }
+    // The same key on another charge is another request.
+    raw["chargeId"] = Value::String(charge_id.to_owned());
+    let hash = request_fingerprint("refund", &raw);
+    let db = ctx.db();
+    if let Some(refund_id) = crate::store::idempotency::existing(db, "refund", &key, &hash).await? {
+        return replay(ctx, &refund_id).await;
+    }
+    let charge = charges::get(db, charge_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("The charge"))?;
+    if charge.status != "succeeded" {
+        return Err(Problem::conflict(
+            "charge-not-refundable",
+            "Charge not refundable",
+            "Only a succeeded charge can be refunded.",
+        ));
+    }
+    let remaining = refunds::remaining(db, charge_id).await?;
+    let amount = match &input.amount {
+        None => remaining,
+        Some(v) => {
+            let mut errors = Errors::new();
+            let amount = v.as_i64().filter(|a| *a > 0);
+            errors.check(
+                amount.is_some(),
+                "amount",
+                "must be a positive integer in minor units",
+            );
+            errors.into_result()?;
+            amount.unwrap_or_default()
+        }
+    };
+    if amount <= 0 || amount > remaining {
+        return Err(exceeds(remaining));
+    }
+    let now = ctx.now().await?;
+    let refund_id = new_id("re");
+    let claimed = refunds::claim(
+        ctx.db(),
+        &key,
+        &hash,
+        &refund_id,
+        charge_id,
+        amount,
+        &charge.currency,
+        now,
+    )
+    .await?;
+    match claimed {
+        Claimed::Replay(id) => replay(ctx, &id).await,
+        Claimed::Exceeds => {
+            let remaining = refunds::remaining(ctx.db(), charge_id).await?;
+            Err(exceeds(remaining))
+        }
+        Claimed::Won => {
+            let refund = refunds::get(ctx.db(), &refund_id)
+                .await?
+                .ok_or_else(|| Problem::internal("The refund was not recorded."))?;
+            refunding::start(ctx, &refund, &charge).await?;
+            let refund = refunds::get(ctx.db(), &refund_id)
+                .await?
+                .ok_or_else(|| Problem::internal("The refund vanished."))?;
+            let status = if refund.status == "pending" { 202 } else { 201 };
+            respond::json(status, &view(&refund))
+        }
+    }
+}
+
+fn exceeds(remaining: i64) -> Problem {
+    Problem::new(
+        422,
+        "refund-exceeds-remaining",
+        "Refund exceeds the refundable amount",
+    )
+    .detail(format!(
+        "At most {remaining} (minor units) of this charge can still be refunded."
+    ))
+    .with("refundable", remaining)
+}
+
+async fn replay(ctx: &Ctx, refund_id: &str) -> Result<Response, Problem> {
+    refunding::settle(ctx, refund_id).await?;
+    let refund = refunds::get(ctx.db(), refund_id)
+        .await?
+        .ok_or_else(|| Problem::internal("An idempotency key points to a missing refund."))?;
+    respond::json(200, &view(&refund))
+}
+
+pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
+    if !validate::is_identifier(id) {
+        return Err(Problem::not_found("The refund"));
+    }
+    let refund = refunds::get(ctx.db(), id)
+        .await?
+        .ok_or_else(|| Problem::not_found("The refund"))?;
+    respond::json(200, &view(&refund))
+}
+
+pub async fn list_for_charge(ctx: &Ctx, charge_id: &str) -> Result<Response, Problem> {
+    if !validate::is_identifier(charge_id) || charges::get(ctx.db(), charge_id).await?.is_none() {
+        return Err(Problem::not_found("The charge"));
+    }
+    let rows = refunds::list_for_charge(ctx.db(), charge_id).await?;
+    respond::json(
+        200,
+        &serde_json::json!({ "data": rows.iter().map(view).collect::<Vec<_>>() }),
+    )
+}

@@ -1,0 +1,354 @@
+//! Subscriptions for the merchant's backend: reads, cancel (now or at period end), pause,
+//! resume, and plan changes that take effect with the next period.
+
+use serde::{Deserialize, Serialize};
+use worker::{Request, Response};
+
+use super::{body, charges::page_limit, respond};
+use crate::billing::renewal::bounds;
+use crate::billing::time::format_rfc3339;
+use crate::context::Ctx;
+use crate::http::problem::Problem;
+use crate::http::router::SubscriptionAction;
+use crate::params;
+use crate::store::db::stmt;
+use crate::store::subscriptions::{self, SubscriptionRow, to_model};
+use crate::validate;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SubscriptionView<'a> {
+    id: &'a str,
+    customer_ref: &'a str,
+    plan_id: &'a str,
+    kind: &'a str,
+    status: &'a str,
+    status_reason: &'a str,
+    amount: i64,
+    currency: &'a str,
+    interval: &'a str,
+    interval_count: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit_amount: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    installments: Option<u32>,
+    current_period: u32,
+    current_period_start: String,
+    current_period_end: String,
+    /// When the next charge is due, if one is scheduled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_charge_at: Option<String>,
+    cancel_at_period_end: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending_plan_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paused_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    canceled_at: Option<String>,
+    created_at: String,
+}
+
+fn view(s: &SubscriptionRow) -> SubscriptionView<'_> {
+    let renews = s.status == "active" && s.cancel_at_period_end == 0;
+    SubscriptionView {
+        id: &s.id,
+        customer_ref: &s.customer_ref,
+        plan_id: &s.plan_id,
+        kind: &s.kind,
+        status: &s.status,
+        status_reason: &s.status_reason,
+        amount: s.amount,
+        currency: &s.currency,
+        interval: &s.interval_unit,
+        interval_count: s.interval_count,
+        unit_amount: s.unit_amount,
+        installments: s.installments_total,
+        current_period: s.current_period,
+        current_period_start: format_rfc3339(s.current_period_start),
+        current_period_end: format_rfc3339(s.current_period_end),
+        next_charge_at: renews.then(|| format_rfc3339(s.current_period_end)),
+        cancel_at_period_end: s.cancel_at_period_end != 0,
+        pending_plan_id: s.pending_plan_id.as_deref(),
+        paused_at: s.paused_at.map(format_rfc3339),
+        canceled_at: s.canceled_at.map(format_rfc3339),
+        created_at: format_rfc3339(s.created_at),
+    }
+}
+
+async fn load(ctx: &Ctx, id: &str) -> Result<SubscriptionRow, Problem> {
+    if !validate::is_identifier(id) {
+        return Err(Problem::not_found("The subscription"));
+    }
+    subscriptions::get(ctx.db(), id)
+        .await?
+        .ok_or_else(|| Problem::not_found("The subscription"))
+}
+
+pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
+    let sub = load(ctx, id).await?;
+    respond::json(200, &view(&sub))
+}
+
+pub async fn list(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
+    let limit = page_limit(req)?;
+    let customer = body::query_param(req, "customerRef");
+    if customer
+        .as_deref()
+        .is_some_and(|c| !validate::is_identifier(c))
+    {
+        return Err(Problem::invalid_request(
+            "customerRef is not a customer reference.",
+        ));
+    }
+    let status = body::query_param(req, "status");
+    const STATUSES: [&str; 6] = [
+        "active",
+        "past_due",
+        "unpaid",
+        "paused",
+        "canceled",
+        "completed",
+    ];
+    if status.as_deref().is_some_and(|s| !STATUSES.contains(&s)) {
+        return Err(Problem::invalid_request(format!(
+            "status must be one of {}.",
+            STATUSES.join(", ")
+        )));
+    }
+    let after = match body::query_param(req, "startingAfter") {
+        None => None,
+        Some(id) => {
+            let s = load(ctx, &id).await?;
+            Some((s.created_at, s.id))
+        }
+    };
+    let mut rows = subscriptions::list(
+        ctx.db(),
+        customer.as_deref(),
+        status.as_deref(),
+        after.as_ref().map(|(t, id)| (*t, id.as_str())),
+        limit + 1,
+    )
+    .await?;
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    respond::json(
+        200,
+        &serde_json::json!({
+            "data": rows.iter().map(view).collect::<Vec<_>>(),
+            "hasMore": has_more,
+            "nextCursor": if has_more { rows.last().map(|r| r.id.clone()) } else { None },
+        }),
+    )
+}
+
+pub async fn events(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
+    load(ctx, id).await?;
+    let events = subscriptions::events(ctx.db(), id).await?;
+    let data: Vec<_> = events
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "from": e.from_status, "to": e.to_status, "reason": e.reason,
+                "at": format_rfc3339(e.at),
+            })
+        })
+        .collect();
+    respond::json(200, &serde_json::json!({ "data": data }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CancelRequest {
+    #[serde(default)]
+    at_period_end: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ChangePlanRequest {
+    plan_id: String,
+}
+
+pub async fn act(
+    req: &mut Request,
+    ctx: &Ctx,
+    id: &str,
+    action: SubscriptionAction,
+) -> Result<Response, Problem> {
+    let sub = load(ctx, id).await?;
+    let now = ctx.now().await?;
+    let db = ctx.db();
+    let changed = match action {
+        SubscriptionAction::Cancel => {
+            let input: CancelRequest = optional_body(req).await?;
+            let reason = input
+                .reason
+                .as_deref()
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(|r| r.chars().take(200).collect::<String>());
+            if input.at_period_end {
+                require(
+                    &sub,
+                    &["active"],
+                    "Only an active subscription can end at period end.",
+                )?;
+                db.run(
+                    "UPDATE subscriptions SET cancel_at_period_end = 1, updated_at = ?
+                     WHERE id = ? AND status = 'active'",
+                    params![now, id],
+                )
+                .await?
+            } else {
+                require(
+                    &sub,
+                    &["active", "past_due", "unpaid", "paused"],
+                    "The subscription has already ended.",
+                )?;
+                let why = reason.unwrap_or_else(|| "canceled by the merchant".into());
+                let changes = db
+                    .batch(vec![
+                        stmt(
+                            "UPDATE subscriptions SET status = 'canceled', status_reason = ?,
+                                 canceled_at = ?, updated_at = ?
+                             WHERE id = ? AND status IN ('active', 'past_due', 'unpaid', 'paused')",
+                            params![why, now, now, id],
+                        ),
+                        // Dunning stops with the subscription.
+                        stmt(
+                            "UPDATE charges SET next_retry_at = NULL, updated_at = ?
+                             WHERE subscription_id = ? AND status = 'failed'",
+                            params![now, id],
+                        ),
+                    ])
+                    .await?;
+                changes[0]
+            }
+        }
+        SubscriptionAction::Pause => {
+            require(
+                &sub,
+                &["active"],
+                "Only an active subscription in good standing can be paused.",
+            )?;
+            db.run(
+                "UPDATE subscriptions SET status = 'paused', status_reason = 'paused by the merchant',
+                     paused_at = ?, updated_at = ?
+                 WHERE id = ? AND status = 'active'",
+                params![now, now, id],
+            )
+            .await?
+        }
+        SubscriptionAction::Resume => {
+            require(
+                &sub,
+                &["paused"],
+                "Only a paused subscription can be resumed.",
+            )?;
+            resume(ctx, &sub, now).await?
+        }
+        SubscriptionAction::ChangePlan => {
+            let (input, _): (ChangePlanRequest, _) = body::json(req).await?;
+            change_plan(ctx, &sub, &input.plan_id, now).await?
+        }
+    };
+    if changed == 0 {
+        return Err(Problem::conflict(
+            "subscription-changed",
+            "Subscription changed meanwhile",
+            "The subscription changed while this request ran; read it and try again.",
+        ));
+    }
+    let sub = load(ctx, id).await?;
+    respond::json(200, &view(&sub))
+}
+
+/// Periods that passed while paused are not billed: billing resumes at the next boundary, and
+/// the rest of the period in which the subscription resumes is free.
+async fn resume(ctx: &Ctx, sub: &SubscriptionRow, now: i64) -> Result<usize, Problem> {
+    let model = to_model(sub)?;
+    let interval = model.terms.interval;
+    let elapsed = crate::billing::period::period_index_at(sub.anchor_at, interval, now)
+        .map(|k| k + sub.anchor_period)
+        .unwrap_or(sub.current_period);
+    let period = elapsed.max(sub.current_period);
+    let (start, end) = bounds(sub.anchor_at, sub.anchor_period, interval, period)
+        .ok_or_else(|| Problem::internal("The billing period cannot be computed."))?;
+    ctx.db()
+        .run(
+            "UPDATE subscriptions SET status = 'active', status_reason = 'resumed by the merchant',
+                 paused_at = NULL, current_period = ?, current_period_start = ?,
+                 current_period_end = ?, updated_at = ?
+             WHERE id = ? AND status = 'paused' AND current_period = ?",
+            params![period, start, end, now, &sub.id, sub.current_period],
+        )
+        .await
+}
+
+async fn change_plan(
+    ctx: &Ctx,
+    sub: &SubscriptionRow,
+    plan_id: &str,
+    now: i64,
+) -> Result<usize, Problem> {
+    require(
+        sub,
+        &["active", "past_due"],
+        "Only a running subscription can change plan.",
+    )?;
+    if sub.kind != "recurring" {
+        return Err(Problem::conflict(
+            "not-recurring",
+            "Not a recurring subscription",
+            "An installment plan cannot change plan.",
+        ));
+    }
+    let plan = ctx
+        .config
+        .catalog
+        .get(plan_id)
+        .ok_or_else(|| Problem::not_found(&format!("Plan {plan_id:?}")))?;
+    if plan.is_installment_plan() || plan.currency != sub.currency {
+        return Err(Problem::validation(vec![
+            crate::http::problem::FieldError::new(
+                "planId",
+                "must be a recurring plan in the subscription's currency",
+            ),
+        ]));
+    }
+    let snapshot = serde_json::to_string(plan).unwrap_or_default();
+    ctx.db()
+        .run(
+            "UPDATE subscriptions SET pending_plan_id = ?, pending_plan = ?, updated_at = ?
+             WHERE id = ? AND status IN ('active', 'past_due')",
+            params![&plan.id, snapshot, now, &sub.id],
+        )
+        .await
+}
+
+fn require(sub: &SubscriptionRow, allowed: &[&str], detail: &str) -> Result<(), Problem> {
+    if allowed.contains(&sub.status.as_str()) {
+        Ok(())
+    } else {
+        Err(Problem::conflict(
+            "invalid-subscription-state",
+            "Not allowed in this state",
+            format!("{detail} It is {}.", sub.status),
+        )
+        .with("status", sub.status.clone()))
+    }
+}
+
+/// Action bodies are optional: an empty body means the defaults.
+async fn optional_body<T: serde::de::DeserializeOwned + Default>(
+    req: &mut Request,
+) -> Result<T, Problem> {
+    let bytes = body::raw(req, validate::MAX_BODY_BYTES).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    validate::json_body(&bytes)
+}

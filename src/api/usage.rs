@@ -1,0 +1,169 @@
+//! `POST /v1/usage`: metered usage, billed at the close of the period it happened in. Idempotent
+//! by key, so a usage reporter can retry freely without billing a unit twice.
+
+use serde::{Deserialize, Serialize};
+use worker::{Request, Response};
+
+use super::{body, respond};
+use crate::billing::time::{format_rfc3339, parse_rfc3339};
+use crate::context::Ctx;
+use crate::http::problem::Problem;
+use crate::params;
+use crate::secure::{new_id, request_fingerprint};
+use crate::store::db::stmt;
+use crate::store::idempotency::{self, Claim};
+use crate::store::subscriptions::{self, to_model};
+use crate::validate::{self, Errors};
+
+/// How far in the future a usage timestamp may be: reporters' clocks drift.
+const CLOCK_SKEW_MS: i64 = 5 * 60_000;
+const MAX_QUANTITY: i64 = 1_000_000_000;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RecordUsage {
+    subscription_id: String,
+    quantity: serde_json::Value,
+    timestamp: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UsageRow {
+    id: String,
+    subscription_id: String,
+    period_index: u32,
+    quantity: i64,
+    occurred_at: i64,
+}
+
+pub async fn record(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
+    let key = body::required_idempotency_key(req)?;
+    let (input, raw): (RecordUsage, _) = body::json(req).await?;
+    let now = ctx.now().await?;
+    let mut errors = Errors::new();
+    let quantity = input
+        .quantity
+        .as_i64()
+        .filter(|q| (0..=MAX_QUANTITY).contains(q));
+    errors.check(
+        quantity.is_some(),
+        "quantity",
+        "must be an integer from 0 to 1000000000",
+    );
+    let occurred_at = parse_rfc3339(&input.timestamp).ok();
+    errors.check(
+        occurred_at.is_some(),
+        "timestamp",
+        "must be an RFC 3339 date-time",
+    );
+    if let Some(t) = occurred_at {
+        errors.check(
+            t <= now + CLOCK_SKEW_MS,
+            "timestamp",
+            "must not be in the future",
+        );
+    }
+    errors.check(
+        validate::is_identifier(&input.subscription_id),
+        "subscriptionId",
+        "is not a subscription id",
+    );
+    errors.into_result()?;
+    let (quantity, occurred_at) = (
+        quantity.unwrap_or_default(),
+        occurred_at.unwrap_or_default(),
+    );
+
+    let hash = request_fingerprint("usage", &raw);
+    let db = ctx.db();
+    if let Some(id) = idempotency::existing(db, "usage", &key, &hash).await? {
+        return replay(ctx, &id).await;
+    }
+    let sub = subscriptions::get(db, &input.subscription_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("The subscription"))?;
+    if sub.unit_amount.is_none() {
+        return Err(Problem::conflict(
+            "not-metered",
+            "Not a metered subscription",
+            "This subscription's plan has no unit price.",
+        ));
+    }
+    if !matches!(sub.status.as_str(), "active" | "past_due") {
+        return Err(Problem::conflict(
+            "invalid-subscription-state",
+            "Not billing",
+            format!("Usage cannot be recorded on a {} subscription.", sub.status),
+        ));
+    }
+    let interval = to_model(&sub)?.terms.interval;
+    let period = crate::billing::period::period_index_at(sub.anchor_at, interval, occurred_at)
+        .map(|k| k + sub.anchor_period)
+        .filter(|k| *k >= sub.current_period)
+        .ok_or_else(period_closed)?;
+
+    let usage_id = new_id("us");
+    let mut insert_params = params![&usage_id, &sub.id, period, quantity, occurred_at, now];
+    insert_params.extend(params![&sub.id, period]);
+    insert_params.extend(idempotency::if_won_params("usage", &key, &usage_id));
+    // Inserted only while its period is still open: once a period's charge is claimed its
+    // usage is frozen, and a late record would never be billed.
+    let insert = stmt(
+        "INSERT INTO usage_records (id, subscription_id, period_index, quantity, occurred_at, created_at)
+         SELECT ?, ?, ?, ?, ?, ?
+         WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ? AND current_period <= ?
+                         AND status IN ('active', 'past_due'))
+           AND EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = ? AND key = ? AND resource_id = ?)",
+        insert_params,
+    );
+    match idempotency::claim(db, "usage", &key, &hash, &usage_id, now, vec![insert]).await? {
+        Claim::Replay { resource_id } => replay(ctx, &resource_id).await,
+        Claim::Won => match get(ctx, &usage_id).await? {
+            Some(row) => respond::json(201, &view(&row)),
+            None => {
+                // The period closed between our read and the insert: release the key so that
+                // nothing of this request remains.
+                db.run(
+                    "DELETE FROM idempotency_keys WHERE scope = 'usage' AND key = ? AND resource_id = ?",
+                    params![&key, &usage_id],
+                )
+                .await?;
+                Err(period_closed())
+            }
+        },
+    }
+}
+
+fn period_closed() -> Problem {
+    Problem::conflict(
+        "period-closed",
+        "Billing period closed",
+        "The timestamp falls in a period that is already billed (or before the subscription).",
+    )
+}
+
+async fn get(ctx: &Ctx, id: &str) -> Result<Option<UsageRow>, Problem> {
+    ctx.db()
+        .first(
+            "SELECT id, subscription_id, period_index, quantity, occurred_at FROM usage_records WHERE id = ?",
+            params![id],
+        )
+        .await
+}
+
+async fn replay(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
+    let row = get(ctx, id)
+        .await?
+        .ok_or_else(|| Problem::internal("An idempotency key points to missing usage."))?;
+    respond::json(200, &view(&row))
+}
+
+fn view(row: &UsageRow) -> serde_json::Value {
+    serde_json::json!({
+        "id": row.id,
+        "subscriptionId": row.subscription_id,
+        "quantity": row.quantity,
+        "timestamp": format_rfc3339(row.occurred_at),
+        "periodIndex": row.period_index,
+    })
+}

@@ -1,0 +1,348 @@
+//! The worker's settings, read from vars and secrets by name (names fixed in DESIGN.md).
+//! Parsing is pure: it takes a lookup function, so every rule here is tested natively.
+
+use crate::catalog::Catalog;
+
+/// Provider connection settings.
+#[derive(Clone)]
+pub struct PspConfig {
+    pub base_url: String,
+    pub merchant_id: String,
+    pub page_terminal_id: String,
+    pub mit_terminal_id: String,
+    pub api_key: String,
+    pub api_secret: String,
+    /// Per-request timeout: past it the outcome of the call is unknown and gets reconciled.
+    pub timeout_ms: u32,
+}
+
+/// What one scheduler invocation may spend before leaving the rest to the next tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TickBudget {
+    /// Charges driven per tick.
+    pub max_charges: u32,
+    /// Simultaneous provider conversations; Workers allow 6 open outbound connections.
+    pub concurrency: u32,
+    /// Outbound requests per tick (the platform allows 50 on Free, 10,000 on Paid).
+    pub max_subrequests: u32,
+    /// Wall time after which no new work starts.
+    pub max_wall_ms: u32,
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub psp: PspConfig,
+    pub webhook_secret: String,
+    pub merchant_api_key: String,
+    pub public_base_url: String,
+    pub allowed_origins: Vec<String>,
+    pub test_clock: bool,
+    pub catalog: Catalog,
+    /// ISO 4217 numeric codes the merchant's provider account accepts.
+    pub currencies: Vec<String>,
+    pub min_charge_amount: i64,
+    pub max_charge_amount: i64,
+    /// Dunning retry offsets in days from the first failure, e.g. "1,3,5,7".
+    pub dunning_schedule: String,
+    /// Webhook events older than this are not acted upon without the provider's status.
+    pub webhook_max_age_ms: i64,
+    pub tick: TickBudget,
+    /// How long a process may drive a charge before another may take over: longer than a
+    /// drive takes, short enough that a crashed process does not hold a charge for long.
+    pub charge_lease_ms: i64,
+}
+
+// Redacts secrets, so a stray `{:?}` can never print them.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("psp_base_url", &self.psp.base_url)
+            .field("public_base_url", &self.public_base_url)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("test_clock", &self.test_clock)
+            .field("plans", &self.catalog.plans.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid configuration: {}", self.problems.join("; "))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub const DEFAULT_CURRENCIES: &str = "752,978,208";
+/// The provider's per-transaction limits: 3 SEK to 499,999 SEK, in minor units.
+pub const DEFAULT_MIN_CHARGE: i64 = 300;
+pub const DEFAULT_MAX_CHARGE: i64 = 49_999_900;
+pub const DEFAULT_DUNNING_SCHEDULE: &str = "1,3,5,7";
+
+impl Config {
+    /// Reads every setting through `get` (vars and secrets by name) and reports all problems at
+    /// once, naming the setting and never echoing a value.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let mut required = |name: &str| -> String {
+            match get(name).map(|v| v.trim().to_owned()) {
+                Some(v) if !v.is_empty() => v,
+                _ => {
+                    problems.push(format!("{name} is not set"));
+                    String::new()
+                }
+            }
+        };
+        let base_url = required("PSP_BASE_URL");
+        let merchant_id = required("PSP_MERCHANT_ID");
+        let page_terminal_id = required("PSP_PAGE_TERMINAL_ID");
+        let mit_terminal_id = required("PSP_MIT_TERMINAL_ID");
+        let api_key = required("PSP_API_KEY");
+        let api_secret = required("PSP_API_SECRET");
+        let webhook_secret = required("PSP_WEBHOOK_SECRET");
+        let merchant_api_key = required("MERCHANT_API_KEY");
+        let public_base_url = required("PUBLIC_BASE_URL");
+        let plans = required("PLANS");
+
+        let optional = |name: &str, default: &str| -> String {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        let mut number = |name: &str, default: i64, min: i64, max: i64| -> i64 {
+            let raw = optional(name, &default.to_string());
+            match raw.parse::<i64>() {
+                Ok(n) if (min..=max).contains(&n) => n,
+                _ => {
+                    problems.push(format!("{name} must be an integer from {min} to {max}"));
+                    default
+                }
+            }
+        };
+        let timeout_ms = number("PSP_TIMEOUT_MS", 10_000, 100, 60_000) as u32;
+        let min_charge_amount = number("MIN_CHARGE_AMOUNT", DEFAULT_MIN_CHARGE, 1, i64::MAX);
+        let max_charge_amount = number("MAX_CHARGE_AMOUNT", DEFAULT_MAX_CHARGE, 1, 1 << 52);
+        let webhook_max_age_hours = number("WEBHOOK_MAX_AGE_HOURS", 24, 1, 24 * 90);
+        let tick = TickBudget {
+            max_charges: number("TICK_MAX_CHARGES", 200, 1, 5_000) as u32,
+            concurrency: number("TICK_CONCURRENCY", 6, 1, 6) as u32,
+            max_subrequests: number("TICK_MAX_SUBREQUESTS", 900, 10, 10_000) as u32,
+            max_wall_ms: number("TICK_MAX_WALL_MS", 25_000, 1_000, 900_000) as u32,
+        };
+        let charge_lease_ms = number("CHARGE_LEASE_SECONDS", 120, 5, 3_600) * 1_000;
+        if min_charge_amount > max_charge_amount {
+            problems.push("MIN_CHARGE_AMOUNT is above MAX_CHARGE_AMOUNT".into());
+        }
+
+        for (name, url) in [
+            ("PSP_BASE_URL", &base_url),
+            ("PUBLIC_BASE_URL", &public_base_url),
+        ] {
+            if !url.is_empty() && !is_http_url(url) {
+                problems.push(format!("{name} must be an http(s) URL"));
+            }
+        }
+
+        let allowed_origins: Vec<String> = optional("ALLOWED_ORIGINS", "")
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        if let Some(bad) = allowed_origins.iter().find(|o| !is_http_url(o)) {
+            problems.push(format!(
+                "ALLOWED_ORIGINS entry {bad:?} is not an http(s) origin"
+            ));
+        }
+
+        let test_clock = match optional("TEST_CLOCK", "off").as_str() {
+            "on" => true,
+            "off" => false,
+            _ => {
+                problems.push("TEST_CLOCK must be \"on\" or \"off\"".into());
+                false
+            }
+        };
+
+        let currencies: Vec<String> = optional("CURRENCIES", DEFAULT_CURRENCIES)
+            .split(',')
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty())
+            .collect();
+        if currencies.is_empty() || currencies.iter().any(|c| !is_numeric_currency(c)) {
+            problems.push("CURRENCIES must list ISO 4217 numeric codes, e.g. 752,978".into());
+        }
+
+        let catalog = if plans.is_empty() {
+            Catalog::default()
+        } else {
+            match Catalog::parse(&plans, &currencies) {
+                Ok(c) => c,
+                Err(e) => {
+                    problems.push(format!("PLANS: {e}"));
+                    Catalog::default()
+                }
+            }
+        };
+        let dunning_schedule = optional("DUNNING_SCHEDULE_DAYS", DEFAULT_DUNNING_SCHEDULE);
+        if let Err(e) = crate::billing::dunning::DunningPolicy::parse(&dunning_schedule) {
+            problems.push(format!("DUNNING_SCHEDULE_DAYS: {e}"));
+        }
+
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        Ok(Config {
+            psp: PspConfig {
+                base_url: base_url.trim_end_matches('/').to_owned(),
+                merchant_id,
+                page_terminal_id,
+                mit_terminal_id,
+                api_key,
+                api_secret,
+                timeout_ms,
+            },
+            webhook_secret,
+            merchant_api_key,
+            public_base_url: public_base_url.trim_end_matches('/').to_owned(),
+            allowed_origins,
+            test_clock,
+            catalog,
+            currencies,
+            min_charge_amount,
+            max_charge_amount,
+            dunning_schedule,
+            webhook_max_age_ms: webhook_max_age_hours * 3_600_000,
+            tick,
+            charge_lease_ms,
+        })
+    }
+
+    pub fn webhook_url(&self) -> String {
+        format!("{}/v1/webhooks/psp", self.public_base_url)
+    }
+
+    pub fn dunning_policy(&self) -> crate::billing::dunning::DunningPolicy {
+        // Validated in from_lookup, so this cannot fail on a Config that exists.
+        crate::billing::dunning::DunningPolicy::parse(&self.dunning_schedule).unwrap_or_default()
+    }
+}
+
+pub fn is_http_url(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
+    match rest {
+        Some(rest) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            !host.is_empty() && !host.contains(char::is_whitespace) && !host.contains('@')
+        }
+        None => false,
+    }
+}
+
+pub fn is_numeric_currency(code: &str) -> bool {
+    code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    pub const PLANS: &str = r#"[
+        {"id":"basic-monthly","name":"Basic","amount":9900,"currency":"752","interval":"month"}
+    ]"#;
+
+    pub fn dev_vars() -> HashMap<&'static str, String> {
+        [
+            ("PSP_BASE_URL", "http://127.0.0.1:8790/"),
+            ("PSP_MERCHANT_ID", "5a1e0f3c2b4d6e8f90"),
+            ("PSP_PAGE_TERMINAL_ID", "7e1d5c3b9a0f2e4d61"),
+            ("PSP_MIT_TERMINAL_ID", "3c9a7e5b1d0f8e6a42"),
+            ("PSP_API_KEY", "k"),
+            ("PSP_API_SECRET", "s"),
+            ("PSP_WEBHOOK_SECRET", "w"),
+            ("MERCHANT_API_KEY", "m"),
+            ("PUBLIC_BASE_URL", "http://127.0.0.1:8787"),
+            (
+                "ALLOWED_ORIGINS",
+                "http://127.0.0.1:8787, http://localhost:8787/",
+            ),
+            ("TEST_CLOCK", "on"),
+            ("PLANS", PLANS),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_owned()))
+        .collect()
+    }
+
+    pub fn dev_config() -> Config {
+        let vars = dev_vars();
+        Config::from_lookup(|n| vars.get(n).cloned()).expect("dev config is valid")
+    }
+
+    #[test]
+    fn dev_defaults_parse_and_normalise() {
+        let c = dev_config();
+        assert_eq!(c.psp.base_url, "http://127.0.0.1:8790");
+        assert_eq!(
+            c.allowed_origins,
+            ["http://127.0.0.1:8787", "http://localhost:8787"]
+        );
+        assert_eq!(c.webhook_url(), "http://127.0.0.1:8787/v1/webhooks/psp");
+        assert!(c.test_clock);
+        assert_eq!(c.currencies, ["752", "978", "208"]);
+        assert_eq!(c.tick.concurrency, 6);
+    }
+
+    #[test]
+    fn reports_every_missing_setting_by_name_without_values() {
+        let mut vars = dev_vars();
+        vars.remove("PSP_API_SECRET");
+        vars.remove("MERCHANT_API_KEY");
+        vars.insert("TICK_CONCURRENCY", "12".into());
+        let err = Config::from_lookup(|n| vars.get(n).cloned()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("PSP_API_SECRET is not set"), "{text}");
+        assert!(text.contains("MERCHANT_API_KEY is not set"), "{text}");
+        assert!(text.contains("TICK_CONCURRENCY"), "{text}");
+        assert_eq!(err.problems.len(), 3);
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let mut vars = dev_vars();
+        vars.insert("PSP_API_SECRET", "very-secret-value".into());
+        let c = Config::from_lookup(|n| vars.get(n).cloned()).unwrap();
+        assert!(!format!("{c:?}").contains("very-secret-value"));
+    }
+
+    #[test]
+    fn test_clock_is_off_unless_exactly_on() {
+        let mut vars = dev_vars();
+        vars.remove("TEST_CLOCK");
+        assert!(
+            !Config::from_lookup(|n| vars.get(n).cloned())
+                .unwrap()
+                .test_clock
+        );
+        vars.insert("TEST_CLOCK", "yes".into());
+        assert!(Config::from_lookup(|n| vars.get(n).cloned()).is_err());
+    }
+
+    #[test]
+    fn urls_must_be_http() {
+        assert!(is_http_url("https://shop.example/done"));
+        assert!(is_http_url("http://127.0.0.1:8787"));
+        assert!(!is_http_url("javascript:alert(1)"));
+        assert!(!is_http_url("https://"));
+        assert!(!is_http_url("https://user@evil.example"));
+        assert!(!is_http_url("ftp://x"));
+    }
+}

@@ -1,0 +1,90 @@
+//! What one invocation works with: settings, bindings, the meter, and the clock.
+
+use std::cell::Cell;
+
+use serde::Deserialize;
+use worker::kv::KvStore;
+use worker::{D1Database, Env};
+
+use crate::config::Config;
+use crate::http::problem::Problem;
+use crate::meter::Meter;
+use crate::psp::client::PspClient;
+use crate::store::db::Db;
+use crate::store::vault::Vault;
+
+pub struct Ctx {
+    pub config: Config,
+    pub meter: Meter,
+    d1: D1Database,
+    kv: KvStore,
+    /// Business time, once read: the test clock when it is on, else the wall clock.
+    now: Cell<Option<i64>>,
+}
+
+impl Ctx {
+    pub fn new(env: Env, _worker_ctx: worker::Context, config: Config) -> Result<Ctx, Problem> {
+        Ctx::from_env(&env, config)
+    }
+
+    pub fn from_env(env: &Env, config: Config) -> Result<Ctx, Problem> {
+        let d1 = env
+            .d1("DB")
+            .map_err(|_| Problem::misconfigured("The D1 binding DB is missing."))?;
+        let kv = env
+            .kv("TOKENS")
+            .map_err(|_| Problem::misconfigured("The KV binding TOKENS is missing."))?;
+        Ok(Ctx {
+            config,
+            meter: Meter::default(),
+            d1,
+            kv,
+            now: Cell::new(None),
+        })
+    }
+
+    pub fn db(&self) -> Db<'_> {
+        Db::new(&self.d1, &self.meter)
+    }
+
+    pub fn vault(&self) -> Vault<'_> {
+        Vault::new(&self.kv, &self.meter)
+    }
+
+    pub fn psp(&self) -> PspClient<'_> {
+        PspClient::new(&self.config.psp, &self.meter)
+    }
+
+    /// Wall-clock milliseconds: for leases and timeouts, which must follow real time even when
+    /// the test clock moves business time by months.
+    pub fn wall_ms(&self) -> i64 {
+        worker::Date::now().as_millis() as i64
+    }
+
+    /// Business time: billing periods, due dates and timestamps on records.
+    pub async fn now(&self) -> Result<i64, Problem> {
+        if let Some(now) = self.now.get() {
+            return Ok(now);
+        }
+        let now = if self.config.test_clock {
+            #[derive(Deserialize)]
+            struct Row {
+                now_ms: i64,
+            }
+            let row: Option<Row> = self
+                .db()
+                .first("SELECT now_ms FROM test_clock WHERE id = 1", vec![])
+                .await?;
+            row.map_or_else(|| self.wall_ms(), |r| r.now_ms)
+        } else {
+            self.wall_ms()
+        };
+        self.now.set(Some(now));
+        Ok(now)
+    }
+
+    /// Runs the rest of the invocation "as of" `now` (the scheduler and the test clock).
+    pub fn set_now(&self, now: i64) {
+        self.now.set(Some(now));
+    }
+}

@@ -1,0 +1,236 @@
+//! Maps a method and path to a route, telling "no such path" (404) from "no such method" (405).
+
+/// Who may call a route, which decides authentication and CORS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Monitoring: no authentication.
+    Open,
+    /// The merchant's frontend, from a browser on an allowed origin: no secret, CORS applies.
+    Public,
+    /// The provider: the webhook signature is the authentication.
+    Provider,
+    /// The merchant's backend: `Authorization: Bearer MERCHANT_API_KEY`, no CORS.
+    Merchant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscriptionAction {
+    Cancel,
+    Pause,
+    Resume,
+    ChangePlan,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    ListPlans,
+    CreateCheckout,
+    GetCheckout(String),
+    GetPaymentMethod(String),
+    DeletePaymentMethod(String),
+    ProviderWebhook,
+    CreateCharge,
+    GetCharge(String),
+    ListCustomerCharges(String),
+    CreateRefund(String),
+    ListRefunds(String),
+    GetRefund(String),
+    ListSubscriptions,
+    GetSubscription(String),
+    ListSubscriptionEvents(String),
+    SubscriptionAction(String, SubscriptionAction),
+    RecordUsage,
+    TestClockTick,
+}
+
+impl Route {
+    pub fn access(&self) -> Access {
+        use Route::*;
+        match self {
+            Health => Access::Open,
+            ListPlans | CreateCheckout | GetCheckout(_) | GetPaymentMethod(_) => Access::Public,
+            ProviderWebhook => Access::Provider,
+            // Forgetting a card is the merchant's decision, never an anonymous browser's.
+            DeletePaymentMethod(_) => Access::Merchant,
+            CreateCharge
+            | GetCharge(_)
+            | ListCustomerCharges(_)
+            | CreateRefund(_)
+            | ListRefunds(_)
+            | GetRefund(_)
+            | ListSubscriptions
+            | GetSubscription(_)
+            | ListSubscriptionEvents(_)
+            | SubscriptionAction(..)
+            | RecordUsage
+            | TestClockTick => Access::Merchant,
+        }
+    }
+}
+
+// The route variant of the same name shadows the enum inside `resolve`.
+use SubscriptionAction as Action;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Matched {
+    Route(Route),
+    MethodNotAllowed(&'static [&'static str]),
+    NotFound,
+}
+
+/// Resolves a request line. `path` is the URL path without the query string.
+pub fn resolve(method: &str, path: &str) -> Matched {
+    let trimmed = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
+    if segments.iter().any(|s| s.is_empty()) {
+        return Matched::NotFound;
+    }
+    let owned = |s: &str| s.to_owned();
+    use Route::*;
+
+    // Each arm lists the methods a path answers to; anything else on that path is a 405.
+    let (allowed, route): (&'static [&'static str], Option<Route>) = match segments.as_slice() {
+        ["health"] => (&["GET"], is(method, "GET").then_some(Health)),
+        ["v1", "plans"] => (&["GET"], is(method, "GET").then_some(ListPlans)),
+        ["v1", "checkout"] => (&["POST"], is(method, "POST").then_some(CreateCheckout)),
+        ["v1", "checkout", id] => (&["GET"], is(method, "GET").then(|| GetCheckout(owned(id)))),
+        ["v1", "customers", customer, "payment-method"] => (
+            &["GET", "DELETE"],
+            match method {
+                "GET" => Some(GetPaymentMethod(owned(customer))),
+                "DELETE" => Some(DeletePaymentMethod(owned(customer))),
+                _ => None,
+            },
+        ),
+        ["v1", "customers", customer, "charges"] => (
+            &["GET"],
+            is(method, "GET").then(|| ListCustomerCharges(owned(customer))),
+        ),
+        ["v1", "webhooks", "psp"] => (&["POST"], is(method, "POST").then_some(ProviderWebhook)),
+        ["v1", "charges"] => (&["POST"], is(method, "POST").then_some(CreateCharge)),
+        ["v1", "charges", id] => (&["GET"], is(method, "GET").then(|| GetCharge(owned(id)))),
+        ["v1", "charges", id, "refunds"] => (
+            &["GET", "POST"],
+            match method {
+                "POST" => Some(CreateRefund(owned(id))),
+                "GET" => Some(ListRefunds(owned(id))),
+                _ => None,
+            },
+        ),
+        ["v1", "refunds", id] => (&["GET"], is(method, "GET").then(|| GetRefund(owned(id)))),
+        ["v1", "subscriptions"] => (&["GET"], is(method, "GET").then_some(ListSubscriptions)),
+        ["v1", "subscriptions", id] => (
+            &["GET"],
+            is(method, "GET").then(|| GetSubscription(owned(id))),
+        ),
+        ["v1", "subscriptions", id, "events"] => (
+            &["GET"],
+            is(method, "GET").then(|| ListSubscriptionEvents(owned(id))),
+        ),
+        ["v1", "subscriptions", id, action] => {
+            let action = match *action {
+                "cancel" => Action::Cancel,
+                "pause" => Action::Pause,
+                "resume" => Action::Resume,
+                "change-plan" => Action::ChangePlan,
+                _ => return Matched::NotFound,
+            };
+            (
+                &["POST"],
+                is(method, "POST").then(|| SubscriptionAction(owned(id), action)),
+            )
+        }
+        ["v1", "usage"] => (&["POST"], is(method, "POST").then_some(RecordUsage)),
+        ["v1", "test-clock", "tick"] => (&["POST"], is(method, "POST").then_some(TestClockTick)),
+        _ => return Matched::NotFound,
+    };
+    match route {
+        Some(route) => Matched::Route(route),
+        // HEAD is answered like GET by the runtime's semantics; OPTIONS is handled before routing.
+        None => Matched::MethodNotAllowed(allowed),
+    }
+}
+
+fn is(method: &str, expected: &str) -> bool {
+    method == expected
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_routes_with_parameters() {
+        assert_eq!(
+            resolve("GET", "/v1/charges/ch_1"),
+            Matched::Route(Route::GetCharge("ch_1".into()))
+        );
+        assert_eq!(
+            resolve("POST", "/v1/subscriptions/sub_1/change-plan"),
+            Matched::Route(Route::SubscriptionAction(
+                "sub_1".into(),
+                SubscriptionAction::ChangePlan
+            ))
+        );
+        assert_eq!(
+            resolve("DELETE", "/v1/customers/c-9/payment-method"),
+            Matched::Route(Route::DeletePaymentMethod("c-9".into()))
+        );
+        assert_eq!(resolve("GET", "/health/"), Matched::Route(Route::Health));
+    }
+
+    #[test]
+    fn wrong_method_is_405_with_the_allowed_list() {
+        assert_eq!(
+            resolve("POST", "/health"),
+            Matched::MethodNotAllowed(&["GET"])
+        );
+        assert_eq!(
+            resolve("PUT", "/v1/customers/c/payment-method"),
+            Matched::MethodNotAllowed(&["GET", "DELETE"])
+        );
+        assert_eq!(
+            resolve("GET", "/v1/charges"),
+            Matched::MethodNotAllowed(&["POST"])
+        );
+    }
+
+    #[test]
+    fn unknown_paths_are_404() {
+        for path in [
+            "/",
+            "/v1",
+            "/v1/charges/ch_1/unknown",
+            "/v1/subscriptions/s/explode",
+            "/v1//charges",
+            "/health/x",
+        ] {
+            assert_eq!(resolve("GET", path), Matched::NotFound, "{path}");
+        }
+    }
+
+    #[test]
+    fn money_routes_require_the_merchant_key() {
+        for (method, path) in [
+            ("POST", "/v1/charges"),
+            ("POST", "/v1/charges/ch_1/refunds"),
+            ("POST", "/v1/usage"),
+            ("POST", "/v1/test-clock/tick"),
+            ("DELETE", "/v1/customers/c/payment-method"),
+            ("GET", "/v1/customers/c/charges"),
+        ] {
+            let Matched::Route(route) = resolve(method, path) else {
+                panic!("{path} should resolve")
+            };
+            assert_eq!(route.access(), Access::Merchant, "{method} {path}");
+        }
+        let Matched::Route(route) = resolve("POST", "/v1/checkout") else {
+            panic!()
+        };
+        assert_eq!(route.access(), Access::Public);
+    }
+}

@@ -1,0 +1,30 @@
+//! Recurring card payments on Cloudflare Workers.
+//!
+//! The pure core (`billing`, `http`, `psp::{types, envelope, signature}`, `catalog`, `config`,
+//! `validate`) has no runtime dependency and is tested natively. The adapters (`api`,
+//! `services`, `store`, `psp::client`) connect it to Workers: fetch, D1, KV and cron.
+
+pub mod api;
+pub mod billing;
+pub mod catalog;
+pub mod config;
+pub mod context;
+pub mod http;
+pub mod meter;
+pub mod psp;
+pub mod secure;
+pub mod services;
+pub mod store;
+pub mod validate;
+
+use worker::{Context, Env, Request, Response, ScheduleContext, ScheduledEvent, event};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    api::handle(req, env, ctx).await
+}
+
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    services::tick::on_cron(event, env).await;
+}

@@ -1,0 +1,90 @@
+//! Counts what one invocation spends against the platform's per-invocation limits, so a tick can
+//! stop before it hits them and operators (and `make bench`) can see the cost per charge.
+
+use std::cell::Cell;
+
+use serde::Serialize;
+
+#[derive(Debug, Default)]
+pub struct Meter {
+    subrequests: Cell<u32>,
+    d1_calls: Cell<u32>,
+    d1_queries: Cell<u32>,
+    kv_reads: Cell<u32>,
+    kv_writes: Cell<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// Outbound fetches (the provider).
+    pub subrequests: u32,
+    /// Round trips to D1 (a batch is one).
+    pub d1_calls: u32,
+    /// SQL statements run (a batch counts each).
+    pub d1_queries: u32,
+    pub kv_reads: u32,
+    pub kv_writes: u32,
+}
+
+impl Meter {
+    pub fn subrequest(&self) {
+        self.subrequests.set(self.subrequests.get() + 1);
+    }
+
+    /// A D1 round trip running `statements` statements (D1 bills statements).
+    pub fn d1(&self, statements: u32) {
+        self.d1_calls.set(self.d1_calls.get() + 1);
+        self.d1_queries.set(self.d1_queries.get() + statements);
+    }
+
+    pub fn kv_read(&self) {
+        self.kv_reads.set(self.kv_reads.get() + 1);
+    }
+
+    pub fn kv_write(&self) {
+        self.kv_writes.set(self.kv_writes.get() + 1);
+    }
+
+    /// Calls that count against the per-invocation subrequest limit. Whether binding calls
+    /// count has varied with the platform's rules; counting them keeps the budget safe.
+    pub fn platform_calls(&self) -> u32 {
+        let u = self.usage();
+        u.subrequests + u.d1_calls + u.kv_reads + u.kv_writes
+    }
+
+    pub fn usage(&self) -> Usage {
+        Usage {
+            subrequests: self.subrequests.get(),
+            d1_calls: self.d1_calls.get(),
+            d1_queries: self.d1_queries.get(),
+            kv_reads: self.kv_reads.get(),
+            kv_writes: self.kv_writes.get(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_each_kind_apart() {
+        let m = Meter::default();
+        m.subrequest();
+        m.subrequest();
+        m.d1(3);
+        m.kv_read();
+        assert_eq!(
+            m.usage(),
+            Usage {
+                subrequests: 2,
+                d1_calls: 1,
+                d1_queries: 3,
+                kv_reads: 1,
+                kv_writes: 0
+            }
+        );
+        assert_eq!(m.platform_calls(), 4);
+    }
+}

@@ -1,0 +1,137 @@
+//! The provider over `fetch`. Thin: building bodies and reading answers is in `types` and
+//! `envelope`; this file only moves bytes, enforces the timeout and counts subrequests.
+
+use std::pin::pin;
+use std::time::Duration;
+
+use futures_util::future::{Either, select};
+use serde::de::DeserializeOwned;
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, console_log};
+
+use super::envelope::{PspError, interpret};
+use super::types::*;
+use crate::config::PspConfig;
+use crate::meter::Meter;
+
+pub struct PspClient<'a> {
+    config: &'a PspConfig,
+    meter: &'a Meter,
+}
+
+impl<'a> PspClient<'a> {
+    pub fn new(config: &'a PspConfig, meter: &'a Meter) -> Self {
+        PspClient { config, meter }
+    }
+
+    pub async fn create_order(&self, order: &CreateOrder) -> Result<CreatedOrder, PspError> {
+        let body = serde_json::to_string(order).map_err(|_| PspError::Rejected { status: 0 })?;
+        self.call(Method::Post, "/orders", Some(body), "create_order")
+            .await
+    }
+
+    pub async fn initiate_payment(
+        &self,
+        order_id: &str,
+        token_id: &str,
+    ) -> Result<InitiatedPayment, PspError> {
+        let body = InitiatePayment {
+            order_id: order_id.to_owned(),
+            payment_method: "CTOKEN".into(),
+            payment_method_params: PaymentMethodParams {
+                token_id: token_id.to_owned(),
+            },
+        };
+        let body = serde_json::to_string(&body).map_err(|_| PspError::Rejected { status: 0 })?;
+        self.call(Method::Post, "/payments", Some(body), "initiate_payment")
+            .await
+    }
+
+    pub async fn order_status(&self, order_id: &str) -> Result<OrderStatus, PspError> {
+        let path = format!("/orders/{}/status", path_segment(order_id)?);
+        self.call(Method::Get, &path, None, "order_status").await
+    }
+
+    pub async fn tokens(&self, order_id: &str) -> Result<Vec<Token>, PspError> {
+        let path = format!("/orders/{}/tokens", path_segment(order_id)?);
+        let tokens: Option<Vec<Token>> = self.call(Method::Get, &path, None, "tokens").await?;
+        Ok(tokens.unwrap_or_default())
+    }
+
+    /// Cancels an order that is not completed. Once this succeeds no payment can complete on
+    /// the order any more, which is what lets a charge with an unknown attempt move on safely.
+    pub async fn cancel_order(&self, order_id: &str) -> Result<(), PspError> {
+        let path = format!("/orders/{}", path_segment(order_id)?);
+        let _: serde_json::Value = self
+            .call(Method::Delete, &path, None, "cancel_order")
+            .await?;
+        Ok(())
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+        operation: &str,
+    ) -> Result<T, PspError> {
+        let url = format!("{}{}", self.config.base_url, path);
+        let headers = Headers::new();
+        let set = |name: &str, value: &str| headers.set(name, value).map_err(|_| PspError::Network);
+        set("API-KEY", &self.config.api_key)?;
+        set("API-SECRET", &self.config.api_secret)?;
+        set("MERCHANT-ID", &self.config.merchant_id)?;
+        set("Content-Type", "application/json")?;
+        set("Accept", "application/json")?;
+        let mut init = RequestInit::new();
+        init.with_method(method).with_headers(headers);
+        if let Some(body) = body {
+            init.with_body(Some(body.into()));
+        }
+        let request = Request::new_with_init(&url, &init).map_err(|_| PspError::Network)?;
+
+        self.meter.subrequest();
+        let started = worker::Date::now().as_millis();
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let exchange = async {
+            let mut response = Fetch::Request(request).send_with_signal(&signal).await?;
+            let status = response.status_code();
+            let bytes = response.bytes().await?;
+            Ok::<_, worker::Error>((status, bytes))
+        };
+        let timeout = Delay::from(Duration::from_millis(u64::from(self.config.timeout_ms)));
+        let result = match select(pin!(exchange), pin!(timeout)).await {
+            Either::Left((Ok((status, bytes)), _)) => (Some(status), interpret(status, &bytes)),
+            Either::Left((Err(_), _)) => (None, Err(PspError::Network)),
+            Either::Right(_) => {
+                controller.abort();
+                (None, Err(PspError::Timeout))
+            }
+        };
+        let elapsed = worker::Date::now().as_millis().saturating_sub(started);
+        let outcome = match &result.1 {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.code(),
+        };
+        // Paths carry order ids only; bodies (which can carry a token) are never logged.
+        console_log!(
+            "psp {operation} {path} -> {} {outcome} {elapsed}ms",
+            result.0.map_or("-".to_owned(), |s| s.to_string())
+        );
+        result.1
+    }
+}
+
+/// Provider ids go into paths; refuse anything that could change the path.
+fn path_segment(id: &str) -> Result<&str, PspError> {
+    if !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(id)
+    } else {
+        Err(PspError::Rejected { status: 0 })
+    }
+}

@@ -1,0 +1,333 @@
+//! The provider's request and response bodies (reference/psp-api.md), in the formal reference's
+//! form: flat paths, `controlFunctions.online.enforceTokenization`, `paymentMethodParams.tokenId`.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateOrder {
+    #[serde(rename = "terminal$id")]
+    pub terminal_id: String,
+    pub reference_id: String,
+    pub order_lines: Vec<OrderLine>,
+    pub total_order_amount: Amount,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer: Option<Customer>,
+    pub control_functions: ControlFunctions,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLine {
+    pub id: String,
+    pub name: String,
+    /// Negative on a return order.
+    pub quantity: i64,
+    /// Per unit.
+    pub amount: Amount,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purchase_order_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Amount {
+    pub regular: i64,
+    pub total: i64,
+    pub currency: String,
+}
+
+impl Amount {
+    pub fn of(total: i64, currency: &str) -> Amount {
+        Amount {
+            regular: total,
+            total,
+            currency: currency.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Customer {
+    pub person: Person,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Person {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<PersonName>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonName {
+    pub first_name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub last_name: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlFunctions {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initiate_payments_options: Option<InitiatePaymentsOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_back_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub online: Option<Online>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InitiatePaymentsOptions {
+    pub payment_method: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Online {
+    pub enforce_tokenization: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_redirect_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InitiatePayment {
+    pub order_id: String,
+    pub payment_method: String,
+    pub payment_method_params: PaymentMethodParams,
+}
+
+#[derive(Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentMethodParams {
+    pub token_id: String,
+}
+
+// A token must never reach a log line through a stray `{:?}`.
+impl std::fmt::Debug for PaymentMethodParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PaymentMethodParams { token_id: <redacted> }")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedOrder {
+    pub order_id: String,
+    #[serde(default)]
+    pub payment_page_link: Option<String>,
+    #[serde(default)]
+    pub payment_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InitiatedPayment {
+    pub payment_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderStatus {
+    pub order_status: String,
+    #[serde(default)]
+    pub payments: Vec<PaymentStatus>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentStatus {
+    pub payment_id: String,
+    pub payment_status: String,
+    #[serde(default)]
+    pub payment_method: Option<String>,
+    #[serde(default, deserialize_with = "lenient_amount")]
+    pub amount: Option<i64>,
+    #[serde(default)]
+    pub failure_reason: Option<String>,
+}
+
+/// A card token as the provider returns it. Deliberately not `Debug`-printable with its id.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Token {
+    pub token_id: String,
+    #[serde(default)]
+    pub card_brand: Option<String>,
+    #[serde(default)]
+    pub cardholder_name: Option<String>,
+    #[serde(default)]
+    pub expiry_month: Option<u8>,
+    #[serde(default)]
+    pub expiry_year: Option<u16>,
+    #[serde(default)]
+    pub truncated_pan: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("token_id", &"<redacted>")
+            .field("card_brand", &self.card_brand)
+            .field("truncated_pan", &self.truncated_pan)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `amount` is a string in some provider payloads and a number in others.
+pub fn lenient_amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(i64),
+        Text(String),
+    }
+    Ok(match Option::<Raw>::deserialize(d)? {
+        None => None,
+        Some(Raw::Int(n)) => Some(n),
+        Some(Raw::Text(s)) => s.trim().parse().ok(),
+    })
+}
+
+/// Provider payment and order states, as far as this backend needs to tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentState {
+    InFlight,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl PaymentState {
+    /// Unknown states are treated as still in flight: only an explicit final state ends a payment.
+    pub fn parse(status: &str) -> PaymentState {
+        match status {
+            "PAYMENT_COMPLETED" => PaymentState::Completed,
+            "PAYMENT_FAILED" => PaymentState::Failed,
+            "PAYMENT_CANCELLED" => PaymentState::Cancelled,
+            _ => PaymentState::InFlight,
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        self != PaymentState::InFlight
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn create_order_serialises_in_the_formal_form() {
+        let order = CreateOrder {
+            terminal_id: "t1".into(),
+            reference_id: "co_1".into(),
+            order_lines: vec![OrderLine {
+                id: "basic".into(),
+                name: "Basic".into(),
+                quantity: 1,
+                amount: Amount::of(29900, "752"),
+                purchase_order_id: None,
+            }],
+            total_order_amount: Amount::of(29900, "752"),
+            customer: None,
+            control_functions: ControlFunctions {
+                initiate_payments_options: Some(InitiatePaymentsOptions {
+                    payment_method: "CARD".into(),
+                    amount: Some(29900),
+                }),
+                call_back_url: Some("https://m.example/v1/webhooks/psp".into()),
+                online: Some(Online {
+                    enforce_tokenization: true,
+                    redirect_url: Some("https://shop.example/done".into()),
+                    failure_redirect_url: None,
+                }),
+            },
+        };
+        let v = serde_json::to_value(&order).unwrap();
+        assert_eq!(v["terminal$id"], "t1");
+        assert_eq!(v["referenceId"], "co_1");
+        assert_eq!(v["orderLines"][0]["amount"]["total"], 29900);
+        assert_eq!(v["controlFunctions"]["online"]["enforceTokenization"], true);
+        assert_eq!(
+            v["controlFunctions"]["callBackUrl"],
+            "https://m.example/v1/webhooks/psp"
+        );
+        assert!(
+            v["controlFunctions"]["online"]
+                .get("failureRedirectUrl")
+                .is_none()
+        );
+        assert!(v["orderLines"][0].get("purchaseOrderId").is_none());
+    }
+
+    #[test]
+    fn token_goes_in_payment_method_params_and_never_in_debug() {
+        let p = InitiatePayment {
+            order_id: "o1".into(),
+            payment_method: "CTOKEN".into(),
+            payment_method_params: PaymentMethodParams {
+                token_id: "822d544dc48c200308".into(),
+            },
+        };
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["paymentMethodParams"]["tokenId"], "822d544dc48c200308");
+        assert!(!format!("{p:?}").contains("822d544dc48c200308"));
+    }
+
+    #[test]
+    fn status_parses_the_contract_example_with_string_or_number_amounts() {
+        let s: OrderStatus = serde_json::from_value(json!({
+            "orderStatus": "PAYMENT_COMPLETED",
+            "payments": [
+                {"paymentId": "p1", "paymentStatus": "PAYMENT_COMPLETED", "paymentMethod": "CTOKEN",
+                 "amount": 29900, "failureReason": null},
+                {"paymentId": "p0", "paymentStatus": "PAYMENT_FAILED", "amount": "29900",
+                 "failureReason": "DENIED_NO_FUNDS"}
+            ],
+            "paymentIds": ["p1"],
+            "transactions": [{"transactionId": "t", "amount": "29900"}]
+        }))
+        .unwrap();
+        assert_eq!(s.payments[0].amount, Some(29900));
+        assert_eq!(s.payments[1].amount, Some(29900));
+        assert_eq!(
+            s.payments[1].failure_reason.as_deref(),
+            Some("DENIED_NO_FUNDS")
+        );
+        assert_eq!(
+            PaymentState::parse(&s.payments[1].payment_status),
+            PaymentState::Failed
+        );
+    }
+
+    #[test]
+    fn unknown_payment_states_are_not_final() {
+        assert!(!PaymentState::parse("PAYMENT_PROCESSED").is_final());
+        assert!(!PaymentState::parse("SOMETHING_NEW").is_final());
+        assert!(PaymentState::parse("PAYMENT_CANCELLED").is_final());
+    }
+
+    #[test]
+    fn tokens_parse_and_hide_their_id() {
+        let t: Vec<Token> = serde_json::from_value(json!([{
+            "cardBrand": "VISA", "cardholderName": "Ada L", "tokenId": "822d544dc48c200308",
+            "createdAt": "2026-04-25T11:22:24.845Z", "expiryMonth": 7, "expiryYear": 2030,
+            "truncatedPan": "1111", "cardArt": "AAAA"
+        }]))
+        .unwrap();
+        assert_eq!(t[0].expiry_year, Some(2030));
+        assert!(!format!("{t:?}").contains("822d544dc48c200308"));
+    }
+}

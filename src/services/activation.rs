@@ -1,0 +1,212 @@
+//! Completing a checkout: the single, idempotent path taken by the webhook, by the return page's
+//! poll and by the cron reconciler. It trusts only the provider's order status, stores the card
+//! in the vault, and records payment method, subscription and first charge in one D1
+//! transaction whose every statement is a no-op the second time.
+
+use crate::billing::period;
+use crate::catalog::Plan;
+use crate::context::Ctx;
+use crate::http::problem::Problem;
+use crate::params;
+use crate::psp::outcome::{PageOutcome, page_outcome};
+use crate::psp::types::Token;
+use crate::secure::digest_id;
+use crate::store::charges::{self, NewCharge};
+use crate::store::checkouts::{self, CheckoutRow};
+use crate::store::db::stmt;
+use crate::store::payment_methods::{self, MaskedCard, NewPaymentMethod};
+use crate::store::subscriptions::{self, NewSubscription};
+use crate::store::vault::StoredCard;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activation {
+    Paid,
+    Failed,
+    /// Not confirmed yet; `reason` says what was missing (status, tokens, the provider itself).
+    Pending {
+        reason: String,
+    },
+}
+
+pub async fn reconcile(ctx: &Ctx, checkout: &CheckoutRow) -> Result<Activation, Problem> {
+    match checkout.status.as_str() {
+        "paid" => return Ok(Activation::Paid),
+        "failed" => return Ok(Activation::Failed),
+        _ => {}
+    }
+    let Some(order_id) = checkout.order_id.clone() else {
+        return Ok(Activation::Pending {
+            reason: "no_order".into(),
+        });
+    };
+    let status = match ctx.psp().order_status(&order_id).await {
+        Ok(status) => status,
+        Err(e) => return Ok(Activation::Pending { reason: e.code() }),
+    };
+    let now = ctx.now().await?;
+    match page_outcome(&status) {
+        PageOutcome::Pending => Ok(Activation::Pending {
+            reason: "order_not_completed".into(),
+        }),
+        PageOutcome::Failed { reason } => {
+            checkouts::mark_failed(ctx.db(), &checkout.id, &reason, now).await?;
+            Ok(Activation::Failed)
+        }
+        PageOutcome::Paid { payment_id, .. } => {
+            let tokens = match ctx.psp().tokens(&order_id).await {
+                Ok(tokens) => tokens,
+                Err(e) => return Ok(Activation::Pending { reason: e.code() }),
+            };
+            let Some(token) = newest(tokens) else {
+                return Ok(Activation::Pending {
+                    reason: "token_not_ready".into(),
+                });
+            };
+            complete(ctx, checkout, &order_id, &payment_id, token, now).await?;
+            Ok(Activation::Paid)
+        }
+    }
+}
+
+fn newest(mut tokens: Vec<Token>) -> Option<Token> {
+    // createdAt is RFC 3339 in UTC, so it orders as text.
+    tokens.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    tokens.pop()
+}
+
+async fn complete(
+    ctx: &Ctx,
+    checkout: &CheckoutRow,
+    order_id: &str,
+    payment_id: &str,
+    token: Token,
+    now: i64,
+) -> Result<(), Problem> {
+    let plan = checkout.plan()?;
+    let customer = checkout.customer_ref.as_str();
+    let pm_id = format!("pm_{}", digest_id(&[order_id]));
+    let card = MaskedCard {
+        brand: token.card_brand.clone(),
+        last4: token.truncated_pan.clone(),
+        exp_month: token.expiry_month,
+        exp_year: token.expiry_year,
+    };
+
+    // The vault first: once the ledger says "paid", the card must already be chargeable.
+    let vault = ctx.vault();
+    let current = vault.get(customer).await?;
+    let becomes_active = match &current {
+        None => true,
+        Some(c) if c.source_order_id == order_id => true,
+        // A late activation of an older checkout must not replace a newer card.
+        Some(c) => c.source_checkout_created_at <= checkout.created_at,
+    };
+    let replaces_card = becomes_active
+        && current
+            .as_ref()
+            .is_none_or(|c| c.source_order_id != order_id);
+    if replaces_card {
+        let stored = StoredCard::new(
+            token.token_id.clone(),
+            pm_id.clone(),
+            card.brand.clone(),
+            card.last4.clone(),
+            card.exp_month,
+            card.exp_year,
+            order_id.to_owned(),
+            checkout.created_at,
+            now,
+        );
+        vault.put(customer, &stored).await?;
+    }
+
+    let suffix = checkout.id.trim_start_matches("co_");
+    let subscription_id = format!("sub_{suffix}");
+    let charge_id = format!("ch_{suffix}");
+    let interval = plan.billing_interval();
+    let period_end = period::period(now, interval, 0)
+        .map_err(|_| Problem::internal("The plan's first period cannot be computed."))?
+        .end_ms;
+    let kind = if checkout.installments.is_some() {
+        "installments"
+    } else {
+        "recurring"
+    };
+    let subscription = NewSubscription {
+        id: &subscription_id,
+        customer_ref: customer,
+        checkout_id: &checkout.id,
+        plan_id: &plan.id,
+        kind,
+        amount: plan.amount,
+        currency: &plan.currency,
+        interval_unit: interval.unit.as_str(),
+        interval_count: interval.count,
+        unit_amount: plan.unit_amount,
+        installments_total: checkout.installments,
+        anchor_at: now,
+        period_end,
+        now,
+    };
+    let description = first_charge_description(&plan, checkout.installments);
+    let charge = NewCharge {
+        id: &charge_id,
+        charge_key: &format!("checkout:{}", checkout.id),
+        customer_ref: customer,
+        subscription_id: Some(&subscription_id),
+        period_index: Some(0),
+        kind: "checkout",
+        amount: checkout.amount,
+        currency: &checkout.currency,
+        description: &description,
+        metadata: None,
+        request_hash: None,
+        now,
+    };
+
+    let mut batch = payment_methods::record(&NewPaymentMethod {
+        id: &pm_id,
+        customer_ref: customer,
+        source_order_id: order_id,
+        card: &card,
+        becomes_active,
+        now,
+    });
+    batch.push(stmt(
+        "UPDATE checkouts SET status = 'paid', subscription_id = ?, completed_at = ?, updated_at = ?
+         WHERE id = ? AND status = 'pending'",
+        params![&subscription_id, now, now, &checkout.id],
+    ));
+    batch.push(subscriptions::insert(&subscription));
+    batch.push(charges::record_settled(
+        &charge, order_id, payment_id, &pm_id,
+    ));
+    if replaces_card {
+        batch.extend(subscriptions::revive_after_new_card(customer, now));
+    }
+    ctx.db().batch(batch).await?;
+    Ok(())
+}
+
+fn first_charge_description(plan: &Plan, installments: Option<u32>) -> String {
+    match installments {
+        Some(n) => format!("{}: installment 1 of {n}", plan.name),
+        None => format!("{}: first period", plan.name),
+    }
+}
+
+/// Pending checkouts whose webhook may have been lost, asked about again by the cron.
+pub async fn reconcile_stale(ctx: &Ctx, older_than: i64, limit: u32) -> Result<u32, Problem> {
+    let stale = checkouts::stale_pending(ctx.db(), older_than, limit).await?;
+    let mut settled = 0;
+    for checkout in &stale {
+        match reconcile(ctx, checkout).await? {
+            Activation::Pending { .. } => {
+                let now = ctx.now().await?;
+                checkouts::touch(ctx.db(), &checkout.id, now).await?;
+            }
+            _ => settled += 1,
+        }
+    }
+    Ok(settled)
+}

@@ -1,0 +1,7 @@
+//! Flows that combine the provider, the vault and the ledger. Each is idempotent: webhooks,
+//! polls, retries and cron ticks may run any of them again at any time.
+
+pub mod activation;
+pub mod charging;
+pub mod refunding;
+pub mod tick;

@@ -1,0 +1,403 @@
+//! The scheduler tick (Cron Triggers, or the test clock): close ended periods, then drive due
+//! charges (new ones, dunning retries, unsettled ones) with bounded concurrency, inside the
+//! invocation's budget. Work left over waits for the next tick, oldest first.
+//!
+//! Safety does not depend on ticks being alone: a period is closed by a conditional UPDATE
+//! together with the conditional INSERT of its charge (same transaction), and a charge is
+//! driven only under its lease. Two overlapping ticks, a retried tick, or one that died halfway
+//! can neither charge a period twice nor skip one.
+
+use futures_util::StreamExt;
+use futures_util::stream;
+use serde::{Deserialize, Serialize};
+use worker::{Env, ScheduledEvent, console_error, console_log};
+
+use crate::billing::charge_driver::DriveEnd;
+use crate::billing::renewal::{self, Close};
+use crate::context::Ctx;
+use crate::http::problem::Problem;
+use crate::meter::Usage;
+use crate::params;
+use crate::secure::new_id;
+use crate::services::{activation, charging, refunding};
+use crate::store::charges::{self, NewCharge};
+use crate::store::db::stmt;
+use crate::store::subscriptions::{self, SubscriptionRow};
+
+/// Status reads after a tick's `POST /payments`: short, because webhooks and the next tick
+/// finish what is still in flight and the tick has many charges to get through.
+const TICK_POLL_DELAYS_MS: [u32; 2] = [200, 600];
+/// A conservative bound on the platform calls one charge costs (provider calls, D1, KV).
+const CALLS_PER_CHARGE: u32 = 16;
+/// Pending checkouts and refunds are asked about after this long without news.
+const RECONCILE_AFTER_MS: i64 = 5 * 60_000;
+
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TickReport {
+    pub tick_id: String,
+    pub as_of: String,
+    pub periods_closed: u32,
+    pub subscriptions_canceled: u32,
+    pub charges_driven: u32,
+    pub succeeded: u32,
+    pub declined: u32,
+    pub failed: u32,
+    pub waiting: u32,
+    pub busy: u32,
+    pub checkouts_settled: u32,
+    pub refunds_settled: u32,
+    /// True when the budget ran out with due work left; the next tick continues.
+    pub work_left: bool,
+    pub usage: Usage,
+    pub wall_ms: i64,
+}
+
+pub async fn on_cron(event: ScheduledEvent, env: Env) {
+    let config = match crate::api::load_config(&env) {
+        Ok(config) => config,
+        Err(_) => return,
+    };
+    let ctx = match Ctx::from_env(&env, config) {
+        Ok(ctx) => ctx,
+        Err(p) => {
+            console_error!("tick not run: {}", p.detail.unwrap_or_default());
+            return;
+        }
+    };
+    match run(&ctx, &event.cron()).await {
+        Ok(report) => console_log!(
+            "tick {}",
+            serde_json::to_string(&report).unwrap_or_default()
+        ),
+        Err(p) => console_error!("tick failed: {}", p.detail.unwrap_or_default()),
+    }
+}
+
+pub async fn run(ctx: &Ctx, trigger: &str) -> Result<TickReport, Problem> {
+    let started = ctx.wall_ms();
+    let now = ctx.now().await?;
+    let mut report = TickReport {
+        tick_id: new_id("tick"),
+        as_of: crate::billing::time::format_rfc3339(now),
+        ..TickReport::default()
+    };
+    ctx.db()
+        .run(
+            "INSERT INTO tick_runs (id, trigger, as_of, started_at) VALUES (?, ?, ?, ?)",
+            params![&report.tick_id, trigger, now, started],
+        )
+        .await?;
+
+    close_due_periods(ctx, now, &mut report).await?;
+    drive_due_charges(ctx, now, started, &mut report).await?;
+    if within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
+        let older = now - RECONCILE_AFTER_MS;
+        report.checkouts_settled = activation::reconcile_stale(ctx, older, 10).await?;
+        report.refunds_settled = settle_refunds(ctx, older).await?;
+    }
+
+    report.usage = ctx.meter.usage();
+    report.wall_ms = ctx.wall_ms() - started;
+    let stats = serde_json::to_string(&report).unwrap_or_default();
+    ctx.db()
+        .run(
+            "UPDATE tick_runs SET finished_at = ?, stats = ? WHERE id = ?",
+            params![ctx.wall_ms(), stats, &report.tick_id],
+        )
+        .await?;
+    Ok(report)
+}
+
+fn within_budget(ctx: &Ctx, started: i64, next_cost: u32) -> bool {
+    let budget = ctx.config.tick;
+    ctx.meter.platform_calls() + next_cost <= budget.max_subrequests
+        && ctx.wall_ms() - started < i64::from(budget.max_wall_ms)
+}
+
+/// Claims the next period of every subscription whose period ended, oldest first. Each claim is
+/// cheap (D1 only); the provider work happens in the drive phase.
+async fn close_due_periods(ctx: &Ctx, now: i64, report: &mut TickReport) -> Result<(), Problem> {
+    let limit = ctx.config.tick.max_charges;
+    let sql = format!(
+        "SELECT {} FROM subscriptions WHERE status = 'active' AND current_period_end <= ?
+         ORDER BY current_period_end LIMIT ?",
+        subscriptions::COLUMNS
+    );
+    let due: Vec<SubscriptionRow> = ctx.db().all(&sql, params![now, limit]).await?;
+    if due.len() as u32 == limit {
+        report.work_left = true;
+    }
+    for sub in &due {
+        if !within_budget(ctx, ctx.wall_ms(), 3) {
+            report.work_left = true;
+            break;
+        }
+        match close_period(ctx, sub, now).await {
+            Ok(Some(Closed::Renewed)) => report.periods_closed += 1,
+            Ok(Some(Closed::Canceled)) => report.subscriptions_canceled += 1,
+            Ok(None) => {}
+            // One broken subscription must not stop the others' billing.
+            Err(p) => console_error!(
+                "subscription {}: period not closed: {}",
+                sub.id,
+                p.detail.unwrap_or_default()
+            ),
+        }
+    }
+    Ok(())
+}
+
+enum Closed {
+    Renewed,
+    Canceled,
+}
+
+async fn close_period(
+    ctx: &Ctx,
+    sub: &SubscriptionRow,
+    now: i64,
+) -> Result<Option<Closed>, Problem> {
+    #[derive(Deserialize)]
+    struct Sum {
+        quantity: i64,
+    }
+    let db = ctx.db();
+    let usage: i64 = match sub.unit_amount {
+        None => 0,
+        Some(_) => db
+            .first::<Sum>(
+                "SELECT COALESCE(SUM(quantity), 0) AS quantity FROM usage_records
+                 WHERE subscription_id = ? AND period_index = ?",
+                params![&sub.id, sub.current_period],
+            )
+            .await?
+            .map_or(0, |s| s.quantity),
+    };
+    let model = subscriptions::to_model(sub)?;
+    let decision = match renewal::close(&model, usage, ctx.config.max_charge_amount) {
+        Ok(decision) => decision,
+        Err(renewal::RenewalError::NothingLeft) => return Ok(None),
+        Err(e) => return Err(Problem::internal(e.to_string())),
+    };
+    // The advance holds only if the subscription is still where we read it and, for metered
+    // plans, its usage did not change meanwhile; the charge is claimed only if the advance
+    // happened. Otherwise nothing happens and the next tick reads again.
+    let guard_params = params![
+        &sub.id,
+        sub.current_period,
+        &sub.id,
+        sub.current_period,
+        usage
+    ];
+    let charge_id = new_id("ch");
+    match decision {
+        Close::Renew {
+            period,
+            start_ms,
+            end_ms,
+            amount,
+            installment_number,
+            new_terms,
+            new_anchor,
+        } => {
+            let (kind, key, description) = match installment_number {
+                Some(n) => (
+                    "installment",
+                    format!("sub:{}:i{n}", sub.id),
+                    format!(
+                        "{}: installment {n} of {}",
+                        sub.plan_id,
+                        sub.installments_total.unwrap_or(n)
+                    ),
+                ),
+                None => (
+                    "renewal",
+                    format!("sub:{}:p{period}", sub.id),
+                    format!(
+                        "{}: period {}",
+                        new_terms.as_ref().map_or(&sub.plan_id, |t| &t.plan_id),
+                        period + 1
+                    ),
+                ),
+            };
+            let terms = new_terms.as_ref();
+            let (anchor_at, anchor_period) =
+                new_anchor.unwrap_or((sub.anchor_at, sub.anchor_period));
+            let mut advance_params = params![
+                period,
+                start_ms,
+                end_ms,
+                terms.map(|t| t.plan_id.clone()),
+                terms.map(|t| t.amount),
+                terms.map(|t| t.interval.unit.as_str()),
+                terms.map(|t| t.interval.count),
+                terms.is_some(),
+                terms.and_then(|t| t.unit_amount),
+                anchor_at,
+                anchor_period,
+                now
+            ];
+            advance_params.extend(guard_params);
+            let advance = stmt(
+                "UPDATE subscriptions SET current_period = ?, current_period_start = ?,
+                     current_period_end = ?,
+                     plan_id = COALESCE(?, plan_id), amount = COALESCE(?, amount),
+                     interval_unit = COALESCE(?, interval_unit),
+                     interval_count = COALESCE(?, interval_count),
+                     unit_amount = CASE WHEN ? THEN ? ELSE unit_amount END,
+                     pending_plan_id = NULL, pending_plan = NULL,
+                     anchor_at = ?, anchor_period = ?, updated_at = ?
+                 WHERE id = ? AND current_period = ? AND status = 'active'
+                   AND (SELECT COALESCE(SUM(quantity), 0) FROM usage_records
+                        WHERE subscription_id = ? AND period_index = ?) = ?",
+                advance_params,
+            );
+            let charge = NewCharge {
+                id: &charge_id,
+                charge_key: &key,
+                customer_ref: &sub.customer_ref,
+                subscription_id: Some(&sub.id),
+                period_index: Some(period),
+                kind,
+                amount,
+                currency: &sub.currency,
+                description: &description,
+                metadata: None,
+                request_hash: None,
+                now,
+            };
+            let changes = db
+                .batch(vec![
+                    advance,
+                    charges::claim_for_period(&charge, &sub.id, period),
+                ])
+                .await?;
+            Ok((changes.first() == Some(&1)).then_some(Closed::Renewed))
+        }
+        Close::Cancel {
+            period,
+            final_amount,
+        } => {
+            let mut cancel_params = params![period, now, now];
+            cancel_params.extend(guard_params);
+            let cancel = stmt(
+                "UPDATE subscriptions SET current_period = ?, status = 'canceled',
+                     status_reason = 'canceled at period end', canceled_at = ?, updated_at = ?
+                 WHERE id = ? AND current_period = ? AND status = 'active'
+                   AND (SELECT COALESCE(SUM(quantity), 0) FROM usage_records
+                        WHERE subscription_id = ? AND period_index = ?) = ?",
+                cancel_params,
+            );
+            let mut batch = vec![cancel];
+            let key = format!("sub:{}:p{period}", sub.id);
+            let description = format!("{}: usage of the last period", sub.plan_id);
+            if let Some(amount) = final_amount {
+                batch.push(charges::claim_for_period(
+                    &NewCharge {
+                        id: &charge_id,
+                        charge_key: &key,
+                        customer_ref: &sub.customer_ref,
+                        subscription_id: Some(&sub.id),
+                        period_index: Some(period),
+                        kind: "renewal",
+                        amount,
+                        currency: &sub.currency,
+                        description: &description,
+                        metadata: None,
+                        request_hash: None,
+                        now,
+                    },
+                    &sub.id,
+                    period,
+                ));
+            }
+            let changes = db.batch(batch).await?;
+            Ok((changes.first() == Some(&1)).then_some(Closed::Canceled))
+        }
+    }
+}
+
+/// Drives charges that need the provider: just claimed, dunning retries that are due, and any
+/// left unsettled by an earlier drive (a crash, a timeout, a lost webhook).
+async fn drive_due_charges(
+    ctx: &Ctx,
+    now: i64,
+    started: i64,
+    report: &mut TickReport,
+) -> Result<(), Problem> {
+    #[derive(Deserialize)]
+    struct Due {
+        id: String,
+    }
+    let budget = ctx.config.tick;
+    let due: Vec<Due> = ctx
+        .db()
+        .all(
+            "SELECT id FROM charges
+             WHERE kind != 'checkout'
+               AND (status IN ('processing', 'pending')
+                    OR (status = 'failed' AND next_retry_at <= ?))
+               AND (lease_until IS NULL OR lease_until < ?)
+             ORDER BY COALESCE(next_retry_at, created_at), id
+             LIMIT ?",
+            params![now, ctx.wall_ms(), budget.max_charges],
+        )
+        .await?;
+    if due.len() as u32 == budget.max_charges {
+        report.work_left = true;
+    }
+    let results: Vec<Option<Result<DriveEnd, Problem>>> = stream::iter(due)
+        .map(|charge| async move {
+            // Checked as each charge starts, so the budget holds however fast others finish.
+            if !within_budget(ctx, started, CALLS_PER_CHARGE) {
+                return None;
+            }
+            Some(
+                charging::drive_charge_end(
+                    ctx,
+                    &charge.id,
+                    charging::Mode::Initiate,
+                    &TICK_POLL_DELAYS_MS,
+                )
+                .await,
+            )
+        })
+        .buffer_unordered(budget.concurrency as usize)
+        .collect()
+        .await;
+    for result in results {
+        match result {
+            None => report.work_left = true,
+            Some(Ok(end)) => {
+                report.charges_driven += 1;
+                match end {
+                    DriveEnd::Succeeded => report.succeeded += 1,
+                    DriveEnd::Declined => report.declined += 1,
+                    DriveEnd::Failed => report.failed += 1,
+                    DriveEnd::Waiting => report.waiting += 1,
+                    DriveEnd::Busy => report.busy += 1,
+                }
+            }
+            Some(Err(p)) => {
+                report.failed += 1;
+                console_error!(
+                    "tick: a charge could not be driven: {}",
+                    p.detail.unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn settle_refunds(ctx: &Ctx, older_than: i64) -> Result<u32, Problem> {
+    let pending = crate::store::refunds::unsettled(ctx.db(), older_than, 10).await?;
+    let mut settled = 0;
+    for refund in pending {
+        if refunding::settle(ctx, &refund.id).await? {
+            settled += 1;
+        }
+    }
+    Ok(settled)
+}

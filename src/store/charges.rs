@@ -1,0 +1,235 @@
+//! Charge rows and their attempts. A charge is claimed by inserting its deterministic
+//! `charge_key`; whoever holds the unexpired lease drives it; every attempt is its own claim.
+
+use serde::Deserialize;
+
+use super::db::{Db, P, Stmt, stmt};
+use crate::billing::charge_machine::{Attempt, AttemptStatus};
+use crate::http::problem::Problem;
+use crate::params;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChargeRow {
+    pub id: String,
+    pub charge_key: String,
+    pub customer_ref: String,
+    pub subscription_id: Option<String>,
+    pub period_index: Option<u32>,
+    pub kind: String,
+    pub amount: i64,
+    pub currency: String,
+    pub description: String,
+    pub metadata: Option<String>,
+    pub request_hash: Option<String>,
+    pub status: String,
+    pub failure_reason: Option<String>,
+    pub decline_class: Option<String>,
+    pub order_id: Option<String>,
+    pub payment_id: Option<String>,
+    pub payment_method_id: Option<String>,
+    pub attempts: u32,
+    pub provider_refusals: u32,
+    pub last_error: Option<String>,
+    pub declines: u32,
+    pub first_failed_at: Option<i64>,
+    pub next_retry_at: Option<i64>,
+    pub lease_until: Option<i64>,
+    pub refunded_amount: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub settled_at: Option<i64>,
+}
+
+pub const COLUMNS: &str = "id, charge_key, customer_ref, subscription_id, period_index, kind, \
+    amount, currency, description, metadata, request_hash, status, failure_reason, \
+    decline_class, order_id, payment_id, payment_method_id, attempts, provider_refusals, \
+    last_error, declines, first_failed_at, next_retry_at, lease_until, refunded_amount, \
+    created_at, updated_at, settled_at";
+
+pub struct NewCharge<'a> {
+    pub id: &'a str,
+    pub charge_key: &'a str,
+    pub customer_ref: &'a str,
+    pub subscription_id: Option<&'a str>,
+    pub period_index: Option<u32>,
+    pub kind: &'a str,
+    pub amount: i64,
+    pub currency: &'a str,
+    pub description: &'a str,
+    pub metadata: Option<&'a str>,
+    pub request_hash: Option<&'a str>,
+    pub now: i64,
+}
+
+const CLAIM_SQL: &str = "INSERT INTO charges (id, charge_key, customer_ref, subscription_id,
+        period_index, kind, amount, currency, description, metadata, request_hash, status,
+        created_at, updated_at)
+    SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'processing', ?, ?
+    WHERE 1
+    ON CONFLICT (charge_key) DO NOTHING";
+
+const CLAIM_FOR_PERIOD_SQL: &str = "INSERT INTO charges (id, charge_key, customer_ref,
+        subscription_id, period_index, kind, amount, currency, description, metadata,
+        request_hash, status, created_at, updated_at)
+    SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'processing', ?, ?
+    WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ? AND current_period = ?)
+    ON CONFLICT (charge_key) DO NOTHING";
+
+fn claim_params(c: &NewCharge<'_>) -> Vec<P> {
+    params![
+        c.id,
+        c.charge_key,
+        c.customer_ref,
+        c.subscription_id,
+        c.period_index,
+        c.kind,
+        c.amount,
+        c.currency,
+        c.description,
+        c.metadata,
+        c.request_hash,
+        c.now,
+        c.now
+    ]
+}
+
+/// Claims a charge: inserted once per `charge_key`, whatever races.
+pub fn claim(c: &NewCharge<'_>) -> Stmt {
+    stmt(CLAIM_SQL, claim_params(c))
+}
+
+/// Claims a subscription's charge for a period, only if the subscription now stands at that
+/// period: run in the same batch as the subscription's advance, so that a period is never
+/// advanced without its charge nor charged without its advance.
+pub fn claim_for_period(c: &NewCharge<'_>, subscription_id: &str, period: u32) -> Stmt {
+    let mut params = claim_params(c);
+    params.extend(params![subscription_id, period]);
+    stmt(CLAIM_FOR_PERIOD_SQL, params)
+}
+
+/// A charge that is already settled when it is recorded: the checkout's hosted-page payment.
+pub fn record_settled(c: &NewCharge<'_>, order_id: &str, payment_id: &str, pm_id: &str) -> Stmt {
+    stmt(
+        "INSERT INTO charges (id, charge_key, customer_ref, subscription_id, period_index, kind,
+             amount, currency, description, metadata, request_hash, status, order_id, payment_id,
+             payment_method_id, attempts, created_at, updated_at, settled_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'succeeded', ?, ?, ?, 1, ?, ?, ?)
+         ON CONFLICT (charge_key) DO NOTHING",
+        params![
+            c.id,
+            c.charge_key,
+            c.customer_ref,
+            c.subscription_id,
+            c.period_index,
+            c.kind,
+            c.amount,
+            c.currency,
+            c.description,
+            c.metadata,
+            c.request_hash,
+            order_id,
+            payment_id,
+            pm_id,
+            c.now,
+            c.now,
+            c.now
+        ],
+    )
+}
+
+pub async fn get(db: Db<'_>, id: &str) -> Result<Option<ChargeRow>, Problem> {
+    let sql = format!("SELECT {COLUMNS} FROM charges WHERE id = ?");
+    db.first(&sql, params![id]).await
+}
+
+pub async fn by_key(db: Db<'_>, charge_key: &str) -> Result<Option<ChargeRow>, Problem> {
+    let sql = format!("SELECT {COLUMNS} FROM charges WHERE charge_key = ?");
+    db.first(&sql, params![charge_key]).await
+}
+
+/// Takes the lease on a charge that may need provider work. False: someone else is driving it,
+/// or it is final.
+pub async fn take_lease(
+    db: Db<'_>,
+    id: &str,
+    wall_now: i64,
+    lease_ms: i64,
+) -> Result<bool, Problem> {
+    let changes = db
+        .run(
+            "UPDATE charges SET lease_until = ?
+             WHERE id = ? AND status != 'succeeded' AND (lease_until IS NULL OR lease_until < ?)",
+            params![wall_now + lease_ms, id, wall_now],
+        )
+        .await?;
+    Ok(changes == 1)
+}
+
+pub async fn release_lease(db: Db<'_>, id: &str) -> Result<(), Problem> {
+    db.run(
+        "UPDATE charges SET lease_until = NULL WHERE id = ?",
+        params![id],
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct AttemptRow {
+    attempt: u32,
+    order_id: String,
+    payment_id: Option<String>,
+    status: String,
+}
+
+/// Every attempt of a charge, oldest first.
+pub async fn attempts(db: Db<'_>, charge_id: &str) -> Result<Vec<Attempt>, Problem> {
+    let rows: Vec<AttemptRow> = db
+        .all(
+            "SELECT attempt, order_id, payment_id, status FROM charge_attempts
+             WHERE charge_id = ? ORDER BY attempt",
+            params![charge_id],
+        )
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            let status = AttemptStatus::parse(&r.status)
+                .ok_or_else(|| Problem::internal("An attempt has an unknown status."))?;
+            Ok(Attempt {
+                number: r.attempt,
+                order_id: r.order_id,
+                payment_id: r.payment_id,
+                status,
+            })
+        })
+        .collect()
+}
+
+pub async fn list_for_customer(
+    db: Db<'_>,
+    customer_ref: &str,
+    before: Option<(i64, &str)>,
+    limit: u32,
+) -> Result<Vec<ChargeRow>, Problem> {
+    match before {
+        None => {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM charges WHERE customer_ref = ?
+                 ORDER BY created_at DESC, id DESC LIMIT ?"
+            );
+            db.all(&sql, params![customer_ref, limit]).await
+        }
+        Some((created_at, id)) => {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM charges WHERE customer_ref = ?
+                   AND (created_at < ? OR (created_at = ? AND id < ?))
+                 ORDER BY created_at DESC, id DESC LIMIT ?"
+            );
+            db.all(
+                &sql,
+                params![customer_ref, created_at, created_at, id, limit],
+            )
+            .await
+        }
+    }
+}

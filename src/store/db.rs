@@ -1,0 +1,166 @@
+//! D1 access: typed parameters, counted queries, and `changes` for conditional writes.
+
+use serde::de::DeserializeOwned;
+use wasm_bindgen::JsValue;
+use worker::{D1Database, D1PreparedStatement, console_error};
+
+use crate::http::problem::Problem;
+use crate::meter::Meter;
+
+/// A bound SQL parameter. Integers stay exact up to 2^53, far beyond any amount or instant here.
+#[derive(Debug, Clone, PartialEq)]
+pub enum P {
+    Text(String),
+    Int(i64),
+    Null,
+}
+
+impl From<&str> for P {
+    fn from(s: &str) -> P {
+        P::Text(s.to_owned())
+    }
+}
+impl From<String> for P {
+    fn from(s: String) -> P {
+        P::Text(s)
+    }
+}
+impl From<&String> for P {
+    fn from(s: &String) -> P {
+        P::Text(s.clone())
+    }
+}
+impl From<i64> for P {
+    fn from(n: i64) -> P {
+        P::Int(n)
+    }
+}
+impl From<u32> for P {
+    fn from(n: u32) -> P {
+        P::Int(i64::from(n))
+    }
+}
+impl From<bool> for P {
+    fn from(b: bool) -> P {
+        P::Int(i64::from(b))
+    }
+}
+impl<T: Into<P>> From<Option<T>> for P {
+    fn from(v: Option<T>) -> P {
+        v.map_or(P::Null, Into::into)
+    }
+}
+
+impl From<&P> for JsValue {
+    fn from(p: &P) -> JsValue {
+        match p {
+            P::Text(s) => JsValue::from_str(s),
+            P::Int(n) => JsValue::from_f64(*n as f64),
+            P::Null => JsValue::null(),
+        }
+    }
+}
+
+/// `params![a, b, c]` builds a parameter list from anything convertible to [`P`].
+#[macro_export]
+macro_rules! params {
+    ($($v:expr),* $(,)?) => { vec![$($crate::store::db::P::from($v)),*] };
+}
+
+/// One statement of a batch.
+pub struct Stmt {
+    pub sql: &'static str,
+    pub params: Vec<P>,
+}
+
+pub fn stmt(sql: &'static str, params: Vec<P>) -> Stmt {
+    Stmt { sql, params }
+}
+
+#[derive(Clone, Copy)]
+pub struct Db<'a> {
+    d1: &'a D1Database,
+    meter: &'a Meter,
+}
+
+impl<'a> Db<'a> {
+    pub fn new(d1: &'a D1Database, meter: &'a Meter) -> Self {
+        Db { d1, meter }
+    }
+
+    fn prepare(&self, sql: &str, params: &[P]) -> Result<D1PreparedStatement, Problem> {
+        let values: Vec<JsValue> = params.iter().map(JsValue::from).collect();
+        self.d1
+            .prepare(sql)
+            .bind(&values)
+            .map_err(|e| db_failure(sql, &e))
+    }
+
+    pub async fn all<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: Vec<P>,
+    ) -> Result<Vec<T>, Problem> {
+        self.meter.d1(1);
+        let result = self
+            .prepare(sql, &params)?
+            .all()
+            .await
+            .map_err(|e| db_failure(sql, &e))?;
+        result.results::<T>().map_err(|e| db_failure(sql, &e))
+    }
+
+    pub async fn first<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: Vec<P>,
+    ) -> Result<Option<T>, Problem> {
+        Ok(self.all(sql, params).await?.into_iter().next())
+    }
+
+    /// Runs a write and returns how many rows it changed: 0 means a conditional write lost.
+    pub async fn run(&self, sql: &str, params: Vec<P>) -> Result<usize, Problem> {
+        self.meter.d1(1);
+        let result = self
+            .prepare(sql, &params)?
+            .run()
+            .await
+            .map_err(|e| db_failure(sql, &e))?;
+        Ok(changes(&result))
+    }
+
+    /// Runs statements as one transaction (D1 batches are atomic) and returns each one's changes.
+    pub async fn batch(&self, statements: Vec<Stmt>) -> Result<Vec<usize>, Problem> {
+        self.meter.d1(statements.len() as u32);
+        let first_sql = statements.first().map_or("", |s| s.sql);
+        let prepared = statements
+            .iter()
+            .map(|s| self.prepare(s.sql, &s.params))
+            .collect::<Result<Vec<_>, _>>()?;
+        let results = self
+            .d1
+            .batch(prepared)
+            .await
+            .map_err(|e| db_failure(first_sql, &e))?;
+        Ok(results.iter().map(changes).collect())
+    }
+}
+
+fn changes(result: &worker::D1Result) -> usize {
+    result
+        .meta()
+        .ok()
+        .flatten()
+        .and_then(|m| m.changes)
+        .unwrap_or(0)
+}
+
+/// Logs the database's own message (it names tables and constraints, never bound values) and
+/// answers a generic 500.
+fn db_failure(sql: &str, error: &worker::Error) -> Problem {
+    let statement: String = sql.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
+    console_error!("d1 error in `{statement} ...`: {error}");
+    Problem::internal(
+        "The ledger could not be read or written. Retrying with the same Idempotency-Key is safe.",
+    )
+}

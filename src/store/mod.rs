@@ -1,0 +1,10 @@
+//! Storage adapters: the D1 ledger (money, exactly-once claims) and the KV token vault.
+
+pub mod charges;
+pub mod checkouts;
+pub mod db;
+pub mod idempotency;
+pub mod payment_methods;
+pub mod refunds;
+pub mod subscriptions;
+pub mod vault;

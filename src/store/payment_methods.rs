@@ -1,0 +1,101 @@
+//! Cards on file as the ledger knows them: brand, last 4, expiry, history. Never the token.
+
+use serde::{Deserialize, Serialize};
+
+use super::db::{Db, Stmt, stmt};
+use crate::http::problem::Problem;
+use crate::params;
+
+/// What a frontend may see of a card.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MaskedCard {
+    pub brand: Option<String>,
+    pub last4: Option<String>,
+    pub exp_month: Option<u8>,
+    pub exp_year: Option<u16>,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    brand: Option<String>,
+    last4: Option<String>,
+    exp_month: Option<u8>,
+    exp_year: Option<u16>,
+}
+
+impl From<Row> for MaskedCard {
+    fn from(r: Row) -> Self {
+        MaskedCard {
+            brand: r.brand,
+            last4: r.last4,
+            exp_month: r.exp_month,
+            exp_year: r.exp_year,
+        }
+    }
+}
+
+pub async fn masked_by_order(db: Db<'_>, order_id: &str) -> Result<Option<MaskedCard>, Problem> {
+    let row: Option<Row> = db
+        .first(
+            "SELECT brand, last4, exp_month, exp_year FROM payment_methods WHERE source_order_id = ?",
+            params![order_id],
+        )
+        .await?;
+    Ok(row.map(Into::into))
+}
+
+pub struct NewPaymentMethod<'a> {
+    pub id: &'a str,
+    pub customer_ref: &'a str,
+    pub source_order_id: &'a str,
+    pub card: &'a MaskedCard,
+    /// False when a newer card is already on file: this one is recorded as replaced at once.
+    pub becomes_active: bool,
+    pub now: i64,
+}
+
+/// Records a tokenized card; with `becomes_active` it retires the customer's previous card.
+pub fn record(pm: &NewPaymentMethod<'_>) -> Vec<Stmt> {
+    let status = if pm.becomes_active {
+        "active"
+    } else {
+        "replaced"
+    };
+    let mut statements = Vec::new();
+    if pm.becomes_active {
+        statements.push(stmt(
+            "UPDATE payment_methods SET status = 'replaced', ended_at = ?
+             WHERE customer_ref = ? AND status = 'active' AND source_order_id != ?",
+            params![pm.now, pm.customer_ref, pm.source_order_id],
+        ));
+    }
+    statements.push(stmt(
+        "INSERT INTO payment_methods (id, customer_ref, source_order_id, brand, last4, exp_month,
+             exp_year, status, created_at, ended_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source_order_id) DO NOTHING",
+        params![
+            pm.id,
+            pm.customer_ref,
+            pm.source_order_id,
+            pm.card.brand.as_deref(),
+            pm.card.last4.as_deref(),
+            pm.card.exp_month.map(i64::from),
+            pm.card.exp_year.map(i64::from),
+            status,
+            pm.now,
+            (!pm.becomes_active).then_some(pm.now)
+        ],
+    ));
+    statements
+}
+
+/// The customer's card is forgotten: the ledger keeps the history, marked removed.
+pub async fn mark_removed(db: Db<'_>, customer_ref: &str, now: i64) -> Result<usize, Problem> {
+    db.run(
+        "UPDATE payment_methods SET status = 'removed', ended_at = ?
+         WHERE customer_ref = ? AND status = 'active'",
+        params![now, customer_ref],
+    )
+    .await
+}

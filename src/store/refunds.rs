@@ -1,0 +1,176 @@
+//! Refund rows. The bound "never more than was captured minus earlier refunds" is enforced by
+//! the database in the same statement that claims the refund, so concurrent refunds cannot
+//! together exceed the charge.
+
+use serde::Deserialize;
+
+use super::db::{Db, stmt};
+use crate::http::problem::Problem;
+use crate::params;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RefundRow {
+    pub id: String,
+    pub charge_id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub status: String,
+    pub order_id: Option<String>,
+    pub failure_reason: Option<String>,
+    pub lease_until: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub settled_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, charge_id, amount, currency, status, order_id, failure_reason, \
+    lease_until, created_at, updated_at, settled_at";
+
+/// What is left to refund on a charge: captured minus refunds that are not failed.
+const REMAINING: &str = "(SELECT amount FROM charges WHERE id = ? AND status = 'succeeded')
+    - (SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE charge_id = ? AND status != 'failed')";
+
+pub async fn remaining(db: Db<'_>, charge_id: &str) -> Result<i64, Problem> {
+    #[derive(Deserialize)]
+    struct Row {
+        remaining: Option<i64>,
+    }
+    let sql = format!("SELECT {REMAINING} AS remaining");
+    let row: Option<Row> = db.first(&sql, params![charge_id, charge_id]).await?;
+    Ok(row.and_then(|r| r.remaining).unwrap_or(0))
+}
+
+pub enum Claimed {
+    Won,
+    /// The key was used before; the refund it created.
+    Replay(String),
+    /// Not claimed: the amount is above what remains refundable.
+    Exceeds,
+}
+
+/// Claims the idempotency key and inserts the refund in one transaction, only if `amount`
+/// still fits in what remains of the charge.
+#[allow(clippy::too_many_arguments)]
+pub async fn claim(
+    db: Db<'_>,
+    key: &str,
+    request_hash: &str,
+    refund_id: &str,
+    charge_id: &str,
+    amount: i64,
+    currency: &str,
+    now: i64,
+) -> Result<Claimed, Problem> {
+    let claim_sql = "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at)
+         SELECT 'refund', ?, ?, ?, ?
+         WHERE ((SELECT amount FROM charges WHERE id = ? AND status = 'succeeded')
+               - (SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE charge_id = ? AND status != 'failed'))
+               >= ?
+         ON CONFLICT (scope, key) DO NOTHING";
+    let changes = db
+        .batch(vec![
+            stmt(
+                claim_sql,
+                params![key, request_hash, refund_id, now, charge_id, charge_id, amount],
+            ),
+            stmt(
+                "INSERT INTO refunds (id, charge_id, amount, currency, status, created_at, updated_at)
+                 SELECT ?, ?, ?, ?, 'processing', ?, ?
+                 WHERE EXISTS (SELECT 1 FROM idempotency_keys
+                               WHERE scope = 'refund' AND key = ? AND resource_id = ?)",
+                params![refund_id, charge_id, amount, currency, now, now, key, refund_id],
+            ),
+        ])
+        .await?;
+    if changes.first() == Some(&1) {
+        return Ok(Claimed::Won);
+    }
+    match super::idempotency::existing(db, "refund", key, request_hash).await? {
+        Some(id) => Ok(Claimed::Replay(id)),
+        None => Ok(Claimed::Exceeds),
+    }
+}
+
+pub async fn get(db: Db<'_>, id: &str) -> Result<Option<RefundRow>, Problem> {
+    let sql = format!("SELECT {COLUMNS} FROM refunds WHERE id = ?");
+    db.first(&sql, params![id]).await
+}
+
+pub async fn list_for_charge(db: Db<'_>, charge_id: &str) -> Result<Vec<RefundRow>, Problem> {
+    let sql = format!("SELECT {COLUMNS} FROM refunds WHERE charge_id = ? ORDER BY created_at, id");
+    db.all(&sql, params![charge_id]).await
+}
+
+/// Only one process ever creates the return order of a refund: the one that moves it out of
+/// `processing`. A crash after this leaves it `pending` without an order, for an operator or
+/// the order's webhook to resolve; creating a second return order could refund twice.
+pub async fn take_creation(db: Db<'_>, id: &str, now: i64) -> Result<bool, Problem> {
+    let changes = db
+        .run(
+            "UPDATE refunds SET status = 'pending', updated_at = ? WHERE id = ? AND status = 'processing'",
+            params![now, id],
+        )
+        .await?;
+    Ok(changes == 1)
+}
+
+pub async fn set_order(db: Db<'_>, id: &str, order_id: &str, now: i64) -> Result<bool, Problem> {
+    let changes = db
+        .batch(vec![
+            stmt(
+                "UPDATE refunds SET order_id = ?, updated_at = ? WHERE id = ? AND order_id IS NULL",
+                params![order_id, now, id],
+            ),
+            stmt(
+                "INSERT INTO provider_orders (order_id, owner_kind, owner_id, created_at)
+                 VALUES (?, 'refund', ?, ?) ON CONFLICT (order_id) DO NOTHING",
+                params![order_id, id, now],
+            ),
+        ])
+        .await?;
+    Ok(changes.first() == Some(&1))
+}
+
+pub async fn note(db: Db<'_>, id: &str, reason: &str, now: i64) -> Result<(), Problem> {
+    db.run(
+        "UPDATE refunds SET failure_reason = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+        params![reason, now, id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Final states; the charge's refunded total follows in the same transaction.
+pub async fn finish(
+    db: Db<'_>,
+    refund: &RefundRow,
+    succeeded: bool,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<(), Problem> {
+    let status = if succeeded { "succeeded" } else { "failed" };
+    db.batch(vec![
+        stmt(
+            "UPDATE refunds SET status = ?, failure_reason = ?, settled_at = ?, updated_at = ?
+             WHERE id = ? AND status IN ('processing', 'pending')",
+            params![status, reason, now, now, &refund.id],
+        ),
+        stmt(
+            "UPDATE charges SET refunded_amount =
+               (SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE charge_id = ? AND status = 'succeeded'),
+               updated_at = ?
+             WHERE id = ?",
+            params![&refund.charge_id, now, &refund.charge_id],
+        ),
+    ])
+    .await?;
+    Ok(())
+}
+
+pub async fn unsettled(db: Db<'_>, older_than: i64, limit: u32) -> Result<Vec<RefundRow>, Problem> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM refunds WHERE status = 'pending' AND order_id IS NOT NULL
+           AND updated_at < ? ORDER BY updated_at LIMIT ?"
+    );
+    db.all(&sql, params![older_than, limit]).await
+}

@@ -1,0 +1,117 @@
+//! The token vault in Workers KV: one card per customer, under `card:<customerRef>`.
+//! KV suits tokens (written once, read everywhere); it is never used to decide whether money
+//! moves, because it is eventually consistent.
+
+use serde::{Deserialize, Serialize};
+use worker::console_error;
+use worker::kv::KvStore;
+
+use crate::http::problem::Problem;
+use crate::meter::Meter;
+
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredCard {
+    token_id: String,
+    pub payment_method_id: String,
+    pub brand: Option<String>,
+    pub last4: Option<String>,
+    pub exp_month: Option<u8>,
+    pub exp_year: Option<u16>,
+    /// The tokenizing order, and when its checkout started: a late activation of an older
+    /// checkout must not replace a newer card.
+    pub source_order_id: String,
+    pub source_checkout_created_at: i64,
+    pub stored_at: i64,
+}
+
+impl StoredCard {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        token_id: String,
+        payment_method_id: String,
+        brand: Option<String>,
+        last4: Option<String>,
+        exp_month: Option<u8>,
+        exp_year: Option<u16>,
+        source_order_id: String,
+        source_checkout_created_at: i64,
+        stored_at: i64,
+    ) -> Self {
+        StoredCard {
+            token_id,
+            payment_method_id,
+            brand,
+            last4,
+            exp_month,
+            exp_year,
+            source_order_id,
+            source_checkout_created_at,
+            stored_at,
+        }
+    }
+
+    /// The one way to read the token: only the provider client's caller needs it.
+    pub fn token_for_provider(&self) -> &str {
+        &self.token_id
+    }
+}
+
+impl std::fmt::Debug for StoredCard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredCard")
+            .field("token_id", &"<redacted>")
+            .field("payment_method_id", &self.payment_method_id)
+            .field("brand", &self.brand)
+            .field("last4", &self.last4)
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct Vault<'a> {
+    kv: &'a KvStore,
+    meter: &'a Meter,
+}
+
+fn key(customer_ref: &str) -> String {
+    format!("card:{customer_ref}")
+}
+
+impl<'a> Vault<'a> {
+    pub fn new(kv: &'a KvStore, meter: &'a Meter) -> Self {
+        Vault { kv, meter }
+    }
+
+    pub async fn get(&self, customer_ref: &str) -> Result<Option<StoredCard>, Problem> {
+        self.meter.kv_read();
+        self.kv
+            .get(&key(customer_ref))
+            .json::<StoredCard>()
+            .await
+            .map_err(|e| vault_failure("read", &e))
+    }
+
+    pub async fn put(&self, customer_ref: &str, card: &StoredCard) -> Result<(), Problem> {
+        self.meter.kv_write();
+        self.kv
+            .put(&key(customer_ref), card)
+            .map_err(|e| vault_failure("encode", &e))?
+            .execute()
+            .await
+            .map_err(|e| vault_failure("write", &e))
+    }
+
+    pub async fn delete(&self, customer_ref: &str) -> Result<(), Problem> {
+        self.meter.kv_write();
+        self.kv
+            .delete(&key(customer_ref))
+            .await
+            .map_err(|e| vault_failure("delete", &e))
+    }
+}
+
+fn vault_failure(action: &str, error: &worker::kv::KvError) -> Problem {
+    // KvError texts describe the operation, not the stored value.
+    console_error!("kv {action} failed: {error}");
+    Problem::internal("The card vault could not be reached. Retry the request.")
+}

@@ -1,0 +1,180 @@
+//! Checks on what callers send, shared by the API modules. Pure functions, no I/O.
+
+use crate::http::problem::{FieldError, Problem};
+use serde::de::DeserializeOwned;
+
+/// Largest request body the API reads; anything above is refused before parsing.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Provider webhooks carry transaction details; give them more room.
+pub const MAX_WEBHOOK_BYTES: usize = 64 * 1024;
+
+/// Customer references, plan ids and our own resource ids: safe in a URL path and a KV key.
+pub fn is_identifier(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Idempotency keys: 1-255 visible ASCII characters (UUIDs, ULIDs, "order-123:retry-2", ...).
+pub fn is_idempotency_key(s: &str) -> bool {
+    (1..=255).contains(&s.len()) && s.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
+pub fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    s.len() <= 254
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s.contains(char::is_whitespace)
+        && !domain.contains('@')
+}
+
+/// The origin (`scheme://host[:port]`) of an http(s) URL, lowercased.
+pub fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace) {
+        return None;
+    }
+    Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
+}
+
+/// A redirect target is allowed only on one of the configured origins, so a checkout can never
+/// be used to bounce a customer to someone else's site.
+pub fn is_allowed_redirect(url: &str, allowed_origins: &[String]) -> bool {
+    url.len() <= 2048
+        && origin_of(url).is_some_and(|o| {
+            allowed_origins
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(&o))
+        })
+}
+
+/// Parses a JSON body into `T`, with problems a caller can act on.
+pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    if bytes.is_empty() {
+        return Err(Problem::invalid_request(
+            "The request body is empty; send a JSON object.",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            Problem::invalid_request(format!("The body is not valid JSON ({e})."))
+        } else {
+            // serde's message names the field and what was expected; it never includes values
+            // beyond the offending token, and request bodies here carry no secrets.
+            Problem::validation(vec![FieldError::new("body", e.to_string())])
+        }
+    })
+}
+
+/// Accumulates field errors so a caller learns about every mistake in one answer.
+#[derive(Default)]
+pub struct Errors(Vec<FieldError>);
+
+impl Errors {
+    pub fn new() -> Self {
+        Errors(Vec::new())
+    }
+
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    pub fn check(&mut self, ok: bool, field: &str, message: &str) {
+        if !ok {
+            self.add(field, message);
+        }
+    }
+
+    pub fn into_result(self) -> Result<(), Problem> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Problem::validation(self.0))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_url_and_key_safe() {
+        assert!(is_identifier("cust_42"));
+        assert!(is_identifier("acme:user.7-x"));
+        assert!(!is_identifier(""));
+        assert!(!is_identifier("a/b"));
+        assert!(!is_identifier("a%2Fb"));
+        assert!(!is_identifier("ünicode"));
+        assert!(!is_identifier(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn idempotency_keys_are_visible_ascii() {
+        assert!(is_idempotency_key("7b0e2f4c-1a2b-4c3d-9e8f-0a1b2c3d4e5f"));
+        assert!(!is_idempotency_key(""));
+        assert!(!is_idempotency_key("has space"));
+        assert!(!is_idempotency_key(&"k".repeat(256)));
+    }
+
+    #[test]
+    fn redirects_only_to_allowed_origins() {
+        let allowed = vec![
+            "https://shop.example".to_owned(),
+            "http://127.0.0.1:8787".to_owned(),
+        ];
+        assert!(is_allowed_redirect(
+            "https://shop.example/done?x=1",
+            &allowed
+        ));
+        assert!(is_allowed_redirect("HTTPS://SHOP.example/done", &allowed));
+        assert!(is_allowed_redirect("http://127.0.0.1:8787/", &allowed));
+        assert!(!is_allowed_redirect(
+            "https://shop.example.evil.example/done",
+            &allowed
+        ));
+        assert!(!is_allowed_redirect(
+            "https://evil.example/?https://shop.example",
+            &allowed
+        ));
+        assert!(!is_allowed_redirect(
+            "https://shop.example@evil.example/",
+            &allowed
+        ));
+        assert!(!is_allowed_redirect("http://shop.example/done", &allowed));
+        assert!(!is_allowed_redirect("javascript:alert(1)", &allowed));
+        assert!(!is_allowed_redirect("//shop.example/done", &allowed));
+    }
+
+    #[test]
+    fn emails_need_a_domain() {
+        assert!(is_email("ada@example.com"));
+        assert!(!is_email("ada@localhost"));
+        assert!(!is_email("ada example.com"));
+        assert!(!is_email("@example.com"));
+    }
+
+    #[test]
+    fn json_errors_tell_syntax_from_shape() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct B {
+            amount: i64,
+        }
+        assert_eq!(json_body::<B>(b"{").unwrap_err().kind, "invalid-request");
+        assert_eq!(json_body::<B>(b"").unwrap_err().kind, "invalid-request");
+        let shape = json_body::<B>(br#"{"amount":"12"}"#).unwrap_err();
+        assert_eq!(shape.kind, "validation-error");
+        assert_eq!(shape.status, 400);
+    }
+}

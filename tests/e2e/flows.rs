@@ -1,0 +1,1 @@
+//! Steps many tests share: checkouts, payments on the sandbox, charges, ticks.

@@ -1,0 +1,66 @@
+//! The platform around the API: health, routing errors, static assets, the cron entry point.
+
+use crate::stack::Stack;
+
+#[test]
+fn health_reports_the_bindings_and_the_schema() {
+    let s = Stack::start();
+    let r = s.worker.get("/health");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.content_type.starts_with("application/json"));
+    let v = r.json();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["checks"]["kv"]["ok"], true);
+    assert_eq!(v["checks"]["d1"]["ok"], true);
+    assert_eq!(v["checks"]["config"]["ok"], true);
+    assert!(
+        v["checks"]["d1"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("0001_ledger.sql")
+    );
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn unknown_routes_and_wrong_methods_answer_problem_json() {
+    let s = Stack::start();
+    let r = s.worker.get("/v1/nothing-here");
+    r.problem(404, "not-found");
+
+    let r = s.worker.post_raw("/health", "", &[]);
+    r.problem(405, "method-not-allowed");
+    assert_eq!(r.header("allow"), Some("GET"));
+
+    let r = s.worker.send("PUT", "/v1/charges", "{}", &[]);
+    r.problem(405, "method-not-allowed");
+    assert_eq!(r.header("allow"), Some("POST"));
+}
+
+#[test]
+fn the_demo_storefront_is_served_from_static_assets() {
+    let s = Stack::start();
+    let r = s.worker.get("/");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.content_type.starts_with("text/html"),
+        "{}",
+        r.content_type
+    );
+}
+
+#[test]
+fn the_cron_trigger_runs_a_tick() {
+    let s = Stack::start();
+    let r = s.worker.get("/__scheduled?cron=*+*+*+*+*");
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The tick logs its report; give the log a moment to be flushed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !s.worker_log().contains("tick {") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no tick report in the log"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the release build of the worker under `wrangler dev`, against the PSP
+//! sandbox, driven over HTTP. Each test starts its own stack (see `stack.rs`).
+
+mod flows;
+mod http;
+mod stack;
+
+mod foundation;

@@ -1,0 +1,444 @@
+//! One local stack per test: a PSP sandbox and `wrangler dev` running the release build of the
+//! worker, each on a free loopback port, with a fresh D1/KV state. Everything is stopped when
+//! the stack is dropped, including after a failed assertion; the logs are printed then.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::http::Client;
+
+pub const MERCHANT_KEY: &str = "e2e-merchant-key";
+pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
+pub const API_KEY: &str = "e2e-api-key";
+pub const API_SECRET: &str = "e2e-api-secret";
+pub const ORIGIN: &str = "http://shop.test";
+
+/// Plans every test can use. Amounts are in öre (SEK).
+pub const PLANS: &str = r#"[
+  {"id":"basic-monthly","name":"Basic","amount":9900,"currency":"752","interval":"month"},
+  {"id":"pro-yearly","name":"Pro","amount":99000,"currency":"752","interval":"year"},
+  {"id":"api-metered","name":"API","amount":4900,"currency":"752","interval":"month","unitAmount":25},
+  {"id":"course","name":"Course","amount":120001,"currency":"752","interval":"month","installments":[3,4,6]},
+  {"id":"weekly","name":"Weekly box","amount":3000,"currency":"752","interval":"week"}
+]"#;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Settings a test may change before the stack starts.
+#[derive(Default)]
+pub struct Options {
+    /// Extra worker vars, e.g. ("PSP_TIMEOUT_MS", "800").
+    pub vars: Vec<(&'static str, String)>,
+    pub sandbox_args: Vec<String>,
+}
+
+pub struct Stack {
+    pub worker: Client,
+    pub sandbox: Client,
+    pub worker_url: String,
+    pub sandbox_url: String,
+    dir: PathBuf,
+    wrangler: Option<Child>,
+    sandbox_process: Option<Child>,
+    worker_port: u16,
+    sandbox_port: u16,
+    options_vars: Vec<(&'static str, String)>,
+    sandbox_args: Vec<String>,
+}
+
+static STACKS: AtomicU32 = AtomicU32::new(0);
+
+impl Stack {
+    pub fn start() -> Stack {
+        Stack::start_with(Options::default())
+    }
+
+    pub fn start_with(options: Options) -> Stack {
+        let n = STACKS.fetch_add(1, Ordering::SeqCst);
+        let dir = target_dir()
+            .join("e2e")
+            .join(format!("stack-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("stack dir");
+        copy_dir(&migrated_template(), &dir.join("state"));
+
+        let mut stack = Stack {
+            worker: Client::new(String::new()),
+            sandbox: Client::new(String::new()),
+            worker_url: String::new(),
+            sandbox_url: String::new(),
+            dir,
+            wrangler: None,
+            sandbox_process: None,
+            worker_port: free_port(),
+            sandbox_port: 0,
+            options_vars: options.vars,
+            sandbox_args: options.sandbox_args,
+        };
+        stack.start_sandbox();
+        stack.start_worker();
+        stack
+    }
+
+    fn start_sandbox(&mut self) {
+        let bin = sandbox_binary();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("sandbox.log"))
+            .expect("sandbox log");
+        let port = if self.sandbox_port == 0 {
+            0
+        } else {
+            self.sandbox_port
+        };
+        let mut child = Command::new(&bin)
+            .args(["--port", &port.to_string(), "--host", "127.0.0.1"])
+            .args(["--api-key", API_KEY, "--api-secret", API_SECRET])
+            .args(["--webhook-secret", WEBHOOK_SECRET])
+            .args([
+                "--state",
+                &self.dir.join("sandbox-state.json").to_string_lossy(),
+            ])
+            .args(&self.sandbox_args)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let stdout = child.stdout.take().expect("sandbox stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let url = loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || Instant::now() > deadline {
+                panic!(
+                    "the sandbox did not announce its address; see {}",
+                    self.dir.display()
+                );
+            }
+            if let Some(rest) = line.trim().strip_prefix("psp-sandbox listening on ") {
+                break rest.trim().to_owned();
+            }
+        };
+        // Keep draining stdout so the sandbox never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            let _ = reader.read_to_string(&mut sink);
+        });
+        self.sandbox_port = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        self.sandbox_url = url.clone();
+        self.sandbox = Client::new(url);
+        self.sandbox_process = Some(child);
+    }
+
+    fn start_worker(&mut self) {
+        let config = self.dir.join("wrangler.toml");
+        write_config(
+            &config,
+            &self.sandbox_url,
+            self.worker_port,
+            &self.options_vars,
+        );
+        fs::write(
+            self.dir.join(".dev.vars"),
+            format!(
+                "PSP_API_KEY={API_KEY}\nPSP_API_SECRET={API_SECRET}\nPSP_WEBHOOK_SECRET={WEBHOOK_SECRET}\nMERCHANT_API_KEY={MERCHANT_KEY}\n"
+            ),
+        )
+        .expect(".dev.vars");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("wrangler.log"))
+            .expect("wrangler log");
+        let wrangler = root().join("node_modules/.bin/wrangler");
+        assert!(
+            wrangler.exists(),
+            "wrangler is not installed; run `make test` (or scripts/bootstrap.sh) first"
+        );
+        let child = Command::new(wrangler)
+            .current_dir(&self.dir)
+            .args(["dev", "--config"])
+            .arg(&config)
+            .args([
+                "--local",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                &self.worker_port.to_string(),
+            ])
+            .args(["--inspector-port", &free_port().to_string()])
+            .arg("--persist-to")
+            .arg(self.dir.join("state"))
+            .args([
+                "--test-scheduled",
+                "--show-interactive-dev-session=false",
+                "--log-level",
+                "log",
+            ])
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .env("WRANGLER_LOG_PATH", self.dir.join("wrangler-debug"))
+            .env("NO_COLOR", "1")
+            .env("CI", "true")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("wrangler dev starts");
+        self.wrangler = Some(child);
+        self.worker_url = format!("http://127.0.0.1:{}", self.worker_port);
+        self.worker = Client::new(self.worker_url.clone());
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if self.worker.try_get("/health").is_ok_and(|r| r.status == 200) {
+                break;
+            }
+            if let Some(status) = self
+                .wrangler
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("wrangler dev exited ({status}):\n{}", self.worker_log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the worker did not get ready:\n{}",
+                self.worker_log()
+            );
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    /// Kills the worker as a crash would (SIGKILL, mid-request if one is running).
+    pub fn kill_worker(&mut self) {
+        if let Some(child) = self.wrangler.take() {
+            kill_group(child, "KILL");
+        }
+    }
+
+    /// Starts the worker again on the same port and state, as after a crash.
+    pub fn restart_worker(&mut self) {
+        self.kill_worker();
+        self.start_worker();
+    }
+
+    pub fn worker_log(&self) -> String {
+        fs::read_to_string(self.dir.join("wrangler.log")).unwrap_or_default()
+    }
+
+    pub fn sandbox_log(&self) -> String {
+        fs::read_to_string(self.dir.join("sandbox.log")).unwrap_or_default()
+    }
+
+    /// The sandbox's full ledger: orders, payments, tokens, per-token totals.
+    pub fn ledger(&self) -> Value {
+        let r = self.sandbox.get("/_sandbox/ledger");
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "---- wrangler log ({}) ----\n{}",
+                self.dir.display(),
+                tail(&self.worker_log(), 200)
+            );
+            eprintln!("---- sandbox log ----\n{}", tail(&self.sandbox_log(), 80));
+        }
+        if let Some(child) = self.wrangler.take() {
+            kill_group(child, "TERM");
+        }
+        if let Some(child) = self.sandbox_process.take() {
+            kill_group(child, "TERM");
+        }
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Stops a process and everything it started (wrangler runs workerd as a child).
+fn kill_group(mut child: Child, signal: &str) {
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), "--", &group])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    let _ = child.wait();
+}
+
+fn sandbox_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("PSP_SANDBOX_BIN") {
+        return PathBuf::from(bin);
+    }
+    for profile in ["release", "debug"] {
+        let bin = target_dir().join(profile).join("psp-sandbox");
+        if bin.exists() {
+            return bin;
+        }
+    }
+    panic!(
+        "psp-sandbox is not built; run `make test` (it builds it) or `cargo build --release -p psp-sandbox`"
+    );
+}
+
+/// The repository's wrangler.toml, pointed at this stack: absolute paths, no build step (the
+/// test run builds the worker once), the sandbox's URL, and test settings.
+fn write_config(
+    path: &Path,
+    sandbox_url: &str,
+    worker_port: u16,
+    extra: &[(&'static str, String)],
+) {
+    let root = root();
+    assert!(
+        root.join("build/worker/shim.mjs").exists(),
+        "the worker is not built; run `make test` (it builds it once per run)"
+    );
+    let text = fs::read_to_string(root.join("wrangler.toml")).expect("wrangler.toml");
+    let mut config: toml::Table = text.parse().expect("wrangler.toml parses");
+    config.remove("build");
+    config.remove("env");
+    config.insert("main".into(), abs(&root.join("build/worker/shim.mjs")));
+    if let Some(assets) = config.get_mut("assets").and_then(|a| a.as_table_mut()) {
+        assets.insert("directory".into(), abs(&root.join("public")));
+    }
+    if let Some(dbs) = config
+        .get_mut("d1_databases")
+        .and_then(|d| d.as_array_mut())
+    {
+        for db in dbs {
+            if let Some(db) = db.as_table_mut() {
+                db.insert("migrations_dir".into(), abs(&root.join("migrations")));
+            }
+        }
+    }
+    let vars = config
+        .entry("vars")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
+        .expect("[vars] is a table");
+    let worker_url = format!("http://127.0.0.1:{worker_port}");
+    let defaults: [(&str, String); 9] = [
+        ("PSP_BASE_URL", sandbox_url.to_owned()),
+        ("PUBLIC_BASE_URL", worker_url.clone()),
+        ("ALLOWED_ORIGINS", format!("{ORIGIN},{worker_url}")),
+        ("TEST_CLOCK", "on".into()),
+        ("PLANS", PLANS.into()),
+        ("PSP_TIMEOUT_MS", "1500".into()),
+        ("CHARGE_LEASE_SECONDS", "5".into()),
+        ("TICK_MAX_CHARGES", "500".into()),
+        ("TICK_MAX_SUBREQUESTS", "10000".into()),
+    ];
+    for (name, value) in defaults {
+        vars.insert(name.into(), toml::Value::String(value));
+    }
+    for (name, value) in extra {
+        vars.insert((*name).into(), toml::Value::String(value.clone()));
+    }
+    fs::write(path, toml::to_string(&config).expect("config serialises")).expect("write config");
+}
+
+fn abs(p: &Path) -> toml::Value {
+    toml::Value::String(p.to_string_lossy().into_owned())
+}
+
+/// A state directory with the D1 migrations applied, made once per test run and copied into
+/// each stack (applying migrations takes seconds; copying takes milliseconds).
+fn migrated_template() -> PathBuf {
+    let template = target_dir().join("e2e").join("template");
+    if template.join(".ready").exists() {
+        return template;
+    }
+    let staging = target_dir()
+        .join("e2e")
+        .join(format!("template-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&staging);
+    fs::create_dir_all(&staging).expect("staging dir");
+    let config = staging.join("wrangler.toml");
+    write_config(&config, "http://127.0.0.1:9", 9, &[]);
+    let out = Command::new(root().join("node_modules/.bin/wrangler"))
+        .current_dir(&staging)
+        .args(["d1", "migrations", "apply", "DB", "--local", "--config"])
+        .arg(&config)
+        .arg("--persist-to")
+        .arg(staging.join("state"))
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CI", "true")
+        .env("WRANGLER_LOG_PATH", staging.join("logs"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("wrangler d1 migrations apply");
+    assert!(
+        out.status.success(),
+        "migrations failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fs::write(staging.join("state/.ready"), "").expect("marker");
+    // Another test process may have won the race; either template is as good.
+    if fs::rename(staging.join("state"), &template).is_err() {
+        let _ = fs::remove_dir_all(&staging);
+    }
+    let _ = fs::remove_dir_all(&staging);
+    assert!(template.join(".ready").exists(), "template state missing");
+    template
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for entry in fs::read_dir(from).expect("read template") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+use std::os::unix::process::CommandExt;
