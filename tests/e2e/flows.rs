@@ -1,1 +1,272 @@
-//! Steps many tests share: checkouts, payments on the sandbox, charges, ticks.
+//! Steps many tests share: checkouts, payments on the sandbox, charges, ticks, ledger reads.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::http::Reply;
+use crate::stack::{MERCHANT_KEY, ORIGIN, Stack};
+
+pub const APPROVE: &str = "4111111111111111";
+pub const SOFT_DECLINE_LATER: &str = "4000000000009995";
+pub const HARD_DECLINE_LATER: &str = "4000000000000119";
+pub const DECLINE_NOW: &str = "4000000000000002";
+
+pub const BEARER: &str = "Bearer e2e-merchant-key";
+
+pub fn merchant() -> [(&'static str, &'static str); 1] {
+    let _ = MERCHANT_KEY;
+    [("Authorization", BEARER)]
+}
+
+/// `POST /v1/checkout` for a customer and plan, returning the reply.
+pub fn start_checkout(s: &Stack, customer: &str, plan: &str, extra: Value) -> Reply {
+    let mut body = json!({
+        "customerRef": customer,
+        "planId": plan,
+        "email": "ada@example.com",
+        "name": "Ada Lovelace",
+        "returnUrl": format!("{ORIGIN}/done"),
+    });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    s.worker.post("/v1/checkout", &body)
+}
+
+/// The customer pays on the hosted page (through the sandbox's control API).
+pub fn pay(s: &Stack, order_id: &str, card: &str) -> Value {
+    let r = s.sandbox.post(
+        &format!("/_sandbox/orders/{order_id}/pay"),
+        &json!({"cardNumber": card, "expiryMonth": 12, "expiryYear": 2031, "cardholderName": "Ada Lovelace"}),
+    );
+    assert!(r.status < 300, "pay failed: {} {}", r.status, r.text);
+    r.json()
+}
+
+/// Polls `GET /v1/checkout/:id` until it is not pending.
+pub fn wait_checkout(s: &Stack, checkout_id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = s.worker.get(&format!("/v1/checkout/{checkout_id}"));
+        assert_eq!(r.status, 200, "{}", r.text);
+        let v = r.json();
+        if v["status"] != "pending" || Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+pub struct Subscribed {
+    pub checkout_id: String,
+    pub order_id: String,
+    pub subscription_id: String,
+}
+
+/// A customer subscribes: checkout, pays with `card`, and the checkout is confirmed paid.
+pub fn subscribe(s: &Stack, customer: &str, plan: &str, card: &str) -> Subscribed {
+    subscribe_with(s, customer, plan, card, json!({}))
+}
+
+pub fn subscribe_with(
+    s: &Stack,
+    customer: &str,
+    plan: &str,
+    card: &str,
+    extra: Value,
+) -> Subscribed {
+    let r = start_checkout(s, customer, plan, extra);
+    assert_eq!(r.status, 201, "{}", r.text);
+    let created = r.json();
+    let checkout_id = created["checkoutId"].as_str().unwrap().to_owned();
+    let order_id = created["orderId"].as_str().unwrap().to_owned();
+    pay(s, &order_id, card);
+    let state = wait_checkout(s, &checkout_id);
+    assert_eq!(state["status"], "paid", "{state}");
+    Subscribed {
+        checkout_id,
+        order_id,
+        subscription_id: state["subscriptionId"].as_str().unwrap().to_owned(),
+    }
+}
+
+pub fn charge(s: &Stack, key: &str, body: &Value) -> Reply {
+    let mut headers = merchant().to_vec();
+    headers.push(("Idempotency-Key", key));
+    s.worker.post_with("/v1/charges", body, &headers)
+}
+
+pub fn charge_body(customer: &str, amount: i64) -> Value {
+    json!({"customerRef": customer, "amount": amount, "currency": "752", "description": "Top-up"})
+}
+
+/// Runs the scheduler as of `now` (RFC 3339) through the test clock.
+pub fn tick(s: &Stack, now: &str) -> Value {
+    let r = s
+        .worker
+        .post_with("/v1/test-clock/tick", &json!({"now": now}), &merchant());
+    assert_eq!(r.status, 200, "tick at {now}: {}", r.text);
+    r.json()
+}
+
+pub fn merchant_get(s: &Stack, path: &str) -> Value {
+    let r = s.worker.get_with(path, &merchant());
+    assert_eq!(r.status, 200, "GET {path}: {}", r.text);
+    r.json()
+}
+
+pub fn subscription(s: &Stack, id: &str) -> Value {
+    merchant_get(s, &format!("/v1/subscriptions/{id}"))
+}
+
+pub fn charges_of(s: &Stack, customer: &str) -> Vec<Value> {
+    merchant_get(s, &format!("/v1/customers/{customer}/charges?limit=100"))["data"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The sandbox's completed card payments on the orders of one customer's token(s).
+pub fn completed_payments_for_token(ledger: &Value, token_id: &str) -> i64 {
+    ledger["payments_per_token"][token_id]["completed"]
+        .as_i64()
+        .unwrap_or(0)
+}
+
+/// Every token id the sandbox issued.
+pub fn token_ids(ledger: &Value) -> Vec<String> {
+    ledger["tokens"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|t| t["tokenId"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The token issued for a tokenizing order.
+pub fn token_of_order(ledger: &Value, order_id: &str) -> String {
+    ledger["tokens"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["orderId"] == order_id))
+        .and_then(|t| t["tokenId"].as_str())
+        .unwrap_or_else(|| panic!("no token for order {order_id}: {ledger}"))
+        .to_owned()
+}
+
+/// Completed payments in the sandbox on orders whose referenceId is `reference`.
+pub fn completed_for_reference(ledger: &Value, reference: &str) -> usize {
+    let orders: Vec<&str> = ledger["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["referenceId"] == reference)
+        .filter_map(|o| o["orderId"].as_str())
+        .collect();
+    ledger["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| orders.contains(&p["orderId"].as_str().unwrap_or("")))
+        .filter(|p| p["status"] == "PAYMENT_COMPLETED")
+        .count()
+}
+
+pub fn set_faults(s: &Stack, rules: Value) {
+    let r = s
+        .sandbox
+        .put("/_sandbox/faults", &json!({"seed": 7, "rules": rules}));
+    assert!(r.status < 300, "{}", r.text);
+}
+
+pub fn clear_faults(s: &Stack) {
+    let r = s.sandbox.send("DELETE", "/_sandbox/faults", "", &[]);
+    assert!(r.status < 300, "{}", r.text);
+}
+
+/// Asserts that no issued token id appears in any of `texts` nor in the worker's log.
+pub fn assert_no_token_leak(s: &Stack, texts: &[String]) {
+    let ledger = s.ledger();
+    let tokens = token_ids(&ledger);
+    assert!(!tokens.is_empty(), "the run issued no token to look for");
+    let log = s.worker_log();
+    for token in &tokens {
+        assert!(
+            !log.contains(token.as_str()),
+            "token {token} in the worker log"
+        );
+        for text in texts {
+            assert!(
+                !text.contains(token.as_str()),
+                "token {token} in a response: {text}"
+            );
+        }
+    }
+}
+
+/// Waits until `check` holds, re-evaluating it; fails with `what` after `secs`.
+pub fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The worker's ledger (through its API) and the provider's agree for a customer: every
+/// succeeded charge has exactly one completed payment of its amount at the provider (over all
+/// the orders it ever used), and no other charge moved money.
+pub fn assert_ledgers_agree(s: &Stack, customer: &str) {
+    let ledger = s.ledger();
+    let orders = ledger["orders"].as_array().cloned().unwrap_or_default();
+    let payments = ledger["payments"].as_array().cloned().unwrap_or_default();
+    let completed_on = |order_ids: &[String]| -> Vec<Value> {
+        payments
+            .iter()
+            .filter(|p| p["status"] == "PAYMENT_COMPLETED")
+            .filter(|p| order_ids.iter().any(|o| p["orderId"] == o.as_str()))
+            .cloned()
+            .collect()
+    };
+    for charge in &charges_of(s, customer) {
+        // The charge's own orders: referenceId is the charge id (or, for the hosted-page
+        // payment, the provider order recorded on the charge).
+        let mut ids: Vec<String> = orders
+            .iter()
+            .filter(|o| o["referenceId"] == charge["id"])
+            .filter_map(|o| o["orderId"].as_str().map(str::to_owned))
+            .collect();
+        if let Some(order) = charge["providerOrderId"].as_str() {
+            if !ids.iter().any(|i| i == order) {
+                ids.push(order.to_owned());
+            }
+        }
+        let done = completed_on(&ids);
+        match charge["status"].as_str() {
+            Some("succeeded") => {
+                assert_eq!(
+                    done.len(),
+                    1,
+                    "charge {} should have one payment: {done:?}",
+                    charge["id"]
+                );
+                let amount = done[0]["amount"]
+                    .as_i64()
+                    .or_else(|| done[0]["amount"].as_str()?.parse().ok());
+                assert_eq!(
+                    amount,
+                    charge["amount"].as_i64(),
+                    "amount of {}",
+                    charge["id"]
+                );
+            }
+            _ => assert!(
+                done.is_empty(),
+                "charge {} is not succeeded but moved money: {done:?}",
+                charge["id"]
+            ),
+        }
+    }
+}

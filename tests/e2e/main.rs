@@ -5,4 +5,7 @@ mod flows;
 mod http;
 mod stack;
 
+mod billing;
+mod charges;
+mod checkout;
 mod foundation;

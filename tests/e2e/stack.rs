@@ -218,7 +218,11 @@ impl Stack {
         self.worker = Client::new(self.worker_url.clone());
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            if self.worker.try_get("/health").is_ok_and(|r| r.status == 200) {
+            if self
+                .worker
+                .try_get("/health")
+                .is_ok_and(|r| r.status == 200)
+            {
                 break;
             }
             if let Some(status) = self

@@ -1,0 +1,419 @@
+//! Stage 1: the customer's first payment on the hosted page tokenizes the card; the worker keeps
+//! the token in KV and never shows it.
+
+use serde_json::{Value, json};
+
+use crate::flows::*;
+use crate::stack::{ORIGIN, Stack, WEBHOOK_SECRET};
+
+fn payment_method(s: &Stack, customer: &str) -> crate::http::Reply {
+    s.worker
+        .get(&format!("/v1/customers/{customer}/payment-method"))
+}
+
+#[test]
+fn happy_path_the_webhook_activates_the_subscription() {
+    let s = Stack::start();
+    let r = start_checkout(&s, "cust-1", "basic-monthly", json!({}));
+    assert_eq!(r.status, 201, "{}", r.text);
+    let created = r.json();
+    assert_eq!(created["status"], "pending");
+    assert_eq!(created["amount"], 9900);
+    let page = created["paymentPageUrl"].as_str().unwrap();
+    assert!(page.starts_with(&s.sandbox_url), "{page}");
+    let order_id = created["orderId"].as_str().unwrap();
+    pay(&s, order_id, APPROVE);
+
+    // Only the webhook can have stored the card: nobody polled the checkout yet.
+    eventually(10, "the webhook to store the card", || {
+        payment_method(&s, "cust-1").status == 200
+    });
+    let card = payment_method(&s, "cust-1").json();
+    assert_eq!(card["last4"], "1111");
+    assert_eq!(card["brand"], "VISA");
+
+    let state = wait_checkout(&s, created["checkoutId"].as_str().unwrap());
+    assert_eq!(state["status"], "paid");
+    assert_eq!(state["card"]["last4"], "1111");
+    let sub = subscription(&s, state["subscriptionId"].as_str().unwrap());
+    assert_eq!(sub["status"], "active");
+    assert_eq!(sub["planId"], "basic-monthly");
+    assert!(sub["nextChargeAt"].is_string());
+
+    let charges = charges_of(&s, "cust-1");
+    assert_eq!(charges.len(), 1);
+    assert_eq!(charges[0]["kind"], "checkout");
+    assert_eq!(charges[0]["status"], "succeeded");
+    assert_eq!(charges[0]["amount"], 9900);
+
+    // The stored token works for a merchant-initiated charge.
+    let r = charge(&s, "after-checkout", &charge_body("cust-1", 500));
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json()["status"], "succeeded");
+    assert_ledgers_agree(&s, "cust-1");
+    assert_no_token_leak(
+        &s,
+        &[
+            r.text,
+            state.to_string(),
+            card.to_string(),
+            created.to_string(),
+        ],
+    );
+}
+
+#[test]
+fn a_lost_webhook_is_made_good_by_the_return_page_poll() {
+    let s = Stack::start();
+    set_faults(&s, json!([{"endpoint": "webhook", "drop_rate": 1.0}]));
+    let r = start_checkout(&s, "cust-2", "basic-monthly", json!({}));
+    let created = r.json();
+    pay(&s, created["orderId"].as_str().unwrap(), APPROVE);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        payment_method(&s, "cust-2").status,
+        404,
+        "no webhook arrived, nothing stored yet"
+    );
+
+    let state = wait_checkout(&s, created["checkoutId"].as_str().unwrap());
+    assert_eq!(state["status"], "paid", "{state}");
+    assert_eq!(payment_method(&s, "cust-2").status, 200);
+    assert_eq!(charges_of(&s, "cust-2").len(), 1);
+    assert_ledgers_agree(&s, "cust-2");
+}
+
+#[test]
+fn a_lost_webhook_is_made_good_by_the_cron_too() {
+    let s = Stack::start();
+    set_faults(&s, json!([{"endpoint": "webhook", "drop_rate": 1.0}]));
+    let created = start_checkout(&s, "cust-cron", "basic-monthly", json!({})).json();
+    pay(&s, created["orderId"].as_str().unwrap(), APPROVE);
+    // Nobody polls: the scheduler asks about checkouts pending for more than five minutes.
+    let clock = tick(&s, "2030-01-01T00:00:00Z");
+    assert_eq!(clock["checkoutsSettled"], 1, "{clock}");
+    assert_eq!(payment_method(&s, "cust-cron").status, 200);
+    assert_ledgers_agree(&s, "cust-cron");
+}
+
+#[test]
+fn a_status_lagging_behind_the_webhook_is_not_trusted_until_it_confirms() {
+    let s = Stack::start();
+    set_faults(
+        &s,
+        json!([{"endpoint": "order_status", "status_lag_ms": 2500}]),
+    );
+    let created = start_checkout(&s, "cust-3", "basic-monthly", json!({})).json();
+    pay(&s, created["orderId"].as_str().unwrap(), APPROVE);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    // The webhook said "completed" but the status did not confirm it: nothing recorded yet.
+    assert_eq!(payment_method(&s, "cust-3").status, 404);
+    assert!(
+        s.worker_log().contains("Unconfirmed"),
+        "the webhook was refused for redelivery"
+    );
+    let state = wait_checkout(&s, created["checkoutId"].as_str().unwrap());
+    assert_eq!(state["status"], "paid", "{state}");
+    assert_eq!(charges_of(&s, "cust-3").len(), 1);
+    assert_ledgers_agree(&s, "cust-3");
+}
+
+#[test]
+fn duplicated_and_reordered_webhooks_activate_exactly_once() {
+    let s = Stack::start();
+    set_faults(
+        &s,
+        json!([{"endpoint": "webhook", "duplicate_rate": 1.0, "reorder": true}]),
+    );
+    let created = start_checkout(&s, "cust-4", "basic-monthly", json!({})).json();
+    pay(&s, created["orderId"].as_str().unwrap(), APPROVE);
+    eventually(10, "the card to be stored", || {
+        payment_method(&s, "cust-4").status == 200
+    });
+    eventually(10, "duplicates to be delivered", || {
+        s.worker_log().matches("webhook ").count() >= 2
+    });
+    let subs = merchant_get(&s, "/v1/subscriptions?customerRef=cust-4");
+    assert_eq!(subs["data"].as_array().unwrap().len(), 1, "{subs}");
+    assert_eq!(charges_of(&s, "cust-4").len(), 1);
+    assert_eq!(
+        wait_checkout(&s, created["checkoutId"].as_str().unwrap())["status"],
+        "paid"
+    );
+    assert_ledgers_agree(&s, "cust-4");
+}
+
+fn signed(body: &str) -> String {
+    recurring_edge::psp::signature::sign(WEBHOOK_SECRET, body.as_bytes())
+}
+
+#[test]
+fn forged_webhooks_are_refused_and_replayed_ones_are_processed_once() {
+    let s = Stack::start();
+    let created = start_checkout(&s, "cust-5", "basic-monthly", json!({})).json();
+    let order_id = created["orderId"].as_str().unwrap();
+    let body = json!({
+        "eventType": "order.paymentcompleted",
+        "metadata": {"eventId": "e2e0000000000000a1", "created": 1_893_456_000_000_i64},
+        "data": {"orderId": order_id, "referenceId": created["checkoutId"], "paymentStatus": "PAYMENT_COMPLETED"}
+    })
+    .to_string();
+
+    for signature in [
+        None,
+        Some("AAAA"),
+        Some(&*recurring_edge::psp::signature::sign(
+            "wrong",
+            body.as_bytes(),
+        )),
+    ] {
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(sig) = signature {
+            headers.push(("x-webhook-signature", sig));
+        }
+        s.worker
+            .post_raw("/v1/webhooks/psp", &body, &headers)
+            .problem(401, "unauthorized");
+    }
+    // A forged "completed" changed nothing: the customer never paid.
+    assert_eq!(
+        wait_checkout_once(&s, created["checkoutId"].as_str().unwrap()),
+        "pending"
+    );
+    assert_eq!(payment_method(&s, "cust-5").status, 404);
+
+    // A genuine (signed) event that the status does not confirm is not recorded...
+    let sig = signed(&body);
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("x-webhook-signature", sig.as_str()),
+    ];
+    s.worker
+        .post_raw("/v1/webhooks/psp", &body, &headers)
+        .problem(503, "not-confirmed-yet");
+    // ...until the order really completed; then a replay of the same event is a no-op.
+    pay(&s, order_id, APPROVE);
+    eventually(10, "activation", || {
+        payment_method(&s, "cust-5").status == 200
+    });
+    let first = s.worker.post_raw("/v1/webhooks/psp", &body, &headers);
+    assert_eq!(first.status, 200, "{}", first.text);
+    let replay = s.worker.post_raw("/v1/webhooks/psp", &body, &headers);
+    assert_eq!(replay.status, 200);
+    assert_eq!(replay.json()["duplicate"], true);
+    assert_eq!(charges_of(&s, "cust-5").len(), 1);
+
+    // Signed but unreadable: refused, nothing stored.
+    let junk = "{\"eventType\": 1}";
+    let sig = signed(junk);
+    s.worker
+        .post_raw(
+            "/v1/webhooks/psp",
+            junk,
+            &[("x-webhook-signature", sig.as_str())],
+        )
+        .problem(400, "invalid-request");
+    assert_ledgers_agree(&s, "cust-5");
+}
+
+fn wait_checkout_once(s: &Stack, id: &str) -> String {
+    s.worker.get(&format!("/v1/checkout/{id}")).json()["status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_declined_card_fails_the_checkout_and_stores_nothing() {
+    let s = Stack::start();
+    let created = start_checkout(&s, "cust-6", "basic-monthly", json!({})).json();
+    pay(&s, created["orderId"].as_str().unwrap(), DECLINE_NOW);
+    let state = wait_checkout(&s, created["checkoutId"].as_str().unwrap());
+    assert_eq!(state["status"], "failed", "{state}");
+    assert_eq!(state["failureReason"], "DENIED");
+    assert!(state.get("card").is_none() && state.get("subscriptionId").is_none());
+    assert_eq!(payment_method(&s, "cust-6").status, 404);
+    assert!(
+        merchant_get(&s, "/v1/subscriptions?customerRef=cust-6")["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(charges_of(&s, "cust-6").is_empty());
+    let ledger = s.ledger();
+    assert_eq!(
+        completed_for_reference(&ledger, created["checkoutId"].as_str().unwrap()),
+        0
+    );
+}
+
+#[test]
+fn bad_checkout_requests_are_refused_with_problems_and_change_nothing() {
+    let s = Stack::start();
+    let r = start_checkout(&s, "cust-7", "no-such-plan", json!({}));
+    r.problem(404, "not-found");
+
+    let r = start_checkout(
+        &s,
+        "cust-7",
+        "basic-monthly",
+        json!({"returnUrl": "https://evil.example/phish"}),
+    );
+    let p = r.problem(400, "validation-error");
+    assert_eq!(p["errors"][0]["field"], "returnUrl");
+
+    let r = start_checkout(&s, "cust 7", "basic-monthly", json!({"email": "nope"}));
+    let p = r.problem(400, "validation-error");
+    assert_eq!(p["errors"].as_array().unwrap().len(), 2, "{p}");
+
+    let r = start_checkout(&s, "cust-7", "course", json!({"installments": 5}));
+    assert_eq!(
+        r.problem(400, "validation-error")["errors"][0]["field"],
+        "installments"
+    );
+
+    let r = s.worker.post_raw(
+        "/v1/checkout",
+        "{\"customerRef\": ",
+        &[("Content-Type", "application/json")],
+    );
+    r.problem(400, "invalid-request");
+
+    let r = s.worker.post_raw(
+        "/v1/checkout",
+        "customerRef=x",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+    );
+    r.problem(415, "unsupported-media-type");
+
+    let huge = json!({"customerRef": "cust-7", "planId": "basic-monthly", "returnUrl": format!("{ORIGIN}/done"), "name": "x".repeat(20_000)});
+    s.worker
+        .post("/v1/checkout", &huge)
+        .problem(413, "payload-too-large");
+
+    let r = s.worker.post_raw(
+        "/v1/checkout",
+        &json!({"customerRef": "cust-7", "planId": "basic-monthly", "returnUrl": format!("{ORIGIN}/done")}).to_string(),
+        &[("Content-Type", "application/json"), ("Origin", "https://evil.example")],
+    );
+    r.problem(403, "origin-not-allowed");
+
+    // None of it reached the provider.
+    let ledger = s.ledger();
+    assert!(ledger["orders"].as_array().unwrap().is_empty(), "{ledger}");
+}
+
+#[test]
+fn cors_allows_the_configured_origin_only() {
+    let s = Stack::start();
+    let r = s.worker.send(
+        "OPTIONS",
+        "/v1/checkout",
+        "",
+        &[
+            ("Origin", ORIGIN),
+            ("Access-Control-Request-Method", "POST"),
+        ],
+    );
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(r.header("access-control-allow-origin"), Some(ORIGIN));
+    assert!(
+        r.header("access-control-allow-headers")
+            .unwrap()
+            .contains("Idempotency-Key")
+    );
+    let r = s.worker.get_with("/v1/plans", &[("Origin", ORIGIN)]);
+    assert_eq!(r.header("access-control-allow-origin"), Some(ORIGIN));
+    // Merchant routes do not speak CORS at all.
+    let r = s
+        .worker
+        .send("OPTIONS", "/v1/charges", "", &[("Origin", ORIGIN)]);
+    assert_eq!(r.status, 405);
+}
+
+#[test]
+fn the_same_idempotency_key_returns_the_same_checkout_without_a_second_order() {
+    let s = Stack::start();
+    let body = json!({"customerRef": "cust-8", "planId": "basic-monthly", "returnUrl": format!("{ORIGIN}/done")});
+    let headers = [("Idempotency-Key", "checkout-cust-8-1")];
+    let a = s.worker.post_with("/v1/checkout", &body, &headers);
+    let b = s.worker.post_with("/v1/checkout", &body, &headers);
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(b.status, 200, "{}", b.text);
+    assert_eq!(a.json()["checkoutId"], b.json()["checkoutId"]);
+    assert_eq!(a.json()["orderId"], b.json()["orderId"]);
+    let orders = s.ledger()["orders"].as_array().unwrap().len();
+    assert_eq!(orders, 1);
+    let mut other = body.clone();
+    other["planId"] = json!("pro-yearly");
+    s.worker
+        .post_with("/v1/checkout", &other, &headers)
+        .problem(422, "idempotency-key-reused");
+}
+
+#[test]
+fn a_new_card_replaces_the_old_one_and_charges_use_it() {
+    let s = Stack::start();
+    let first = subscribe(&s, "cust-9", "basic-monthly", APPROVE);
+    let second = subscribe(&s, "cust-9", "weekly", "5555555555554444");
+    let card = payment_method(&s, "cust-9").json();
+    assert_eq!(card["last4"], "4444");
+    let r = charge(&s, "cust-9-topup", &charge_body("cust-9", 700));
+    assert_eq!(r.json()["status"], "succeeded", "{}", r.text);
+    let ledger = s.ledger();
+    let new_token = token_of_order(&ledger, &second.order_id);
+    let old_token = token_of_order(&ledger, &first.order_id);
+    assert_eq!(completed_payments_for_token(&ledger, &new_token), 1);
+    assert_eq!(completed_payments_for_token(&ledger, &old_token), 0);
+    assert_ledgers_agree(&s, "cust-9");
+}
+
+#[test]
+fn forgetting_the_card_stops_merchant_charges() {
+    let s = Stack::start();
+    subscribe(&s, "cust-10", "basic-monthly", APPROVE);
+    let r = s
+        .worker
+        .delete_with("/v1/customers/cust-10/payment-method", &merchant());
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(payment_method(&s, "cust-10").status, 404);
+    // Forgetting is the merchant's call, never an anonymous browser's.
+    s.worker
+        .delete_with("/v1/customers/cust-10/payment-method", &[])
+        .problem(401, "unauthorized");
+    charge(&s, "cust-10-after", &charge_body("cust-10", 500)).problem(409, "no-payment-method");
+}
+
+#[test]
+fn the_frontend_never_sees_a_token() {
+    let s = Stack::start();
+    let mut seen: Vec<String> = Vec::new();
+    let sub = subscribe(&s, "cust-11", "basic-monthly", APPROVE);
+    seen.push(
+        s.worker
+            .get(&format!("/v1/checkout/{}", sub.checkout_id))
+            .text,
+    );
+    seen.push(payment_method(&s, "cust-11").text);
+    seen.push(
+        s.worker
+            .get_with(
+                &format!("/v1/subscriptions/{}", sub.subscription_id),
+                &merchant(),
+            )
+            .text,
+    );
+    seen.push(charge(&s, "leak-1", &charge_body("cust-11", 300)).text);
+    seen.push(
+        s.worker
+            .get_with("/v1/customers/cust-11/charges", &merchant())
+            .text,
+    );
+    seen.push(tick(&s, "2031-01-01T00:00:00Z").to_string());
+    let events: Value = merchant_get(
+        &s,
+        &format!("/v1/subscriptions/{}/events", sub.subscription_id),
+    );
+    seen.push(events.to_string());
+    assert_no_token_leak(&s, &seen);
+}
