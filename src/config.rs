@@ -133,7 +133,7 @@ impl Config {
             max_charges: number("TICK_MAX_CHARGES", 200, 1, 5_000) as u32,
             concurrency: number("TICK_CONCURRENCY", 6, 1, 6) as u32,
             max_subrequests: number("TICK_MAX_SUBREQUESTS", 900, 10, 10_000) as u32,
-            max_wall_ms: number("TICK_MAX_WALL_MS", 25_000, 1_000, 900_000) as u32,
+            max_wall_ms: number("TICK_MAX_WALL_MS", 50_000, 1_000, 900_000) as u32,
         };
         let charge_lease_ms = number("CHARGE_LEASE_SECONDS", 120, 5, 3_600) * 1_000;
         if min_charge_amount > max_charge_amount {

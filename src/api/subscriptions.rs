@@ -338,7 +338,7 @@ fn require(sub: &SubscriptionRow, allowed: &[&str], detail: &str) -> Result<(), 
             "Not allowed in this state",
             format!("{detail} It is {}.", sub.status),
         )
-        .with("status", sub.status.clone()))
+        .with("subscriptionStatus", sub.status.clone()))
     }
 }
 

@@ -5,6 +5,8 @@ use serde_json::{Map, Value};
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
+const RESERVED: [&str; 5] = ["type", "title", "status", "detail", "instance"];
+
 /// An error answer. `kind` is a stable slug merchants can match on (`type` is `/problems/<kind>`);
 /// `detail` is for humans and never carries a token, a secret or a provider response body.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +49,12 @@ impl Problem {
         self
     }
 
+    /// Adds an extension member. The members RFC 9457 defines cannot be overridden this way.
     pub fn with(mut self, name: &str, value: impl Into<Value>) -> Self {
+        assert!(
+            !RESERVED.contains(&name),
+            "problem extension {name:?} would shadow a standard member"
+        );
         self.extensions.insert(name.to_owned(), value.into());
         self
     }
@@ -200,6 +207,12 @@ mod tests {
         assert_eq!(v["errors"].as_array().unwrap().len(), 2);
         assert_eq!(v["errors"][1]["field"], "currency");
         assert_eq!(p.status, 400);
+    }
+
+    #[test]
+    #[should_panic(expected = "shadow a standard member")]
+    fn extensions_cannot_shadow_standard_members() {
+        let _ = Problem::not_found("x").with("status", "canceled");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Refunds as the provider's return orders. Creating the return order is what moves the money
 //! back, so it happens at most once per refund; an unknown outcome is never retried blindly.
 
-use worker::console_warn;
+use std::time::Duration;
+
+use worker::{Delay, console_warn};
 
 use crate::context::Ctx;
 use crate::http::problem::Problem;
@@ -9,6 +11,8 @@ use crate::psp::outcome::{PageOutcome, return_outcome};
 use crate::psp::types::*;
 use crate::store::charges::ChargeRow;
 use crate::store::refunds::{self, RefundRow};
+
+const POLL_DELAYS_MS: [u64; 4] = [100, 250, 500, 1000];
 
 /// Creates the return order for a freshly claimed refund, then reads its status.
 pub async fn start(ctx: &Ctx, refund: &RefundRow, charge: &ChargeRow) -> Result<(), Problem> {
@@ -51,7 +55,14 @@ pub async fn start(ctx: &Ctx, refund: &RefundRow, charge: &ChargeRow) -> Result<
     match ctx.psp().create_order(&order).await {
         Ok(created) => {
             refunds::set_order(ctx.db(), &refund.id, &created.order_id, now).await?;
-            settle(ctx, &refund.id).await?;
+            // The return settles asynchronously, usually within a second; past that the
+            // webhook or the cron finishes it.
+            for delay in POLL_DELAYS_MS {
+                Delay::from(Duration::from_millis(delay)).await;
+                if settle(ctx, &refund.id).await? {
+                    break;
+                }
+            }
         }
         Err(e) if e.is_refusal() => {
             refunds::finish(ctx.db(), refund, false, Some(&e.code()), now).await?;

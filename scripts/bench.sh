@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# `make bench`: builds the release worker and sandbox, then measures one scheduler tick over
+# 1,000 due subscriptions (pass another count as an argument) and the wasm size.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+scripts/bootstrap.sh
+. scripts/env.sh
+bash scripts/build-worker.sh >/dev/null
+cargo build --release --locked -p psp-sandbox
+rm -rf "${CARGO_TARGET_DIR:-target}/e2e"
+raw=$(stat -c %s build/index_bg.wasm)
+gz=$(gzip -9 -c build/index_bg.wasm | wc -c)
+printf 'worker wasm (release): %s bytes raw, %s bytes gzip -9\n' "$raw" "$gz"
+cargo run --release --locked --example tick_bench -- "${1:-1000}"
