@@ -95,6 +95,15 @@ async fn log_requests(req: Request, next: Next) -> Response {
 /// Binds, announces the address on stdout, and serves until the process ends.
 pub async fn serve(config: Config) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port)).await?;
+    run(listener, config, true).await
+}
+
+/// Serves on a bound listener (tests bind their own on port 0).
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    announce: bool,
+) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     let public_url = config
         .public_url
@@ -102,10 +111,12 @@ pub async fn serve(config: Config) -> std::io::Result<()> {
         .unwrap_or_else(|| format!("http://{addr}"));
     let sb = Sandbox::new(config, public_url);
     sb.resume_in_flight();
-    // The test harness and `make dev` read this line to learn the port.
-    println!("psp-sandbox listening on http://{addr}");
-    use std::io::Write;
-    std::io::stdout().flush()?;
+    if announce {
+        // The test harness and `make dev` read this line to learn the port.
+        println!("psp-sandbox listening on http://{addr}");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+    }
     axum::serve(listener, app(sb)).await
 }
 
