@@ -1,7 +1,13 @@
-//! The pure billing core: calendars, money arithmetic, dunning, and the charge state machine.
-//! No runtime imports and no clock: every function takes `now` as an argument, so all of it is
-//! tested natively, including property tests of the calendar and the money math.
+//! The pure billing core: calendars, money arithmetic, decline classification, dunning, and the
+//! charge state machine.
+//!
+//! Nothing here imports the Workers runtime or reads a clock: every function takes `now` as an
+//! argument and instants are plain `i64` milliseconds (UTC), as the ledger stores them. That is
+//! what lets the rules that move money (which period a charge belongs to, what it costs, whether
+//! to retry it) be tested natively and exhaustively, including with property tests, and replayed
+//! at any simulated time without a worker.
 
+pub mod calendar;
 pub mod charge_driver;
 pub mod charge_machine;
 pub mod decline;

@@ -8,8 +8,8 @@ use worker::{Delay, console_log, console_warn};
 
 use crate::billing::charge_driver::{ChargeIo, DriveEnd, DriveOptions, drive};
 use crate::billing::charge_machine::{ChargeStatus, ChargeView};
-use crate::billing::decline::{DeclineClass, classify};
-use crate::billing::dunning::{DunningPolicy, DunningStep};
+use crate::billing::decline::classify;
+use crate::billing::dunning::{DunningPolicy, DunningStep, GiveUpReason};
 use crate::context::Ctx;
 use crate::http::problem::Problem;
 use crate::params;
@@ -382,7 +382,6 @@ impl ChargeIo for LedgerCharge<'_> {
                 subscription_id,
                 c.period_index.unwrap_or(0),
                 step,
-                class,
                 reason,
                 now,
             ));
@@ -416,11 +415,12 @@ impl ChargeIo for LedgerCharge<'_> {
         if let Some(subscription_id) = &c.subscription_id
             && self.is_scheduled()
         {
+            // Refused without a decline (no card on file, a permanent refusal): a new card or
+            // an operator is needed, retrying the same request cannot help.
             batch.push(crate::store::subscriptions::after_decline(
                 subscription_id,
                 c.period_index.unwrap_or(0),
-                &DunningStep::GiveUp,
-                DeclineClass::Hard,
+                &DunningStep::GiveUp(GiveUpReason::HardDecline),
                 code,
                 now,
             ));

@@ -4,8 +4,7 @@
 use serde::Deserialize;
 
 use super::db::{Db, Stmt, stmt};
-use crate::billing::decline::DeclineClass;
-use crate::billing::dunning::DunningStep;
+use crate::billing::dunning::{DunningStep, GiveUpReason};
 use crate::billing::interval::{Interval, IntervalUnit};
 use crate::billing::renewal::{Kind, Subscription, Terms};
 use crate::catalog::Plan;
@@ -139,25 +138,22 @@ pub fn after_payment(subscription_id: &str, period: u32, now: i64) -> Stmt {
     )
 }
 
-/// After a subscription's charge for `period` was declined: `past_due` while dunning retries,
-/// `unpaid` once it gives up (a hard decline gives up at once).
+/// After a subscription's charge for `period` was declined (or refused): `past_due` while
+/// dunning retries, `unpaid` once it gives up, saying why.
 pub fn after_decline(
     subscription_id: &str,
     period: u32,
     step: &DunningStep,
-    class: DeclineClass,
     reason: &str,
     now: i64,
 ) -> Stmt {
-    let (status, why) = match (step, class) {
-        (DunningStep::RetryAt(_), _) => {
-            ("past_due", format!("payment declined ({reason}); retrying"))
-        }
-        (_, DeclineClass::Hard) => (
+    let (status, why) = match step {
+        DunningStep::RetryAt(_) => ("past_due", format!("payment declined ({reason}); retrying")),
+        DunningStep::GiveUp(GiveUpReason::HardDecline) => (
             "unpaid",
             format!("payment declined ({reason}); a new card is needed"),
         ),
-        _ => (
+        DunningStep::GiveUp(_) => (
             "unpaid",
             format!("payment declined ({reason}); retries exhausted"),
         ),

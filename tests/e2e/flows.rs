@@ -238,10 +238,10 @@ pub fn assert_ledgers_agree(s: &Stack, customer: &str) {
             .filter(|o| o["referenceId"] == charge["id"])
             .filter_map(|o| o["orderId"].as_str().map(str::to_owned))
             .collect();
-        if let Some(order) = charge["providerOrderId"].as_str() {
-            if !ids.iter().any(|i| i == order) {
-                ids.push(order.to_owned());
-            }
+        if let Some(order) = charge["providerOrderId"].as_str()
+            && !ids.iter().any(|i| i == order)
+        {
+            ids.push(order.to_owned());
         }
         let done = completed_on(&ids);
         match charge["status"].as_str() {
