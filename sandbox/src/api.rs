@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::faults::{Action, Decision, Endpoint};
 use crate::model::*;
-use crate::state::{Inner, NewPayment, Shared, now_ms, start_payment};
+use crate::state::{Inner, NewPayment, Shared, cancel_in_flight, now_ms, start_payment};
 use crate::webhooks;
 
 /// The enabled currencies of the sandbox merchant: SEK, EUR, DKK.
@@ -412,22 +412,12 @@ pub async fn cancel_order(
                 "OR_0040: A completed order cannot be cancelled",
             );
         }
-        let payments = order.payments.clone();
-        let now = now_ms();
         // Every payment still in flight is cancelled with the order: nothing can complete on a
         // cancelled order, even a payment the caller does not know about.
-        for id in &payments {
-            if let Some(p) = inner.ledger.payments.get_mut(id)
-                && !p.status.is_final()
-            {
-                p.status = PaymentStatus::PaymentCancelled;
-                p.failure_reason = Some("ORDER_CANCELLED".into());
-                p.updated_at = now;
-                let pid = p.id.clone();
-                inner.ledger.snapshot(order_id, now);
-                webhooks::emit(sb, inner, order_id, Some(&pid), "order.paymentcancelled");
-            }
+        for id in order.payments.clone() {
+            cancel_in_flight(sb, inner, &id, Some("ORDER_CANCELLED"));
         }
+        let now = now_ms();
         if let Some(order) = inner.ledger.orders.get_mut(order_id) {
             order.cancelled = true;
         }
@@ -534,21 +524,10 @@ pub async fn cancel_payment(
     faulty(&sb, Endpoint::CancelPayment, false, "PS_0005", |sb, _| {
         let mut guard = sb.lock();
         let inner = &mut *guard;
-        let Some(p) = inner.ledger.payments.get_mut(&payment_id) else {
+        if !inner.ledger.payments.contains_key(&payment_id) {
             return error(StatusCode::NOT_FOUND, "Payment not found");
-        };
-        if !p.status.is_final() {
-            p.status = PaymentStatus::PaymentCancelled;
-            p.updated_at = now_ms();
-            let order_id = p.order_id.clone();
-            inner.ledger.snapshot(&order_id, now_ms());
-            webhooks::emit(
-                sb,
-                inner,
-                &order_id,
-                Some(&payment_id),
-                "order.paymentcancelled",
-            );
+        }
+        if cancel_in_flight(sb, inner, &payment_id, None) {
             sb.persist(inner);
         }
         let status = inner.ledger.payments[&payment_id].status.as_str();

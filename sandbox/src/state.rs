@@ -157,6 +157,36 @@ pub fn start_payment(sb: &Shared, inner: &mut Inner, new: NewPayment<'_>) -> Str
     id
 }
 
+/// Cancels a payment that is not final yet (by the payment's own cancel or its order's).
+/// True if it was cancelled now; a final payment is left as it is.
+pub fn cancel_in_flight(
+    sb: &Shared,
+    inner: &mut Inner,
+    payment_id: &str,
+    reason: Option<&str>,
+) -> bool {
+    let Some(p) = inner.ledger.payments.get_mut(payment_id) else {
+        return false;
+    };
+    if p.status.is_final() {
+        return false;
+    }
+    let now = now_ms();
+    p.status = PaymentStatus::PaymentCancelled;
+    p.failure_reason = reason.map(str::to_owned);
+    p.updated_at = now;
+    let order_id = p.order_id.clone();
+    inner.ledger.snapshot(&order_id, now);
+    webhooks::emit(
+        sb,
+        inner,
+        &order_id,
+        Some(payment_id),
+        "order.paymentcancelled",
+    );
+    true
+}
+
 fn spawn_processing(sb: Shared, payment_id: String) {
     tokio::spawn(async move {
         let settle = sb

@@ -72,6 +72,10 @@ impl Sandbox {
         let req = req
             .body(body.map_or(String::new(), Value::to_string))
             .unwrap();
+        self.run(req)
+    }
+
+    fn run(&self, req: ureq::http::Request<String>) -> Reply {
         let mut r = self.agent.run(req).unwrap();
         let location = r
             .headers()
@@ -101,18 +105,7 @@ impl Sandbox {
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(form.to_owned())
             .unwrap();
-        let mut r = self.agent.run(req).unwrap();
-        let location = r
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let text = r.body_mut().read_to_string().unwrap_or_default();
-        Reply {
-            status: r.status().as_u16(),
-            body: Value::Null,
-            location,
-            text,
-        }
+        self.run(req)
     }
 
     fn page_order(&self, amount: i64, extra: Value) -> String {

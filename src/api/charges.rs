@@ -117,10 +117,8 @@ fn validate_charge(input: &CreateCharge, ctx: &Ctx) -> Result<i64, Problem> {
         "customerRef",
         "must be 1-64 characters of A-Z a-z 0-9 . _ : -",
     );
-    let amount = input
-        .amount
-        .as_i64()
-        .filter(|_| input.amount.is_i64() || input.amount.is_u64());
+    // A JSON integer only: 12.5, "1250" and 1e3 are refused rather than converted.
+    let amount = input.amount.as_i64();
     match amount {
         Some(a) if (config.min_charge_amount..=config.max_charge_amount).contains(&a) => {}
         Some(_) => errors.add(

@@ -103,7 +103,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
         .await?
         .ok_or_else(|| Problem::internal("The checkout was not recorded."))?;
     if checkout.order_id.is_some() || checkout.status != "creating" {
-        return created(200, &checkout);
+        return checkout_response(200, &checkout);
     }
     // A replay resumes with the plan as first priced, even if the catalog changed since.
     let plan = checkout.plan()?;
@@ -239,7 +239,7 @@ async fn open_order(
             let checkout = checkouts::get(db, &checkout.id)
                 .await?
                 .ok_or_else(|| Problem::internal("The checkout vanished."))?;
-            created_response(&checkout)
+            checkout_response(201, &checkout)
         }
         Err(e) if e.is_refusal() => {
             checkouts::mark_failed(db, &checkout.id, &e.code(), now).await?;
@@ -261,11 +261,7 @@ async fn open_order(
     }
 }
 
-fn created_response(checkout: &CheckoutRow) -> Result<Response, Problem> {
-    created(201, checkout)
-}
-
-fn created(status: u16, checkout: &CheckoutRow) -> Result<Response, Problem> {
+fn checkout_response(status: u16, checkout: &CheckoutRow) -> Result<Response, Problem> {
     match (&checkout.order_id, &checkout.payment_page_url) {
         (Some(order_id), Some(url)) => respond::json(
             status,

@@ -53,6 +53,9 @@ pub trait ChargeIo {
     async fn record_failure(&mut self, code: &str) -> Result<(), Self::Error>;
 }
 
+/// The failure code of a charge that expired before any payment reached the card.
+pub const EXPIRED: &str = "provider_unavailable";
+
 #[derive(Debug, Clone)]
 pub struct DriveOptions {
     /// Pauses between status reads while a payment is in flight; empty = read once.
@@ -91,6 +94,10 @@ pub async fn drive<I: ChargeIo>(
                     ChargeStatus::Failed => DriveEnd::Declined,
                     _ => DriveEnd::Waiting,
                 });
+            }
+            Step::Expire => {
+                io.record_failure(EXPIRED).await?;
+                return Ok(DriveEnd::Failed);
             }
             Step::CreateOrder => match io.create_order().await {
                 Ok(order_id) => {

@@ -118,6 +118,10 @@ pub struct ChargeView {
     pub retry_due: bool,
     /// May this drive start a payment? False when only settling (a webhook, a status read).
     pub may_initiate: bool,
+    /// Past its deadline to start: a charge whose payment never reached the card by then fails
+    /// instead of moving money long after it was asked for (API charges while the provider
+    /// is down).
+    pub start_expired: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +138,8 @@ pub enum Step {
     ReadStatus {
         order_id: String,
     },
+    /// Give up starting: nothing reached the card and the deadline passed.
+    Expire,
 }
 
 pub fn next_step(view: &ChargeView) -> Step {
@@ -155,6 +161,15 @@ pub fn next_step(view: &ChargeView) -> Step {
     }
     if !view.may_initiate {
         return Step::Stop;
+    }
+    // Only a charge whose attempts all ended without a decline can expire: a declined one has
+    // already reached the card, and its retries are dunning's business.
+    let never_reached_card = view
+        .latest
+        .as_ref()
+        .is_none_or(|a| matches!(a.status, AttemptStatus::Rejected | AttemptStatus::Fenced));
+    if view.start_expired && never_reached_card {
+        return Step::Expire;
     }
     let number = view.latest.as_ref().map_or(1, |a| a.number + 1);
     match &view.order_id {
@@ -260,6 +275,7 @@ mod tests {
             earlier_payment_ids: vec![],
             retry_due: false,
             may_initiate: true,
+            start_expired: false,
         }
     }
 
@@ -343,6 +359,30 @@ mod tests {
             },
             "a retry reuses the open MIT order"
         );
+    }
+
+    #[test]
+    fn a_charge_that_never_reached_the_card_expires_instead_of_starting_late() {
+        let mut v = view(ChargeStatus::Processing, None, None);
+        v.start_expired = true;
+        assert_eq!(next_step(&v), Step::Expire);
+        v.latest = Some(attempt(1, AttemptStatus::Fenced, None));
+        assert_eq!(next_step(&v), Step::Expire);
+        // An attempt in doubt is still read, never abandoned: it may have moved money.
+        v.latest = Some(attempt(1, AttemptStatus::Claimed, None));
+        v.order_id = Some("o1".into());
+        assert_eq!(
+            next_step(&v),
+            Step::ReadStatus {
+                order_id: "o1".into()
+            }
+        );
+        v.start_expired = false;
+        v.latest = Some(attempt(1, AttemptStatus::Rejected, None));
+        assert!(matches!(
+            next_step(&v),
+            Step::StartAttempt { number: 2, .. }
+        ));
     }
 
     #[test]

@@ -127,6 +127,7 @@ impl Ledger {
             earlier_payment_ids: earlier,
             retry_due: false,
             may_initiate: true,
+            start_expired: false,
         }
     }
 

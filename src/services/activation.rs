@@ -195,18 +195,41 @@ fn first_charge_description(plan: &Plan, installments: Option<u32>) -> String {
     }
 }
 
-/// Pending checkouts whose webhook may have been lost, asked about again by the cron.
+/// A checkout nobody paid within this time is abandoned.
+pub const ABANDON_AFTER_MS: i64 = 24 * 3_600_000;
+
+/// Pending checkouts whose webhook may have been lost, asked about again by the cron; those
+/// nobody paid for a day are abandoned.
 pub async fn reconcile_stale(ctx: &Ctx, older_than: i64, limit: u32) -> Result<u32, Problem> {
     let stale = checkouts::stale_pending(ctx.db(), older_than, limit).await?;
+    let now = ctx.now().await?;
     let mut settled = 0;
     for checkout in &stale {
         match reconcile(ctx, checkout).await? {
-            Activation::Pending { .. } => {
-                let now = ctx.now().await?;
-                checkouts::touch(ctx.db(), &checkout.id, now).await?;
+            Activation::Pending { .. } if now - checkout.created_at > ABANDON_AFTER_MS => {
+                if abandon(ctx, checkout, now).await? {
+                    settled += 1;
+                }
             }
+            Activation::Pending { .. } => checkouts::touch(ctx.db(), &checkout.id, now).await?,
             _ => settled += 1,
         }
     }
     Ok(settled)
+}
+
+/// Cancels the provider order before giving up on a checkout, so the customer cannot pay one
+/// we no longer expect. If the cancel is refused the order completed after all, and the next
+/// reconciliation activates it.
+async fn abandon(ctx: &Ctx, checkout: &CheckoutRow, now: i64) -> Result<bool, Problem> {
+    let Some(order_id) = &checkout.order_id else {
+        return Ok(false);
+    };
+    match ctx.psp().cancel_order(order_id).await {
+        Ok(()) => checkouts::mark_failed(ctx.db(), &checkout.id, "abandoned", now).await,
+        Err(_) => {
+            checkouts::touch(ctx.db(), &checkout.id, now).await?;
+            Ok(false)
+        }
+    }
 }

@@ -18,6 +18,9 @@ use crate::psp::types::*;
 use crate::store::charges::{self, ChargeRow};
 use crate::store::db::stmt;
 
+/// How long an API charge may wait for the provider before it fails unstarted.
+pub const API_START_DEADLINE_MS: i64 = 24 * 3_600_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// May create orders and start payments: the charge's owner (API call, scheduler).
@@ -86,6 +89,9 @@ async fn drive_leased(
         earlier_payment_ids: attempts.into_iter().filter_map(|a| a.payment_id).collect(),
         retry_due,
         may_initiate: mode == Mode::Initiate,
+        // A merchant asked for this charge now; if the provider could not take it within a
+        // day, moving the money later would surprise them. Scheduled charges keep trying.
+        start_expired: charge.kind == "api" && now - charge.created_at > API_START_DEADLINE_MS,
     };
     let options = DriveOptions {
         poll_delays_ms: poll_delays_ms.to_vec(),

@@ -370,3 +370,32 @@ fn refunds_never_exceed_what_was_captured() {
         )
         .problem(409, "charge-not-refundable");
 }
+
+#[test]
+fn an_api_charge_the_provider_never_takes_fails_after_a_day_without_moving_money() {
+    let s = Stack::start();
+    tick(&s, "2027-03-01T00:00:00Z");
+    subscribe(&s, "c-down", "basic-monthly", APPROVE);
+    set_faults(&s, json!([{"endpoint": "create_order", "error_rate": 1.0}]));
+    let r = charge(&s, "down-1", &charge_body("c-down", 900));
+    assert_eq!(r.status, 202, "{}", r.text);
+    let id = charge_id(&r);
+    // The cron keeps trying while the provider is down...
+    tick(&s, "2027-03-01T12:00:00Z");
+    assert_eq!(
+        merchant_get(&s, &format!("/v1/charges/{id}"))["status"],
+        "pending"
+    );
+    // ...and gives up a day after the request, rather than charge the card days later.
+    tick(&s, "2027-03-02T00:30:00Z");
+    clear_faults(&s);
+    let c = merchant_get(&s, &format!("/v1/charges/{id}"));
+    assert_eq!(c["status"], "failed", "{c}");
+    assert_eq!(c["failureReason"], "provider_unavailable");
+    tick(&s, "2027-03-03T00:00:00Z");
+    assert_eq!(completed_for_reference(&s.ledger(), &id), 0);
+    assert_eq!(
+        merchant_get(&s, &format!("/v1/charges/{id}"))["status"],
+        "failed"
+    );
+}

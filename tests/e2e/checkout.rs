@@ -417,3 +417,37 @@ fn the_frontend_never_sees_a_token() {
     seen.push(events.to_string());
     assert_no_token_leak(&s, &seen);
 }
+
+#[test]
+fn an_unpaid_checkout_is_abandoned_after_a_day_and_its_page_closed() {
+    let s = Stack::start();
+    tick(&s, "2027-02-01T00:00:00Z");
+    let created = start_checkout(&s, "cust-12", "basic-monthly", json!({})).json();
+    let order_id = created["orderId"].as_str().unwrap();
+    // An hour later it is only asked about; a day later it is given up.
+    tick(&s, "2027-02-01T01:00:00Z");
+    assert_eq!(
+        wait_checkout_once(&s, created["checkoutId"].as_str().unwrap()),
+        "pending"
+    );
+    tick(&s, "2027-02-02T01:00:00Z");
+    let state = s
+        .worker
+        .get(&format!(
+            "/v1/checkout/{}",
+            created["checkoutId"].as_str().unwrap()
+        ))
+        .json();
+    assert_eq!(state["status"], "failed", "{state}");
+    assert_eq!(state["failureReason"], "abandoned");
+    // The provider order was cancelled first: the customer can no longer pay it.
+    let r = s.sandbox.post(
+        &format!("/_sandbox/orders/{order_id}/pay"),
+        &json!({"cardNumber": APPROVE}),
+    );
+    assert_eq!(r.status, 410, "{}", r.text);
+    assert_eq!(
+        completed_for_reference(&s.ledger(), created["checkoutId"].as_str().unwrap()),
+        0
+    );
+}
