@@ -1,8 +1,6 @@
-//! The control API under `/_sandbox/` (never part of the provider's real API): pay without a
-//! browser, script how tokens behave, inject faults, register a console webhook, read the ledger.
-
-use std::collections::BTreeMap;
-use std::time::Duration;
+//! The control API under `/_sandbox/` (never part of the provider's real API, no credentials):
+//! pay without a browser, script how tokens behave, inject faults, register a console webhook,
+//! read the ledger, reset.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -10,20 +8,24 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::faults::FaultConfig;
+use crate::faults::{FaultConfig, Faults};
+use crate::hosted_page::{self, PayForm, Refusal};
+use crate::ledger;
 use crate::model::*;
-use crate::page::{self, PayForm};
-use crate::state::{Shared, now_ms};
+use crate::processing::wait_final;
+use crate::state::Shared;
+use crate::webhooks::DEFAULT_RETRY_DELAYS_MS;
 
 fn problem(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"error": message}))).into_response()
 }
 
-/// A control request body; `Err` is the message of the 400 answer.
-fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, String> {
-    serde_json::from_slice(bytes).map_err(|e| format!("bad body: {e}"))
+/// A control request body; `Err` is the 400 answer.
+fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, Response> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| problem(StatusCode::BAD_REQUEST, &format!("bad body: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -38,12 +40,12 @@ struct PayRequest {
     cardholder_name: Option<String>,
 }
 
-/// Completes a hosted payment as if a person paid on the page, and answers once the payment is
-/// final (the webhooks still go out asynchronously, as they would).
+/// Completes a hosted payment as if a person paid on the page (no redirect), and answers once
+/// the payment is final so tests are deterministic; the webhooks go out asynchronously as usual.
 pub async fn pay(State(sb): State<Shared>, Path(order_id): Path<String>, bytes: Bytes) -> Response {
     let req: PayRequest = match body(&bytes) {
         Ok(r) => r,
-        Err(message) => return problem(StatusCode::BAD_REQUEST, &message),
+        Err(bad) => return bad,
     };
     let form = PayForm {
         card_number: req.card_number,
@@ -55,33 +57,30 @@ pub async fn pay(State(sb): State<Shared>, Path(order_id): Path<String>, bytes: 
         cvc: String::new(),
         name: req.cardholder_name.unwrap_or_default(),
     };
-    let payment_id = {
-        let mut guard = sb.lock();
-        match page::attempt(&sb, &mut guard, &order_id, &form) {
-            Ok(a) => a.payment_id,
-            Err(Some(message)) => return problem(StatusCode::BAD_REQUEST, &message),
-            Err(None) => return problem(StatusCode::GONE, "Invalid or Expired Link"),
+    let started = hosted_page::attempt(&sb, &mut sb.lock(), &order_id, &form);
+    let payment_id = match started {
+        Ok(a) => a.payment_id,
+        Err(Refusal::UnknownOrder) => return problem(StatusCode::NOT_FOUND, "unknown order"),
+        Err(Refusal::NotPayable) => {
+            return problem(
+                StatusCode::CONFLICT,
+                "not a PaymentPage purchase: nothing to pay on a page",
+            );
         }
+        Err(Refusal::Expired) => return problem(StatusCode::GONE, "Invalid or Expired Link"),
+        Err(Refusal::Invalid(message)) => return problem(StatusCode::BAD_REQUEST, &message),
     };
-    let deadline = now_ms() + sb.config.processing_ms as i64 + 10_000;
-    loop {
-        {
-            let guard = sb.lock();
-            let p = &guard.ledger.payments[&payment_id];
-            if p.status.is_final() || now_ms() > deadline {
-                let tokenized = guard.ledger.tokens.values().any(|t| t.order_id == order_id);
-                return Json(json!({
-                    "orderId": order_id,
-                    "paymentId": payment_id,
-                    "paymentStatus": p.status.as_str(),
-                    "failureReason": p.failure_reason,
-                    "tokenized": tokenized,
-                }))
-                .into_response();
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_final(&sb, &payment_id, hosted_page::settle_wait(&sb)).await;
+    let guard = sb.lock();
+    let p = &guard.ledger.payments[&payment_id];
+    Json(json!({
+        "orderId": order_id,
+        "paymentId": payment_id,
+        "paymentStatus": p.status.as_str(),
+        "failureReason": p.failure_reason,
+        "tokenized": guard.ledger.tokens.values().any(|t| t.order_id == order_id),
+    }))
+    .into_response()
 }
 
 #[derive(Deserialize)]
@@ -92,9 +91,12 @@ struct BehaviourRequest {
     failure_reason: Option<String>,
     #[serde(default)]
     times: Option<u32>,
-    #[serde(default, alias = "delayMs")]
+    #[serde(default, alias = "delay_ms")]
     delay_ms: Option<u64>,
 }
+
+/// How long an `"outcome": "slow"` charge takes when no `delay_ms` is given.
+const SLOW_MS: u64 = 3_000;
 
 pub async fn set_behaviour(
     State(sb): State<Shared>,
@@ -103,49 +105,66 @@ pub async fn set_behaviour(
 ) -> Response {
     let req: BehaviourRequest = match body(&bytes) {
         Ok(r) => r,
-        Err(message) => return problem(StatusCode::BAD_REQUEST, &message),
+        Err(bad) => return bad,
     };
     let outcome = match req.outcome.as_str() {
         "approve" | "slow" => Outcome::Approve,
         "decline" => Outcome::Decline {
-            reason: req
-                .failure_reason
-                .clone()
-                .unwrap_or_else(|| "DENIED".into()),
+            reason: req.failure_reason.unwrap_or_else(|| "DENIED".into()),
         },
         other => {
             return problem(
                 StatusCode::BAD_REQUEST,
-                &format!("unknown outcome {other:?}"),
+                &format!("unknown outcome {other:?}: approve, decline or slow"),
             );
         }
     };
-    let delay_ms = req.delay_ms.or((req.outcome == "slow").then_some(3_000));
+    if req.times == Some(0) {
+        return problem(StatusCode::BAD_REQUEST, "times must be at least 1");
+    }
+    let delay_ms = req.delay_ms.or((req.outcome == "slow").then_some(SLOW_MS));
     let mut guard = sb.lock();
     if !guard.ledger.tokens.contains_key(&token_id) {
         return problem(StatusCode::NOT_FOUND, "unknown token");
     }
-    guard.ledger.behaviours.insert(
-        token_id.clone(),
+    guard.ledger.set_behaviour(
+        &token_id,
         Behaviour {
             outcome,
-            times: req.times.filter(|t| *t > 0),
+            times: req.times,
             delay_ms,
         },
     );
     sb.persist(&guard);
-    Json(json!({"tokenId": token_id, "behaviour": guard.ledger.behaviours[&token_id]}))
-        .into_response()
+    Json(json!({"behaviours": guard.ledger.token_behaviours[&token_id]})).into_response()
+}
+
+/// Forgets every behaviour of a token: its card decides again.
+pub async fn clear_behaviour(State(sb): State<Shared>, Path(token_id): Path<String>) -> Response {
+    let mut guard = sb.lock();
+    if !guard.ledger.tokens.contains_key(&token_id) {
+        return problem(StatusCode::NOT_FOUND, "unknown token");
+    }
+    guard.ledger.token_behaviours.remove(&token_id);
+    sb.persist(&guard);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 pub async fn set_faults(State(sb): State<Shared>, bytes: Bytes) -> Response {
     let config: FaultConfig = match body(&bytes) {
         Ok(c) => c,
-        Err(message) => return problem(StatusCode::BAD_REQUEST, &message),
+        Err(bad) => return bad,
     };
-    let rules = config.rules.len();
-    sb.lock().faults.configure(config, sb.config.seed);
-    Json(json!({"rules": rules})).into_response()
+    if let Err(message) = Faults::validate(&config) {
+        return problem(StatusCode::BAD_REQUEST, &message);
+    }
+    let mut guard = sb.lock();
+    guard.faults.configure(config, sb.config.seed);
+    Json(guard.faults.current()).into_response()
+}
+
+pub async fn get_faults(State(sb): State<Shared>) -> Response {
+    Json(sb.lock().faults.current()).into_response()
 }
 
 pub async fn clear_faults(State(sb): State<Shared>) -> Response {
@@ -159,7 +178,7 @@ struct WebhookRegistration {
     url: String,
     #[serde(default = "yes")]
     retries: bool,
-    #[serde(default)]
+    #[serde(default, alias = "retryDelaysMs")]
     retry_delays_ms: Option<Vec<u64>>,
 }
 
@@ -170,37 +189,46 @@ fn yes() -> bool {
 pub async fn set_webhooks(State(sb): State<Shared>, bytes: Bytes) -> Response {
     let req: WebhookRegistration = match body(&bytes) {
         Ok(r) => r,
-        Err(message) => return problem(StatusCode::BAD_REQUEST, &message),
+        Err(bad) => return bad,
     };
     if !req.url.starts_with("http://") {
         return problem(
             StatusCode::BAD_REQUEST,
-            "the sandbox delivers to http:// URLs",
+            "the sandbox delivers to http:// URLs only",
         );
     }
+    let delays = match (req.retries, req.retry_delays_ms) {
+        (false, _) => Vec::new(),
+        (true, Some(delays)) => delays,
+        (true, None) => DEFAULT_RETRY_DELAYS_MS.to_vec(),
+    };
     let mut guard = sb.lock();
     guard.ledger.webhook_url = Some(req.url.clone());
-    guard.ledger.webhook_retry_delays_ms = match (req.retries, req.retry_delays_ms) {
-        (false, _) => vec![],
-        (true, Some(d)) => d,
-        (true, None) => crate::webhooks::DEFAULT_RETRY_DELAYS_MS.to_vec(),
-    };
-    // An empty list means "no retries" only when asked for; keep one zero delay out of it.
-    if !req.retries {
-        guard.ledger.webhook_retry_delays_ms = vec![];
-    }
+    guard.ledger.webhook_retry_delays_ms = delays;
     sb.persist(&guard);
-    Json(json!({"url": req.url, "retryDelaysMs": guard.ledger.webhook_retry_delays_ms}))
+    Json(json!({"url": req.url, "retry_delays_ms": guard.ledger.webhook_retry_delays_ms}))
         .into_response()
+}
+
+pub async fn get_webhooks(State(sb): State<Shared>) -> Response {
+    let guard = sb.lock();
+    Json(json!({
+        "url": guard.ledger.webhook_url,
+        "retry_delays_ms": guard.ledger.webhook_retry_delays_ms,
+    }))
+    .into_response()
 }
 
 pub async fn clear_webhooks(State(sb): State<Shared>) -> Response {
     let mut guard = sb.lock();
     guard.ledger.webhook_url = None;
+    guard.ledger.webhook_retry_delays_ms.clear();
     sb.persist(&guard);
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// Empties everything: orders, payments, tokens, behaviours, faults, the webhook registration.
+/// Payments in flight stop where they are (their tasks find nothing left to move).
 pub async fn reset(State(sb): State<Shared>) -> Response {
     let mut guard = sb.lock();
     guard.ledger = Ledger::default();
@@ -214,111 +242,7 @@ pub async fn health() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LedgerQuery {
-    reference_id: Option<String>,
-    order_id: Option<String>,
-}
-
-/// Every order, payment, return and token, and per-token totals, so a test can prove that
-/// nothing was charged twice.
-pub async fn ledger(State(sb): State<Shared>, Query(q): Query<LedgerQuery>) -> Response {
+pub async fn ledger(State(sb): State<Shared>, Query(filter): Query<ledger::Filter>) -> Response {
     let guard = sb.lock();
-    let l = &guard.ledger;
-    let keep = |o: &Order| {
-        q.reference_id
-            .as_deref()
-            .is_none_or(|r| o.reference_id.as_deref() == Some(r))
-            && q.order_id.as_deref().is_none_or(|id| o.id == id)
-    };
-    let orders: Vec<&Order> = l.orders.values().filter(|o| keep(o)).collect();
-    let order_ids: Vec<&str> = orders.iter().map(|o| o.id.as_str()).collect();
-    let order_view = |o: &Order| {
-        json!({
-            "orderId": o.id,
-            "referenceId": o.reference_id,
-            "terminal": o.terminal,
-            "kind": o.kind,
-            "status": l.status_of(o)["orderStatus"],
-            "amount": o.amount,
-            "currency": o.currency,
-            "purchaseOrderId": o.purchase_order_id,
-            "tokenize": o.tokenize,
-            "cancelled": o.cancelled,
-            "createdAt": crate::rfc3339(o.created_at),
-        })
-    };
-    let payments: Vec<Value> = l
-        .payments
-        .values()
-        .filter(|p| order_ids.contains(&p.order_id.as_str()))
-        .map(|p| {
-            json!({
-                "paymentId": p.id,
-                "orderId": p.order_id,
-                "method": p.method,
-                "tokenId": p.token_id,
-                "amount": p.amount,
-                "currency": p.currency,
-                "status": p.status.as_str(),
-                "failureReason": p.failure_reason,
-                "voided": p.voided,
-                "createdAt": crate::rfc3339(p.created_at),
-            })
-        })
-        .collect();
-    let mut per_token: BTreeMap<&str, Value> = BTreeMap::new();
-    for t in l.tokens.values() {
-        let charges: Vec<&Payment> = l
-            .payments
-            .values()
-            .filter(|p| p.token_id.as_deref() == Some(&t.id))
-            .collect();
-        let count = |s: PaymentStatus| charges.iter().filter(|p| p.status == s).count();
-        let completed_amount: i64 = charges
-            .iter()
-            .filter(|p| p.status == PaymentStatus::PaymentCompleted)
-            .map(|p| p.amount)
-            .sum();
-        let charge_orders: Vec<&str> = charges.iter().map(|p| p.order_id.as_str()).collect();
-        let refunded_amount: i64 = l
-            .orders
-            .values()
-            .filter(|o| {
-                o.purchase_order_id
-                    .as_deref()
-                    .is_some_and(|p| charge_orders.contains(&p))
-            })
-            .map(|o| o.amount.abs())
-            .sum();
-        per_token.insert(
-            &t.id,
-            json!({
-                "attempted": charges.len(),
-                "completed": count(PaymentStatus::PaymentCompleted),
-                "failed": count(PaymentStatus::PaymentFailed),
-                "cancelled": count(PaymentStatus::PaymentCancelled),
-                "completed_amount": completed_amount,
-                "refunded_amount": refunded_amount,
-            }),
-        );
-    }
-    Json(json!({
-        "orders": orders.iter().filter(|o| o.kind == OrderKind::Purchase).map(|o| order_view(o)).collect::<Vec<_>>(),
-        "returns": orders.iter().filter(|o| o.kind == OrderKind::Return).map(|o| order_view(o)).collect::<Vec<_>>(),
-        "payments": payments,
-        "tokens": l.tokens.values().map(|t| json!({
-            "tokenId": t.id,
-            "orderId": t.order_id,
-            "brand": t.card.brand,
-            "last4": t.card.last4,
-            "expiryMonth": t.card.expiry_month,
-            "expiryYear": t.card.expiry_year,
-            "defaultOutcome": t.default_outcome,
-            "behaviour": l.behaviours.get(&t.id),
-        })).collect::<Vec<_>>(),
-        "payments_per_token": per_token,
-    }))
-    .into_response()
+    Json(ledger::report(&guard.ledger, &filter)).into_response()
 }

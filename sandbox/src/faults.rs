@@ -17,10 +17,44 @@ pub enum Endpoint {
     Webhook,
 }
 
+impl Endpoint {
+    /// The answer of an injected business error: a plausible code of the endpoint's family.
+    pub fn business_error(self) -> &'static str {
+        match self {
+            Endpoint::CreateOrder => "OR_0001: Order creation failed",
+            Endpoint::Refund => "OR_0001: Return order creation failed",
+            Endpoint::OrderStatus => "OR_0002: Could not fetch the order status",
+            Endpoint::Tokens => "OR_0003: Could not fetch the card information",
+            Endpoint::CancelOrder => "OR_0005: Order cancellation failed",
+            Endpoint::InitiatePayment => "PS_0001: Payment initiation failed",
+            Endpoint::CancelPayment => "PS_0005: Payment cancellation failed",
+            Endpoint::VoidPayment => "PS_0006: Payment void failed",
+            Endpoint::Webhook => "WH_0001: Webhook failed",
+        }
+    }
+}
+
+/// Names one fault that always fires (ours): with `times`, the next N calls meet it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    Error,
+    ErrorAfter,
+    BusinessError,
+    Timeout,
+    TimeoutBefore,
+    Drop,
+    Duplicate,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
+    /// Omitted: every endpoint, webhooks included.
     pub endpoint: Option<Endpoint>,
+    /// The fault that fires on every matching call, as if its rate were 1.
+    #[serde(default)]
+    pub fault: Option<FaultKind>,
     /// HTTP 500 before the call does anything.
     #[serde(default)]
     pub error_rate: f64,
@@ -57,7 +91,7 @@ pub struct Rule {
     pub times: Option<u32>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultConfig {
     #[serde(default)]
@@ -99,8 +133,46 @@ struct Active {
     rng: u64,
 }
 
+impl Rule {
+    /// The rate of one kind of fault: the named `fault` always fires.
+    fn rate(&self, kind: FaultKind) -> f64 {
+        if self.fault == Some(kind) {
+            return 1.0;
+        }
+        match kind {
+            FaultKind::Error => self.error_rate,
+            FaultKind::ErrorAfter => self.error_after_rate,
+            FaultKind::BusinessError => self.business_error_rate,
+            FaultKind::Timeout => self.timeout_rate,
+            FaultKind::TimeoutBefore => self.timeout_before_rate,
+            FaultKind::Drop => self.drop_rate,
+            FaultKind::Duplicate => self.duplicate_rate,
+        }
+    }
+
+    /// A rule that would never do anything is a mistake in the test that wrote it.
+    fn does_something(&self) -> bool {
+        self.fault.is_some()
+            || [
+                self.error_rate,
+                self.error_after_rate,
+                self.business_error_rate,
+                self.timeout_rate,
+                self.timeout_before_rate,
+                self.drop_rate,
+                self.duplicate_rate,
+            ]
+            .iter()
+            .any(|r| *r > 0.0)
+            || self.latency_ms > 0
+            || self.status_lag_ms > 0
+            || self.reorder
+    }
+}
+
 #[derive(Default)]
 pub struct Faults {
+    seed: Option<u64>,
     active: Vec<Active>,
 }
 
@@ -115,8 +187,33 @@ fn next(state: &mut u64) -> f64 {
 }
 
 impl Faults {
+    /// Checks a configuration before it replaces the current one.
+    pub fn validate(config: &FaultConfig) -> Result<(), String> {
+        for (i, rule) in config.rules.iter().enumerate() {
+            let rates = [
+                rule.error_rate,
+                rule.error_after_rate,
+                rule.business_error_rate,
+                rule.timeout_rate,
+                rule.timeout_before_rate,
+                rule.drop_rate,
+                rule.duplicate_rate,
+            ];
+            if rates.iter().any(|r| !(0.0..=1.0).contains(r)) {
+                return Err(format!("rule {i}: rates are between 0 and 1"));
+            }
+            if !rule.does_something() {
+                return Err(format!(
+                    "rule {i} names no fault: give a rate, a `fault`, latency_ms, status_lag_ms or reorder"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn configure(&mut self, config: FaultConfig, default_seed: u64) {
         let seed = config.seed.unwrap_or(default_seed);
+        self.seed = Some(seed);
         self.active = config
             .rules
             .into_iter()
@@ -129,7 +226,16 @@ impl Faults {
     }
 
     pub fn clear(&mut self) {
+        self.seed = None;
         self.active.clear();
+    }
+
+    /// The configuration in force, with what is left of each rule's `times`.
+    pub fn current(&self) -> FaultConfig {
+        FaultConfig {
+            seed: self.seed,
+            rules: self.active.iter().map(|a| a.rule.clone()).collect(),
+        }
     }
 
     fn matching(&mut self, endpoint: Endpoint) -> impl Iterator<Item = &mut Active> {
@@ -159,11 +265,14 @@ impl Faults {
             }
             let r = &active.rule;
             let choices = [
-                (r.timeout_before_rate, Action::TimeoutBefore(timeout)),
-                (r.error_rate, Action::ErrorBefore),
-                (r.business_error_rate, Action::Business),
-                (r.error_after_rate, Action::ErrorAfter),
-                (r.timeout_rate, Action::TimeoutAfter(timeout)),
+                (
+                    r.rate(FaultKind::TimeoutBefore),
+                    Action::TimeoutBefore(timeout),
+                ),
+                (r.rate(FaultKind::Error), Action::ErrorBefore),
+                (r.rate(FaultKind::BusinessError), Action::Business),
+                (r.rate(FaultKind::ErrorAfter), Action::ErrorAfter),
+                (r.rate(FaultKind::Timeout), Action::TimeoutAfter(timeout)),
             ];
             let mut cumulative = 0.0;
             for (rate, action) in choices {
@@ -187,8 +296,8 @@ impl Faults {
                 *times -= 1;
             }
             let r = &active.rule;
-            d.drop |= drop_draw < r.drop_rate;
-            d.duplicate |= dup_draw < r.duplicate_rate;
+            d.drop |= drop_draw < r.rate(FaultKind::Drop);
+            d.duplicate |= dup_draw < r.rate(FaultKind::Duplicate);
             d.reorder |= r.reorder;
             d.latency_ms = d.latency_ms.max(r.latency_ms);
         }
@@ -255,5 +364,38 @@ mod tests {
             serde_json::from_str::<FaultConfig>(r#"{"rules": [{"endpoint": "nope"}]}"#).is_err()
         );
         assert!(serde_json::from_str::<FaultConfig>(r#"{"rules": [{"eror_rate": 1}]}"#).is_err());
+    }
+
+    #[test]
+    fn a_named_fault_with_times_fires_exactly_that_often() {
+        let mut f = Faults::default();
+        let c = config(
+            r#"{"rules": [{"endpoint": "initiate_payment", "fault": "error_after", "times": 2}]}"#,
+        );
+        Faults::validate(&c).unwrap();
+        f.configure(c, 1);
+        let seen: Vec<Action> = (0..4)
+            .map(|_| f.decide(Endpoint::InitiatePayment).action)
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                Action::ErrorAfter,
+                Action::ErrorAfter,
+                Action::Proceed,
+                Action::Proceed
+            ]
+        );
+        assert_eq!(f.current().rules[0].times, Some(0));
+    }
+
+    #[test]
+    fn rules_that_do_nothing_or_rates_out_of_range_are_refused() {
+        let nothing = config(r#"{"rules": [{"endpoint": "create_order", "times": 1}]}"#);
+        assert!(Faults::validate(&nothing).is_err());
+        let too_much = config(r#"{"rules": [{"error_rate": 1.5}]}"#);
+        assert!(Faults::validate(&too_much).is_err());
+        let lag = config(r#"{"rules": [{"endpoint": "order_status", "status_lag_ms": 10}]}"#);
+        assert!(Faults::validate(&lag).is_ok());
     }
 }

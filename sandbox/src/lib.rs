@@ -3,121 +3,169 @@
 //! refunds as return orders, fault injection, and a ledger to inspect.
 
 pub mod api;
+pub mod cards;
 pub mod config;
 pub mod control;
 pub mod faults;
+pub mod hosted_page;
+pub mod ledger;
 pub mod model;
-pub mod page;
+pub mod processing;
 pub mod state;
+pub mod status;
 pub mod webhooks;
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 
 pub use config::Config;
 pub use state::{Sandbox, Shared};
 
-/// The provider's API under both path forms: flat with a MERCHANT-ID header (the formal
-/// reference), and `/merchants/:merchantId/...` (the guide's form, kept as an alias).
-pub fn app(sb: Shared) -> Router {
-    let provider = Router::new()
-        .route("/orders", post(api::create_order))
-        .route("/orders/{order}", delete(api::cancel_order))
-        .route("/orders/{order}/status", get(api::order_status))
-        .route("/orders/{order}/tokens", get(api::order_tokens))
-        .route("/payments", post(api::initiate_payment))
-        .route("/payments/{payment}", delete(api::cancel_payment))
-        .route("/payments/{payment}/void", put(api::void_payment))
-        .route("/merchants/{merchant}/orders", post(api::create_order))
-        .route(
-            "/merchants/{merchant}/orders/{order}",
-            delete(api::cancel_order),
-        )
-        .route(
-            "/merchants/{merchant}/orders/{order}/status",
-            get(api::order_status),
-        )
-        .route(
-            "/merchants/{merchant}/orders/{order}/tokens",
-            get(api::order_tokens),
-        )
-        .route(
-            "/merchants/{merchant}/payments",
-            post(api::initiate_payment),
-        );
+/// The sandbox for `config`, in memory or loaded from `config.state_file`. Payment page links
+/// start with `config.public_url`, else `http://{host}:{port}`. Call it inside a tokio runtime
+/// (payments that were in flight in the state file resume at once).
+///
+/// # Panics
+/// If the state file exists but is not a sandbox state; [`serve`] reports that as an error.
+pub fn app(config: Config) -> Router {
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}:{}", config.host, config.port));
+    let sb = Sandbox::new(config, public_url).unwrap_or_else(|e| panic!("{e}"));
+    processing::resume_in_flight(&sb);
+    router(sb)
+}
+
+/// The provider's API under both path forms (flat with a MERCHANT-ID header, as the formal
+/// reference has it, and the guide's `/merchants/:merchantId/...`), the hosted payment page, and
+/// the control API.
+pub fn router(sb: Shared) -> Router {
+    use api::{orders, payments};
+    let mut provider = Router::new();
+    for prefix in ["", "/merchants/{merchant}"] {
+        provider = provider
+            .route(&format!("{prefix}/orders"), post(orders::create_order))
+            .route(
+                &format!("{prefix}/orders/{{order}}"),
+                delete(orders::cancel_order),
+            )
+            .route(
+                &format!("{prefix}/orders/{{order}}/status"),
+                get(orders::order_status),
+            )
+            .route(
+                &format!("{prefix}/orders/{{order}}/tokens"),
+                get(orders::order_tokens),
+            )
+            .route(
+                &format!("{prefix}/payments"),
+                post(payments::initiate_payment),
+            )
+            .route(
+                &format!("{prefix}/payments/{{payment}}"),
+                delete(payments::cancel_payment),
+            )
+            .route(
+                &format!("{prefix}/payments/{{payment}}/void"),
+                put(payments::void_payment),
+            );
+    }
     let control = Router::new()
         .route("/_sandbox/orders/{order}/pay", post(control::pay))
         .route(
             "/_sandbox/tokens/{token}/behaviour",
-            put(control::set_behaviour),
+            put(control::set_behaviour).delete(control::clear_behaviour),
         )
         .route(
             "/_sandbox/faults",
-            put(control::set_faults).delete(control::clear_faults),
+            put(control::set_faults)
+                .get(control::get_faults)
+                .delete(control::clear_faults),
         )
         .route(
             "/_sandbox/webhooks",
-            put(control::set_webhooks).delete(control::clear_webhooks),
+            put(control::set_webhooks)
+                .get(control::get_webhooks)
+                .delete(control::clear_webhooks),
         )
         .route("/_sandbox/ledger", get(control::ledger))
         .route("/_sandbox/reset", post(control::reset))
-        .route("/_sandbox/health", get(control::health));
-    let page = Router::new().route("/pay/{order}", get(page::show).post(page::pay));
+        .route("/_sandbox/health", get(control::health))
+        .route("/healthz", get(control::health));
+    let page = Router::new().route(
+        "/pay/{order}",
+        get(hosted_page::show).post(hosted_page::pay),
+    );
     provider
         .merge(control)
         .merge(page)
         .fallback(|| async { api::error(StatusCode::NOT_FOUND, "Not found") })
+        .method_not_allowed_fallback(|| async {
+            api::error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+        })
         .layer(middleware::from_fn(log_requests))
         .with_state(sb)
 }
 
-/// One line per request on stderr: method, path, status, time. Never bodies or headers, which
-/// carry credentials and tokens.
+/// One line per request on stderr: method, path, status, time. Never bodies, headers or query
+/// strings, which carry credentials; token ids in control paths are masked.
 async fn log_requests(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let line = format!("{} {}", req.method(), req.uri().path());
+    let line = format!("{} {}", req.method(), loggable_path(req.uri().path()));
     let response = next.run(req).await;
     eprintln!(
         "{line} -> {} {}ms",
         response.status().as_u16(),
         started.elapsed().as_millis()
     );
-    response.into_response()
+    response
 }
 
-/// Binds, announces the address on stdout, and serves until the process ends.
+fn loggable_path(path: &str) -> String {
+    match path.strip_prefix("/_sandbox/tokens/") {
+        Some(rest) => {
+            let tail = rest.find('/').map_or("", |i| &rest[i..]);
+            format!("/_sandbox/tokens/***{tail}")
+        }
+        None => path.to_owned(),
+    }
+}
+
+/// Binds `config.host:config.port`, announces the address on stdout, and serves until the
+/// process ends.
 pub async fn serve(config: Config) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port)).await?;
     run(listener, config, true).await
 }
 
-/// Serves on a bound listener (tests bind their own on port 0).
+/// Serves on a bound listener (tests bind their own on port 0). With `announce`, prints the one
+/// line `psp-sandbox listening on http://ADDR` on stdout, which harnesses parse for the port.
 pub async fn run(
     listener: tokio::net::TcpListener,
     config: Config,
     announce: bool,
 ) -> std::io::Result<()> {
-    let addr: SocketAddr = listener.local_addr()?;
+    let addr = listener.local_addr()?;
     let public_url = config
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let sb = Sandbox::new(config, public_url);
-    sb.resume_in_flight();
+    let sb = Sandbox::new(config, public_url).map_err(std::io::Error::other)?;
+    processing::resume_in_flight(&sb);
     if announce {
-        // The test harness and `make dev` read this line to learn the port.
-        println!("psp-sandbox listening on http://{addr}");
         use std::io::Write;
-        std::io::stdout().flush()?;
+        let mut out = std::io::stdout();
+        writeln!(out, "psp-sandbox listening on http://{addr}")?;
+        out.flush()?;
     }
-    axum::serve(listener, app(sb)).await
+    axum::serve(listener, router(sb)).await
 }
 
 /// `2026-04-25T11:22:24.845Z` from epoch milliseconds.
@@ -146,6 +194,18 @@ pub fn rfc3339(ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn token_ids_never_reach_the_log() {
+        assert_eq!(
+            super::loggable_path("/_sandbox/tokens/822d544dc48c200308/behaviour"),
+            "/_sandbox/tokens/***/behaviour"
+        );
+        assert_eq!(
+            super::loggable_path("/orders/abc/status"),
+            "/orders/abc/status"
+        );
+    }
+
     #[test]
     fn rfc3339_formats_known_instants() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");

@@ -1,9 +1,10 @@
-//! What the provider knows: orders, payments, tokens, and how test cards behave.
+//! What the provider knows: orders, payments, tokens, and the behaviours scripted for tokens.
+//! Plain data, serialised as a whole into the state file.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Terminal {
@@ -18,6 +19,16 @@ pub enum OrderKind {
     Return,
 }
 
+impl OrderKind {
+    /// The `type` of transactions and webhooks.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderKind::Purchase => "PURCHASE",
+            OrderKind::Return => "RETURN",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PaymentStatus {
@@ -30,6 +41,7 @@ pub enum PaymentStatus {
 }
 
 impl PaymentStatus {
+    /// Final states are never overwritten: that is what makes cancelling an order a fence.
     pub fn is_final(self) -> bool {
         matches!(
             self,
@@ -83,7 +95,8 @@ pub struct Card {
     pub expiry_month: u8,
     pub expiry_year: u16,
     pub holder: String,
-    /// How later token charges of this card end (the test card decides; the number is not kept).
+    /// How later token charges of this card end. The number itself is never kept, so the test
+    /// card's behaviour is recorded when the card is typed.
     #[serde(default)]
     pub later: Option<Outcome>,
 }
@@ -92,6 +105,8 @@ pub struct Card {
 pub struct Payment {
     pub id: String,
     pub order_id: String,
+    #[serde(default = "crate::state::new_id")]
+    pub transaction_id: String,
     pub method: String,
     pub token_id: Option<String>,
     pub amount: i64,
@@ -102,7 +117,8 @@ pub struct Payment {
     pub voided: bool,
     pub created_at: i64,
     pub updated_at: i64,
-    /// Decided when the payment starts; applied when it settles.
+    /// Decided when the payment starts (by the card or the token's behaviour), applied when it
+    /// settles, unless it was cancelled meanwhile.
     pub planned: Outcome,
     pub settle_after_ms: u64,
 }
@@ -130,9 +146,11 @@ pub struct Token {
 /// A behaviour set through the control API for the next charges of a token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Behaviour {
+    #[serde(flatten)]
     pub outcome: Outcome,
-    /// Charges left under this behaviour; `None` until changed.
+    /// Charges left under this behaviour; `None`: until changed.
     pub times: Option<u32>,
+    /// Processing time of these charges, instead of `--processing-ms`.
     pub delay_ms: Option<u64>,
 }
 
@@ -141,183 +159,78 @@ pub struct Ledger {
     pub orders: BTreeMap<String, Order>,
     pub payments: BTreeMap<String, Payment>,
     pub tokens: BTreeMap<String, Token>,
-    pub behaviours: BTreeMap<String, Behaviour>,
+    /// Per token, a stack: the top applies; a behaviour with `times` falls back to the one
+    /// below it once used up.
+    #[serde(default)]
+    pub token_behaviours: BTreeMap<String, Vec<Behaviour>>,
     /// Console-style webhook registration.
     pub webhook_url: Option<String>,
     pub webhook_retry_delays_ms: Vec<u64>,
 }
 
-/// The test cards of the contract. Any other number that passes the Luhn check is approved.
-pub fn card_outcomes(number: &str) -> (Outcome, Outcome) {
-    let decline = |r: &str| Outcome::Decline { reason: r.into() };
-    match number {
-        // (at checkout, later token charges)
-        "4000000000009995" => (Outcome::Approve, decline("DENIED_NO_FUNDS")),
-        "4000000000000119" => (Outcome::Approve, decline("DENIED_DO_NOT_TRY_AGAIN")),
-        "4000000000000002" => (decline("DENIED"), decline("DENIED")),
-        _ => (Outcome::Approve, Outcome::Approve),
-    }
-}
-
-pub fn luhn_valid(number: &str) -> bool {
-    if !(12..=19).contains(&number.len()) || !number.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
-    }
-    let sum: u32 = number
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| {
-            let d = u32::from(b - b'0');
-            if i % 2 == 1 {
-                let d2 = d * 2;
-                if d2 > 9 { d2 - 9 } else { d2 }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
-}
-
-pub fn brand(number: &str) -> &'static str {
-    let prefix2: u32 = number.get(..2).and_then(|p| p.parse().ok()).unwrap_or(0);
-    let prefix4: u32 = number.get(..4).and_then(|p| p.parse().ok()).unwrap_or(0);
-    match () {
-        _ if number.starts_with('4') => "VISA",
-        _ if (51..=55).contains(&prefix2) || (2221..=2720).contains(&prefix4) => "MASTERCARD",
-        _ if prefix2 == 34 || prefix2 == 37 => "AMEX",
-        _ => "CARD",
-    }
-}
-
 impl Ledger {
-    /// The status body of an order as it is now.
-    pub fn status_of(&self, order: &Order) -> Value {
-        let payments: Vec<&Payment> = order
-            .payments
-            .iter()
-            .filter_map(|id| self.payments.get(id))
-            .collect();
-        let completed = payments
-            .iter()
-            .any(|p| p.status == PaymentStatus::PaymentCompleted);
-        let order_status = if completed {
-            "PAYMENT_COMPLETED"
-        } else if order.cancelled {
-            "PAYMENT_CANCELLED"
-        } else {
-            match payments.last().map(|p| p.status) {
-                None => "PENDING",
-                Some(PaymentStatus::PaymentInitiated | PaymentStatus::PaymentProcessing) => {
-                    "PAYMENT_INITIATED"
-                }
-                Some(PaymentStatus::PaymentProcessed) => "PAYMENT_PROCESSED",
-                Some(PaymentStatus::PaymentFailed) => "PAYMENT_FAILED",
-                Some(PaymentStatus::PaymentCancelled) => "PAYMENT_CANCELLED",
-                Some(PaymentStatus::PaymentCompleted) => "PAYMENT_COMPLETED",
-            }
-        };
-        let mut body = json!({
-            "orderStatus": order_status,
-            "payments": payments.iter().map(|p| json!({
-                "paymentId": p.id,
-                "paymentStatus": p.status.as_str(),
-                "paymentMethod": p.method,
-                "amount": p.amount,
-                "failureReason": p.failure_reason,
-            })).collect::<Vec<_>>(),
-        });
-        // Transactions appear once (part of) the order completed, with amounts as strings.
-        if completed {
-            let done: Vec<&&Payment> = payments
-                .iter()
-                .filter(|p| p.status == PaymentStatus::PaymentCompleted)
-                .collect();
-            body["paymentIds"] = json!(done.iter().map(|p| p.id.clone()).collect::<Vec<_>>());
-            body["transactions"] = json!(done.iter().map(|p| json!({
-                "transactionId": format!("t{}", &p.id[1..]),
-                "paymentId": p.id,
-                "amount": p.amount.to_string(),
-                "currency": p.currency,
-                "type": match order.kind { OrderKind::Purchase => "PURCHASE", OrderKind::Return => "RETURN" },
-                "voided": p.voided,
-                "settlementStatus": "NOT_SETTLED",
-                "truncatedPan": p.card.as_ref().map(|c| c.last4.clone()),
-                "cardBrand": p.card.as_ref().map(|c| c.brand.clone()),
-                "customerResponseCode": "00",
-            })).collect::<Vec<_>>());
-        }
-        body
+    pub fn payments_of<'a>(
+        &'a self,
+        order: &'a Order,
+    ) -> impl DoubleEndedIterator<Item = &'a Payment> + Clone {
+        order.payments.iter().filter_map(|id| self.payments.get(id))
     }
 
-    /// Records the order's status after a change, for lagging reads.
-    pub fn snapshot(&mut self, order_id: &str, now: i64) {
-        let Some(order) = self.orders.get(order_id) else {
-            return;
-        };
-        let body = self.status_of(order);
-        if let Some(order) = self.orders.get_mut(order_id) {
-            if order.history.last().map(|(_, b)| b) != Some(&body) {
-                order.history.push((now, body));
-            }
-            // Bounded: enough for any lag a test asks for.
-            if order.history.len() > 64 {
-                order.history.drain(..order.history.len() - 64);
-            }
-        }
+    /// The completed, not voided payment of an order: the money that moved.
+    pub fn completed_payment(&self, order_id: &str) -> Option<&Payment> {
+        let order = self.orders.get(order_id)?;
+        self.payments_of(order)
+            .find(|p| p.status == PaymentStatus::PaymentCompleted && !p.voided)
     }
 
-    /// The status as it was `lag_ms` ago (the oldest known state if the order is younger).
-    pub fn status_lagging(&self, order: &Order, now: i64, lag_ms: u64) -> Value {
-        if lag_ms == 0 {
-            return self.status_of(order);
-        }
-        let cutoff = now - lag_ms as i64;
-        order
-            .history
-            .iter()
-            .rev()
-            .find(|(t, _)| *t <= cutoff)
-            .or_else(|| order.history.first())
-            .map(|(_, b)| b.clone())
-            .unwrap_or_else(|| self.status_of(order))
+    /// Return orders against a purchase that are not cancelled (in flight or completed).
+    pub fn returns_of<'a>(&'a self, purchase_order_id: &'a str) -> impl Iterator<Item = &'a Order> {
+        self.orders.values().filter(move |o| {
+            o.purchase_order_id.as_deref() == Some(purchase_order_id) && !o.cancelled
+        })
     }
 
-    /// Sum of completed and in-flight returns against a purchase.
+    /// What has been (or is being) given back on a purchase.
     pub fn returned_amount(&self, purchase_order_id: &str) -> i64 {
-        self.orders
-            .values()
-            .filter(|o| o.purchase_order_id.as_deref() == Some(purchase_order_id) && !o.cancelled)
+        self.returns_of(purchase_order_id)
             .map(|o| o.amount.abs())
             .sum()
     }
 
-    pub fn purchase_completed(&self, order_id: &str) -> Option<i64> {
-        let order = self.orders.get(order_id)?;
-        order
-            .payments
-            .iter()
-            .filter_map(|id| self.payments.get(id))
-            .find(|p| p.status == PaymentStatus::PaymentCompleted && !p.voided)
-            .map(|p| p.amount)
+    /// Sets how the next charges of a token end. Without `times` it replaces everything set
+    /// before; with `times` it applies on top and then falls back to what was there.
+    pub fn set_behaviour(&mut self, token_id: &str, behaviour: Behaviour) {
+        let stack = self
+            .token_behaviours
+            .entry(token_id.to_owned())
+            .or_default();
+        if behaviour.times.is_none() {
+            stack.clear();
+        }
+        stack.push(behaviour);
     }
 
-    /// What the next charge of a token does, consuming one use of a behaviour.
+    /// What the next charge of a token does, using up one charge of a behaviour with `times`.
     pub fn next_outcome(&mut self, token_id: &str) -> (Outcome, Option<u64>) {
         let default = self
             .tokens
             .get(token_id)
             .map_or(Outcome::Approve, |t| t.default_outcome.clone());
-        let Some(behaviour) = self.behaviours.get_mut(token_id) else {
+        let Some(stack) = self.token_behaviours.get_mut(token_id) else {
             return (default, None);
         };
-        let result = (behaviour.outcome.clone(), behaviour.delay_ms);
-        if let Some(times) = behaviour.times.as_mut() {
+        let Some(top) = stack.last_mut() else {
+            return (default, None);
+        };
+        let result = (top.outcome.clone(), top.delay_ms);
+        if let Some(times) = top.times.as_mut() {
             *times = times.saturating_sub(1);
             if *times == 0 {
-                self.behaviours.remove(token_id);
+                stack.pop();
             }
+        }
+        if stack.is_empty() {
+            self.token_behaviours.remove(token_id);
         }
         result
     }
@@ -327,39 +240,54 @@ impl Ledger {
 mod tests {
     use super::*;
 
-    #[test]
-    fn luhn_and_brands() {
-        for ok in [
-            "4111111111111111",
-            "4000000000009995",
-            "4000000000000119",
-            "4000000000000002",
-            "5555555555554444",
-        ] {
-            assert!(luhn_valid(ok), "{ok}");
+    fn decline(reason: &str, times: Option<u32>) -> Behaviour {
+        Behaviour {
+            outcome: Outcome::Decline {
+                reason: reason.into(),
+            },
+            times,
+            delay_ms: None,
         }
-        assert!(!luhn_valid("4111111111111112"));
-        assert!(!luhn_valid("4111"));
-        assert_eq!(brand("4111111111111111"), "VISA");
-        assert_eq!(brand("5555555555554444"), "MASTERCARD");
-        assert_eq!(brand("378282246310005"), "AMEX");
     }
 
     #[test]
-    fn test_cards_decide_outcomes() {
+    fn a_behaviour_with_times_falls_back_to_the_previous_one() {
+        let mut l = Ledger::default();
+        l.set_behaviour("t", decline("DENIED_NO_FUNDS", None));
+        l.set_behaviour("t", decline("ERROR_SYSTEM", Some(2)));
+        let reasons: Vec<Outcome> = (0..4).map(|_| l.next_outcome("t").0).collect();
+        let d = |r: &str| Outcome::Decline { reason: r.into() };
         assert_eq!(
-            card_outcomes("4111111111111111"),
-            (Outcome::Approve, Outcome::Approve)
+            reasons,
+            [
+                d("ERROR_SYSTEM"),
+                d("ERROR_SYSTEM"),
+                d("DENIED_NO_FUNDS"),
+                d("DENIED_NO_FUNDS")
+            ]
         );
-        assert!(
-            matches!(card_outcomes("4000000000009995").1, Outcome::Decline { reason } if reason == "DENIED_NO_FUNDS")
+        // Timed behaviours stack up and unwind in order.
+        l.set_behaviour("t", decline("DENIED", Some(1)));
+        l.set_behaviour(
+            "t",
+            Behaviour {
+                outcome: Outcome::Approve,
+                times: Some(1),
+                delay_ms: Some(5),
+            },
         );
-        assert!(
-            matches!(card_outcomes("4000000000000119").1, Outcome::Decline { reason } if reason == "DENIED_DO_NOT_TRY_AGAIN")
+        assert_eq!(l.next_outcome("t"), (Outcome::Approve, Some(5)));
+        assert_eq!(l.next_outcome("t").0, d("DENIED"));
+        assert_eq!(l.next_outcome("t").0, d("DENIED_NO_FUNDS"));
+        // Without times it replaces the whole stack.
+        l.set_behaviour(
+            "t",
+            Behaviour {
+                outcome: Outcome::Approve,
+                times: None,
+                delay_ms: None,
+            },
         );
-        assert!(matches!(
-            card_outcomes("4000000000000002").0,
-            Outcome::Decline { .. }
-        ));
+        assert_eq!(l.token_behaviours["t"].len(), 1);
     }
 }
