@@ -22,10 +22,9 @@ fn problem(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"error": message}))).into_response()
 }
 
-/// A control request body; `Err` is the 400 answer.
-fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| problem(StatusCode::BAD_REQUEST, &format!("bad body: {e}")))
+/// A control request body; `Err` answers 400.
+fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("bad body: {e}"))
 }
 
 #[derive(Deserialize)]
@@ -45,7 +44,7 @@ struct PayRequest {
 pub async fn pay(State(sb): State<Shared>, Path(order_id): Path<String>, bytes: Bytes) -> Response {
     let req: PayRequest = match body(&bytes) {
         Ok(r) => r,
-        Err(bad) => return bad,
+        Err(message) => return problem(StatusCode::BAD_REQUEST, &message),
     };
     let form = PayForm {
         card_number: req.card_number,
@@ -105,7 +104,7 @@ pub async fn set_behaviour(
 ) -> Response {
     let req: BehaviourRequest = match body(&bytes) {
         Ok(r) => r,
-        Err(bad) => return bad,
+        Err(message) => return problem(StatusCode::BAD_REQUEST, &message),
     };
     let outcome = match req.outcome.as_str() {
         "approve" | "slow" => Outcome::Approve,
@@ -153,7 +152,7 @@ pub async fn clear_behaviour(State(sb): State<Shared>, Path(token_id): Path<Stri
 pub async fn set_faults(State(sb): State<Shared>, bytes: Bytes) -> Response {
     let config: FaultConfig = match body(&bytes) {
         Ok(c) => c,
-        Err(bad) => return bad,
+        Err(message) => return problem(StatusCode::BAD_REQUEST, &message),
     };
     if let Err(message) = Faults::validate(&config) {
         return problem(StatusCode::BAD_REQUEST, &message);
@@ -189,7 +188,7 @@ fn yes() -> bool {
 pub async fn set_webhooks(State(sb): State<Shared>, bytes: Bytes) -> Response {
     let req: WebhookRegistration = match body(&bytes) {
         Ok(r) => r,
-        Err(bad) => return bad,
+        Err(message) => return problem(StatusCode::BAD_REQUEST, &message),
     };
     if !req.url.starts_with("http://") {
         return problem(

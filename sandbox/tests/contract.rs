@@ -1,190 +1,14 @@
-//! The sandbox against the provider contract (reference/psp-api.md), over real HTTP.
+//! The provider API against the contract (reference/psp-api.md), over real HTTP.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod common;
 
-use base64::Engine;
-use hmac::{Hmac, KeyInit, Mac};
-use psp_sandbox::Config;
+use std::time::Duration;
+
+use common::*;
 use serde_json::{Value, json};
-use sha2::Sha512;
 
-const PAGE: &str = "7e1d5c3b9a0f2e4d61";
-const MIT: &str = "3c9a7e5b1d0f8e6a42";
-const MERCHANT: &str = "5a1e0f3c2b4d6e8f90";
-
-struct Sandbox {
-    base: String,
-    agent: ureq::Agent,
-    _runtime: tokio::runtime::Runtime,
-}
-
-fn start_with(config: Config) -> Sandbox {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    runtime.spawn(psp_sandbox::run(listener, config, false));
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .into();
-    Sandbox {
-        base,
-        agent,
-        _runtime: runtime,
-    }
-}
-
-fn start() -> Sandbox {
-    start_with(Config {
-        processing_ms: 20,
-        ..Config::default()
-    })
-}
-
-struct Reply {
-    status: u16,
-    body: Value,
-    location: Option<String>,
-    text: String,
-}
-
-impl Sandbox {
-    fn call(&self, method: &str, path: &str, body: Option<&Value>, auth: bool) -> Reply {
-        let mut req = ureq::http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("Content-Type", "application/json");
-        if auth {
-            req = req
-                .header("API-KEY", "sandbox-api-key")
-                .header("API-SECRET", "sandbox-api-secret")
-                .header("MERCHANT-ID", MERCHANT);
-        }
-        let req = req
-            .body(body.map_or(String::new(), Value::to_string))
-            .unwrap();
-        self.run(req)
-    }
-
-    fn run(&self, req: ureq::http::Request<String>) -> Reply {
-        let mut r = self.agent.run(req).unwrap();
-        let location = r
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let text = r.body_mut().read_to_string().unwrap_or_default();
-        Reply {
-            status: r.status().as_u16(),
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            location,
-            text,
-        }
-    }
-
-    fn api(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
-        self.call(method, path, body, true)
-    }
-
-    fn control(&self, method: &str, path: &str, body: &Value) -> Reply {
-        self.call(method, path, Some(body), false)
-    }
-
-    fn form(&self, path: &str, form: &str) -> Reply {
-        let req = ureq::http::Request::builder()
-            .method("POST")
-            .uri(format!("{}{path}", self.base))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(form.to_owned())
-            .unwrap();
-        self.run(req)
-    }
-
-    fn page_order(&self, amount: i64, extra: Value) -> String {
-        let mut body = json!({
-            "terminal$id": PAGE, "referenceId": "co_test",
-            "orderLines": [{"id": "SUB-001", "name": "Monthly Subscription", "quantity": 1,
-                            "amount": {"regular": amount, "total": amount, "currency": "752"}}],
-            "totalOrderAmount": {"regular": amount, "total": amount, "currency": "752"},
-            "controlFunctions": {"initiatePaymentsOptions": {"paymentMethod": "CARD", "amount": amount},
-                                 "online": {"enforceTokenization": true}}
-        });
-        merge(&mut body, extra);
-        let r = self.api("POST", "/orders", Some(&body));
-        assert_eq!(r.status, 201, "{}", r.text);
-        assert_eq!(r.body["status"], "SUCCESS", "{}", r.text);
-        r.body["data"]["orderId"].as_str().unwrap().to_owned()
-    }
-
-    fn mit_order(&self, amount: i64) -> String {
-        let r = self.api(
-            "POST",
-            "/orders",
-            Some(
-                &json!({"terminal$id": MIT, "orderLines": [{"id": "SUB-002", "name": "February",
-                "quantity": 1, "amount": {"total": amount, "currency": "752"}}]}),
-            ),
-        );
-        assert_eq!(r.body["status"], "SUCCESS", "{}", r.text);
-        assert!(r.body["data"].get("paymentPageLink").is_none());
-        r.body["data"]["orderId"].as_str().unwrap().to_owned()
-    }
-
-    fn pay(&self, order: &str, card: &str) -> Reply {
-        self.control(
-            "POST",
-            &format!("/_sandbox/orders/{order}/pay"),
-            &json!({"cardNumber": card}),
-        )
-    }
-
-    fn token_of(&self, order: &str) -> String {
-        let r = self.api("GET", &format!("/orders/{order}/tokens"), None);
-        r.body["data"][0]["tokenId"].as_str().unwrap().to_owned()
-    }
-
-    fn charge(&self, order: &str, token: &str) -> Reply {
-        self.api(
-            "POST",
-            "/payments",
-            Some(&json!({"orderId": order, "paymentMethod": "CTOKEN", "paymentMethodParams": {"tokenId": token}})),
-        )
-    }
-
-    fn wait_final(&self, order: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let s = self
-                .api("GET", &format!("/orders/{order}/status"), None)
-                .body["data"]
-                .clone();
-            let last = s["payments"].as_array().and_then(|p| p.last().cloned());
-            let settled = last.is_some_and(|p| {
-                ["PAYMENT_COMPLETED", "PAYMENT_FAILED", "PAYMENT_CANCELLED"]
-                    .contains(&p["paymentStatus"].as_str().unwrap_or(""))
-            });
-            if settled || Instant::now() > deadline {
-                return s;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-fn merge(into: &mut Value, extra: Value) {
-    if let (Some(a), Value::Object(b)) = (into.as_object_mut(), extra) {
-        for (k, v) in b {
-            a.insert(k, v);
-        }
-    }
+fn is_provider_id(id: &str) -> bool {
+    id.len() == 18 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[test]
@@ -201,102 +25,158 @@ fn the_guide_flow_round_trips_in_both_path_forms() {
                                  "initiatePaymentsOptions": {"paymentMethod": "CARD", "amount": 29900}}})),
     );
     assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["status"], "SUCCESS");
     let order = r.body["data"]["orderId"].as_str().unwrap().to_owned();
-    assert_eq!(order.len(), 18);
-    assert!(
-        order
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    );
-    assert!(
-        r.body["data"]["paymentPageLink"]
-            .as_str()
-            .unwrap()
-            .ends_with(&format!("/pay/{order}"))
-    );
+    assert!(is_provider_id(&order), "{order}");
+    let link = r.body["data"]["paymentPageLink"].as_str().unwrap();
+    assert_eq!(link, format!("{}/pay/{order}", s.base));
     assert!(
         r.body["data"].get("paymentId").is_none(),
         "no paymentId on a PaymentPage order"
     );
+    assert_eq!(s.status(&order)["orderStatus"], "PENDING");
 
-    let empty = s.api(
-        "GET",
-        &format!("/merchants/{MERCHANT}/orders/{order}/tokens"),
-        None,
-    );
+    let tokens_path = format!("/merchants/{MERCHANT}/orders/{order}/tokens");
+    let empty = s.api("GET", &tokens_path, None);
     assert_eq!(empty.body["data"], json!([]), "no token before the payment");
-    assert_eq!(
-        s.pay(&order, "4111111111111111").body["paymentStatus"],
-        "PAYMENT_COMPLETED"
-    );
+    let paid = s.pay(&order, APPROVE).body;
+    assert_eq!(paid["paymentStatus"], "PAYMENT_COMPLETED");
+    assert_eq!(paid["tokenized"], true);
 
-    let tokens = s.api(
-        "GET",
-        &format!("/merchants/{MERCHANT}/orders/{order}/tokens"),
-        None,
-    );
+    let tokens = s.api("GET", &tokens_path, None);
+    assert_eq!(tokens.body["status"], "SUCCESS");
     assert_eq!(tokens.body["message"], "Fetched the card information.");
     let t = &tokens.body["data"][0];
-    for field in [
-        "cardBrand",
-        "cardholderName",
-        "tokenId",
-        "createdAt",
-        "cardArt",
-    ] {
-        assert!(t[field].is_string(), "{field}: {t}");
-    }
-    assert_eq!(t["truncatedPan"], "1111");
-    assert!(t["expiryMonth"].is_number() && t["expiryYear"].is_number());
-
-    let status = s.api("GET", &format!("/orders/{order}/status"), None).body["data"].clone();
-    assert_eq!(status["orderStatus"], "PAYMENT_COMPLETED");
-    assert_eq!(status["paymentIds"].as_array().unwrap().len(), 1);
+    let mut fields: Vec<&str> = t.as_object().unwrap().keys().map(String::as_str).collect();
+    fields.sort_unstable();
     assert_eq!(
-        status["transactions"][0]["amount"], "29900",
-        "transaction amounts are strings"
+        fields,
+        [
+            "cardArt",
+            "cardBrand",
+            "cardholderName",
+            "createdAt",
+            "expiryMonth",
+            "expiryYear",
+            "tokenId",
+            "truncatedPan"
+        ]
     );
-    assert_eq!(status["transactions"][0]["type"], "PURCHASE");
+    assert_eq!(t["cardBrand"], "VISA");
+    assert_eq!(t["truncatedPan"], "1111");
+    assert!(t["expiryMonth"].is_u64() && t["expiryYear"].is_u64());
+    assert!(is_provider_id(t["tokenId"].as_str().unwrap()));
+    let created = t["createdAt"].as_str().unwrap();
+    assert!(created.len() == 24 && created.ends_with('Z'), "{created}");
 
-    // Stage 2: a MIT order and CTOKEN payments with the token at either placement.
+    let status = s.api(
+        "GET",
+        &format!("/merchants/{MERCHANT}/orders/{order}/status"),
+        None,
+    );
+    let st = &status.body["data"];
+    assert_eq!(st["orderStatus"], "PAYMENT_COMPLETED");
+    assert_eq!(st["payments"][0]["paymentMethod"], "CARD");
+    assert_eq!(st["payments"][0]["amount"], 29900, "a number in payments");
+    assert_eq!(st["paymentIds"], json!([paid["paymentId"]]));
+    let tx = &st["transactions"][0];
+    assert_eq!(tx["amount"], "29900", "a string in transactions");
+    assert_eq!(
+        (
+            tx["type"].as_str(),
+            tx["currency"].as_str(),
+            tx["voided"].as_bool()
+        ),
+        (Some("PURCHASE"), Some("752"), Some(false))
+    );
+    assert_eq!(tx["settlementStatus"], "NOT_SETTLED");
+    assert_eq!(tx["customerResponseCode"], "00");
+    assert!(is_provider_id(tx["transactionId"].as_str().unwrap()));
+
+    // Stage 2: a MIT order and CTOKEN payments with the token at either placement, on either
+    // path form.
     let token = t["tokenId"].as_str().unwrap();
-    for body in [
-        json!({"paymentMethod": "CTOKEN", "tokenId": token}),
-        json!({"paymentMethod": "CTOKEN", "paymentMethodParams": {"tokenId": token}}),
+    for (path, body) in [
+        (
+            format!("/merchants/{MERCHANT}/payments"),
+            json!({"paymentMethod": "CTOKEN", "tokenId": token}),
+        ),
+        (
+            "/payments".to_owned(),
+            json!({"paymentMethod": "CTOKEN", "paymentMethodParams": {"tokenId": token}}),
+        ),
     ] {
         let mit = s.mit_order(29900);
         let mut body = body;
         body["orderId"] = json!(mit);
-        let r = s.api(
-            "POST",
-            &format!("/merchants/{MERCHANT}/payments"),
-            Some(&body),
-        );
+        let r = s.api("POST", &path, Some(&body));
         assert_eq!(r.status, 201, "{}", r.text);
-        assert!(r.body["data"]["paymentId"].is_string());
+        let payment = r.body["data"]["paymentId"].as_str().unwrap().to_owned();
+        assert!(is_provider_id(&payment));
         let st = s.wait_final(&mit);
         assert_eq!(st["orderStatus"], "PAYMENT_COMPLETED", "{st}");
+        assert_eq!(st["payments"][0]["paymentId"], payment.as_str());
         assert_eq!(st["payments"][0]["paymentMethod"], "CTOKEN");
     }
 }
 
 #[test]
-fn credentials_are_checked_on_every_call() {
+fn credentials_routes_and_bodies_are_checked() {
     let s = start();
-    let r = s.call("POST", "/orders", Some(&json!({})), false);
-    assert_eq!(r.status, 401);
-    assert_eq!(
-        r.body,
-        json!({"status": "ERROR", "message": "Unauthorized access. Please provide valid credentials to access this endpoint."})
+    let unauthorized = json!({"status": "ERROR", "message": "Unauthorized access. Please provide valid credentials to access this endpoint."});
+    for (method, path) in [
+        ("POST", "/orders"),
+        ("POST", "/payments"),
+        ("GET", "/orders/ffffffffffffffffff/status"),
+        ("GET", "/orders/ffffffffffffffffff/tokens"),
+        ("DELETE", "/orders/ffffffffffffffffff"),
+        ("DELETE", "/payments/ffffffffffffffffff"),
+        ("PUT", "/payments/ffffffffffffffffff/void"),
+    ] {
+        let r = s.call(method, path, None, false);
+        assert_eq!((r.status, &r.body), (401, &unauthorized), "{method} {path}");
+    }
+    let wrong_secret = s.run(
+        ureq::http::Request::builder()
+            .method("GET")
+            .uri(format!("{}/orders/x/status", s.base))
+            .header("API-KEY", "sandbox-api-key")
+            .header("API-SECRET", "nope")
+            .header("MERCHANT-ID", MERCHANT)
+            .body(String::new())
+            .unwrap(),
     );
+    assert_eq!(wrong_secret.status, 401);
+    assert!(!wrong_secret.text.contains("nope"), "never echo a secret");
     let r = s.api("GET", "/merchants/000000000000000000/orders/x/status", None);
     assert_eq!(r.status, 401, "another merchant's path");
+
+    let unknown = s.api("GET", "/orders/ffffffffffffffffff/status", None);
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.body["status"], "ERROR");
     assert_eq!(
-        s.api("GET", "/orders/ffffffffffffffffff/status", None)
+        s.api("GET", "/orders/ffffffffffffffffff/tokens", None)
             .status,
         404
     );
-    assert_eq!(s.api("POST", "/orders", None).status, 400, "no body");
+    let route = s.api("GET", "/no/such/route", None);
+    assert_eq!(
+        (route.status, &route.body["status"]),
+        (404, &json!("ERROR"))
+    );
+    let method = s.api("PATCH", "/orders", None);
+    assert_eq!(
+        (method.status, &method.body["status"]),
+        (405, &json!("ERROR"))
+    );
+
+    for raw in ["", "{not json", "[1,2]"] {
+        let r = s.call_raw("POST", "/orders", raw.into(), true);
+        assert_eq!(r.status, 400, "{raw:?}");
+        assert_eq!(r.body["status"], "ERROR");
+        let r = s.call_raw("POST", "/payments", raw.into(), true);
+        assert_eq!(r.status, 400, "{raw:?}");
+    }
 }
 
 #[test]
@@ -307,130 +187,238 @@ fn amounts_must_reconcile_with_the_documented_codes() {
         if let Some(t) = total {
             body["totalOrderAmount"] = t;
         }
-        let r = s.api("POST", "/orders", Some(&body));
+        let r = s.create_order(&body);
+        assert_eq!(r.status, 201, "business errors are HTTP 201 on creates");
+        r
+    };
+    let line = |regular: i64, total: i64, currency: Value| {
+        json!([{"id": "a", "name": "A", "quantity": 2,
+                "amount": {"regular": regular, "total": total, "currency": currency}}])
+    };
+    for currency in [json!("840"), json!("SEK"), json!(752), Value::Null] {
+        let r = order(line(1000, 1000, currency.clone()), None);
+        assert!(r.is_business_error("OR_0004"), "{currency}: {}", r.text);
+    }
+    for currency in ["752", "978", "208"] {
         assert_eq!(
-            r.status, 201,
-            "business errors are HTTP 201 on creates: {}",
-            r.text
+            order(line(1000, 1000, json!(currency)), None).body["status"],
+            "SUCCESS"
         );
-        r.body
-    };
-    let line = |regular: i64, total: i64, currency: &str| json!([{"id": "a", "name": "A", "quantity": 2, "amount": {"regular": regular, "total": total, "currency": currency}}]);
-    let code = |b: &Value| {
-        b["message"]
-            .as_str()
-            .unwrap()
-            .split(':')
-            .next()
-            .unwrap()
-            .to_owned()
-    };
-    let b = order(line(1000, 1000, "840"), None);
+    }
+    let mixed = json!([
+        {"id": "a", "name": "A", "quantity": 1, "amount": {"total": 1000, "currency": "752"}},
+        {"id": "b", "name": "B", "quantity": 1, "amount": {"total": 1000, "currency": "978"}}]);
+    assert!(order(mixed, None).is_business_error("OR_0004"));
+
+    let r = order(line(1000, 900, json!("752")), None);
+    assert!(r.is_business_error("OR_0023"), "{}", r.text);
     assert_eq!(
-        (b["status"].as_str(), code(&b).as_str()),
-        (Some("ERROR"), "OR_0004")
+        r.body["message"],
+        "OR_0023: Line total does not equal regular + shipping - campaign"
     );
-    assert!(b.get("data").is_none());
-    assert_eq!(code(&order(line(1000, 900, "752"), None)), "OR_0023");
-    assert_eq!(
-        code(&order(
-            line(1000, 1000, "752"),
-            Some(json!({"total": 1000, "currency": "752"}))
-        )),
-        "OR_0037"
+    let r = order(
+        line(1000, 1000, json!("752")),
+        Some(json!({"total": 1000, "currency": "752"})),
     );
-    assert_eq!(
-        order(
-            line(1000, 1000, "752"),
-            Some(json!({"total": 2000, "currency": "752"}))
-        )["status"],
-        "SUCCESS"
+    assert!(r.is_business_error("OR_0037"));
+    assert_eq!(r.body["message"], "OR_0037: Invalid total order price");
+    let ok = order(
+        line(1000, 1000, json!("752")),
+        Some(json!({"total": 2000, "currency": "752"})),
     );
-    assert_eq!(
-        code(&order(line(100, 100, "752"), None)),
-        "OR_0038",
-        "below 3 SEK"
-    );
+    assert_eq!(ok.body["status"], "SUCCESS", "per unit × quantity");
     // Shipping and campaign reconcile.
-    let ok = json!([{"id": "a", "name": "A", "quantity": 1,
+    let shipped = json!([{"id": "a", "name": "A", "quantity": 1,
         "amount": {"regular": 1000, "shipping": 200, "campaign": 100, "total": 1100, "currency": "978"}}]);
-    assert_eq!(order(ok, None)["status"], "SUCCESS");
+    assert_eq!(order(shipped, None).body["status"], "SUCCESS");
+
+    // Per-transaction limits: 3 to 499,999 SEK, inclusive.
+    let one = |total: i64| json!([{"id": "a", "name": "A", "quantity": 1, "amount": {"total": total, "currency": "752"}}]);
+    assert!(order(one(299), None).is_business_error("OR_0038"));
+    assert_eq!(order(one(300), None).body["status"], "SUCCESS");
+    assert_eq!(order(one(49_999_900), None).body["status"], "SUCCESS");
+    assert!(order(one(49_999_901), None).is_business_error("OR_0038"));
+
+    let r = s.create_order(&json!({"terminal$id": "000000000000000000", "orderLines": one(500)}));
+    assert_eq!(r.body["status"], "ERROR", "unknown terminal");
+    assert!(r.body.get("data").is_none());
+    let bad_url = s.create_order(&json!({"terminal$id": MIT, "orderLines": one(500),
+        "controlFunctions": {"callBackUrl": "ftp://x"}}));
+    assert_eq!(bad_url.body["status"], "ERROR");
+    // Nothing of the refused orders was kept.
+    assert_eq!(s.ledger()["orders"].as_array().unwrap().len(), 7);
+}
+
+#[test]
+fn both_tokenization_placements_and_order_settings_are_kept() {
+    let s = start();
+    for control in [
+        json!({"online": {"enforceTokenization": true}}),
+        json!({"enforceTokenization": true}),
+        json!({}),
+    ] {
+        let tokenize = control != json!({});
+        let order = s.page_order(
+            5000,
+            json!({"referenceId": "same-ref", "controlFunctions": control}),
+        );
+        let paid = s.pay(&order, APPROVE).body;
+        assert_eq!(paid["tokenized"], tokenize, "{control}");
+        assert_eq!(
+            s.tokens(&order).as_array().unwrap().len(),
+            usize::from(tokenize)
+        );
+    }
+    let ledger = s.get("/_sandbox/ledger?referenceId=same-ref").body;
+    assert_eq!(
+        ledger["orders"].as_array().unwrap().len(),
+        3,
+        "referenceId is not unique"
+    );
+    let order = &ledger["orders"][0];
+    assert_eq!(order["terminal"], "PaymentPage");
+    assert_eq!(order["amount"], 5000);
 }
 
 #[test]
 fn test_cards_decide_checkout_and_later_charges() {
     let s = start();
     let declined = s.page_order(9900, json!({}));
-    let r = s.pay(&declined, "4000000000000002");
-    assert_eq!(r.body["paymentStatus"], "PAYMENT_FAILED");
-    assert_eq!(r.body["failureReason"], "DENIED");
-    assert_eq!(r.body["tokenized"], false);
+    let r = s.pay(&declined, "4000000000000002").body;
     assert_eq!(
-        s.api("GET", &format!("/orders/{declined}/status"), None)
-            .body["data"]["orderStatus"],
-        "PAYMENT_FAILED"
+        (&r["paymentStatus"], &r["failureReason"], &r["tokenized"]),
+        (&json!("PAYMENT_FAILED"), &json!("DENIED"), &json!(false))
+    );
+    let st = s.status(&declined);
+    assert_eq!(st["orderStatus"], "PAYMENT_FAILED");
+    assert_eq!(st["payments"][0]["failureReason"], "DENIED");
+    assert!(st.get("transactions").is_none() && st.get("paymentIds").is_none());
+    assert_eq!(
+        s.tokens(&declined),
+        json!([]),
+        "a declined card leaves no token"
     );
 
     for (card, reason) in [
         ("4000000000009995", "DENIED_NO_FUNDS"),
         ("4000000000000119", "DENIED_DO_NOT_TRY_AGAIN"),
     ] {
-        let page = s.page_order(9900, json!({}));
-        assert_eq!(
-            s.pay(&page, card).body["paymentStatus"],
-            "PAYMENT_COMPLETED",
-            "{card} approves at checkout"
-        );
-        let token = s.token_of(&page);
+        let token = s.token_for(card);
         let mit = s.mit_order(9900);
         assert_eq!(s.charge(&mit, &token).status, 201);
         let st = s.wait_final(&mit);
+        assert_eq!(st["orderStatus"], "PAYMENT_FAILED", "{card}: {st}");
         assert_eq!(st["payments"][0]["failureReason"], reason, "{card}: {st}");
-        // The MIT order stays open for another attempt on the same order.
-        assert_eq!(s.charge(&mit, &token).body["status"], "SUCCESS");
+        // A failed payment leaves the MIT order open for another attempt on the same order.
+        let again = s.charge(&mit, &token);
+        assert_eq!(again.body["status"], "SUCCESS", "{}", again.text);
+        assert_eq!(s.wait_final(&mit)["payments"].as_array().unwrap().len(), 2);
     }
 
-    let page = s.page_order(9900, json!({}));
-    s.pay(&page, "4111111111111111");
-    let token = s.token_of(&page);
+    // Any other Luhn-valid number approves, Mastercard included.
+    let token = s.token_for("5555555555554444");
+    let mit = s.mit_order(9900);
+    s.charge(&mit, &token);
+    assert_eq!(s.wait_final(&mit)["orderStatus"], "PAYMENT_COMPLETED");
+
+    let token = s.token_for(APPROVE);
     let mit = s.mit_order(9900);
     s.charge(&mit, &token);
     assert_eq!(s.wait_final(&mit)["orderStatus"], "PAYMENT_COMPLETED");
     let again = s.charge(&mit, &token);
-    assert_eq!(
-        again.body["status"], "ERROR",
-        "a completed order takes no more payments"
+    assert!(
+        again.is_business_error("PS_0041"),
+        "a completed order takes no more payments: {}",
+        again.text
     );
+}
+
+#[test]
+fn payments_refuse_what_the_provider_refuses() {
+    let s = start();
+    let page = s.page_order(9900, json!({}));
+    s.pay(&page, APPROVE);
+    let token = s.token_of(&page);
+
     let on_page = s.charge(&page, &token);
+    assert_eq!(on_page.status, 201);
+    assert!(on_page.is_business_error("PS_0025"), "{}", on_page.text);
+    assert_eq!(
+        on_page.body["message"],
+        "PS_0025: Payment initiation failed"
+    );
+
+    let unknown_token = s.charge(&s.mit_order(9900), "ffffffffffffffffff");
     assert!(
-        on_page.body["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("PS_0025"),
+        unknown_token.is_business_error("PS_0031"),
         "{}",
-        on_page.text
+        unknown_token.text
     );
-    let bad_token = s.charge(&s.mit_order(9900), "ffffffffffffffffff");
+    let unknown_order = s.charge("ffffffffffffffffff", &token);
+    assert_eq!(unknown_order.body["status"], "ERROR");
     assert!(
-        bad_token.body["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("PS_")
+        unknown_order.code().starts_with("PS_"),
+        "{}",
+        unknown_order.text
     );
+    let no_token = s.api(
+        "POST",
+        "/payments",
+        Some(&json!({"orderId": s.mit_order(9900), "paymentMethod": "CTOKEN"})),
+    );
+    assert!(no_token.code().starts_with("PS_"), "{}", no_token.text);
+
+    // One payment at a time on an order.
+    s.control(
+        "PUT",
+        &format!("/_sandbox/tokens/{token}/behaviour"),
+        &json!({"outcome": "slow", "delay_ms": 300, "times": 1}),
+    );
+    let mit = s.mit_order(9900);
+    assert_eq!(s.charge(&mit, &token).body["status"], "SUCCESS");
+    assert!(s.charge(&mit, &token).is_business_error("PS_0042"));
+    assert_eq!(s.wait_final(&mit)["orderStatus"], "PAYMENT_COMPLETED");
+    let ledger = s.ledger();
+    assert_eq!(ledger["payments_per_token"][&token]["attempted"], 1);
+}
+
+#[test]
+fn a_mit_order_with_initiate_payments_options_charges_at_once() {
+    let s = start();
+    let token = s.token_for(APPROVE);
+    for options in [
+        json!({"paymentMethod": "CTOKEN", "paymentMethodParams": {"tokenId": token}}),
+        json!({"paymentMethod": "CTOKEN", "tokenId": token}),
+    ] {
+        let r = s.create_order(&json!({"terminal$id": MIT, "referenceId": "now",
+            "orderLines": [{"id": "a", "name": "A", "quantity": 1, "amount": {"total": 1200, "currency": "208"}}],
+            "controlFunctions": {"initiatePaymentsOptions": options}}));
+        assert_eq!(r.body["status"], "SUCCESS", "{}", r.text);
+        let order = r.body["data"]["orderId"].as_str().unwrap();
+        let payment = r.body["data"]["paymentId"].as_str().unwrap();
+        let st = s.wait_final(order);
+        assert_eq!(st["payments"][0]["paymentId"], payment);
+        assert_eq!(st["orderStatus"], "PAYMENT_COMPLETED");
+        assert_eq!(st["transactions"][0]["currency"], "208");
+    }
+    let bad = s.create_order(&json!({"terminal$id": MIT,
+        "orderLines": [{"id": "a", "name": "A", "quantity": 1, "amount": {"total": 1200, "currency": "752"}}],
+        "controlFunctions": {"initiatePaymentsOptions": {"paymentMethod": "CTOKEN", "tokenId": "ffffffffffffffffff"}}}));
+    assert!(bad.is_business_error("PS_0031"), "{}", bad.text);
 }
 
 #[test]
 fn token_behaviour_applies_to_the_next_charges_then_falls_back() {
     let s = start();
-    let page = s.page_order(9900, json!({}));
-    s.pay(&page, "4111111111111111");
-    let token = s.token_of(&page);
-    let r = s.control(
-        "PUT",
-        &format!("/_sandbox/tokens/{token}/behaviour"),
-        &json!({"outcome": "decline", "failureReason": "ERROR_ISSUER_UNAVAILABLE", "times": 2}),
+    let token = s.token_for("4000000000009995");
+    let behaviour = |b: Value| {
+        let r = s.control("PUT", &format!("/_sandbox/tokens/{token}/behaviour"), &b);
+        assert_eq!(r.status, 200, "{}", r.text);
+    };
+    behaviour(json!({"outcome": "approve"}));
+    behaviour(
+        json!({"outcome": "decline", "failureReason": "ERROR_ISSUER_UNAVAILABLE", "times": 2}),
     );
-    assert_eq!(r.status, 200, "{}", r.text);
     let mit = s.mit_order(9900);
     let mut reasons = Vec::new();
     for _ in 0..3 {
@@ -438,6 +426,7 @@ fn token_behaviour_applies_to_the_next_charges_then_falls_back() {
         let st = s.wait_final(&mit);
         reasons.push(st["payments"].as_array().unwrap().last().unwrap()["failureReason"].clone());
     }
+    // Two scripted declines, then the behaviour set before them (approve), not the card's.
     assert_eq!(
         reasons,
         [
@@ -446,336 +435,327 @@ fn token_behaviour_applies_to_the_next_charges_then_falls_back() {
             Value::Null
         ]
     );
-    let ledger = s.call("GET", "/_sandbox/ledger", None, false).body;
+    let ledger = s.ledger();
     let totals = &ledger["payments_per_token"][&token];
     assert_eq!(
         (
             totals["attempted"].as_i64(),
             totals["completed"].as_i64(),
-            totals["failed"].as_i64()
+            totals["failed"].as_i64(),
+            totals["completed_amount"].as_i64()
         ),
-        (Some(3), Some(1), Some(2))
+        (Some(3), Some(1), Some(2), Some(9900))
     );
+    // Cleared, the card decides again: DENIED_NO_FUNDS.
+    let r = s.call(
+        "DELETE",
+        &format!("/_sandbox/tokens/{token}/behaviour"),
+        None,
+        false,
+    );
+    assert_eq!(r.status, 204);
+    let mit = s.mit_order(9900);
+    s.charge(&mit, &token);
+    assert_eq!(
+        s.wait_final(&mit)["payments"][0]["failureReason"],
+        "DENIED_NO_FUNDS"
+    );
+
+    let unknown = s.control(
+        "PUT",
+        "/_sandbox/tokens/ffffffffffffffffff/behaviour",
+        &json!({"outcome": "approve"}),
+    );
+    assert_eq!(unknown.status, 404);
+    let bad = s.control(
+        "PUT",
+        &format!("/_sandbox/tokens/{token}/behaviour"),
+        &json!({"outcome": "maybe"}),
+    );
+    assert_eq!(bad.status, 400);
+}
+
+#[test]
+fn a_slow_token_stays_in_flight_for_its_delay() {
+    let s = start();
+    let token = s.token_for(APPROVE);
+    s.control(
+        "PUT",
+        &format!("/_sandbox/tokens/{token}/behaviour"),
+        &json!({"outcome": "slow", "delay_ms": 900}),
+    );
+    let mit = s.mit_order(9900);
+    let started = std::time::Instant::now();
+    s.charge(&mit, &token);
+    // Steps at 300, 600 and 900 ms; look in the middle of each.
+    let mut seen = Vec::new();
+    for at in [150, 450, 750] {
+        std::thread::sleep(Duration::from_millis(at).saturating_sub(started.elapsed()));
+        let st = s.status(&mit);
+        seen.push((
+            st["orderStatus"].as_str().unwrap().to_owned(),
+            st["payments"][0]["paymentStatus"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ));
+    }
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(
+        seen,
+        [
+            pair("PAYMENT_INITIATED", "PAYMENT_INITIATED"),
+            pair("PAYMENT_INITIATED", "PAYMENT_PROCESSING"),
+            pair("PAYMENT_PROCESSED", "PAYMENT_PROCESSED"),
+        ]
+    );
+    assert_eq!(s.wait_final(&mit)["orderStatus"], "PAYMENT_COMPLETED");
+}
+
+fn refund_body(purchase: &str, amount: i64, terminal: &str) -> Value {
+    json!({"terminal$id": terminal, "referenceId": format!("refund-{amount}"),
+        "orderLines": [{"id": "r", "name": "Refund", "quantity": -1,
+            "amount": {"regular": amount, "total": amount, "currency": "752"}, "purchaseOrderId": purchase}],
+        "totalOrderAmount": {"total": -amount, "currency": "752"},
+        "controlFunctions": {"initiatePaymentsOptions": {"paymentMethod": "CARD_NP"}}})
 }
 
 #[test]
 fn refunds_are_return_orders_bounded_by_the_purchase() {
     let s = start();
     let page = s.page_order(10_000, json!({}));
-    let refund = |amount: i64| {
-        s.api(
-            "POST",
-            "/orders",
-            Some(&json!({"terminal$id": PAGE, "orderLines": [{"id": "r", "name": "Refund", "quantity": -1,
-                "amount": {"total": amount, "currency": "752"}, "purchaseOrderId": page}],
-                "totalOrderAmount": {"total": -amount, "currency": "752"},
-                "controlFunctions": {"initiatePaymentsOptions": {"paymentMethod": "CARD_NP"}}})),
-        )
-        .body
-    };
+    let r = s.create_order(&refund_body(&page, 1000, PAGE));
     assert!(
-        refund(1000)["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("OR_0035"),
-        "not completed yet"
+        r.is_business_error("OR_0035"),
+        "not completed yet: {}",
+        r.text
     );
-    s.pay(&page, "4111111111111111");
-    let first = refund(4000);
-    assert_eq!(first["status"], "SUCCESS", "{first}");
-    assert_eq!(refund(6000)["status"], "SUCCESS");
-    assert_eq!(refund(1)["status"], "ERROR", "nothing left to refund");
-    let return_order = first["data"]["orderId"].as_str().unwrap();
+    s.pay(&page, APPROVE);
+
+    let first = s.create_order(&refund_body(&page, 4000, PAGE));
+    assert_eq!(first.body["status"], "SUCCESS", "{}", first.text);
+    assert!(
+        first.body["data"].get("paymentId").is_none(),
+        "no paymentId on a PaymentPage terminal"
+    );
+    assert!(first.body["data"].get("paymentPageLink").is_none());
+    // The other sign convention (negative per-unit total, positive quantity) on the MIT terminal.
+    let second = s.create_order(&json!({"terminal$id": MIT,
+        "orderLines": [{"id": "r", "name": "Refund", "quantity": 1,
+            "amount": {"total": -6000, "currency": "752"}, "purchaseOrderId": page}],
+        "totalOrderAmount": {"total": -6000, "currency": "752"},
+        "controlFunctions": {"initiatePaymentsOptions": {"paymentMethod": "CARD_NP"}}}));
+    assert_eq!(second.body["status"], "SUCCESS", "{}", second.text);
+    assert!(second.body["data"]["paymentId"].is_string());
+    let over = s.create_order(&refund_body(&page, 1, PAGE));
+    assert!(
+        over.is_business_error("OR_0036"),
+        "nothing left: {}",
+        over.text
+    );
+
+    let return_order = first.body["data"]["orderId"].as_str().unwrap();
     let st = s.wait_final(return_order);
     assert_eq!(st["orderStatus"], "PAYMENT_COMPLETED");
+    assert_eq!(st["payments"][0]["paymentMethod"], "CARD_NP");
     assert_eq!(st["transactions"][0]["type"], "RETURN");
-    let ledger = s.call("GET", "/_sandbox/ledger", None, false).body;
-    let returned: i64 = ledger["returns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["amount"].as_i64().unwrap().abs())
-        .sum();
-    assert_eq!(returned, 10_000);
+    assert_eq!(st["transactions"][0]["amount"], "4000");
+    assert_eq!(
+        st["transactions"][0]["truncatedPan"], "1111",
+        "back to the same card"
+    );
+    s.wait_final(second.body["data"]["orderId"].as_str().unwrap());
+
+    let ledger = s.ledger();
+    let returns = ledger["returns"].as_array().unwrap();
+    assert_eq!(returns.len(), 2);
+    assert!(
+        returns
+            .iter()
+            .all(|o| o["purchaseOrderId"] == page.as_str())
+    );
+    let returned: i64 = returns.iter().map(|o| o["amount"].as_i64().unwrap()).sum();
+    assert_eq!(returned, -10_000);
+    // The purchase itself is untouched.
+    assert_eq!(s.status(&page)["orderStatus"], "PAYMENT_COMPLETED");
+}
+
+#[test]
+fn return_orders_are_checked_like_the_provider_does() {
+    let s = start();
+    let token = s.token_for(APPROVE);
+    let mit = s.mit_order(5000);
+    s.charge(&mit, &token);
+    s.wait_final(&mit);
+
+    let mut no_card_np = refund_body(&mit, 1000, MIT);
+    no_card_np["controlFunctions"] = json!({});
+    assert_eq!(s.create_order(&no_card_np).body["status"], "ERROR");
+    let mut positive = refund_body(&mit, 1000, MIT);
+    positive["orderLines"][0]["quantity"] = json!(1);
+    assert_eq!(s.create_order(&positive).body["status"], "ERROR");
+    let mut wrong_total = refund_body(&mit, 1000, MIT);
+    wrong_total["totalOrderAmount"]["total"] = json!(-999);
+    assert!(s.create_order(&wrong_total).is_business_error("OR_0037"));
+    let unknown = refund_body("ffffffffffffffffff", 1000, MIT);
+    assert!(s.create_order(&unknown).is_business_error("OR_0035"));
+    // A refund of a refund is not a thing.
+    let refund = s.create_order(&refund_body(&mit, 1000, MIT));
+    let refund_id = refund.body["data"]["orderId"].as_str().unwrap().to_owned();
+    s.wait_final(&refund_id);
+    assert!(
+        s.create_order(&refund_body(&refund_id, 500, MIT))
+            .is_business_error("OR_0035")
+    );
+
+    let ledger = s.ledger();
+    let totals = &ledger["payments_per_token"][&token];
+    assert_eq!(
+        (
+            totals["completed_amount"].as_i64(),
+            totals["refunded_amount"].as_i64()
+        ),
+        (Some(5000), Some(1000))
+    );
 }
 
 #[test]
 fn cancelling_an_order_fences_a_payment_still_in_flight() {
     let s = start();
-    let page = s.page_order(9900, json!({}));
-    s.pay(&page, "4111111111111111");
-    let token = s.token_of(&page);
+    let token = s.token_for(APPROVE);
     s.control(
         "PUT",
         &format!("/_sandbox/tokens/{token}/behaviour"),
-        &json!({"outcome": "approve", "delay_ms": 300}),
+        &json!({"outcome": "approve", "delay_ms": 600}),
     );
     let mit = s.mit_order(9900);
-    assert_eq!(s.charge(&mit, &token).status, 201);
-    let cancel = s.api("DELETE", &format!("/orders/{mit}"), None);
-    assert_eq!(cancel.body["status"], "SUCCESS", "{}", cancel.text);
-    std::thread::sleep(Duration::from_millis(500));
-    let st = s.api("GET", &format!("/orders/{mit}/status"), None).body["data"].clone();
+    let payment = s.charge(&mit, &token).body["data"]["paymentId"].clone();
+    std::thread::sleep(Duration::from_millis(450));
     assert_eq!(
-        st["payments"][0]["paymentStatus"], "PAYMENT_CANCELLED",
-        "{st}"
+        s.status(&mit)["payments"][0]["paymentStatus"],
+        "PAYMENT_PROCESSED",
+        "cancelled late in processing"
     );
-    assert_ne!(st["orderStatus"], "PAYMENT_COMPLETED");
-    assert_eq!(
-        s.charge(&mit, &token).body["status"],
-        "ERROR",
+    let cancel = s.api("DELETE", &format!("/orders/{mit}"), None);
+    assert_eq!(cancel.status, 200);
+    assert_eq!(cancel.body["status"], "SUCCESS", "{}", cancel.text);
+    std::thread::sleep(Duration::from_millis(300));
+    let st = s.status(&mit);
+    assert_eq!(st["orderStatus"], "PAYMENT_CANCELLED", "{st}");
+    assert_eq!(st["payments"][0]["paymentStatus"], "PAYMENT_CANCELLED");
+    assert!(st.get("transactions").is_none());
+    assert!(
+        s.charge(&mit, &token).is_business_error("PS_0040"),
         "no payment on a cancelled order"
     );
+    let again = s.api("DELETE", &format!("/orders/{mit}"), None);
+    assert_eq!(
+        again.body["status"], "SUCCESS",
+        "cancelling twice is harmless"
+    );
+    let ledger = s.get(&format!("/_sandbox/ledger?orderId={mit}")).body;
+    assert_eq!(ledger["payments_per_token"][&token]["completed"], 0);
+    assert_eq!(ledger["payments"].as_array().unwrap().len(), 1);
+    assert_eq!(ledger["payments"][0]["paymentId"], payment);
+    assert_eq!(ledger["payments"][0]["failureReason"], "ORDER_CANCELLED");
+
     // A completed order cannot be cancelled.
     let done = s.mit_order(9900);
     s.charge(&done, &token);
     s.wait_final(&done);
+    let r = s.api("DELETE", &format!("/orders/{done}"), None);
+    assert!(r.is_business_error("OR_0040"), "{}", r.text);
+    assert_eq!(s.status(&done)["orderStatus"], "PAYMENT_COMPLETED");
     assert_eq!(
-        s.api("DELETE", &format!("/orders/{done}"), None).body["status"],
-        "ERROR"
+        s.api("DELETE", "/orders/ffffffffffffffffff", None).status,
+        404
     );
 }
 
 #[test]
-fn the_hosted_page_is_a_real_one_shot_form() {
-    let s = start();
-    let order = s.page_order(
-        9900,
-        json!({"controlFunctions": {"initiatePaymentsOptions": {"paymentMethod": "CARD", "amount": 9900},
-            "online": {"enforceTokenization": true, "redirectUrl": "http://shop.test/done", "failureRedirectUrl": "http://shop.test/failed"}}}),
-    );
-    let page = s.call("GET", &format!("/pay/{order}"), None, false);
-    assert_eq!(page.status, 200);
-    assert!(
-        page.text.contains("<form")
-            && page.text.contains("cardNumber")
-            && page.text.contains("99.00 SEK")
-    );
-    let typo = s.form(
-        &format!("/pay/{order}"),
-        "cardNumber=4111111111111112&expiry=12%2F31&cvc=123&name=Ada",
-    );
-    assert_eq!(typo.status, 422);
-    assert!(
-        typo.text.contains("not valid"),
-        "a typo does not spend the link"
-    );
-    let paid = s.form(
-        &format!("/pay/{order}"),
-        "cardNumber=4111+1111+1111+1111&expiry=07%2F30&cvc=123&name=Ada+Lovelace",
-    );
-    assert_eq!(paid.status, 303);
-    assert_eq!(paid.location.as_deref(), Some("http://shop.test/done"));
-    let again = s.call("GET", &format!("/pay/{order}"), None, false);
-    assert_eq!(again.status, 410);
-    assert!(again.text.contains("Invalid or Expired Link"));
-    std::thread::sleep(Duration::from_millis(100));
-    let token = &s.api("GET", &format!("/orders/{order}/tokens"), None).body["data"][0];
-    assert_eq!(
-        (token["expiryMonth"].as_i64(), token["expiryYear"].as_i64()),
-        (Some(7), Some(2030))
-    );
-    assert_eq!(token["cardholderName"], "Ada Lovelace");
-
-    let declined = s.page_order(
-        9900,
-        json!({"controlFunctions": {"online": {"enforceTokenization": true, "redirectUrl": "http://shop.test/done",
-            "failureRedirectUrl": "http://shop.test/failed"}}}),
-    );
-    let r = s.form(&format!("/pay/{declined}"), "cardNumber=4000000000000002");
-    assert_eq!(r.location.as_deref(), Some("http://shop.test/failed"));
-}
-
-/// Deliveries a receiver saw: (raw body, x-webhook-signature).
-type Deliveries = Arc<Mutex<Vec<(String, String)>>>;
-
-/// A tiny webhook receiver: records every delivery; answers 500 to the first `fail_first`.
-fn receiver(runtime: &tokio::runtime::Runtime, fail_first: usize) -> (String, Deliveries) {
-    use axum::routing::post;
-    let seen: Deliveries = Arc::default();
-    let store = seen.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move |headers: axum::http::HeaderMap, body: String| {
-            let store = store.clone();
-            async move {
-                let sig = headers
-                    .get("x-webhook-signature")
-                    .map_or("", |v| v.to_str().unwrap())
-                    .to_owned();
-                let mut all = store.lock().unwrap();
-                all.push((body, sig));
-                if all.len() <= fail_first {
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
-                } else {
-                    axum::http::StatusCode::OK
-                }
-            }
-        }),
-    );
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    runtime.spawn(async move { axum::serve(listener, app).await });
-    (url, seen)
-}
-
-fn verify(secret: &str, body: &str, signature: &str) -> bool {
-    let mut mac = Hmac::<Sha512>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body.as_bytes());
-    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    expected == signature
-}
-
-#[test]
-fn webhooks_are_signed_and_callbacks_are_not_retried_but_console_ones_are() {
-    let s = start();
-    let (callback, calls) = receiver(&s._runtime, usize::MAX);
-    let (console, console_calls) = receiver(&s._runtime, 2);
-    let r = s.control(
-        "PUT",
-        "/_sandbox/webhooks",
-        &json!({"url": console, "retries": true, "retry_delays_ms": [50, 100, 200]}),
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
-    let order = s.page_order(9900, json!({"controlFunctions": {"callBackUrl": callback, "online": {"enforceTokenization": true}}}));
-    s.pay(&order, "4111111111111111");
-    std::thread::sleep(Duration::from_millis(800));
-
-    let calls = calls.lock().unwrap().clone();
-    let types: Vec<String> = calls
-        .iter()
-        .map(|(b, _)| {
-            serde_json::from_str::<Value>(b).unwrap()["eventType"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(
-        types,
-        [
-            "order.paymentinitiated",
-            "order.paymentprocessed",
-            "order.paymentcompleted"
-        ]
-    );
-    let mut ids = std::collections::HashSet::new();
-    for (body, sig) in &calls {
-        assert!(
-            verify("sandbox-webhook-secret", body, sig),
-            "signature of {body}"
-        );
-        let v: Value = serde_json::from_str(body).unwrap();
-        assert!(
-            ids.insert(v["metadata"]["eventId"].as_str().unwrap().to_owned()),
-            "unique eventIds"
-        );
-        assert_eq!(v["data"]["orderId"], order);
-        assert_eq!(v["data"]["merchantId"], MERCHANT);
-        assert!(v["metadata"]["created"].is_i64());
+fn the_fence_holds_under_concurrent_cancels_and_settlements() {
+    // Cancel at every moment of processing; whatever the timing, an order is either cancelled
+    // with no completed payment, or completed and not cancellable: never both.
+    let s = start_with(psp_sandbox::Config {
+        processing_ms: 6,
+        ..psp_sandbox::Config::default()
+    });
+    let token = s.token_for(APPROVE);
+    for i in 0..40 {
+        let mit = s.mit_order(9900);
+        s.charge(&mit, &token);
+        std::thread::sleep(Duration::from_micros(i * 200));
+        let cancelled =
+            s.api("DELETE", &format!("/orders/{mit}"), None).body["status"] == "SUCCESS";
+        std::thread::sleep(Duration::from_millis(20));
+        let st = s.status(&mit);
+        if cancelled {
+            assert_eq!(st["orderStatus"], "PAYMENT_CANCELLED", "{st}");
+            assert!(st.get("transactions").is_none(), "{st}");
+        } else {
+            assert_eq!(st["orderStatus"], "PAYMENT_COMPLETED", "{st}");
+        }
     }
-    // The callback answered 500 every time and was never retried; the console got retries.
-    assert_eq!(calls.len(), 3);
-    let console_calls = console_calls.lock().unwrap().clone();
-    assert_eq!(
-        console_calls.len(),
-        5,
-        "3 events + 2 retries of the first failures"
-    );
-    let retried: Vec<i64> = console_calls
-        .iter()
-        .map(|(b, _)| {
-            serde_json::from_str::<Value>(b).unwrap()["metadata"]["retryAttempt"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
-    // The two failed deliveries (of two different events) were each retried once.
-    assert_eq!(
-        retried.iter().filter(|&&r| r == 1).count(),
-        2,
-        "{retried:?}"
-    );
 }
 
 #[test]
-fn fault_injection_is_reproducible_for_a_seed() {
+fn payments_can_be_cancelled_in_flight_and_voided_once_completed() {
     let s = start();
-    let run = || {
-        s.control(
-            "PUT",
-            "/_sandbox/faults",
-            &json!({"seed": 7, "rules": [
-            {"endpoint": "create_order", "error_rate": 0.3, "business_error_rate": 0.3}]}),
-        );
-        (0..30)
-            .map(|_| {
-                let r = s.api("POST", "/orders", Some(&json!({"terminal$id": MIT,
-                    "orderLines": [{"id": "a", "name": "A", "quantity": 1, "amount": {"total": 500, "currency": "752"}}]})));
-                (r.status, r.body["status"].as_str().unwrap_or("").to_owned())
-            })
-            .collect::<Vec<_>>()
-    };
-    let first = run();
-    assert_eq!(first, run());
-    assert!(
-        first.iter().any(|(s, _)| *s == 500)
-            && first.iter().any(|(_, b)| b == "ERROR")
-            && first.iter().any(|(_, b)| b == "SUCCESS")
-    );
-    assert_eq!(
-        s.call("DELETE", "/_sandbox/faults", None, false).status,
-        204
-    );
-}
-
-#[test]
-fn status_reads_can_lag_behind_the_real_outcome() {
-    let s = start();
-    let page = s.page_order(9900, json!({}));
+    let token = s.token_for(APPROVE);
     s.control(
         "PUT",
-        "/_sandbox/faults",
-        &json!({"rules": [{"endpoint": "order_status", "status_lag_ms": 400}]}),
+        &format!("/_sandbox/tokens/{token}/behaviour"),
+        &json!({"outcome": "approve", "delay_ms": 300, "times": 1}),
     );
-    s.pay(&page, "4111111111111111");
-    let early =
-        s.api("GET", &format!("/orders/{page}/status"), None).body["data"]["orderStatus"].clone();
-    assert_ne!(early, "PAYMENT_COMPLETED");
-    std::thread::sleep(Duration::from_millis(500));
-    let late =
-        s.api("GET", &format!("/orders/{page}/status"), None).body["data"]["orderStatus"].clone();
-    assert_eq!(late, "PAYMENT_COMPLETED");
-}
-
-#[test]
-fn the_state_file_keeps_everything_across_a_restart() {
-    let dir = std::env::temp_dir().join(format!("psp-sandbox-state-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("state.json");
-    let _ = std::fs::remove_file(&file);
-    let config = || Config {
-        processing_ms: 10,
-        state_file: Some(file.clone()),
-        ..Config::default()
-    };
-    let (order, token) = {
-        let s = start_with(config());
-        let order = s.page_order(9900, json!({}));
-        s.pay(&order, "4111111111111111");
-        let token = s.token_of(&order);
-        (order, token)
-    };
-    let s = start_with(config());
-    assert_eq!(s.token_of(&order), token);
     let mit = s.mit_order(9900);
+    let slow = s.charge(&mit, &token).body["data"]["paymentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s.api("DELETE", &format!("/payments/{slow}"), None);
     assert_eq!(
-        s.charge(&mit, &token).status,
-        201,
-        "the token still charges after a restart"
+        r.body["data"]["paymentStatus"], "PAYMENT_CANCELLED",
+        "{}",
+        r.text
     );
-    assert_eq!(s.wait_final(&mit)["orderStatus"], "PAYMENT_COMPLETED");
-    let _ = std::fs::remove_dir_all(&dir);
+    std::thread::sleep(Duration::from_millis(350));
+    assert_eq!(
+        s.status(&mit)["payments"][0]["paymentStatus"],
+        "PAYMENT_CANCELLED"
+    );
+    // The order stays open: another payment on it completes.
+    let done = s.charge(&mit, &token).body["data"]["paymentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.wait_final(&mit);
+    let late = s.api(
+        "DELETE",
+        &format!("/merchants/{MERCHANT}/payments/{done}"),
+        None,
+    );
+    assert_eq!(
+        late.body["data"]["paymentStatus"], "PAYMENT_COMPLETED",
+        "too late"
+    );
+
+    let void = s.api("PUT", &format!("/payments/{done}/void"), None);
+    assert_eq!(void.body["data"]["voidStatus"], "VOIDED", "{}", void.text);
+    let st = s.status(&mit);
+    assert_eq!(st["transactions"][0]["voided"], true);
+    let cannot = s.api(
+        "PUT",
+        &format!("/merchants/{MERCHANT}/payments/{slow}/void"),
+        None,
+    );
+    assert_eq!(cannot.body["data"]["voidStatus"], "CANNOT_VOID");
+    // A voided purchase cannot be refunded.
+    let refund = s.create_order(&refund_body(&mit, 1000, MIT));
+    assert!(refund.is_business_error("OR_0035"));
+    assert_eq!(
+        s.api("DELETE", "/payments/ffffffffffffffffff", None).status,
+        404
+    );
+    let ledger = s.ledger();
+    assert_eq!(ledger["payments_per_token"][&token]["voided_amount"], 9900);
 }

@@ -76,12 +76,15 @@ pub fn split_path(path: &[String]) -> (Option<&str>, &str) {
     }
 }
 
-/// The JSON object of a request body; `Err` is the 400 answer.
-pub fn parse_body(body: &Bytes) -> Result<Value, Response> {
+/// The JSON object of a request body; `None` answers [`malformed`].
+pub fn parse_body(body: &Bytes) -> Option<Value> {
     serde_json::from_slice::<Value>(body)
         .ok()
         .filter(Value::is_object)
-        .ok_or_else(|| error(StatusCode::BAD_REQUEST, "Malformed request body"))
+}
+
+pub fn malformed() -> Response {
+    error(StatusCode::BAD_REQUEST, "Malformed request body")
 }
 
 /// Runs `work` under the faults configured for `endpoint`. `status` is the HTTP status of a

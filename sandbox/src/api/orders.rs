@@ -6,7 +6,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{authorize, business, not_found, parse_body, split_path, success, with_faults};
+use super::{
+    authorize, business, malformed, not_found, parse_body, split_path, success, with_faults,
+};
 use crate::config::Config;
 use crate::faults::Endpoint;
 use crate::model::*;
@@ -53,9 +55,8 @@ pub async fn create_order(
     if let Some(denied) = authorize(&sb, &headers, merchant.as_deref().map(String::as_str)) {
         return denied;
     }
-    let req = match parse_body(&body) {
-        Ok(req) => req,
-        Err(bad) => return bad,
+    let Some(req) = parse_body(&body) else {
+        return malformed();
     };
     let endpoint = if is_return(&req) {
         Endpoint::Refund

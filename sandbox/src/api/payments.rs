@@ -7,7 +7,9 @@ use axum::response::Response;
 use serde_json::json;
 
 use super::orders::charge_token;
-use super::{authorize, business, error, not_found, parse_body, split_path, success, with_faults};
+use super::{
+    authorize, business, error, malformed, not_found, parse_body, split_path, success, with_faults,
+};
 use crate::faults::Endpoint;
 use crate::model::*;
 use crate::processing::cancel_in_flight;
@@ -23,9 +25,8 @@ pub async fn initiate_payment(
     if let Some(denied) = authorize(&sb, &headers, merchant.as_deref().map(String::as_str)) {
         return denied;
     }
-    let req = match parse_body(&body) {
-        Ok(req) => req,
-        Err(bad) => return bad,
+    let Some(req) = parse_body(&body) else {
+        return malformed();
     };
     let Some(order_id) = req["orderId"].as_str().map(str::to_owned) else {
         return error(StatusCode::BAD_REQUEST, "orderId is required");

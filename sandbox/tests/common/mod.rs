@@ -1,0 +1,377 @@
+//! The sandbox in-process on 127.0.0.1:0, driven over real HTTP, and a tiny webhook receiver.
+#![allow(dead_code)] // Each test binary uses its own part of the harness.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use psp_sandbox::Config;
+use serde_json::{Value, json};
+use sha2::Sha512;
+
+pub const PAGE: &str = "7e1d5c3b9a0f2e4d61";
+pub const MIT: &str = "3c9a7e5b1d0f8e6a42";
+pub const MERCHANT: &str = "5a1e0f3c2b4d6e8f90";
+pub const WEBHOOK_SECRET: &str = "sandbox-webhook-secret";
+pub const APPROVE: &str = "4111111111111111";
+
+pub struct Sandbox {
+    pub base: String,
+    agent: ureq::Agent,
+    pub runtime: tokio::runtime::Runtime,
+}
+
+pub fn start_with(config: Config) -> Sandbox {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    runtime.spawn(psp_sandbox::run(listener, config, false));
+    Sandbox {
+        base,
+        agent: agent(),
+        runtime,
+    }
+}
+
+/// A client of a sandbox that runs elsewhere (the binary, in its own process).
+pub fn client(base: &str) -> Sandbox {
+    Sandbox {
+        base: base.to_owned(),
+        agent: agent(),
+        runtime: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+    }
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+pub fn start() -> Sandbox {
+    start_with(Config {
+        processing_ms: 20,
+        ..Config::default()
+    })
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub location: Option<String>,
+    pub text: String,
+}
+
+impl Reply {
+    /// The business error code: the prefix of `message` before the colon.
+    pub fn code(&self) -> String {
+        let message = self.body["message"].as_str().unwrap_or("");
+        message.split(':').next().unwrap_or("").to_owned()
+    }
+
+    pub fn is_business_error(&self, code: &str) -> bool {
+        self.body["status"] == "ERROR" && self.body.get("data").is_none() && self.code() == code
+    }
+}
+
+impl Sandbox {
+    pub fn call(&self, method: &str, path: &str, body: Option<&Value>, auth: bool) -> Reply {
+        let raw = body.map_or(String::new(), Value::to_string);
+        self.call_raw(method, path, raw, auth)
+    }
+
+    pub fn call_raw(&self, method: &str, path: &str, raw: String, auth: bool) -> Reply {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("Content-Type", "application/json");
+        if auth {
+            req = req
+                .header("API-KEY", "sandbox-api-key")
+                .header("API-SECRET", "sandbox-api-secret")
+                .header("MERCHANT-ID", MERCHANT);
+        }
+        self.run(req.body(raw).unwrap())
+    }
+
+    pub fn run(&self, req: ureq::http::Request<String>) -> Reply {
+        let mut r = self.agent.run(req).unwrap();
+        let location = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = r.body_mut().read_to_string().unwrap_or_default();
+        Reply {
+            status: r.status().as_u16(),
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            location,
+            text,
+        }
+    }
+
+    pub fn api(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
+        self.call(method, path, body, true)
+    }
+
+    pub fn control(&self, method: &str, path: &str, body: &Value) -> Reply {
+        self.call(method, path, Some(body), false)
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        self.call("GET", path, None, false)
+    }
+
+    pub fn form(&self, path: &str, form: &str) -> Reply {
+        let req = ureq::http::Request::builder()
+            .method("POST")
+            .uri(format!("{}{path}", self.base))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form.to_owned())
+            .unwrap();
+        self.run(req)
+    }
+
+    pub fn create_order(&self, body: &Value) -> Reply {
+        self.api("POST", "/orders", Some(body))
+    }
+
+    /// A tokenizing hosted-page order as the worker creates it; `extra` replaces top-level keys.
+    pub fn page_order(&self, amount: i64, extra: Value) -> String {
+        let mut body = json!({
+            "terminal$id": PAGE, "referenceId": "co_test",
+            "orderLines": [{"id": "SUB-001", "name": "Monthly Subscription", "quantity": 1,
+                            "amount": {"regular": amount, "total": amount, "currency": "752"}}],
+            "totalOrderAmount": {"regular": amount, "total": amount, "currency": "752"},
+            "controlFunctions": {"initiatePaymentsOptions": {"paymentMethod": "CARD", "amount": amount},
+                                 "online": {"enforceTokenization": true}}
+        });
+        merge(&mut body, extra);
+        let r = self.create_order(&body);
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(r.body["status"], "SUCCESS", "{}", r.text);
+        r.body["data"]["orderId"].as_str().unwrap().to_owned()
+    }
+
+    pub fn mit_order_with(&self, amount: i64, reference: &str) -> String {
+        let r = self.create_order(&json!({"terminal$id": MIT, "referenceId": reference,
+            "orderLines": [{"id": "SUB-002", "name": "February", "quantity": 1,
+                            "amount": {"total": amount, "currency": "752"}}]}));
+        assert_eq!(r.body["status"], "SUCCESS", "{}", r.text);
+        assert!(r.body["data"].get("paymentPageLink").is_none());
+        assert!(r.body["data"].get("paymentId").is_none());
+        r.body["data"]["orderId"].as_str().unwrap().to_owned()
+    }
+
+    pub fn mit_order(&self, amount: i64) -> String {
+        self.mit_order_with(amount, "mit_test")
+    }
+
+    pub fn pay(&self, order: &str, card: &str) -> Reply {
+        self.control(
+            "POST",
+            &format!("/_sandbox/orders/{order}/pay"),
+            &json!({"cardNumber": card}),
+        )
+    }
+
+    pub fn tokens(&self, order: &str) -> Value {
+        self.api("GET", &format!("/orders/{order}/tokens"), None)
+            .body["data"]
+            .clone()
+    }
+
+    pub fn token_of(&self, order: &str) -> String {
+        self.tokens(order)[0]["tokenId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A token from a hosted payment with `card`.
+    pub fn token_for(&self, card: &str) -> String {
+        let order = self.page_order(9900, json!({}));
+        assert_eq!(
+            self.pay(&order, card).body["paymentStatus"],
+            "PAYMENT_COMPLETED"
+        );
+        self.token_of(&order)
+    }
+
+    pub fn charge(&self, order: &str, token: &str) -> Reply {
+        self.api(
+            "POST",
+            "/payments",
+            Some(&json!({"orderId": order, "paymentMethod": "CTOKEN", "paymentMethodParams": {"tokenId": token}})),
+        )
+    }
+
+    pub fn status(&self, order: &str) -> Value {
+        self.api("GET", &format!("/orders/{order}/status"), None)
+            .body["data"]
+            .clone()
+    }
+
+    pub fn ledger(&self) -> Value {
+        let r = self.get("/_sandbox/ledger");
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body
+    }
+
+    pub fn set_faults(&self, faults: Value) -> Reply {
+        let r = self.control("PUT", "/_sandbox/faults", &faults);
+        assert_eq!(r.status, 200, "{}", r.text);
+        r
+    }
+
+    /// The order's status once its last payment is final (or after 5 s).
+    pub fn wait_final(&self, order: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let s = self.status(order);
+            let last = s["payments"].as_array().and_then(|p| p.last().cloned());
+            let settled = last.is_some_and(|p| {
+                ["PAYMENT_COMPLETED", "PAYMENT_FAILED", "PAYMENT_CANCELLED"]
+                    .contains(&p["paymentStatus"].as_str().unwrap_or(""))
+            });
+            if settled || Instant::now() > deadline {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn receiver(&self, fail_per_event: usize) -> Receiver {
+        receiver(&self.runtime, fail_per_event)
+    }
+}
+
+pub fn merge(into: &mut Value, extra: Value) {
+    if let (Some(a), Value::Object(b)) = (into.as_object_mut(), extra) {
+        for (k, v) in b {
+            a.insert(k, v);
+        }
+    }
+}
+
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// One delivery a receiver saw.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub at: Instant,
+    pub raw: String,
+    pub signature: String,
+    pub body: Value,
+}
+
+impl Delivery {
+    pub fn event_type(&self) -> &str {
+        self.body["eventType"].as_str().unwrap_or("")
+    }
+    pub fn event_id(&self) -> &str {
+        self.body["metadata"]["eventId"].as_str().unwrap_or("")
+    }
+    pub fn retry_attempt(&self) -> i64 {
+        self.body["metadata"]["retryAttempt"].as_i64().unwrap()
+    }
+}
+
+pub struct Receiver {
+    pub url: String,
+    seen: Arc<Mutex<Vec<Delivery>>>,
+}
+
+impl Receiver {
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn of_order(&self, order: &str) -> Vec<Delivery> {
+        self.deliveries()
+            .into_iter()
+            .filter(|d| d.body["data"]["orderId"] == order)
+            .collect()
+    }
+
+    pub fn types_of(&self, order: &str) -> Vec<String> {
+        self.of_order(order)
+            .iter()
+            .map(|d| d.event_type().to_owned())
+            .collect()
+    }
+}
+
+/// A tiny webhook receiver: records every delivery, and answers 500 to the first
+/// `fail_per_event` deliveries of each eventId (then 200).
+pub fn receiver(runtime: &tokio::runtime::Runtime, fail_per_event: usize) -> Receiver {
+    use axum::routing::post;
+    let seen: Arc<Mutex<Vec<Delivery>>> = Arc::default();
+    let attempts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let store = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |headers: axum::http::HeaderMap, raw: String| {
+            let (store, attempts) = (store.clone(), attempts.clone());
+            async move {
+                let signature = headers
+                    .get("x-webhook-signature")
+                    .map_or("", |v| v.to_str().unwrap())
+                    .to_owned();
+                let body: Value = serde_json::from_str(&raw).unwrap();
+                let id = body["metadata"]["eventId"].as_str().unwrap().to_owned();
+                store.lock().unwrap().push(Delivery {
+                    at: Instant::now(),
+                    raw,
+                    signature,
+                    body,
+                });
+                let mut attempts = attempts.lock().unwrap();
+                let n = attempts.entry(id).or_default();
+                *n += 1;
+                if *n <= fail_per_event {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    Receiver { url, seen }
+}
+
+/// The documented algorithm, independently of the sandbox's code: standard base64 (padded) of
+/// HMAC-SHA512(secret, raw body), compared in constant time.
+pub fn verify(secret: &str, raw: &str, signature: &str) -> bool {
+    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(signature) else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha512>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(raw.as_bytes());
+    mac.verify_slice(&given).is_ok()
+}
