@@ -71,7 +71,10 @@ pub async fn pay(State(sb): State<Shared>, Path(order_id): Path<String>, bytes: 
     };
     wait_final(&sb, &payment_id, hosted_page::settle_wait(&sb)).await;
     let guard = sb.lock();
-    let p = &guard.ledger.payments[&payment_id];
+    // Gone only if a reset came in meanwhile.
+    let Some(p) = guard.ledger.payments.get(&payment_id) else {
+        return problem(StatusCode::GONE, "the sandbox was reset");
+    };
     Json(json!({
         "orderId": order_id,
         "paymentId": payment_id,
