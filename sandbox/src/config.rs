@@ -103,8 +103,11 @@ const SETTINGS: [(&str, &str, &str); 12] = [
 ];
 
 pub fn usage() -> String {
-    let mut text =
-        String::from("psp-sandbox: a local payment provider for development and tests\n\n");
+    let mut text = String::from(
+        "psp-sandbox: a local stand-in for the payment provider, for development and tests\n\n\
+         usage: psp-sandbox [--flag value | --flag=value]...\n\
+         Each flag can also be set by its environment variable; flags win.\n\n",
+    );
     for (flag, env, help) in SETTINGS {
         text.push_str(&format!("  {flag:<20} {env:<28} {help}\n"));
     }

@@ -1,10 +1,15 @@
 //! `psp-sandbox`: see `--help` and sandbox/README.md.
 
-use psp_sandbox::{Config, serve};
+use psp_sandbox::{Config, config, serve};
 
 #[tokio::main]
 async fn main() {
-    let config = match Config::parse(std::env::args().skip(1), |name| std::env::var(name).ok()) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{}", config::usage());
+        return;
+    }
+    let config = match Config::parse(args, |name| std::env::var(name).ok()) {
         Ok(config) => config,
         Err(message) => {
             eprintln!("{message}");

@@ -85,6 +85,8 @@ pub struct Order {
     pub payments: Vec<String>,
     pub created_at: i64,
     /// (time, status body) after every change, so status reads can lag behind on purpose.
+    /// Not kept in the state file: after a restart, reads start from the current state.
+    #[serde(default, skip_serializing)]
     pub history: Vec<(i64, Value)>,
 }
 

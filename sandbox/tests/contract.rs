@@ -759,3 +759,28 @@ fn payments_can_be_cancelled_in_flight_and_voided_once_completed() {
     let ledger = s.ledger();
     assert_eq!(ledger["payments_per_token"][&token]["voided_amount"], 9900);
 }
+
+#[test]
+fn the_library_router_serves_with_a_public_url_for_page_links() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = runtime.block_on(async {
+        psp_sandbox::app(psp_sandbox::Config {
+            public_url: Some("https://pay.shop.test/psp".into()),
+            ..psp_sandbox::Config::default()
+        })
+    });
+    runtime.spawn(async move { axum::serve(listener, router).await });
+    let s = client(&base);
+    let r = s.create_order(&json!({"terminal$id": PAGE,
+        "orderLines": [{"id": "a", "name": "A", "quantity": 1, "amount": {"total": 1000, "currency": "752"}}]}));
+    let order = r.body["data"]["orderId"].as_str().unwrap();
+    assert_eq!(
+        r.body["data"]["paymentPageLink"],
+        format!("https://pay.shop.test/psp/pay/{order}")
+    );
+    assert_eq!(s.get(&format!("/pay/{order}")).status, 200);
+}
