@@ -170,6 +170,43 @@ impl Rule {
     }
 }
 
+impl Rule {
+    /// A field that cannot act on the rule's endpoint (webhook faults on an API call, or the
+    /// reverse), which would silently do nothing.
+    fn misplaced_field(&self, endpoint: Endpoint) -> Option<&'static str> {
+        let webhook_only = [
+            (self.drop_rate > 0.0, "drop_rate"),
+            (self.duplicate_rate > 0.0, "duplicate_rate"),
+            (self.reorder, "reorder"),
+            (
+                matches!(self.fault, Some(FaultKind::Drop | FaultKind::Duplicate)),
+                "this fault",
+            ),
+        ];
+        let calls_only = [
+            (self.error_rate > 0.0, "error_rate"),
+            (self.error_after_rate > 0.0, "error_after_rate"),
+            (self.business_error_rate > 0.0, "business_error_rate"),
+            (self.timeout_rate > 0.0, "timeout_rate"),
+            (self.timeout_before_rate > 0.0, "timeout_before_rate"),
+            (
+                self.fault
+                    .is_some_and(|f| !matches!(f, FaultKind::Drop | FaultKind::Duplicate)),
+                "this fault",
+            ),
+        ];
+        let wrong: &[(bool, &'static str)] = if endpoint == Endpoint::Webhook {
+            &calls_only
+        } else {
+            &webhook_only
+        };
+        if self.status_lag_ms > 0 && endpoint != Endpoint::OrderStatus {
+            return Some("status_lag_ms");
+        }
+        wrong.iter().find(|(set, _)| *set).map(|(_, name)| *name)
+    }
+}
+
 #[derive(Default)]
 pub struct Faults {
     seed: Option<u64>,
@@ -205,6 +242,13 @@ impl Faults {
             if !rule.does_something() {
                 return Err(format!(
                     "rule {i} names no fault: give a rate, a `fault`, latency_ms, status_lag_ms or reorder"
+                ));
+            }
+            if let Some(endpoint) = rule.endpoint
+                && let Some(field) = rule.misplaced_field(endpoint)
+            {
+                return Err(format!(
+                    "rule {i}: {field} does not apply to {endpoint:?} calls"
                 ));
             }
         }
@@ -397,5 +441,20 @@ mod tests {
         assert!(Faults::validate(&too_much).is_err());
         let lag = config(r#"{"rules": [{"endpoint": "order_status", "status_lag_ms": 10}]}"#);
         assert!(Faults::validate(&lag).is_ok());
+        for misplaced in [
+            r#"{"rules": [{"endpoint": "webhook", "error_rate": 0.5}]}"#,
+            r#"{"rules": [{"endpoint": "webhook", "fault": "timeout"}]}"#,
+            r#"{"rules": [{"endpoint": "create_order", "drop_rate": 0.5}]}"#,
+            r#"{"rules": [{"endpoint": "create_order", "status_lag_ms": 5}]}"#,
+            r#"{"rules": [{"endpoint": "tokens", "reorder": true}]}"#,
+        ] {
+            assert!(Faults::validate(&config(misplaced)).is_err(), "{misplaced}");
+        }
+        let everywhere =
+            config(r#"{"rules": [{"latency_ms": 5, "drop_rate": 0.1, "error_rate": 0.1}]}"#);
+        assert!(
+            Faults::validate(&everywhere).is_ok(),
+            "no endpoint: applies to all"
+        );
     }
 }

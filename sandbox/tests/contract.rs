@@ -784,3 +784,18 @@ fn the_library_router_serves_with_a_public_url_for_page_links() {
     );
     assert_eq!(s.get(&format!("/pay/{order}")).status, 200);
 }
+
+#[test]
+fn a_processing_time_of_zero_still_settles_every_payment() {
+    let s = start_with(psp_sandbox::Config {
+        processing_ms: 0,
+        ..psp_sandbox::Config::default()
+    });
+    let token = s.token_for(APPROVE);
+    for _ in 0..20 {
+        let mit = s.mit_order(500);
+        assert_eq!(s.charge(&mit, &token).status, 201);
+        assert_eq!(s.wait_final(&mit)["orderStatus"], "PAYMENT_COMPLETED");
+    }
+    assert_eq!(s.ledger()["payments_per_token"][&token]["completed"], 20);
+}
