@@ -24,7 +24,7 @@ pub const DEFAULT_RETRY_DELAYS_MS: [u64; 4] = [5_000, 60_000, 300_000, 600_000];
 /// How long a held-back event (`reorder` fault) waits for a later one before it goes anyway.
 const REORDER_HOLD_MS: u64 = 1_000;
 /// One delivery attempt gives up after this long.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct Event {
