@@ -19,6 +19,7 @@ use crate::services::activation::{self, Activation};
 use crate::services::charging::{self, Mode};
 use crate::services::refunding;
 use crate::store::checkouts;
+use crate::store::db::stmt;
 use crate::validate::MAX_WEBHOOK_BYTES;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -55,25 +56,35 @@ pub async fn receive(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> 
     let event = WebhookEvent::parse(&raw).ok_or_else(|| {
         Problem::invalid_request("The body is not a webhook event with metadata.eventId.")
     })?;
-    let db = ctx.db();
-    let seen: Option<serde_json::Value> = db
-        .first(
-            "SELECT event_id FROM webhook_events WHERE event_id = ?",
-            params![&event.metadata.event_id],
-        )
+    // Whether the event was seen, and whose order it is, in one round trip.
+    let lookup = ctx
+        .db()
+        .batch_results(vec![
+            stmt(
+                "SELECT event_id FROM webhook_events WHERE event_id = ?",
+                params![&event.metadata.event_id],
+            ),
+            stmt(
+                "SELECT owner_kind, owner_id, status FROM provider_orders WHERE order_id = ?",
+                params![event.order_id()],
+            ),
+        ])
         .await?;
-    if seen.is_some() {
+    if !lookup[0].rows::<serde_json::Value>()?.is_empty() {
         return respond::json(
             200,
             &serde_json::json!({"received": true, "duplicate": true}),
         );
     }
+    let owner: Option<Owner> = lookup[1].rows::<Owner>()?.into_iter().next();
 
     let wall = ctx.wall_ms();
     let stale = event.is_stale(wall, ctx.config.webhook_max_age_ms);
     let handled = match event.order_id() {
         None => Handled::Ignored,
-        Some(order_id) => handle_order(ctx, &event, order_id, stale).await?,
+        // An event that announces no outcome changes nothing we record: note it and move on.
+        Some(_) if !event.announces_outcome() => Handled::Noted,
+        Some(order_id) => handle_order(ctx, &event, order_id, owner, stale).await?,
     };
     console_log!(
         "webhook {} {} order {} -> {:?}{}",
@@ -115,15 +126,9 @@ async fn handle_order(
     ctx: &Ctx,
     event: &WebhookEvent,
     order_id: &str,
+    owner: Option<Owner>,
     stale: bool,
 ) -> Result<Handled, Problem> {
-    let owner: Option<Owner> = ctx
-        .db()
-        .first(
-            "SELECT owner_kind, owner_id, status FROM provider_orders WHERE order_id = ?",
-            params![order_id],
-        )
-        .await?;
     let settled = match owner {
         // We cancelled this order ourselves to settle an unknown attempt; its charge moved on.
         Some(Owner { status, .. }) if status == "fenced" => return Ok(Handled::Noted),
@@ -162,9 +167,7 @@ async fn handle_order(
     };
     Ok(if settled {
         Handled::Settled
-    } else if event.announces_outcome() {
-        Handled::Unconfirmed
     } else {
-        Handled::Noted
+        Handled::Unconfirmed
     })
 }

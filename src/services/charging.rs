@@ -15,7 +15,7 @@ use crate::http::problem::Problem;
 use crate::params;
 use crate::psp::envelope::PspError;
 use crate::psp::types::*;
-use crate::store::charges::{self, ChargeRow};
+use crate::store::charges::{self, ChargeRow, Lease};
 use crate::store::db::stmt;
 
 /// How long an API charge may wait for the provider before it fails unstarted.
@@ -53,10 +53,15 @@ pub async fn drive_charge_end(
     let wall = ctx.wall_ms();
     // A live driver keeps its lease for a whole drive; a dead one's lease expires and the next
     // driver resumes from what the ledger recorded.
-    if !charges::take_lease(ctx.db(), charge_id, wall, ctx.config.charge_lease_ms).await? {
-        return Ok(DriveEnd::Busy);
-    }
-    let outcome = drive_leased(ctx, charge_id, mode, poll_delays_ms, now).await;
+    let lease =
+        charges::lease_and_load(ctx.db(), charge_id, wall, ctx.config.charge_lease_ms).await?;
+    let (charge, attempts) = match lease {
+        Lease::Taken(charge, attempts) => (charge, attempts),
+        // Settled meanwhile (a webhook, another tick): done, not busy.
+        Lease::Refused(charge) if charge.status == "succeeded" => return Ok(DriveEnd::Succeeded),
+        Lease::Refused(_) => return Ok(DriveEnd::Busy),
+    };
+    let outcome = drive_leased(ctx, charge, attempts, mode, poll_delays_ms, now).await;
     charges::release_lease(ctx.db(), charge_id).await?;
     if let Ok(end) = &outcome {
         console_log!("charge {charge_id} drive -> {end:?}");
@@ -66,16 +71,12 @@ pub async fn drive_charge_end(
 
 async fn drive_leased(
     ctx: &Ctx,
-    charge_id: &str,
+    charge: ChargeRow,
+    mut attempts: Vec<crate::billing::charge_machine::Attempt>,
     mode: Mode,
     poll_delays_ms: &[u32],
     now: i64,
 ) -> Result<DriveEnd, Problem> {
-    let db = ctx.db();
-    let charge = charges::get(db, charge_id)
-        .await?
-        .ok_or_else(|| Problem::not_found("The charge"))?;
-    let mut attempts = charges::attempts(db, charge_id).await?;
     let latest = attempts.pop();
     let status = ChargeStatus::parse(&charge.status)
         .ok_or_else(|| Problem::internal("A charge has an unknown status."))?;
@@ -397,11 +398,15 @@ impl ChargeIo for LedgerCharge<'_> {
     }
 
     async fn record_waiting(&mut self, code: Option<&str>) -> Result<(), Problem> {
+        // Nothing new to say: every step so far is already recorded.
+        let Some(code) = code else {
+            return Ok(());
+        };
         let (id, now) = (&self.charge.id, self.now);
         self.ctx
             .db()
             .run(
-                "UPDATE charges SET last_error = COALESCE(?, last_error), updated_at = ?
+                "UPDATE charges SET last_error = ?, updated_at = ?
                  WHERE id = ? AND status IN ('processing', 'pending')",
                 params![code, now, id],
             )

@@ -24,9 +24,9 @@ use crate::store::charges::{self, NewCharge};
 use crate::store::db::stmt;
 use crate::store::subscriptions::{self, SubscriptionRow};
 
-/// Status reads after a tick's `POST /payments`: short, because webhooks and the next tick
-/// finish what is still in flight and the tick has many charges to get through.
-const TICK_POLL_DELAYS_MS: [u32; 2] = [200, 600];
+/// Pause before the second pass re-reads charges still in flight, when the first pass was too
+/// short to give the provider time (a tick with only a few charges).
+const SECOND_PASS_MIN_GAP_MS: i64 = 300;
 /// A conservative bound on the platform calls one charge costs (provider calls, D1, KV).
 const CALLS_PER_CHARGE: u32 = 16;
 /// Pending checkouts and refunds are asked about after this long without news.
@@ -347,26 +347,51 @@ async fn drive_due_charges(
     if due.len() as u32 == budget.max_charges {
         report.work_left = true;
     }
-    let results: Vec<Option<Result<DriveEnd, Problem>>> = stream::iter(due)
-        .map(|charge| async move {
+    // Pass 1 starts every due charge and reads its status once, without waiting on it: a
+    // drive that slept while its payment settled would hold one of the few connection slots
+    // idle. Pass 2 reads again the ones still in flight, which had the whole of pass 1 to
+    // settle. Whatever is still open after that, webhooks and the next tick finish.
+    let first_pass_started = ctx.wall_ms();
+    let ids: Vec<String> = due.into_iter().map(|d| d.id).collect();
+    let waiting = drive_all(ctx, ids, started, report).await;
+    if !waiting.is_empty() {
+        let elapsed = ctx.wall_ms() - first_pass_started;
+        if elapsed < SECOND_PASS_MIN_GAP_MS {
+            worker::Delay::from(std::time::Duration::from_millis(
+                (SECOND_PASS_MIN_GAP_MS - elapsed) as u64,
+            ))
+            .await;
+        }
+        report.waiting = 0;
+        report.charges_driven -= waiting.len() as u32;
+        drive_all(ctx, waiting, started, report).await;
+    }
+    Ok(())
+}
+
+/// Drives `ids` with bounded concurrency inside the budget, counting outcomes in `report`;
+/// returns the charges left waiting on the provider.
+async fn drive_all(
+    ctx: &Ctx,
+    ids: Vec<String>,
+    started: i64,
+    report: &mut TickReport,
+) -> Vec<String> {
+    let concurrency = ctx.config.tick.concurrency as usize;
+    let results: Vec<(String, Option<Result<DriveEnd, Problem>>)> = stream::iter(ids)
+        .map(|id| async move {
             // Checked as each charge starts, so the budget holds however fast others finish.
             if !within_budget(ctx, started, CALLS_PER_CHARGE) {
-                return None;
+                return (id, None);
             }
-            Some(
-                charging::drive_charge_end(
-                    ctx,
-                    &charge.id,
-                    charging::Mode::Initiate,
-                    &TICK_POLL_DELAYS_MS,
-                )
-                .await,
-            )
+            let end = charging::drive_charge_end(ctx, &id, charging::Mode::Initiate, &[]).await;
+            (id, Some(end))
         })
-        .buffer_unordered(budget.concurrency as usize)
+        .buffer_unordered(concurrency)
         .collect()
         .await;
-    for result in results {
+    let mut waiting = Vec::new();
+    for (id, result) in results {
         match result {
             None => report.work_left = true,
             Some(Ok(end)) => {
@@ -375,7 +400,10 @@ async fn drive_due_charges(
                     DriveEnd::Succeeded => report.succeeded += 1,
                     DriveEnd::Declined => report.declined += 1,
                     DriveEnd::Failed => report.failed += 1,
-                    DriveEnd::Waiting => report.waiting += 1,
+                    DriveEnd::Waiting => {
+                        report.waiting += 1;
+                        waiting.push(id);
+                    }
                     DriveEnd::Busy => report.busy += 1,
                 }
             }
@@ -388,7 +416,7 @@ async fn drive_due_charges(
             }
         }
     }
-    Ok(())
+    waiting
 }
 
 async fn settle_refunds(ctx: &Ctx, older_than: i64) -> Result<u32, Problem> {

@@ -147,22 +147,42 @@ pub async fn by_key(db: Db<'_>, charge_key: &str) -> Result<Option<ChargeRow>, P
     db.first(&sql, params![charge_key]).await
 }
 
-/// Takes the lease on a charge that may need provider work. False: someone else is driving it,
-/// or it is final.
-pub async fn take_lease(
+pub enum Lease {
+    /// Ours until released: the charge and its attempts, read under the lease.
+    Taken(ChargeRow, Vec<Attempt>),
+    /// Not ours: another process holds it, or the charge is final (the row says which).
+    Refused(ChargeRow),
+}
+
+/// Takes the lease on a charge that may need provider work, and reads it with its attempts in
+/// the same round trip.
+pub async fn lease_and_load(
     db: Db<'_>,
     id: &str,
     wall_now: i64,
     lease_ms: i64,
-) -> Result<bool, Problem> {
-    let changes = db
-        .run(
-            "UPDATE charges SET lease_until = ?
-             WHERE id = ? AND status != 'succeeded' AND (lease_until IS NULL OR lease_until < ?)",
-            params![wall_now + lease_ms, id, wall_now],
-        )
+) -> Result<Lease, Problem> {
+    let results = db
+        .batch_results(vec![
+            stmt(
+                "UPDATE charges SET lease_until = ?
+                 WHERE id = ? AND status != 'succeeded' AND (lease_until IS NULL OR lease_until < ?)",
+                params![wall_now + lease_ms, id, wall_now],
+            ),
+            Stmt::owned(format!("SELECT {COLUMNS} FROM charges WHERE id = ?"), params![id]),
+            stmt(ATTEMPTS_SQL, params![id]),
+        ])
         .await?;
-    Ok(changes == 1)
+    let charge = results[1]
+        .rows::<ChargeRow>()?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Problem::not_found("The charge"))?;
+    if results[0].changes != 1 {
+        return Ok(Lease::Refused(charge));
+    }
+    let attempts = to_attempts(results[2].rows::<AttemptRow>()?)?;
+    Ok(Lease::Taken(charge, attempts))
 }
 
 pub async fn release_lease(db: Db<'_>, id: &str) -> Result<(), Problem> {
@@ -182,15 +202,11 @@ struct AttemptRow {
     status: String,
 }
 
-/// Every attempt of a charge, oldest first.
-pub async fn attempts(db: Db<'_>, charge_id: &str) -> Result<Vec<Attempt>, Problem> {
-    let rows: Vec<AttemptRow> = db
-        .all(
-            "SELECT attempt, order_id, payment_id, status FROM charge_attempts
-             WHERE charge_id = ? ORDER BY attempt",
-            params![charge_id],
-        )
-        .await?;
+const ATTEMPTS_SQL: &str = "SELECT attempt, order_id, payment_id, status FROM charge_attempts
+    WHERE charge_id = ? ORDER BY attempt";
+
+/// Attempts as the state machine sees them, oldest first.
+fn to_attempts(rows: Vec<AttemptRow>) -> Result<Vec<Attempt>, Problem> {
     rows.into_iter()
         .map(|r| {
             let status = AttemptStatus::parse(&r.status)

@@ -69,12 +69,25 @@ macro_rules! params {
 
 /// One statement of a batch.
 pub struct Stmt {
-    pub sql: &'static str,
+    pub sql: std::borrow::Cow<'static, str>,
     pub params: Vec<P>,
 }
 
 pub fn stmt(sql: &'static str, params: Vec<P>) -> Stmt {
-    Stmt { sql, params }
+    Stmt {
+        sql: sql.into(),
+        params,
+    }
+}
+
+impl Stmt {
+    /// A statement whose SQL is assembled at run time (from column lists, never from input).
+    pub fn owned(sql: String, params: Vec<P>) -> Stmt {
+        Stmt {
+            sql: sql.into(),
+            params,
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -131,18 +144,48 @@ impl<'a> Db<'a> {
 
     /// Runs statements as one transaction (D1 batches are atomic) and returns each one's changes.
     pub async fn batch(&self, statements: Vec<Stmt>) -> Result<Vec<usize>, Problem> {
+        Ok(self
+            .batch_results(statements)
+            .await?
+            .iter()
+            .map(|r| r.changes)
+            .collect())
+    }
+
+    /// A batch whose statements may read: each one's changes and rows, in order. Reads see the
+    /// writes before them in the same batch.
+    pub async fn batch_results(&self, statements: Vec<Stmt>) -> Result<Vec<BatchResult>, Problem> {
         self.meter.d1(statements.len() as u32);
-        let first_sql = statements.first().map_or("", |s| s.sql);
+        let first_sql = statements.first().map_or("", |s| &*s.sql).to_owned();
         let prepared = statements
             .iter()
-            .map(|s| self.prepare(s.sql, &s.params))
+            .map(|s| self.prepare(&s.sql, &s.params))
             .collect::<Result<Vec<_>, _>>()?;
         let results = self
             .d1
             .batch(prepared)
             .await
-            .map_err(|e| db_failure(first_sql, &e))?;
-        Ok(results.iter().map(changes).collect())
+            .map_err(|e| db_failure(&first_sql, &e))?;
+        Ok(results
+            .into_iter()
+            .map(|result| BatchResult {
+                changes: changes(&result),
+                result,
+            })
+            .collect())
+    }
+}
+
+pub struct BatchResult {
+    pub changes: usize,
+    result: worker::D1Result,
+}
+
+impl BatchResult {
+    pub fn rows<T: DeserializeOwned>(&self) -> Result<Vec<T>, Problem> {
+        self.result
+            .results::<T>()
+            .map_err(|e| db_failure("batch read", &e))
     }
 }
 
