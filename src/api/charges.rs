@@ -11,7 +11,7 @@ use crate::billing::time::format_rfc3339;
 use crate::context::Ctx;
 use crate::http::problem::Problem;
 use crate::secure::{new_id, request_fingerprint};
-use crate::services::charging::{self, Mode};
+use crate::services::charging::{self, Mode, Patience};
 use crate::store::charges::{self, ChargeRow, NewCharge};
 use crate::store::idempotency::{self, Claim};
 use crate::validate::{self, Errors};
@@ -85,8 +85,13 @@ pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
     if let Claim::Replay { resource_id } = claim {
         return replay(ctx, &resource_id).await;
     }
-    let charge =
-        charging::drive_charge(ctx, &charge_id, Mode::Initiate, &API_POLL_DELAYS_MS).await?;
+    let charge = charging::drive_charge(
+        ctx,
+        &charge_id,
+        Mode::Initiate,
+        Patience::Poll(&API_POLL_DELAYS_MS),
+    )
+    .await?;
     let status = if is_final(&charge) { 201 } else { 202 };
     respond::json(status, &view(&charge))
 }
@@ -100,8 +105,13 @@ async fn replay(ctx: &Ctx, charge_id: &str) -> Result<Response, Problem> {
     if is_final(&charge) {
         return respond::json(200, &view(&charge));
     }
-    let charge =
-        charging::drive_charge(ctx, charge_id, Mode::Initiate, &API_POLL_DELAYS_MS).await?;
+    let charge = charging::drive_charge(
+        ctx,
+        charge_id,
+        Mode::Initiate,
+        Patience::Poll(&API_POLL_DELAYS_MS),
+    )
+    .await?;
     respond::json(if is_final(&charge) { 200 } else { 202 }, &view(&charge))
 }
 

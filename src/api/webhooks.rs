@@ -16,7 +16,7 @@ use crate::params;
 use crate::psp::signature;
 use crate::psp::webhook::WebhookEvent;
 use crate::services::activation::{self, Activation};
-use crate::services::charging::{self, Mode};
+use crate::services::charging::{self, Mode, Patience};
 use crate::services::refunding;
 use crate::store::checkouts;
 use crate::store::db::stmt;
@@ -147,7 +147,9 @@ async fn handle_order(
                 )
             }
             "charge" => {
-                let charge = charging::drive_charge(ctx, &owner_id, Mode::SettleOnly, &[]).await?;
+                let charge =
+                    charging::drive_charge(ctx, &owner_id, Mode::SettleOnly, Patience::Poll(&[]))
+                        .await?;
                 charge.status == "succeeded" || charge.status == "failed"
             }
             "refund" => refunding::settle(ctx, &owner_id).await?,

@@ -62,6 +62,9 @@ pub struct DriveOptions {
     pub poll_delays_ms: Vec<u32>,
     /// Provider refusals already counted on this charge.
     pub refusals: u32,
+    /// Stop once a payment is initiated, without reading its status: a batch that starts many
+    /// charges reads them all later, when they had time to settle.
+    pub stop_after_initiate: bool,
 }
 
 /// How a drive ended, for the caller's answer.
@@ -136,6 +139,9 @@ pub async fn drive<I: ChargeIo>(
                 match io.initiate(&order_id).await {
                     Ok(payment_id) => {
                         io.record_initiated(number, &payment_id).await?;
+                        if options.stop_after_initiate {
+                            return Ok(DriveEnd::Waiting);
+                        }
                         attempt.payment_id = Some(payment_id);
                         attempt.status = AttemptStatus::Initiated;
                     }

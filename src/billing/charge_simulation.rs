@@ -416,6 +416,7 @@ fn simulate(seed: u64, approve: bool, faulty_drives: usize) -> Outcome {
     let options = |ledger: &Ledger| DriveOptions {
         poll_delays_ms: vec![1, 1, 1],
         refusals: ledger.refusals,
+        stop_after_initiate: false,
     };
     let mut max_completed_seen = 0;
     for round in 0..faulty_drives + 12 {

@@ -29,14 +29,23 @@ pub enum Mode {
     SettleOnly,
 }
 
+/// How long a drive waits for the provider's outcome.
+#[derive(Debug, Clone, Copy)]
+pub enum Patience<'a> {
+    /// Read the status after these pauses (ms), then leave the rest to webhooks and the cron.
+    Poll(&'a [u32]),
+    /// Return as soon as the payment is initiated; the caller reads it later.
+    StartOnly,
+}
+
 /// Drives a charge if nobody else is, and returns its row afterwards.
 pub async fn drive_charge(
     ctx: &Ctx,
     charge_id: &str,
     mode: Mode,
-    poll_delays_ms: &[u32],
+    patience: Patience<'_>,
 ) -> Result<ChargeRow, Problem> {
-    drive_charge_end(ctx, charge_id, mode, poll_delays_ms).await?;
+    drive_charge_end(ctx, charge_id, mode, patience).await?;
     charges::get(ctx.db(), charge_id)
         .await?
         .ok_or_else(|| Problem::internal("The charge vanished."))
@@ -47,7 +56,7 @@ pub async fn drive_charge_end(
     ctx: &Ctx,
     charge_id: &str,
     mode: Mode,
-    poll_delays_ms: &[u32],
+    patience: Patience<'_>,
 ) -> Result<DriveEnd, Problem> {
     let now = ctx.now().await?;
     let wall = ctx.wall_ms();
@@ -61,8 +70,14 @@ pub async fn drive_charge_end(
         Lease::Refused(charge) if charge.status == "succeeded" => return Ok(DriveEnd::Succeeded),
         Lease::Refused(_) => return Ok(DriveEnd::Busy),
     };
-    let outcome = drive_leased(ctx, charge, attempts, mode, poll_delays_ms, now).await;
-    charges::release_lease(ctx.db(), charge_id).await?;
+    let outcome = drive_leased(ctx, charge, attempts, mode, patience, now).await;
+    // The last write of a drive usually released the lease already; otherwise (a wait, an
+    // error) release it here.
+    let released = matches!(outcome, Ok((_, true)));
+    let outcome = outcome.map(|(end, _)| end);
+    if !released {
+        charges::release_lease(ctx.db(), charge_id).await?;
+    }
     if let Ok(end) = &outcome {
         console_log!("charge {charge_id} drive -> {end:?}");
     }
@@ -74,9 +89,9 @@ async fn drive_leased(
     charge: ChargeRow,
     mut attempts: Vec<crate::billing::charge_machine::Attempt>,
     mode: Mode,
-    poll_delays_ms: &[u32],
+    patience: Patience<'_>,
     now: i64,
-) -> Result<DriveEnd, Problem> {
+) -> Result<(DriveEnd, bool), Problem> {
     let latest = attempts.pop();
     let status = ChargeStatus::parse(&charge.status)
         .ok_or_else(|| Problem::internal("A charge has an unknown status."))?;
@@ -95,8 +110,12 @@ async fn drive_leased(
         start_expired: charge.kind == "api" && now - charge.created_at > API_START_DEADLINE_MS,
     };
     let options = DriveOptions {
-        poll_delays_ms: poll_delays_ms.to_vec(),
+        poll_delays_ms: match patience {
+            Patience::Poll(delays) => delays.to_vec(),
+            Patience::StartOnly => Vec::new(),
+        },
         refusals: charge.provider_refusals,
+        stop_after_initiate: matches!(patience, Patience::StartOnly),
     };
     let policy = ctx.config.dunning_policy();
     let mut io = LedgerCharge {
@@ -105,8 +124,11 @@ async fn drive_leased(
         now,
         policy,
         payment_method_id: None,
+        start_only: options.stop_after_initiate,
+        released: false,
     };
-    drive(&mut io, view, &options).await
+    let end = drive(&mut io, view, &options).await?;
+    Ok((end, io.released))
 }
 
 struct LedgerCharge<'a> {
@@ -115,6 +137,10 @@ struct LedgerCharge<'a> {
     now: i64,
     policy: DunningPolicy,
     payment_method_id: Option<String>,
+    /// The drive ends once the payment is initiated.
+    start_only: bool,
+    /// The drive's last write released the lease (saves a round trip per drive).
+    released: bool,
 }
 
 impl LedgerCharge<'_> {
@@ -243,12 +269,20 @@ impl ChargeIo for LedgerCharge<'_> {
                 ),
                 stmt(
                     "UPDATE charges SET payment_id = ?,
-                         payment_method_id = COALESCE(?, payment_method_id), updated_at = ?
+                         payment_method_id = COALESCE(?, payment_method_id), updated_at = ?,
+                         lease_until = CASE WHEN ? THEN NULL ELSE lease_until END
                      WHERE id = ? AND status = 'pending'",
-                    params![payment_id, self.payment_method_id.as_deref(), now, id],
+                    params![
+                        payment_id,
+                        self.payment_method_id.as_deref(),
+                        now,
+                        self.start_only,
+                        id
+                    ],
                 ),
             ])
             .await?;
+        self.released = self.start_only;
         Ok(())
     }
 
@@ -325,7 +359,7 @@ impl ChargeIo for LedgerCharge<'_> {
             stmt(
                 "UPDATE charges SET status = 'succeeded', payment_id = ?, failure_reason = NULL,
                      decline_class = NULL, next_retry_at = NULL, last_error = NULL,
-                     settled_at = ?, updated_at = ?
+                     settled_at = ?, updated_at = ?, lease_until = NULL
                  WHERE id = ? AND status != 'succeeded'",
                 params![payment_id, now, now, &c.id],
             ),
@@ -338,6 +372,7 @@ impl ChargeIo for LedgerCharge<'_> {
             ));
         }
         self.ctx.db().batch(batch).await?;
+        self.released = true;
         Ok(())
     }
 
@@ -370,7 +405,7 @@ impl ChargeIo for LedgerCharge<'_> {
             stmt(
                 "UPDATE charges SET status = 'failed', failure_reason = ?, decline_class = ?,
                      declines = ?, first_failed_at = ?, next_retry_at = ?, payment_id = ?,
-                     updated_at = ?
+                     updated_at = ?, lease_until = NULL
                  WHERE id = ? AND status != 'succeeded'",
                 params![
                     reason,
@@ -394,6 +429,7 @@ impl ChargeIo for LedgerCharge<'_> {
             ));
         }
         self.ctx.db().batch(batch).await?;
+        self.released = true;
         Ok(())
     }
 
@@ -419,7 +455,7 @@ impl ChargeIo for LedgerCharge<'_> {
         let now = self.now;
         let mut batch = vec![stmt(
             "UPDATE charges SET status = 'failed', failure_reason = ?, decline_class = NULL,
-                 next_retry_at = NULL, updated_at = ?
+                 next_retry_at = NULL, updated_at = ?, lease_until = NULL
              WHERE id = ? AND status != 'succeeded'",
             params![code, now, &c.id],
         )];
@@ -437,6 +473,7 @@ impl ChargeIo for LedgerCharge<'_> {
             ));
         }
         self.ctx.db().batch(batch).await?;
+        self.released = true;
         Ok(())
     }
 }

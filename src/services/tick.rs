@@ -19,6 +19,7 @@ use crate::http::problem::Problem;
 use crate::meter::Usage;
 use crate::params;
 use crate::secure::new_id;
+use crate::services::charging::Patience;
 use crate::services::{activation, charging, refunding};
 use crate::store::charges::{self, NewCharge};
 use crate::store::db::stmt;
@@ -353,7 +354,7 @@ async fn drive_due_charges(
     // settle. Whatever is still open after that, webhooks and the next tick finish.
     let first_pass_started = ctx.wall_ms();
     let ids: Vec<String> = due.into_iter().map(|d| d.id).collect();
-    let waiting = drive_all(ctx, ids, started, report).await;
+    let waiting = drive_all(ctx, ids, Pass::Start, started, report).await;
     if !waiting.is_empty() {
         let elapsed = ctx.wall_ms() - first_pass_started;
         if elapsed < SECOND_PASS_MIN_GAP_MS {
@@ -364,27 +365,48 @@ async fn drive_due_charges(
         }
         report.waiting = 0;
         report.charges_driven -= waiting.len() as u32;
-        drive_all(ctx, waiting, started, report).await;
+        drive_all(ctx, waiting, Pass::Settle, started, report).await;
     }
     Ok(())
 }
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Start payments; leave part of the budget for reading them.
+    Start,
+    /// Read what was started.
+    Settle,
+}
+
+/// Share of the call budget pass 1 may use, so that pass 2 can read what pass 1 started.
+const START_PASS_BUDGET_PERCENT: u32 = 70;
 
 /// Drives `ids` with bounded concurrency inside the budget, counting outcomes in `report`;
 /// returns the charges left waiting on the provider.
 async fn drive_all(
     ctx: &Ctx,
     ids: Vec<String>,
+    pass: Pass,
     started: i64,
     report: &mut TickReport,
 ) -> Vec<String> {
     let concurrency = ctx.config.tick.concurrency as usize;
+    let reserve = match pass {
+        Pass::Start => ctx.config.tick.max_subrequests * (100 - START_PASS_BUDGET_PERCENT) / 100,
+        Pass::Settle => 0,
+    };
+    let patience = match pass {
+        Pass::Start => Patience::StartOnly,
+        Pass::Settle => Patience::Poll(&[]),
+    };
     let results: Vec<(String, Option<Result<DriveEnd, Problem>>)> = stream::iter(ids)
         .map(|id| async move {
             // Checked as each charge starts, so the budget holds however fast others finish.
-            if !within_budget(ctx, started, CALLS_PER_CHARGE) {
+            if !within_budget(ctx, started, CALLS_PER_CHARGE + reserve) {
                 return (id, None);
             }
-            let end = charging::drive_charge_end(ctx, &id, charging::Mode::Initiate, &[]).await;
+            let end =
+                charging::drive_charge_end(ctx, &id, charging::Mode::Initiate, patience).await;
             (id, Some(end))
         })
         .buffer_unordered(concurrency)

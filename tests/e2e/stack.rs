@@ -37,6 +37,12 @@ fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
 }
 
+/// Where stacks keep their state: `E2E_DIR`, or `target/e2e`. The benchmark uses a tmpfs,
+/// so it measures the worker rather than this machine's disk flushes.
+fn e2e_dir() -> PathBuf {
+    std::env::var_os("E2E_DIR").map_or_else(|| target_dir().join("e2e"), PathBuf::from)
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -75,9 +81,7 @@ impl Stack {
 
     pub fn start_with(options: Options) -> Stack {
         let n = STACKS.fetch_add(1, Ordering::SeqCst);
-        let dir = target_dir()
-            .join("e2e")
-            .join(format!("stack-{}-{n}", std::process::id()));
+        let dir = e2e_dir().join(format!("stack-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("stack dir");
         copy_dir(&migrated_template(), &dir.join("state"));
@@ -393,13 +397,11 @@ fn abs(p: &Path) -> toml::Value {
 /// A state directory with the D1 migrations applied, made once per test run and copied into
 /// each stack (applying migrations takes seconds; copying takes milliseconds).
 fn migrated_template() -> PathBuf {
-    let template = target_dir().join("e2e").join("template");
+    let template = e2e_dir().join("template");
     if template.join(".ready").exists() {
         return template;
     }
-    let staging = target_dir()
-        .join("e2e")
-        .join(format!("template-{}", std::process::id()));
+    let staging = e2e_dir().join(format!("template-{}", std::process::id()));
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir_all(&staging).expect("staging dir");
     let config = staging.join("wrangler.toml");
