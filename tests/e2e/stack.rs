@@ -20,14 +20,9 @@ pub const API_KEY: &str = "e2e-api-key";
 pub const API_SECRET: &str = "e2e-api-secret";
 pub const ORIGIN: &str = "http://shop.test";
 
-/// Plans every test can use. Amounts are in öre (SEK).
-pub const PLANS: &str = r#"[
-  {"id":"basic-monthly","name":"Basic","amount":9900,"currency":"752","interval":"month"},
-  {"id":"pro-yearly","name":"Pro","amount":99000,"currency":"752","interval":"year"},
-  {"id":"api-metered","name":"API","amount":4900,"currency":"752","interval":"month","unitAmount":25},
-  {"id":"course","name":"Course","amount":120001,"currency":"752","interval":"month","installments":[3,4,6]},
-  {"id":"weekly","name":"Weekly box","amount":3000,"currency":"752","interval":"week"}
-]"#;
+// The catalog is the repository's own (`PLANS` in wrangler.toml): basic-monthly (9900, month),
+// pro-yearly (99000, year), api-metered (4900 + 25 per unit, month), course (99999 in 3, 4 or
+// 6 monthly installments), weekly (3000, week).
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -370,12 +365,11 @@ fn write_config(
         .as_table_mut()
         .expect("[vars] is a table");
     let worker_url = format!("http://127.0.0.1:{worker_port}");
-    let defaults: [(&str, String); 9] = [
+    let defaults: [(&str, String); 8] = [
         ("PSP_BASE_URL", sandbox_url.to_owned()),
         ("PUBLIC_BASE_URL", worker_url.clone()),
         ("ALLOWED_ORIGINS", format!("{ORIGIN},{worker_url}")),
         ("TEST_CLOCK", "on".into()),
-        ("PLANS", PLANS.into()),
         ("PSP_TIMEOUT_MS", "1500".into()),
         ("CHARGE_LEASE_SECONDS", "5".into()),
         ("TICK_MAX_CHARGES", "500".into()),
