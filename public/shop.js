@@ -55,7 +55,7 @@ form.addEventListener("submit", async (event) => {
   const body = {
     customerRef: form.customerRef.value,
     planId: selected.id,
-    returnUrl: `${location.origin}/return.html`,
+    returnUrl: `${location.origin}/return`,
   };
   if (form.name.value) body.name = form.name.value;
   if (form.email.value) body.email = form.email.value;

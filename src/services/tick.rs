@@ -202,24 +202,20 @@ async fn close_period(
             new_terms,
             new_anchor,
         } => {
+            let plan = plan_name(ctx, new_terms.as_ref().map_or(&sub.plan_id, |t| &t.plan_id));
             let (kind, key, description) = match installment_number {
                 Some(n) => (
                     "installment",
                     format!("sub:{}:i{n}", sub.id),
                     format!(
-                        "{}: installment {n} of {}",
-                        sub.plan_id,
+                        "{plan}: installment {n} of {}",
                         sub.installments_total.unwrap_or(n)
                     ),
                 ),
                 None => (
                     "renewal",
                     format!("sub:{}:p{period}", sub.id),
-                    format!(
-                        "{}: period {}",
-                        new_terms.as_ref().map_or(&sub.plan_id, |t| &t.plan_id),
-                        period + 1
-                    ),
+                    format!("{plan}: period {}", period + 1),
                 ),
             };
             let terms = new_terms.as_ref();
@@ -292,7 +288,7 @@ async fn close_period(
             );
             let mut batch = vec![cancel];
             let key = format!("sub:{}:p{period}", sub.id);
-            let description = format!("{}: usage of the last period", sub.plan_id);
+            let description = format!("{}: usage of the last period", plan_name(ctx, &sub.plan_id));
             if let Some(amount) = final_amount {
                 batch.push(charges::claim_for_period(
                     &NewCharge {
@@ -317,6 +313,14 @@ async fn close_period(
             Ok((changes.first() == Some(&1)).then_some(Closed::Canceled))
         }
     }
+}
+
+/// The plan's display name for charge descriptions; its id if the catalog no longer has it.
+fn plan_name<'a>(ctx: &'a Ctx, plan_id: &'a str) -> &'a str {
+    ctx.config
+        .catalog
+        .get(plan_id)
+        .map_or(plan_id, |p| p.name.as_str())
 }
 
 /// Drives charges that need the provider: just claimed, dunning retries that are due, and any
