@@ -1,4 +1,5 @@
-//! The worker's settings, read from vars and secrets by name (names fixed in DESIGN.md).
+//! The worker's settings, read from vars and secrets by name (the names are part of the
+//! interface: deploy tooling and docs rely on them).
 //! Parsing is pure: it takes a lookup function, so every rule here is tested natively.
 
 use crate::catalog::Catalog;

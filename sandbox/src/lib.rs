@@ -1,5 +1,5 @@
 //! A local stand-in for the payment provider, for development and tests: the provider's API
-//! (reference/psp-api.md), a hosted payment page with test cards, card tokens, signed webhooks,
+//! (as the provider's public reference describes it), a hosted payment page with test cards, card tokens, signed webhooks,
 //! refunds as return orders, fault injection, and a ledger to inspect.
 
 pub mod api;

@@ -1,4 +1,4 @@
-//! The provider API against the contract (reference/psp-api.md), over real HTTP.
+//! The provider API against its published contract, over real HTTP.
 
 mod common;
 

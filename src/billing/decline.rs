@@ -1,7 +1,7 @@
 //! Which declines are worth retrying.
 //!
 //! The provider reports a normalised `failureReason` but marks none as soft or hard; this
-//! classification is ours (reference/psp-api.md, "Fetch order status"). Getting it wrong in
+//! classification is ours. Getting it wrong in
 //! one direction loses revenue (a card that would have paid tomorrow is never retried); in the
 //! other it costs network fees and issuer goodwill (retrying a card the issuer has blocked).
 //! When a code is ambiguous the classification therefore leans hard.

@@ -1,4 +1,4 @@
-//! The provider's request and response bodies (reference/psp-api.md), in the formal reference's
+//! The provider's request and response bodies, in the formal API reference's
 //! form: flat paths, `controlFunctions.online.enforceTokenization`, `paymentMethodParams.tokenId`.
 
 use serde::{Deserialize, Deserializer, Serialize};

@@ -1,4 +1,4 @@
-//! The provider's API (reference/psp-api.md): credentials, the response envelope, and fault
+//! The provider's API, as its public reference describes it: credentials, the response envelope, and fault
 //! injection around every call. Business errors answer HTTP 200/201 with `"status": "ERROR"`,
 //! no `data`, and the code first in `message`.
 
