@@ -23,10 +23,6 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(env: Env, _worker_ctx: worker::Context, config: Config) -> Result<Ctx, Problem> {
-        Ctx::from_env(&env, config)
-    }
-
     pub fn from_env(env: &Env, config: Config) -> Result<Ctx, Problem> {
         let d1 = env
             .d1("DB")

@@ -13,7 +13,7 @@ pub mod test_clock;
 pub mod usage;
 pub mod webhooks;
 
-use worker::{Context, Env, Request, Response, console_log};
+use worker::{Env, Request, Response, console_log};
 
 use crate::config::Config;
 use crate::context::Ctx;
@@ -22,11 +22,11 @@ use crate::http::problem::Problem;
 use crate::http::router::{self, Access, Matched, Route};
 use crate::secure::constant_time_eq;
 
-pub async fn handle(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
     let started = worker::Date::now().as_millis();
     let method = req.method().to_string();
     let path = req.path();
-    let response = match dispatch(req, env, ctx, &method, &path).await {
+    let response = match dispatch(req, env, &method, &path).await {
         Ok(response) => response,
         Err(problem) => respond::problem(&problem),
     };
@@ -39,13 +39,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> worker::Result<Resp
     Ok(response)
 }
 
-async fn dispatch(
-    req: Request,
-    env: Env,
-    ctx: Context,
-    method: &str,
-    path: &str,
-) -> Result<Response, Problem> {
+async fn dispatch(req: Request, env: Env, method: &str, path: &str) -> Result<Response, Problem> {
     if method == "OPTIONS" {
         return preflight(&req, &env, path);
     }
@@ -70,7 +64,7 @@ async fn dispatch(
         }
         Access::Provider | Access::Open => Vec::new(),
     };
-    let ctx = Ctx::new(env, ctx, config)?;
+    let ctx = Ctx::from_env(&env, config)?;
     let result = route_to(route, req, &ctx).await;
     let mut response = match result {
         Ok(response) => response,

@@ -142,11 +142,6 @@ pub async fn get(db: Db<'_>, id: &str) -> Result<Option<ChargeRow>, Problem> {
     db.first(&sql, params![id]).await
 }
 
-pub async fn by_key(db: Db<'_>, charge_key: &str) -> Result<Option<ChargeRow>, Problem> {
-    let sql = format!("SELECT {COLUMNS} FROM charges WHERE charge_key = ?");
-    db.first(&sql, params![charge_key]).await
-}
-
 pub enum Lease {
     /// Ours until released: the charge and its attempts, read under the lease.
     Taken(ChargeRow, Vec<Attempt>),
