@@ -149,6 +149,17 @@ async fn close_due_periods(ctx: &Ctx, now: i64, report: &mut TickReport) -> Resu
     Ok(())
 }
 
+/// The condition of every write that closes a period: the subscription is still at the period
+/// we read and, for metered plans, that period's usage sum is still the one we billed. Binds
+/// id, current period, id, current period, usage sum.
+macro_rules! unchanged_since_read {
+    () => {
+        "WHERE id = ? AND current_period = ? AND status = 'active'
+           AND (SELECT COALESCE(SUM(quantity), 0) FROM usage_records
+                WHERE subscription_id = ? AND period_index = ?) = ?"
+    };
+}
+
 enum Closed {
     Renewed,
     Canceled,
@@ -237,33 +248,29 @@ async fn close_period(
             ];
             advance_params.extend(guard_params);
             let advance = stmt(
-                "UPDATE subscriptions SET current_period = ?, current_period_start = ?,
-                     current_period_end = ?,
-                     plan_id = COALESCE(?, plan_id), amount = COALESCE(?, amount),
-                     interval_unit = COALESCE(?, interval_unit),
-                     interval_count = COALESCE(?, interval_count),
-                     unit_amount = CASE WHEN ? THEN ? ELSE unit_amount END,
-                     pending_plan_id = NULL, pending_plan = NULL,
-                     anchor_at = ?, anchor_period = ?, updated_at = ?
-                 WHERE id = ? AND current_period = ? AND status = 'active'
-                   AND (SELECT COALESCE(SUM(quantity), 0) FROM usage_records
-                        WHERE subscription_id = ? AND period_index = ?) = ?",
+                concat!(
+                    "UPDATE subscriptions SET current_period = ?, current_period_start = ?,
+                         current_period_end = ?,
+                         plan_id = COALESCE(?, plan_id), amount = COALESCE(?, amount),
+                         interval_unit = COALESCE(?, interval_unit),
+                         interval_count = COALESCE(?, interval_count),
+                         unit_amount = CASE WHEN ? THEN ? ELSE unit_amount END,
+                         pending_plan_id = NULL, pending_plan = NULL,
+                         anchor_at = ?, anchor_period = ?, updated_at = ? ",
+                    unchanged_since_read!()
+                ),
                 advance_params,
             );
-            let charge = NewCharge {
-                id: &charge_id,
-                charge_key: &key,
-                customer_ref: &sub.customer_ref,
-                subscription_id: Some(&sub.id),
-                period_index: Some(period),
+            let charge = period_charge(
+                sub,
+                &charge_id,
+                &key,
                 kind,
+                period,
                 amount,
-                currency: &sub.currency,
-                description: &description,
-                metadata: None,
-                request_hash: None,
+                &description,
                 now,
-            };
+            );
             let changes = db
                 .batch(vec![
                     advance,
@@ -279,39 +286,61 @@ async fn close_period(
             let mut cancel_params = params![period, now, now];
             cancel_params.extend(guard_params);
             let cancel = stmt(
-                "UPDATE subscriptions SET current_period = ?, status = 'canceled',
-                     status_reason = 'canceled at period end', canceled_at = ?, updated_at = ?
-                 WHERE id = ? AND current_period = ? AND status = 'active'
-                   AND (SELECT COALESCE(SUM(quantity), 0) FROM usage_records
-                        WHERE subscription_id = ? AND period_index = ?) = ?",
+                concat!(
+                    "UPDATE subscriptions SET current_period = ?, status = 'canceled',
+                         status_reason = 'canceled at period end', canceled_at = ?,
+                         updated_at = ? ",
+                    unchanged_since_read!()
+                ),
                 cancel_params,
             );
             let mut batch = vec![cancel];
             let key = format!("sub:{}:p{period}", sub.id);
             let description = format!("{}: usage of the last period", plan_name(ctx, &sub.plan_id));
             if let Some(amount) = final_amount {
-                batch.push(charges::claim_for_period(
-                    &NewCharge {
-                        id: &charge_id,
-                        charge_key: &key,
-                        customer_ref: &sub.customer_ref,
-                        subscription_id: Some(&sub.id),
-                        period_index: Some(period),
-                        kind: "renewal",
-                        amount,
-                        currency: &sub.currency,
-                        description: &description,
-                        metadata: None,
-                        request_hash: None,
-                        now,
-                    },
-                    &sub.id,
+                let charge = period_charge(
+                    sub,
+                    &charge_id,
+                    &key,
+                    "renewal",
                     period,
-                ));
+                    amount,
+                    &description,
+                    now,
+                );
+                batch.push(charges::claim_for_period(&charge, &sub.id, period));
             }
             let changes = db.batch(batch).await?;
             Ok((changes.first() == Some(&1)).then_some(Closed::Canceled))
         }
+    }
+}
+
+/// The charge of a subscription's period (a renewal, an installment, or the last usage).
+#[allow(clippy::too_many_arguments)]
+fn period_charge<'a>(
+    sub: &'a SubscriptionRow,
+    id: &'a str,
+    key: &'a str,
+    kind: &'a str,
+    period: u32,
+    amount: i64,
+    description: &'a str,
+    now: i64,
+) -> NewCharge<'a> {
+    NewCharge {
+        id,
+        charge_key: key,
+        customer_ref: &sub.customer_ref,
+        subscription_id: Some(&sub.id),
+        period_index: Some(period),
+        kind,
+        amount,
+        currency: &sub.currency,
+        description,
+        metadata: None,
+        request_hash: None,
+        now,
     }
 }
 
