@@ -26,17 +26,26 @@ pub struct RefundRow {
 const COLUMNS: &str = "id, charge_id, amount, currency, status, order_id, failure_reason, \
     lease_until, created_at, updated_at, settled_at";
 
-/// What is left to refund on a charge: captured minus refunds that are not failed.
-const REMAINING: &str = "(SELECT amount FROM charges WHERE id = ? AND status = 'succeeded')
-    - (SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE charge_id = ? AND status != 'failed')";
+/// What is left to refund on a charge: captured minus refunds that are not failed. Binds the
+/// charge id twice. A macro, so that the claim below can embed it in a static statement.
+macro_rules! remaining_sql {
+    () => {
+        "((SELECT amount FROM charges WHERE id = ? AND status = 'succeeded')
+          - (SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE charge_id = ? AND status != 'failed'))"
+    };
+}
 
 pub async fn remaining(db: Db<'_>, charge_id: &str) -> Result<i64, Problem> {
     #[derive(Deserialize)]
     struct Row {
         remaining: Option<i64>,
     }
-    let sql = format!("SELECT {REMAINING} AS remaining");
-    let row: Option<Row> = db.first(&sql, params![charge_id, charge_id]).await?;
+    let row: Option<Row> = db
+        .first(
+            concat!("SELECT ", remaining_sql!(), " AS remaining"),
+            params![charge_id, charge_id],
+        )
+        .await?;
     Ok(row.and_then(|r| r.remaining).unwrap_or(0))
 }
 
@@ -61,12 +70,14 @@ pub async fn claim(
     currency: &str,
     now: i64,
 ) -> Result<Claimed, Problem> {
-    let claim_sql = "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at)
+    let claim_sql = concat!(
+        "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at)
          SELECT 'refund', ?, ?, ?, ?
-         WHERE ((SELECT amount FROM charges WHERE id = ? AND status = 'succeeded')
-               - (SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE charge_id = ? AND status != 'failed'))
-               >= ?
-         ON CONFLICT (scope, key) DO NOTHING";
+         WHERE ",
+        remaining_sql!(),
+        " >= ?
+         ON CONFLICT (scope, key) DO NOTHING"
+    );
     let changes = db
         .batch(vec![
             stmt(
