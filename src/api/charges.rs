@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use worker::{Request, Response};
 
-use super::{body, respond};
+use super::{body, page, respond};
 use crate::billing::charge_machine::ChargeStatus;
 use crate::billing::decline::{DeclineClass, classify};
 use crate::billing::time::format_rfc3339;
@@ -259,15 +259,6 @@ pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
     respond::json(200, &view(&charge))
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Page<T: Serialize> {
-    data: Vec<T>,
-    has_more: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<String>,
-}
-
 /// Newest first; `?limit=` (1-100, default 20) and `?startingAfter=<charge id>` page through.
 pub async fn list_for_customer(
     req: &Request,
@@ -277,7 +268,7 @@ pub async fn list_for_customer(
     if !validate::is_identifier(customer) {
         return Err(Problem::not_found("The customer"));
     }
-    let limit = page_limit(req)?;
+    let limit = page::limit(req)?;
     let db = ctx.db();
     let cursor = match body::query_param(req, "startingAfter") {
         None => None,
@@ -291,35 +282,12 @@ pub async fn list_for_customer(
             Some((c.created_at, c.id))
         }
     };
-    let mut rows = charges::list_for_customer(
+    let rows = charges::list_for_customer(
         db,
         customer,
         cursor.as_ref().map(|(t, id)| (*t, id.as_str())),
         limit + 1,
     )
     .await?;
-    let has_more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = has_more
-        .then(|| rows.last().map(|r| r.id.clone()))
-        .flatten();
-    respond::json(
-        200,
-        &Page {
-            data: rows.iter().map(view).collect(),
-            has_more,
-            next_cursor,
-        },
-    )
-}
-
-pub fn page_limit(req: &Request) -> Result<u32, Problem> {
-    match body::query_param(req, "limit") {
-        None => Ok(20),
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| Problem::invalid_request("limit must be an integer from 1 to 100.")),
-    }
+    respond::json(200, &page::of(&rows, limit, |c| &c.id, view))
 }

@@ -4,6 +4,7 @@ pub mod body;
 pub mod charges;
 pub mod checkout;
 pub mod health;
+pub mod page;
 pub mod payment_method;
 pub mod plans;
 pub mod refunds;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use worker::{Request, Response};
 
-use super::{body, charges::page_limit, respond};
+use super::{body, page, respond};
 use crate::billing::renewal::bounds;
 use crate::billing::time::format_rfc3339;
 use crate::context::Ctx;
@@ -90,7 +90,7 @@ pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
 }
 
 pub async fn list(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
-    let limit = page_limit(req)?;
+    let limit = page::limit(req)?;
     let customer = body::query_param(req, "customerRef");
     if customer
         .as_deref()
@@ -122,7 +122,7 @@ pub async fn list(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
             Some((s.created_at, s.id))
         }
     };
-    let mut rows = subscriptions::list(
+    let rows = subscriptions::list(
         ctx.db(),
         customer.as_deref(),
         status.as_deref(),
@@ -130,16 +130,7 @@ pub async fn list(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
         limit + 1,
     )
     .await?;
-    let has_more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    respond::json(
-        200,
-        &serde_json::json!({
-            "data": rows.iter().map(view).collect::<Vec<_>>(),
-            "hasMore": has_more,
-            "nextCursor": if has_more { rows.last().map(|r| r.id.clone()) } else { None },
-        }),
-    )
+    respond::json(200, &page::of(&rows, limit, |s| &s.id, view))
 }
 
 pub async fn events(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
