@@ -51,6 +51,9 @@ pub struct Config {
     /// How long a process may drive a charge before another may take over: longer than a
     /// drive takes, short enough that a crashed process does not hold a charge for long.
     pub charge_lease_ms: i64,
+    /// How long an attempt the provider never shows stays in doubt before its charge moves on
+    /// to a new order: longer than the provider's status can lag.
+    pub settle_window_ms: i64,
 }
 
 // Redacts secrets, so a stray `{:?}` can never print them.
@@ -137,6 +140,7 @@ impl Config {
             max_wall_ms: number("TICK_MAX_WALL_MS", 50_000, 1_000, 900_000) as u32,
         };
         let charge_lease_ms = number("CHARGE_LEASE_SECONDS", 120, 5, 3_600) * 1_000;
+        let settle_window_ms = number("SETTLE_WINDOW_MINUTES", 15, 1, 24 * 60) * 60_000;
         if min_charge_amount > max_charge_amount {
             problems.push("MIN_CHARGE_AMOUNT is above MAX_CHARGE_AMOUNT".into());
         }
@@ -221,6 +225,7 @@ impl Config {
             webhook_max_age_ms: webhook_max_age_hours * 3_600_000,
             tick,
             charge_lease_ms,
+            settle_window_ms,
         })
     }
 

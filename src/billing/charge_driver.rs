@@ -3,11 +3,64 @@
 //! exercised natively against a simulated provider with faults and crashes.
 
 use super::charge_machine::{
-    Attempt, AttemptStatus, ChargeStatus, ChargeView, MAX_REJECTED_ATTEMPTS, MissingAction, Step,
-    Verdict, is_permanent_refusal, judge, next_step, on_missing,
+    Attempt, AttemptStatus, ChargeStatus, ChargeView, MAX_REJECTED_ATTEMPTS, MissingAction,
+    NO_PAYMENT_METHOD, STUCK_AFTER_MS, Step, Verdict, is_permanent_refusal, judge, next_step,
+    on_missing, order_reusable,
 };
+use super::dunning::CardLimit;
 use crate::psp::envelope::PspError;
 use crate::psp::types::OrderStatus;
+
+/// Why a charge fails without the card declining it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChargeFailure {
+    /// Nothing reached the card before the start deadline (API charges while the provider is
+    /// down): the merchant is told instead of the card being charged days later.
+    Expired,
+    /// The customer has no card on file.
+    NoPaymentMethod,
+    /// The card gave a hard decline on another charge: a new card is needed.
+    CardBlocked,
+    /// An API charge that would break a card network's retry limit.
+    CardRetryLimit,
+}
+
+impl ChargeFailure {
+    pub fn code(self) -> &'static str {
+        match self {
+            ChargeFailure::Expired => "provider_unavailable",
+            ChargeFailure::NoPaymentMethod => NO_PAYMENT_METHOD,
+            ChargeFailure::CardBlocked => "card_hard_declined",
+            ChargeFailure::CardRetryLimit => "card_retry_limit",
+        }
+    }
+}
+
+/// Why a charge needs an operator. The charge stays open and keeps being reconciled: if the
+/// provider later tells, it settles by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attention {
+    /// The provider answers 404 for the order carrying the charge.
+    OrderLost { order_id: String },
+    /// The provider gave a payment id but never showed the payment within the settle window.
+    OutcomeUnknown { order_id: String },
+    /// A payment in flight for longer than [`STUCK_AFTER_MS`].
+    Stuck { order_id: String },
+    /// The provider keeps refusing our requests (or refused one that cannot succeed).
+    ProviderRefused { code: String },
+}
+
+impl Attention {
+    /// The incident type, as the API shows it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Attention::OrderLost { .. } => "orderLost",
+            Attention::OutcomeUnknown { .. } => "outcomeUnknown",
+            Attention::Stuck { .. } => "paymentStuck",
+            Attention::ProviderRefused { .. } => "providerRefused",
+        }
+    }
+}
 
 /// The provider calls and ledger writes a charge needs. Every ledger write must be durable
 /// before it returns: the driver relies on a write having happened once it moves on.
@@ -16,9 +69,10 @@ pub trait ChargeIo {
     type Error;
 
     async fn create_order(&mut self) -> Result<String, PspError>;
-    /// `POST /payments` with the customer's token; no token on file is `no_payment_method`.
+    /// `POST /payments` with the customer's token.
     async fn initiate(&mut self, order_id: &str) -> Result<String, PspError>;
     async fn status(&mut self, order_id: &str) -> Result<OrderStatus, PspError>;
+    /// A best effort only: its answer proves nothing about payments on the order.
     async fn cancel_order(&mut self, order_id: &str) -> Result<(), PspError>;
     async fn sleep(&mut self, ms: u32);
 
@@ -26,35 +80,48 @@ pub trait ChargeIo {
     /// The conditional insert of attempt `number`: false when another process claimed it.
     async fn claim_attempt(&mut self, number: u32, order_id: &str) -> Result<bool, Self::Error>;
     async fn record_initiated(&mut self, number: u32, payment_id: &str) -> Result<(), Self::Error>;
-    /// The provider refused a call before anything could happen (attempt `number` if it was
-    /// `POST /payments`); `refusals` is the charge's running count.
+    /// The provider refused a call before anything could happen; `refusals` is the charge's
+    /// running count. A refused attempt's order is given up: we cannot tell why it was refused.
     async fn record_refused(
         &mut self,
-        number: Option<u32>,
+        attempt: Option<(u32, &str)>,
         code: &str,
         refusals: u32,
     ) -> Result<(), Self::Error>;
-    async fn record_fenced(&mut self, number: u32, order_id: &str) -> Result<(), Self::Error>;
+    /// Attempt `number`'s order was asked to cancel; the attempt stays in doubt.
+    async fn record_fenced(&mut self, number: u32) -> Result<(), Self::Error>;
+    /// The attempt is over without the card answering (`Cancelled`), or given up after its
+    /// settle window (`Abandoned`). Its order is given up and watched for a late payment.
+    async fn record_ended(
+        &mut self,
+        number: u32,
+        status: AttemptStatus,
+        payment_id: Option<&str>,
+        order_id: &str,
+    ) -> Result<(), Self::Error>;
     async fn record_success(
         &mut self,
         number: u32,
         payment_id: &str,
         amount: Option<i64>,
     ) -> Result<(), Self::Error>;
+    /// The card declined. `given_up_order`: the order, when it cannot carry a retry.
     async fn record_decline(
         &mut self,
         number: u32,
         payment_id: &str,
         reason: Option<&str>,
+        given_up_order: Option<&str>,
     ) -> Result<(), Self::Error>;
     /// The charge stays open; `code` says why (a provider error), for operators.
     async fn record_waiting(&mut self, code: Option<&str>) -> Result<(), Self::Error>;
-    /// The charge fails without a card decline (e.g. no card on file, the provider refuses).
-    async fn record_failure(&mut self, code: &str) -> Result<(), Self::Error>;
+    /// The charge stays open and an operator is told why.
+    async fn record_attention(&mut self, attention: &Attention) -> Result<(), Self::Error>;
+    /// The charge fails without a card decline.
+    async fn record_failure(&mut self, failure: ChargeFailure) -> Result<(), Self::Error>;
+    /// A scheduled charge waits until the card may be attempted again.
+    async fn record_deferred(&mut self, limit: CardLimit) -> Result<(), Self::Error>;
 }
-
-/// The failure code of a charge that expired before any payment reached the card.
-pub const EXPIRED: &str = "provider_unavailable";
 
 #[derive(Debug, Clone)]
 pub struct DriveOptions {
@@ -65,6 +132,8 @@ pub struct DriveOptions {
     /// Stop once a payment is initiated, without reading its status: a batch that starts many
     /// charges reads them all later, when they had time to settle.
     pub stop_after_initiate: bool,
+    /// A renewal or installment: a card limit defers it instead of failing it.
+    pub scheduled: bool,
 }
 
 /// How a drive ended, for the caller's answer.
@@ -75,6 +144,8 @@ pub enum DriveEnd {
     Failed,
     /// Not final: a webhook, a later tick or a retry of the request will finish it.
     Waiting,
+    /// Not final, and an operator was told why.
+    NeedsAttention,
     /// Someone else holds the attempt; nothing was done.
     Busy,
 }
@@ -86,7 +157,6 @@ pub async fn drive<I: ChargeIo>(
     options: &DriveOptions,
 ) -> Result<DriveEnd, I::Error> {
     let mut polls = 0usize;
-    let mut fences = 0u32;
     let mut refusals = options.refusals;
     // A bound on steps: each one is a provider call, and a drive must fit in one invocation.
     for _ in 0..32 {
@@ -98,25 +168,29 @@ pub async fn drive<I: ChargeIo>(
                     _ => DriveEnd::Waiting,
                 });
             }
-            Step::Expire => {
-                io.record_failure(EXPIRED).await?;
-                return Ok(DriveEnd::Failed);
+            Step::Expire => return fail(io, ChargeFailure::Expired).await,
+            Step::NoCard => return fail(io, ChargeFailure::NoPaymentMethod).await,
+            Step::CardBlocked => return fail(io, ChargeFailure::CardBlocked).await,
+            Step::CardLimited(limit) if options.scheduled => {
+                io.record_deferred(limit).await?;
+                return Ok(DriveEnd::Waiting);
             }
+            Step::CardLimited(_) => return fail(io, ChargeFailure::CardRetryLimit).await,
             Step::CreateOrder => match io.create_order().await {
                 Ok(order_id) => {
                     io.record_order(&order_id).await?;
                     view.order_id = Some(order_id);
                 }
                 Err(e) if !e.is_refusal() => {
-                    // An order that may exist without our knowing its id moves no money; the
-                    // next drive simply creates another.
+                    // An order that may exist without our knowing its id moves no money: no
+                    // payment can be started on it. The next drive simply creates another.
                     io.record_waiting(Some(&e.code())).await?;
                     return Ok(DriveEnd::Waiting);
                 }
                 Err(e) => {
                     refusals += 1;
                     io.record_refused(None, &e.code(), refusals).await?;
-                    return refuse(io, &e.code(), refusals).await;
+                    return refused(io, &e.code(), refusals).await;
                 }
             },
             Step::StartAttempt { number, order_id } => {
@@ -128,6 +202,7 @@ pub async fn drive<I: ChargeIo>(
                     order_id: order_id.clone(),
                     payment_id: None,
                     status: AttemptStatus::Claimed,
+                    created_at: view.now,
                 };
                 if let Some(previous) = view.latest.take()
                     && let Some(id) = previous.payment_id
@@ -154,8 +229,9 @@ pub async fn drive<I: ChargeIo>(
                     }
                     Err(e) => {
                         refusals += 1;
-                        io.record_refused(Some(number), &e.code(), refusals).await?;
-                        return refuse(io, &e.code(), refusals).await;
+                        io.record_refused(Some((number, &order_id)), &e.code(), refusals)
+                            .await?;
+                        return refused(io, &e.code(), refusals).await;
                     }
                 }
                 view.latest = Some(attempt);
@@ -166,11 +242,15 @@ pub async fn drive<I: ChargeIo>(
                 };
                 let status = match io.status(&order_id).await {
                     Ok(status) => status,
+                    Err(PspError::NotFound) => {
+                        return attention(io, Attention::OrderLost { order_id }).await;
+                    }
                     Err(e) => {
                         io.record_waiting(Some(&e.code())).await?;
                         return Ok(DriveEnd::Waiting);
                     }
                 };
+                let reusable = order_reusable(&attempt, &status);
                 match judge(&attempt, &view.earlier_payment_ids, &status) {
                     Verdict::Succeeded { payment_id, amount } => {
                         io.record_success(attempt.number, &payment_id, amount)
@@ -179,18 +259,37 @@ pub async fn drive<I: ChargeIo>(
                         return Ok(DriveEnd::Succeeded);
                     }
                     Verdict::Declined { payment_id, reason } => {
-                        io.record_decline(attempt.number, &payment_id, reason.as_deref())
+                        let given_up = (!reusable).then_some(order_id.as_str());
+                        io.record_decline(attempt.number, &payment_id, reason.as_deref(), given_up)
                             .await?;
                         view.status = ChargeStatus::Failed;
                         return Ok(DriveEnd::Declined);
+                    }
+                    Verdict::Cancelled { payment_id } => {
+                        // Known to be over without the card answering: the charge moves on to
+                        // a new order at once. A cancelled order is never used again.
+                        io.record_ended(
+                            attempt.number,
+                            AttemptStatus::Cancelled,
+                            Some(&payment_id),
+                            &order_id,
+                        )
+                        .await?;
+                        give_up_order(&mut view, AttemptStatus::Cancelled, Some(payment_id));
+                        polls = 0;
                     }
                     Verdict::InFlight { payment_id } => {
                         if attempt.payment_id.is_none() {
                             io.record_initiated(attempt.number, &payment_id).await?;
                             if let Some(latest) = view.latest.as_mut() {
                                 latest.payment_id = Some(payment_id);
-                                latest.status = AttemptStatus::Initiated;
+                                if latest.status == AttemptStatus::Claimed {
+                                    latest.status = AttemptStatus::Initiated;
+                                }
                             }
+                        }
+                        if view.now - attempt.created_at > STUCK_AFTER_MS {
+                            return attention(io, Attention::Stuck { order_id }).await;
                         }
                         if !pause(io, options, &mut polls).await {
                             io.record_waiting(None).await?;
@@ -202,30 +301,39 @@ pub async fn drive<I: ChargeIo>(
                         if pause(io, options, &mut polls).await {
                             continue;
                         }
-                        if on_missing(&attempt) == MissingAction::Wait
-                            || !view.may_initiate
-                            || fences >= 2
-                        {
-                            io.record_waiting(None).await?;
-                            return Ok(DriveEnd::Waiting);
-                        }
-                        match io.cancel_order(&order_id).await {
-                            Ok(()) => {
-                                io.record_fenced(attempt.number, &order_id).await?;
-                                fences += 1;
-                                polls = 0;
-                                view.order_id = None;
+                        let action = on_missing(&attempt, view.now, view.settle_window_ms);
+                        match action {
+                            MissingAction::Wait => {}
+                            MissingAction::Lost => {
+                                return attention(io, Attention::OutcomeUnknown { order_id }).await;
+                            }
+                            // Only the charge's owner acts on the order; a webhook only reads.
+                            _ if !view.may_initiate => {}
+                            MissingAction::Fence => {
+                                let _ = io.cancel_order(&order_id).await;
+                                io.record_fenced(attempt.number).await?;
                                 if let Some(latest) = view.latest.as_mut() {
                                     latest.status = AttemptStatus::Fenced;
                                 }
                             }
-                            // Refused (the order completed after all) or unknown: the status
-                            // will tell on the next read.
-                            Err(e) => {
-                                io.record_waiting(Some(&e.code())).await?;
-                                return Ok(DriveEnd::Waiting);
+                            MissingAction::Abandon => {
+                                if attempt.status != AttemptStatus::Fenced {
+                                    let _ = io.cancel_order(&order_id).await;
+                                }
+                                io.record_ended(
+                                    attempt.number,
+                                    AttemptStatus::Abandoned,
+                                    None,
+                                    &order_id,
+                                )
+                                .await?;
+                                give_up_order(&mut view, AttemptStatus::Abandoned, None);
+                                polls = 0;
+                                continue;
                             }
                         }
+                        io.record_waiting(None).await?;
+                        return Ok(DriveEnd::Waiting);
                     }
                 }
             }
@@ -233,6 +341,17 @@ pub async fn drive<I: ChargeIo>(
     }
     io.record_waiting(None).await?;
     Ok(DriveEnd::Waiting)
+}
+
+/// The latest attempt ended as `status` and its order will not be used again.
+fn give_up_order(view: &mut ChargeView, status: AttemptStatus, payment_id: Option<String>) {
+    if let Some(latest) = view.latest.as_mut() {
+        latest.status = status;
+        if latest.payment_id.is_none() {
+            latest.payment_id = payment_id;
+        }
+    }
+    view.order_id = None;
 }
 
 async fn pause<I: ChargeIo>(io: &mut I, options: &DriveOptions, polls: &mut usize) -> bool {
@@ -246,11 +365,29 @@ async fn pause<I: ChargeIo>(io: &mut I, options: &DriveOptions, polls: &mut usiz
     }
 }
 
-/// After a refusal: fail the charge when trying again cannot help, otherwise leave it open.
-async fn refuse<I: ChargeIo>(io: &mut I, code: &str, refusals: u32) -> Result<DriveEnd, I::Error> {
-    if is_permanent_refusal(code) || refusals >= MAX_REJECTED_ATTEMPTS {
-        io.record_failure(code).await?;
-        Ok(DriveEnd::Failed)
+async fn fail<I: ChargeIo>(io: &mut I, failure: ChargeFailure) -> Result<DriveEnd, I::Error> {
+    io.record_failure(failure).await?;
+    Ok(DriveEnd::Failed)
+}
+
+async fn attention<I: ChargeIo>(io: &mut I, why: Attention) -> Result<DriveEnd, I::Error> {
+    io.record_attention(&why).await?;
+    Ok(DriveEnd::NeedsAttention)
+}
+
+/// After a refusal: a missing card fails the charge; a refusal that cannot go away, or one
+/// too many, needs an operator; otherwise the charge simply stays open.
+async fn refused<I: ChargeIo>(io: &mut I, code: &str, refusals: u32) -> Result<DriveEnd, I::Error> {
+    if code == NO_PAYMENT_METHOD {
+        fail(io, ChargeFailure::NoPaymentMethod).await
+    } else if is_permanent_refusal(code) || refusals >= MAX_REJECTED_ATTEMPTS {
+        attention(
+            io,
+            Attention::ProviderRefused {
+                code: code.to_owned(),
+            },
+        )
+        .await
     } else {
         Ok(DriveEnd::Waiting)
     }

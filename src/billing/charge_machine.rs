@@ -1,20 +1,25 @@
 //! The claim/reconcile state machine of one charge: given what the ledger recorded, which
 //! provider call comes next; given an order status, what happened to an attempt.
 //!
-//! The provider has no idempotency keys, so exactly-once rests on three rules:
+//! The provider has no idempotency keys, and its documents promise less than one would like:
+//! its status may lag the real outcome by minutes, and nothing says that cancelling an order
+//! stops a payment already in progress. So exactly-once rests on these rules:
 //! - every `POST /payments` is claimed first (attempt n of a charge is a UNIQUE row), so no two
 //!   processes ever initiate the same attempt;
-//! - a new attempt is started only when the previous one is known to be over: declined,
-//!   refused by the provider before it started, or *fenced*;
-//! - an attempt whose outcome is unknown and that the order status does not show (the request
-//!   may still be in flight, or the status may lag) is fenced by cancelling its order. Once the
-//!   provider confirms the cancellation no payment can complete on that order, so the charge
-//!   moves to a fresh order. If the cancellation is refused, the order completed after all and
-//!   the status will show it.
+//! - a new attempt starts only when the previous one is *known* to be over (the provider showed
+//!   its payment failed or cancelled, or refused to start it), or when its settle window passed
+//!   without the provider ever showing it;
+//! - an attempt in doubt may be *fenced* (its order cancelled) to hurry its outcome along, but a
+//!   fence proves nothing: the attempt stays in doubt until the status speaks or the window ends;
+//! - an order we stop using is never used again and stays watched for days: a payment that
+//!   completes there anyway is adopted or refunded (see `order_watch`);
+//! - only the card declines: a payment cancelled by our fence, a refusal of our request, or an
+//!   error of ours never counts as a decline.
 //!
 //! An order whose creation timed out before its id was known is simply created again: an unpaid
-//! order moves no money.
+//! order moves no money, and nothing can be paid on an order nobody knows the id of.
 
+use super::dunning::{CardDeclines, CardLimit, may_retry_card};
 use crate::psp::types::{OrderStatus, PaymentState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,13 +60,19 @@ pub enum AttemptStatus {
     Claimed,
     /// The provider answered with a payment id; the outcome is awaited.
     Initiated,
+    /// In doubt, and its order was cancelled to hurry the outcome along. Still in doubt: a
+    /// cancel does not prove that nothing completes.
+    Fenced,
     Succeeded,
-    /// The card was declined (or the payment cancelled): a real attempt on the card.
+    /// The card declined: the only status that counts towards dunning and card limits.
     Failed,
     /// The provider refused to start the payment: nothing reached the card.
     Rejected,
-    /// Its order was cancelled before anything could complete on it.
-    Fenced,
+    /// The provider shows the payment cancelled (our fence, or the provider): not a decline.
+    Cancelled,
+    /// Never shown by the provider within its settle window; its order is watched for a late
+    /// outcome while the charge moved on.
+    Abandoned,
 }
 
 impl AttemptStatus {
@@ -69,10 +80,12 @@ impl AttemptStatus {
         match self {
             AttemptStatus::Claimed => "claimed",
             AttemptStatus::Initiated => "initiated",
+            AttemptStatus::Fenced => "fenced",
             AttemptStatus::Succeeded => "succeeded",
             AttemptStatus::Failed => "failed",
             AttemptStatus::Rejected => "rejected",
-            AttemptStatus::Fenced => "fenced",
+            AttemptStatus::Cancelled => "cancelled",
+            AttemptStatus::Abandoned => "abandoned",
         }
     }
 
@@ -80,19 +93,30 @@ impl AttemptStatus {
         Some(match s {
             "claimed" => AttemptStatus::Claimed,
             "initiated" => AttemptStatus::Initiated,
+            "fenced" => AttemptStatus::Fenced,
             "succeeded" => AttemptStatus::Succeeded,
             "failed" => AttemptStatus::Failed,
             "rejected" => AttemptStatus::Rejected,
-            "fenced" => AttemptStatus::Fenced,
+            "cancelled" => AttemptStatus::Cancelled,
+            "abandoned" => AttemptStatus::Abandoned,
             _ => return None,
         })
     }
 
-    /// Over: a next attempt may start without risk of a second payment.
-    pub fn is_over(self) -> bool {
+    /// The outcome is not known: nothing new may start until it is, or its window passed.
+    pub fn in_doubt(self) -> bool {
         matches!(
             self,
-            AttemptStatus::Failed | AttemptStatus::Rejected | AttemptStatus::Fenced
+            AttemptStatus::Claimed | AttemptStatus::Initiated | AttemptStatus::Fenced
+        )
+    }
+
+    /// Ended without the card ever answering: a charge made only of such attempts never
+    /// reached the card.
+    pub fn never_reached_card(self) -> bool {
+        matches!(
+            self,
+            AttemptStatus::Rejected | AttemptStatus::Cancelled | AttemptStatus::Abandoned
         )
     }
 }
@@ -103,12 +127,42 @@ pub struct Attempt {
     pub order_id: String,
     pub payment_id: Option<String>,
     pub status: AttemptStatus,
+    /// When it was claimed (business time): its settle window runs from here.
+    pub created_at: i64,
+}
+
+/// What the ledger says about the card a new attempt would charge, across all its charges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CardGuard {
+    #[default]
+    Clear,
+    /// The customer has no card on file.
+    NoCard,
+    /// The card gave a hard decline on some charge: it is never attempted again.
+    HardDeclined,
+    /// Another attempt now would break a card network's retry limit.
+    Limited(CardLimit),
+}
+
+impl CardGuard {
+    /// From the card's history across every charge: whether it ever gave a hard decline, and
+    /// how often it declined lately.
+    pub fn from_history(hard_declined: bool, declines: CardDeclines) -> CardGuard {
+        if hard_declined {
+            return CardGuard::HardDeclined;
+        }
+        match may_retry_card(declines) {
+            Ok(()) => CardGuard::Clear,
+            Err(limit) => CardGuard::Limited(limit),
+        }
+    }
 }
 
 /// What decides the next step: the charge row and its latest attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChargeView {
     pub status: ChargeStatus,
+    /// The order the next attempt goes on; `None` once the last one was given up.
     pub order_id: Option<String>,
     pub latest: Option<Attempt>,
     /// Payment ids of every earlier attempt, so an unknown payment on the order can be told
@@ -122,6 +176,11 @@ pub struct ChargeView {
     /// instead of moving money long after it was asked for (API charges while the provider
     /// is down).
     pub start_expired: bool,
+    /// Business time of this drive.
+    pub now: i64,
+    /// How long an attempt the provider never showed stays in doubt before the charge moves on.
+    pub settle_window_ms: i64,
+    pub card: CardGuard,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +199,12 @@ pub enum Step {
     },
     /// Give up starting: nothing reached the card and the deadline passed.
     Expire,
+    /// No card on file: nothing to attempt.
+    NoCard,
+    /// The card hard-declined before (on this or another charge): never attempt it again.
+    CardBlocked,
+    /// The card may not be attempted now without breaking a network limit.
+    CardLimited(CardLimit),
 }
 
 pub fn next_step(view: &ChargeView) -> Step {
@@ -149,27 +214,32 @@ pub fn next_step(view: &ChargeView) -> Step {
         _ => {}
     }
     if let Some(latest) = &view.latest {
-        match latest.status {
-            AttemptStatus::Succeeded => return Step::Stop,
-            AttemptStatus::Claimed | AttemptStatus::Initiated => {
-                return Step::ReadStatus {
-                    order_id: latest.order_id.clone(),
-                };
-            }
-            AttemptStatus::Failed | AttemptStatus::Rejected | AttemptStatus::Fenced => {}
+        if latest.status == AttemptStatus::Succeeded {
+            return Step::Stop;
+        }
+        if latest.status.in_doubt() {
+            return Step::ReadStatus {
+                order_id: latest.order_id.clone(),
+            };
         }
     }
     if !view.may_initiate {
         return Step::Stop;
     }
-    // Only a charge whose attempts all ended without a decline can expire: a declined one has
-    // already reached the card, and its retries are dunning's business.
+    // Only a charge whose attempts all ended without the card answering can expire: a
+    // declined one has already reached the card, and its retries are dunning's business.
     let never_reached_card = view
         .latest
         .as_ref()
-        .is_none_or(|a| matches!(a.status, AttemptStatus::Rejected | AttemptStatus::Fenced));
+        .is_none_or(|a| a.status.never_reached_card());
     if view.start_expired && never_reached_card {
         return Step::Expire;
+    }
+    match view.card {
+        CardGuard::Clear => {}
+        CardGuard::NoCard => return Step::NoCard,
+        CardGuard::HardDeclined => return Step::CardBlocked,
+        CardGuard::Limited(limit) => return Step::CardLimited(limit),
     }
     let number = view.latest.as_ref().map_or(1, |a| a.number + 1);
     match &view.order_id {
@@ -188,10 +258,13 @@ pub enum Verdict {
         payment_id: String,
         amount: Option<i64>,
     },
+    /// The card declined the payment.
     Declined {
         payment_id: String,
         reason: Option<String>,
     },
+    /// The payment was cancelled before the card answered: not a decline.
+    Cancelled { payment_id: String },
     /// The payment exists and is not final yet.
     InFlight { payment_id: String },
     /// The status shows no payment for this attempt.
@@ -222,50 +295,66 @@ pub fn judge(attempt: &Attempt, earlier_payment_ids: &[String], status: &OrderSt
             payment_id,
             reason: payment.failure_reason.clone(),
         },
-        PaymentState::Cancelled => Verdict::Declined {
-            payment_id,
-            reason: Some(
-                payment
-                    .failure_reason
-                    .clone()
-                    .unwrap_or_else(|| "PAYMENT_CANCELLED".to_owned()),
-            ),
-        },
+        PaymentState::Cancelled => Verdict::Cancelled { payment_id },
         PaymentState::InFlight => Verdict::InFlight { payment_id },
     }
 }
 
-/// What to do when the status shows nothing for the attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MissingAction {
-    /// The provider gave us a payment id, so the payment exists: the status lags. Wait.
-    Wait,
-    /// We never learned whether `POST /payments` landed: cancel the order to settle it.
-    Fence,
+/// Whether the order can carry another attempt: a MIT order stays open after a declined
+/// payment, but never once it was cancelled, by us or by anyone.
+pub fn order_reusable(attempt: &Attempt, status: &OrderStatus) -> bool {
+    attempt.status != AttemptStatus::Fenced && status.order_status != "PAYMENT_CANCELLED"
 }
 
-pub fn on_missing(attempt: &Attempt) -> MissingAction {
-    if attempt.payment_id.is_some() || attempt.status == AttemptStatus::Initiated {
-        MissingAction::Wait
-    } else {
-        MissingAction::Fence
+/// What to do when the status shows nothing for an attempt in doubt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingAction {
+    /// Within the settle window: the status may lag. Wait for it.
+    Wait,
+    /// Within the window, and we never learned whether `POST /payments` landed: cancel the
+    /// order to hurry the outcome along, then keep waiting for the status.
+    Fence,
+    /// The window passed and the provider never showed a payment: give the order up (it stays
+    /// watched) and move on to a new one.
+    Abandon,
+    /// The window passed, yet the provider gave us a payment id it never shows: nobody can
+    /// tell what happened. An operator must look; the charge keeps being reconciled.
+    Lost,
+}
+
+pub fn on_missing(attempt: &Attempt, now: i64, settle_window_ms: i64) -> MissingAction {
+    let within_window = now - attempt.created_at < settle_window_ms;
+    match attempt.status {
+        AttemptStatus::Claimed if within_window => MissingAction::Fence,
+        _ if within_window => MissingAction::Wait,
+        AttemptStatus::Initiated => MissingAction::Lost,
+        _ => MissingAction::Abandon,
     }
 }
 
-/// Provider refusals to start a payment that will not go away by trying again.
+/// A payment in flight for longer than this is reported to an operator (and still awaited).
+pub const STUCK_AFTER_MS: i64 = 24 * 3_600_000;
+
+/// Provider refusals to start a payment that will not go away by trying again: the operator
+/// must fix something (a terminal of the wrong kind, a request the provider cannot read).
 pub fn is_permanent_refusal(code: &str) -> bool {
-    // PS_0025: payment on an order of the wrong terminal; a token refused outright.
-    matches!(code, "PS_0025" | "no_payment_method" | "provider_http_400")
+    matches!(code, "PS_0025" | "provider_http_400")
 }
 
-/// Refusals tolerated before a charge fails: a transient provider error must not fail a charge
-/// on the first try, and a persistent one must not loop forever.
+/// Refusals tolerated before a charge needs an operator: a transient provider error must not
+/// stop a charge on the first try, and a persistent one must not loop unseen.
 pub const MAX_REJECTED_ATTEMPTS: u32 = 3;
+
+/// The failure code of a charge whose customer has no card on file.
+pub const NO_PAYMENT_METHOD: &str = "no_payment_method";
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::psp::types::PaymentStatus;
+
+    const NOW: i64 = 1_800_000_000_000;
+    const WINDOW: i64 = 15 * 60_000;
 
     fn view(status: ChargeStatus, order: Option<&str>, latest: Option<Attempt>) -> ChargeView {
         ChargeView {
@@ -276,6 +365,9 @@ mod tests {
             retry_due: false,
             may_initiate: true,
             start_expired: false,
+            now: NOW,
+            settle_window_ms: WINDOW,
+            card: CardGuard::Clear,
         }
     }
 
@@ -285,6 +377,7 @@ mod tests {
             order_id: "o1".into(),
             payment_id: payment.map(str::to_owned),
             status,
+            created_at: NOW - 1_000,
         }
     }
 
@@ -321,17 +414,22 @@ mod tests {
 
     #[test]
     fn an_attempt_in_doubt_is_always_read_before_anything_else() {
-        for status in [AttemptStatus::Claimed, AttemptStatus::Initiated] {
-            let v = view(
-                ChargeStatus::Pending,
-                Some("o1"),
-                Some(attempt(1, status, None)),
-            );
+        for status in [
+            AttemptStatus::Claimed,
+            AttemptStatus::Initiated,
+            AttemptStatus::Fenced,
+        ] {
+            let mut v = view(ChargeStatus::Pending, None, Some(attempt(1, status, None)));
+            // Even a settling drive, an expired charge or a blocked card reads first.
+            v.may_initiate = false;
+            v.start_expired = true;
+            v.card = CardGuard::HardDeclined;
             assert_eq!(
                 next_step(&v),
                 Step::ReadStatus {
                     order_id: "o1".into()
-                }
+                },
+                "{status:?}"
             );
         }
     }
@@ -362,23 +460,75 @@ mod tests {
     }
 
     #[test]
+    fn a_blocked_or_limited_card_is_never_attempted() {
+        let mut v = view(
+            ChargeStatus::Failed,
+            Some("o1"),
+            Some(attempt(1, AttemptStatus::Failed, Some("p1"))),
+        );
+        v.retry_due = true;
+        v.card = CardGuard::HardDeclined;
+        assert_eq!(next_step(&v), Step::CardBlocked);
+        v.card = CardGuard::Limited(CardLimit::Day);
+        assert_eq!(next_step(&v), Step::CardLimited(CardLimit::Day));
+        v.card = CardGuard::NoCard;
+        assert_eq!(next_step(&v), Step::NoCard);
+        let mut fresh = view(ChargeStatus::Processing, None, None);
+        fresh.card = CardGuard::HardDeclined;
+        assert_eq!(
+            next_step(&fresh),
+            Step::CardBlocked,
+            "not even an order is created for a blocked card"
+        );
+    }
+
+    #[test]
+    fn the_card_guard_follows_the_networks_limits() {
+        let clear = CardDeclines {
+            last_24h: 4,
+            last_30d: 14,
+        };
+        assert_eq!(CardGuard::from_history(false, clear), CardGuard::Clear);
+        assert_eq!(
+            CardGuard::from_history(true, CardDeclines::default()),
+            CardGuard::HardDeclined
+        );
+        let day = CardDeclines {
+            last_24h: 5,
+            ..clear
+        };
+        assert_eq!(
+            CardGuard::from_history(false, day),
+            CardGuard::Limited(CardLimit::Day)
+        );
+        let month = CardDeclines {
+            last_30d: 15,
+            ..clear
+        };
+        assert_eq!(
+            CardGuard::from_history(false, month),
+            CardGuard::Limited(CardLimit::ThirtyDays)
+        );
+    }
+
+    #[test]
     fn a_charge_that_never_reached_the_card_expires_instead_of_starting_late() {
         let mut v = view(ChargeStatus::Processing, None, None);
         v.start_expired = true;
         assert_eq!(next_step(&v), Step::Expire);
-        v.latest = Some(attempt(1, AttemptStatus::Fenced, None));
-        assert_eq!(next_step(&v), Step::Expire);
-        // An attempt in doubt is still read, never abandoned: it may have moved money.
-        v.latest = Some(attempt(1, AttemptStatus::Claimed, None));
+        for over in [
+            AttemptStatus::Rejected,
+            AttemptStatus::Cancelled,
+            AttemptStatus::Abandoned,
+        ] {
+            v.latest = Some(attempt(1, over, None));
+            assert_eq!(next_step(&v), Step::Expire, "{over:?}");
+        }
+        // A declined charge reached the card: dunning decides, not the start deadline.
+        v.status = ChargeStatus::Failed;
+        v.retry_due = true;
         v.order_id = Some("o1".into());
-        assert_eq!(
-            next_step(&v),
-            Step::ReadStatus {
-                order_id: "o1".into()
-            }
-        );
-        v.start_expired = false;
-        v.latest = Some(attempt(1, AttemptStatus::Rejected, None));
+        v.latest = Some(attempt(1, AttemptStatus::Failed, Some("p1")));
         assert!(matches!(
             next_step(&v),
             Step::StartAttempt { number: 2, .. }
@@ -386,32 +536,26 @@ mod tests {
     }
 
     #[test]
-    fn after_a_fence_the_next_attempt_needs_a_new_order() {
-        let v = view(
-            ChargeStatus::Pending,
-            None,
-            Some(attempt(1, AttemptStatus::Fenced, None)),
-        );
-        assert_eq!(next_step(&v), Step::CreateOrder);
+    fn after_an_order_was_given_up_the_next_attempt_needs_a_new_order() {
+        for over in [
+            AttemptStatus::Rejected,
+            AttemptStatus::Cancelled,
+            AttemptStatus::Abandoned,
+        ] {
+            let v = view(ChargeStatus::Pending, None, Some(attempt(1, over, None)));
+            assert_eq!(next_step(&v), Step::CreateOrder, "{over:?}");
+        }
     }
 
     #[test]
     fn settling_never_initiates() {
         let mut v = view(
             ChargeStatus::Pending,
-            Some("o1"),
+            None,
             Some(attempt(1, AttemptStatus::Rejected, None)),
         );
         v.may_initiate = false;
         assert_eq!(next_step(&v), Step::Stop);
-        v.latest = Some(attempt(1, AttemptStatus::Initiated, Some("p1")));
-        assert_eq!(
-            next_step(&v),
-            Step::ReadStatus {
-                order_id: "o1".into()
-            },
-            "settling still reads the status"
-        );
     }
 
     #[test]
@@ -454,27 +598,74 @@ mod tests {
     }
 
     #[test]
-    fn cancelled_payments_are_declines_with_a_reason() {
-        let s = order_status(&[("p1", "PAYMENT_CANCELLED", None)]);
-        assert_eq!(
-            judge(&attempt(1, AttemptStatus::Initiated, Some("p1")), &[], &s),
-            Verdict::Declined {
-                payment_id: "p1".into(),
-                reason: Some("PAYMENT_CANCELLED".into())
-            }
-        );
+    fn a_cancelled_payment_is_never_a_decline() {
+        // Whatever reason the provider gives: the card did not answer.
+        for reason in [
+            None,
+            Some("ORDER_CANCELLED"),
+            Some("DENIED_DO_NOT_TRY_AGAIN"),
+        ] {
+            let s = order_status(&[("p1", "PAYMENT_CANCELLED", reason)]);
+            assert_eq!(
+                judge(&attempt(1, AttemptStatus::Fenced, Some("p1")), &[], &s),
+                Verdict::Cancelled {
+                    payment_id: "p1".into()
+                }
+            );
+        }
     }
 
     #[test]
-    fn missing_payment_is_fenced_only_when_we_never_heard_back() {
+    fn a_cancelled_or_fenced_order_is_never_reused() {
+        let open = order_status(&[("p1", "PAYMENT_FAILED", Some("DENIED"))]);
+        assert!(order_reusable(
+            &attempt(1, AttemptStatus::Initiated, Some("p1")),
+            &open
+        ));
+        assert!(!order_reusable(
+            &attempt(1, AttemptStatus::Fenced, Some("p1")),
+            &open
+        ));
+        let mut cancelled = open.clone();
+        cancelled.order_status = "PAYMENT_CANCELLED".into();
+        assert!(!order_reusable(
+            &attempt(1, AttemptStatus::Initiated, Some("p1")),
+            &cancelled
+        ));
+    }
+
+    #[test]
+    fn a_missing_payment_waits_out_its_settle_window_before_anything_moves_on() {
+        let at = |status, age: i64| Attempt {
+            created_at: NOW - age,
+            ..attempt(1, status, None)
+        };
+        let inside = WINDOW - 1;
         assert_eq!(
-            on_missing(&attempt(1, AttemptStatus::Claimed, None)),
+            on_missing(&at(AttemptStatus::Claimed, inside), NOW, WINDOW),
             MissingAction::Fence
         );
         assert_eq!(
-            on_missing(&attempt(1, AttemptStatus::Initiated, Some("p1"))),
+            on_missing(&at(AttemptStatus::Fenced, inside), NOW, WINDOW),
             MissingAction::Wait,
-            "a payment id means the payment exists; the status lags"
+            "a fence is no proof: wait for the status"
+        );
+        assert_eq!(
+            on_missing(&at(AttemptStatus::Initiated, inside), NOW, WINDOW),
+            MissingAction::Wait
+        );
+        assert_eq!(
+            on_missing(&at(AttemptStatus::Claimed, WINDOW), NOW, WINDOW),
+            MissingAction::Abandon
+        );
+        assert_eq!(
+            on_missing(&at(AttemptStatus::Fenced, WINDOW), NOW, WINDOW),
+            MissingAction::Abandon
+        );
+        assert_eq!(
+            on_missing(&at(AttemptStatus::Initiated, WINDOW), NOW, WINDOW),
+            MissingAction::Lost,
+            "a payment id the provider never shows is an operator's question"
         );
     }
 
@@ -491,10 +682,12 @@ mod tests {
         for s in [
             AttemptStatus::Claimed,
             AttemptStatus::Initiated,
+            AttemptStatus::Fenced,
             AttemptStatus::Succeeded,
             AttemptStatus::Failed,
             AttemptStatus::Rejected,
-            AttemptStatus::Fenced,
+            AttemptStatus::Cancelled,
+            AttemptStatus::Abandoned,
         ] {
             assert_eq!(AttemptStatus::parse(s.as_str()), Some(s));
         }

@@ -15,6 +15,7 @@ pub mod dunning;
 pub mod installments;
 pub mod interval;
 pub mod metered;
+pub mod order_watch;
 pub mod period;
 pub mod renewal;
 pub mod time;

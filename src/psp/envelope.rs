@@ -23,6 +23,8 @@ pub enum PspError {
     Network,
     /// A success status with a body we cannot read: the provider may have acted.
     Garbage,
+    /// Never sent: something on our side was not ready (e.g. the card not yet readable).
+    Local { code: String },
 }
 
 impl PspError {
@@ -58,6 +60,7 @@ impl PspError {
             PspError::Timeout => "provider_timeout".into(),
             PspError::Network => "provider_network_error".into(),
             PspError::Garbage => "provider_unreadable_response".into(),
+            PspError::Local { code } => code.clone(),
         }
     }
 }

@@ -6,17 +6,23 @@ use std::time::Duration;
 
 use worker::{Delay, console_log, console_warn};
 
-use crate::billing::charge_driver::{ChargeIo, DriveEnd, DriveOptions, drive};
-use crate::billing::charge_machine::{ChargeStatus, ChargeView};
+use crate::billing::charge_driver::{
+    Attention, ChargeFailure, ChargeIo, DriveEnd, DriveOptions, drive,
+};
+use crate::billing::charge_machine::{AttemptStatus, ChargeStatus, ChargeView};
 use crate::billing::decline::classify;
-use crate::billing::dunning::{DunningPolicy, DunningStep, GiveUpReason};
+use crate::billing::dunning::{CardLimit, DunningPolicy, DunningStep};
+use crate::billing::time::{DAY_MS, HOUR_MS};
 use crate::context::Ctx;
 use crate::http::problem::Problem;
 use crate::params;
 use crate::psp::envelope::PspError;
 use crate::psp::types::*;
-use crate::store::charges::{self, ChargeRow, Lease};
-use crate::store::db::stmt;
+use crate::store::charges::{self, ChargeRow, Lease, Leased};
+use crate::store::db::{Stmt, stmt};
+use crate::store::incidents::{self, NewIncident};
+use crate::store::orders;
+use crate::store::subscriptions;
 
 /// How long an API charge may wait for the provider before it fails unstarted.
 pub const API_START_DEADLINE_MS: i64 = 24 * 3_600_000;
@@ -63,14 +69,14 @@ pub async fn drive_charge_end(
     // A live driver keeps its lease for a whole drive; a dead one's lease expires and the next
     // driver resumes from what the ledger recorded.
     let lease =
-        charges::lease_and_load(ctx.db(), charge_id, wall, ctx.config.charge_lease_ms).await?;
-    let (charge, attempts) = match lease {
-        Lease::Taken(charge, attempts) => (charge, attempts),
+        charges::lease_and_load(ctx.db(), charge_id, now, wall, ctx.config.charge_lease_ms).await?;
+    let leased = match lease {
+        Lease::Taken(leased) => leased,
         // Settled meanwhile (a webhook, another tick): done, not busy.
         Lease::Refused(charge) if charge.status == "succeeded" => return Ok(DriveEnd::Succeeded),
         Lease::Refused(_) => return Ok(DriveEnd::Busy),
     };
-    let outcome = drive_leased(ctx, charge, attempts, mode, patience, now).await;
+    let outcome = drive_leased(ctx, *leased, mode, patience, now).await;
     // The last write of a drive usually released the lease already; otherwise (a wait, an
     // error) release it here.
     let released = matches!(outcome, Ok((_, true)));
@@ -86,12 +92,16 @@ pub async fn drive_charge_end(
 
 async fn drive_leased(
     ctx: &Ctx,
-    charge: ChargeRow,
-    mut attempts: Vec<crate::billing::charge_machine::Attempt>,
+    leased: Leased,
     mode: Mode,
     patience: Patience<'_>,
     now: i64,
 ) -> Result<(DriveEnd, bool), Problem> {
+    let Leased {
+        charge,
+        mut attempts,
+        card,
+    } = leased;
     let latest = attempts.pop();
     let status = ChargeStatus::parse(&charge.status)
         .ok_or_else(|| Problem::internal("A charge has an unknown status."))?;
@@ -108,7 +118,11 @@ async fn drive_leased(
         // A merchant asked for this charge now; if the provider could not take it within a
         // day, moving the money later would surprise them. Scheduled charges keep trying.
         start_expired: charge.kind == "api" && now - charge.created_at > API_START_DEADLINE_MS,
+        now,
+        settle_window_ms: ctx.config.settle_window_ms,
+        card: card.guard,
     };
+    let scheduled = matches!(charge.kind.as_str(), "renewal" | "installment");
     let options = DriveOptions {
         poll_delays_ms: match patience {
             Patience::Poll(delays) => delays.to_vec(),
@@ -116,14 +130,15 @@ async fn drive_leased(
         },
         refusals: charge.provider_refusals,
         stop_after_initiate: matches!(patience, Patience::StartOnly),
+        scheduled,
     };
-    let policy = ctx.config.dunning_policy();
     let mut io = LedgerCharge {
         ctx,
         charge,
         now,
-        policy,
-        payment_method_id: None,
+        policy: ctx.config.dunning_policy(),
+        payment_method_id: card.payment_method_id,
+        scheduled,
         start_only: options.stop_after_initiate,
         released: false,
     };
@@ -131,12 +146,17 @@ async fn drive_leased(
     Ok((end, io.released))
 }
 
+/// How long a charge that needs an operator waits between looks of its own.
+const ATTENTION_RECHECK_MS: i64 = HOUR_MS;
+
 struct LedgerCharge<'a> {
     ctx: &'a Ctx,
     charge: ChargeRow,
     now: i64,
     policy: DunningPolicy,
+    /// The card a new attempt charges: the customer's active card in the ledger.
     payment_method_id: Option<String>,
+    scheduled: bool,
     /// The drive ends once the payment is initiated.
     start_only: bool,
     /// The drive's last write released the lease (saves a round trip per drive).
@@ -144,8 +164,38 @@ struct LedgerCharge<'a> {
 }
 
 impl LedgerCharge<'_> {
-    fn is_scheduled(&self) -> bool {
-        matches!(self.charge.kind.as_str(), "renewal" | "installment")
+    async fn write(&mut self, batch: Vec<Stmt>, releases: bool) -> Result<(), Problem> {
+        self.ctx.db().batch(batch).await?;
+        self.released |= releases;
+        Ok(())
+    }
+
+    /// Gives the order up: the charge's next attempt needs a new one, and this one is watched.
+    fn give_up_order(&self, order_id: &str) -> [Stmt; 2] {
+        let (id, now) = (&self.charge.id, self.now);
+        [
+            stmt(
+                "UPDATE charges SET order_id = NULL, updated_at = ? WHERE id = ? AND order_id = ?",
+                params![now, id, order_id],
+            ),
+            orders::watch(order_id, "charge", id, now),
+        ]
+    }
+
+    fn incident(&self, kind: &str, key: String, order_id: Option<&str>, detail: String) -> Stmt {
+        let c = &self.charge;
+        incidents::record(&NewIncident {
+            key,
+            kind,
+            charge_id: Some(&c.id),
+            order_id,
+            customer_ref: Some(&c.customer_ref),
+            amount: Some(c.amount),
+            currency: Some(&c.currency),
+            detail,
+            now: self.now,
+            ..NewIncident::default()
+        })
     }
 }
 
@@ -186,13 +236,15 @@ impl ChargeIo for LedgerCharge<'_> {
             .get(&self.charge.customer_ref)
             .await
             .map_err(|_| PspError::Network)?;
-        let Some(card) = card else {
-            return Err(PspError::Business {
-                code: "no_payment_method".into(),
-                message: "The customer has no card on file.".into(),
+        // The ledger decided which card this attempt charges; the vault is eventually
+        // consistent, so a copy that does not show that card yet is waited for, never used.
+        let Some(card) =
+            card.filter(|c| Some(&c.payment_method_id) == self.payment_method_id.as_ref())
+        else {
+            return Err(PspError::Local {
+                code: "card_not_readable_yet".into(),
             });
         };
-        self.payment_method_id = Some(card.payment_method_id.clone());
         let payment = self
             .ctx
             .psp()
@@ -215,22 +267,14 @@ impl ChargeIo for LedgerCharge<'_> {
 
     async fn record_order(&mut self, order_id: &str) -> Result<(), Problem> {
         let (id, now) = (&self.charge.id, self.now);
-        self.ctx
-            .db()
-            .batch(vec![
-                stmt(
-                    "UPDATE charges SET order_id = ?, updated_at = ?
-                     WHERE id = ? AND order_id IS NULL",
-                    params![order_id, now, id],
-                ),
-                stmt(
-                    "INSERT INTO provider_orders (order_id, owner_kind, owner_id, created_at)
-                     VALUES (?, 'charge', ?, ?) ON CONFLICT (order_id) DO NOTHING",
-                    params![order_id, id, now],
-                ),
-            ])
-            .await?;
-        Ok(())
+        let batch = vec![
+            stmt(
+                "UPDATE charges SET order_id = ?, updated_at = ? WHERE id = ? AND order_id IS NULL",
+                params![order_id, now, id],
+            ),
+            orders::record(order_id, "charge", id, now),
+        ];
+        self.write(batch, false).await
     }
 
     async fn claim_attempt(&mut self, number: u32, order_id: &str) -> Result<bool, Problem> {
@@ -240,11 +284,18 @@ impl ChargeIo for LedgerCharge<'_> {
             .db()
             .batch(vec![
                 stmt(
-                    "INSERT INTO charge_attempts (charge_id, attempt, order_id, status, created_at,
-                         updated_at)
-                     VALUES (?, ?, ?, 'claimed', ?, ?)
+                    "INSERT INTO charge_attempts (charge_id, attempt, order_id, payment_method_id,
+                         status, created_at, updated_at)
+                     VALUES (?, ?, ?, ?, 'claimed', ?, ?)
                      ON CONFLICT (charge_id, attempt) DO NOTHING",
-                    params![id, number, order_id, now, now],
+                    params![
+                        id,
+                        number,
+                        order_id,
+                        self.payment_method_id.as_deref(),
+                        now,
+                        now
+                    ],
                 ),
                 stmt(
                     "UPDATE charges SET attempts = MAX(attempts, ?), status = 'pending',
@@ -259,36 +310,35 @@ impl ChargeIo for LedgerCharge<'_> {
 
     async fn record_initiated(&mut self, number: u32, payment_id: &str) -> Result<(), Problem> {
         let (id, now) = (&self.charge.id, self.now);
-        self.ctx
-            .db()
-            .batch(vec![
-                stmt(
-                    "UPDATE charge_attempts SET payment_id = ?, status = 'initiated', updated_at = ?
-                     WHERE charge_id = ? AND attempt = ? AND status = 'claimed'",
-                    params![payment_id, now, id, number],
-                ),
-                stmt(
-                    "UPDATE charges SET payment_id = ?,
-                         payment_method_id = COALESCE(?, payment_method_id), updated_at = ?,
-                         lease_until = CASE WHEN ? THEN NULL ELSE lease_until END
-                     WHERE id = ? AND status = 'pending'",
-                    params![
-                        payment_id,
-                        self.payment_method_id.as_deref(),
-                        now,
-                        self.start_only,
-                        id
-                    ],
-                ),
-            ])
-            .await?;
-        self.released = self.start_only;
-        Ok(())
+        let batch = vec![
+            stmt(
+                "UPDATE charge_attempts SET payment_id = ?,
+                     status = CASE status WHEN 'claimed' THEN 'initiated' ELSE status END,
+                     updated_at = ?
+                 WHERE charge_id = ? AND attempt = ? AND status IN ('claimed', 'fenced')",
+                params![payment_id, now, id, number],
+            ),
+            stmt(
+                "UPDATE charges SET payment_id = ?,
+                     payment_method_id = COALESCE(?, payment_method_id), updated_at = ?,
+                     lease_until = CASE WHEN ? THEN NULL ELSE lease_until END
+                 WHERE id = ? AND status = 'pending'",
+                params![
+                    payment_id,
+                    self.payment_method_id.as_deref(),
+                    now,
+                    self.start_only,
+                    id
+                ],
+            ),
+        ];
+        let releases = self.start_only;
+        self.write(batch, releases).await
     }
 
     async fn record_refused(
         &mut self,
-        number: Option<u32>,
+        attempt: Option<(u32, &str)>,
         code: &str,
         refusals: u32,
     ) -> Result<(), Problem> {
@@ -298,40 +348,50 @@ impl ChargeIo for LedgerCharge<'_> {
              WHERE id = ? AND status != 'succeeded'",
             params![refusals, code, now, id],
         )];
-        if let Some(number) = number {
+        if let Some((number, order_id)) = attempt {
             batch.push(stmt(
                 "UPDATE charge_attempts SET status = 'rejected', failure_reason = ?, updated_at = ?
                  WHERE charge_id = ? AND attempt = ? AND status = 'claimed'",
                 params![code, now, id, number],
             ));
+            batch.extend(self.give_up_order(order_id));
         }
-        self.ctx.db().batch(batch).await?;
-        Ok(())
+        self.write(batch, false).await
     }
 
-    async fn record_fenced(&mut self, number: u32, order_id: &str) -> Result<(), Problem> {
+    async fn record_fenced(&mut self, number: u32) -> Result<(), Problem> {
         let (id, now) = (&self.charge.id, self.now);
-        console_warn!("charge {id}: attempt {number} outcome unknown; order {order_id} cancelled");
-        self.ctx
-            .db()
-            .batch(vec![
-                stmt(
-                    "UPDATE charge_attempts SET status = 'fenced', updated_at = ?
-                     WHERE charge_id = ? AND attempt = ? AND status = 'claimed'",
-                    params![now, id, number],
-                ),
-                stmt(
-                    "UPDATE charges SET order_id = NULL, updated_at = ?
-                     WHERE id = ? AND order_id = ?",
-                    params![now, id, order_id],
-                ),
-                stmt(
-                    "UPDATE provider_orders SET status = 'fenced' WHERE order_id = ?",
-                    params![order_id],
-                ),
-            ])
-            .await?;
-        Ok(())
+        console_warn!("charge {id}: attempt {number} outcome unknown; its order was cancelled");
+        let batch = vec![stmt(
+            "UPDATE charge_attempts SET status = 'fenced', updated_at = ?
+             WHERE charge_id = ? AND attempt = ? AND status = 'claimed'",
+            params![now, id, number],
+        )];
+        self.write(batch, false).await
+    }
+
+    async fn record_ended(
+        &mut self,
+        number: u32,
+        status: AttemptStatus,
+        payment_id: Option<&str>,
+        order_id: &str,
+    ) -> Result<(), Problem> {
+        let (id, now) = (&self.charge.id, self.now);
+        if status == AttemptStatus::Abandoned {
+            console_warn!(
+                "charge {id}: attempt {number} never shown by the provider; order {order_id} \
+                 given up and watched"
+            );
+        }
+        let mut batch = vec![stmt(
+            "UPDATE charge_attempts SET status = ?, payment_id = COALESCE(?, payment_id),
+                 updated_at = ?
+             WHERE charge_id = ? AND attempt = ? AND status IN ('claimed', 'initiated', 'fenced')",
+            params![status.as_str(), payment_id, now, id, number],
+        )];
+        batch.extend(self.give_up_order(order_id));
+        self.write(batch, false).await
     }
 
     async fn record_success(
@@ -359,21 +419,19 @@ impl ChargeIo for LedgerCharge<'_> {
             stmt(
                 "UPDATE charges SET status = 'succeeded', payment_id = ?, failure_reason = NULL,
                      decline_class = NULL, next_retry_at = NULL, last_error = NULL,
-                     settled_at = ?, updated_at = ?, lease_until = NULL
+                     attention = NULL, settled_at = ?, updated_at = ?, lease_until = NULL
                  WHERE id = ? AND status != 'succeeded'",
                 params![payment_id, now, now, &c.id],
             ),
         ];
         if let Some(subscription_id) = &c.subscription_id {
-            batch.push(crate::store::subscriptions::after_payment(
+            batch.push(subscriptions::after_payment(
                 subscription_id,
                 c.period_index.unwrap_or(0),
                 now,
             ));
         }
-        self.ctx.db().batch(batch).await?;
-        self.released = true;
-        Ok(())
+        self.write(batch, true).await
     }
 
     async fn record_decline(
@@ -381,6 +439,7 @@ impl ChargeIo for LedgerCharge<'_> {
         number: u32,
         payment_id: &str,
         reason: Option<&str>,
+        given_up_order: Option<&str>,
     ) -> Result<(), Problem> {
         let c = &self.charge;
         let now = self.now;
@@ -389,7 +448,7 @@ impl ChargeIo for LedgerCharge<'_> {
         let first_failed_at = c.first_failed_at.unwrap_or(now);
         let reason = reason.unwrap_or("DECLINED");
         let step = self
-            .is_scheduled()
+            .scheduled
             .then(|| self.policy.next_step(class, declines, first_failed_at, now));
         let next_retry_at = match &step {
             Some(DunningStep::RetryAt(at)) => Some(*at),
@@ -398,14 +457,14 @@ impl ChargeIo for LedgerCharge<'_> {
         let mut batch = vec![
             stmt(
                 "UPDATE charge_attempts SET status = 'failed', payment_id = ?, failure_reason = ?,
-                     updated_at = ?
+                     decline_class = ?, updated_at = ?
                  WHERE charge_id = ? AND attempt = ?",
-                params![payment_id, reason, now, &c.id, number],
+                params![payment_id, reason, class.as_str(), now, &c.id, number],
             ),
             stmt(
                 "UPDATE charges SET status = 'failed', failure_reason = ?, decline_class = ?,
                      declines = ?, first_failed_at = ?, next_retry_at = ?, payment_id = ?,
-                     updated_at = ?, lease_until = NULL
+                     attention = NULL, updated_at = ?, lease_until = NULL
                  WHERE id = ? AND status != 'succeeded'",
                 params![
                     reason,
@@ -420,7 +479,7 @@ impl ChargeIo for LedgerCharge<'_> {
             ),
         ];
         if let (Some(subscription_id), Some(step)) = (&c.subscription_id, &step) {
-            batch.push(crate::store::subscriptions::after_decline(
+            batch.push(subscriptions::after_decline(
                 subscription_id,
                 c.period_index.unwrap_or(0),
                 step,
@@ -428,9 +487,10 @@ impl ChargeIo for LedgerCharge<'_> {
                 now,
             ));
         }
-        self.ctx.db().batch(batch).await?;
-        self.released = true;
-        Ok(())
+        if let Some(order_id) = given_up_order {
+            batch.extend(self.give_up_order(order_id));
+        }
+        self.write(batch, true).await
     }
 
     async fn record_waiting(&mut self, code: Option<&str>) -> Result<(), Problem> {
@@ -450,30 +510,86 @@ impl ChargeIo for LedgerCharge<'_> {
         Ok(())
     }
 
-    async fn record_failure(&mut self, code: &str) -> Result<(), Problem> {
+    async fn record_attention(&mut self, why: &Attention) -> Result<(), Problem> {
+        let (id, now) = (self.charge.id.clone(), self.now);
+        let (order_id, detail, key) = match why {
+            Attention::OrderLost { order_id } => (
+                Some(order_id.as_str()),
+                format!("The provider answers 404 for order {order_id}: it no longer knows it."),
+                format!("orderLost:{order_id}"),
+            ),
+            Attention::OutcomeUnknown { order_id } => (
+                Some(order_id.as_str()),
+                format!(
+                    "The provider gave a payment id on order {order_id} but never showed the \
+                     payment; the charge is held until its outcome is known."
+                ),
+                format!("outcomeUnknown:{order_id}"),
+            ),
+            Attention::Stuck { order_id } => (
+                Some(order_id.as_str()),
+                format!("A payment on order {order_id} has been in flight for over a day."),
+                format!("paymentStuck:{order_id}"),
+            ),
+            Attention::ProviderRefused { code } => (
+                None,
+                format!("The provider keeps refusing this charge's requests ({code})."),
+                format!("providerRefused:{id}"),
+            ),
+        };
+        console_warn!("charge {id} needs attention: {}", why.kind());
+        let key = format!("{id}:{key}");
+        let batch = vec![
+            stmt(
+                "UPDATE charges SET attention = ?, next_retry_at = ?, updated_at = ?,
+                     lease_until = NULL
+                 WHERE id = ? AND status IN ('processing', 'pending')",
+                params![why.kind(), now + ATTENTION_RECHECK_MS, now, &id],
+            ),
+            self.incident(why.kind(), key, order_id, detail),
+        ];
+        self.write(batch, true).await
+    }
+
+    async fn record_failure(&mut self, failure: ChargeFailure) -> Result<(), Problem> {
         let c = &self.charge;
         let now = self.now;
+        let code = failure.code();
         let mut batch = vec![stmt(
             "UPDATE charges SET status = 'failed', failure_reason = ?, decline_class = NULL,
-                 next_retry_at = NULL, updated_at = ?, lease_until = NULL
+                 next_retry_at = NULL, attention = NULL, updated_at = ?, lease_until = NULL
              WHERE id = ? AND status != 'succeeded'",
             params![code, now, &c.id],
         )];
-        if let Some(subscription_id) = &c.subscription_id
-            && self.is_scheduled()
+        let why = match failure {
+            ChargeFailure::NoPaymentMethod => Some("no card on file; a new card is needed"),
+            ChargeFailure::CardBlocked => {
+                Some("the card on file was hard-declined before; a new card is needed")
+            }
+            // Only API charges expire or are refused for card limits: no subscription moves.
+            ChargeFailure::Expired | ChargeFailure::CardRetryLimit => None,
+        };
+        if let (Some(subscription_id), Some(why), true) = (&c.subscription_id, why, self.scheduled)
         {
-            // Refused without a decline (no card on file, a permanent refusal): a new card or
-            // an operator is needed, retrying the same request cannot help.
-            batch.push(crate::store::subscriptions::after_decline(
+            batch.push(subscriptions::after_failure(
                 subscription_id,
                 c.period_index.unwrap_or(0),
-                &DunningStep::GiveUp(GiveUpReason::HardDecline),
-                code,
+                why,
                 now,
             ));
         }
-        self.ctx.db().batch(batch).await?;
-        self.released = true;
-        Ok(())
+        self.write(batch, true).await
+    }
+
+    async fn record_deferred(&mut self, limit: CardLimit) -> Result<(), Problem> {
+        let (id, now) = (&self.charge.id, self.now);
+        console_warn!("charge {id}: deferred a day: {limit}");
+        let batch = vec![stmt(
+            "UPDATE charges SET next_retry_at = ?, last_error = 'card_retry_limit', updated_at = ?,
+                 lease_until = NULL
+             WHERE id = ? AND status != 'succeeded'",
+            params![now + DAY_MS, now, id],
+        )];
+        self.write(batch, true).await
     }
 }

@@ -45,6 +45,7 @@ pub struct TickReport {
     pub declined: u32,
     pub failed: u32,
     pub waiting: u32,
+    pub needs_attention: u32,
     pub busy: u32,
     pub checkouts_settled: u32,
     pub refunds_settled: u32,
@@ -370,11 +371,12 @@ async fn drive_due_charges(
         .all(
             "SELECT id FROM charges
              WHERE kind != 'checkout'
-               AND (status IN ('processing', 'pending')
-                    OR (status = 'failed' AND next_retry_at <= ?))
-               AND (lease_until IS NULL OR lease_until < ?)
+               AND ((status IN ('processing', 'pending')
+                     AND (next_retry_at IS NULL OR next_retry_at <= ?1))
+                    OR (status = 'failed' AND next_retry_at <= ?1))
+               AND (lease_until IS NULL OR lease_until < ?2)
              ORDER BY COALESCE(next_retry_at, created_at), id
-             LIMIT ?",
+             LIMIT ?3",
             params![now, ctx.wall_ms(), budget.max_charges],
         )
         .await?;
@@ -459,6 +461,7 @@ async fn drive_all(
                         report.waiting += 1;
                         waiting.push(id);
                     }
+                    DriveEnd::NeedsAttention => report.needs_attention += 1,
                     DriveEnd::Busy => report.busy += 1,
                 }
             }

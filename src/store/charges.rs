@@ -4,7 +4,9 @@
 use serde::Deserialize;
 
 use super::db::{Db, P, Stmt, stmt};
-use crate::billing::charge_machine::{Attempt, AttemptStatus};
+use crate::billing::charge_machine::{Attempt, AttemptStatus, CardGuard};
+use crate::billing::dunning::CardDeclines;
+use crate::billing::time::{DAY_MS, days};
 use crate::http::problem::Problem;
 use crate::params;
 
@@ -35,6 +37,8 @@ pub struct ChargeRow {
     pub next_retry_at: Option<i64>,
     pub lease_until: Option<i64>,
     pub refunded_amount: i64,
+    /// Why the charge needs an operator, while it stays open.
+    pub attention: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub settled_at: Option<i64>,
@@ -44,7 +48,7 @@ pub const COLUMNS: &str = "id, charge_key, customer_ref, subscription_id, period
     amount, currency, description, metadata, request_hash, status, failure_reason, \
     decline_class, order_id, payment_id, payment_method_id, attempts, provider_refusals, \
     last_error, declines, first_failed_at, next_retry_at, lease_until, refunded_amount, \
-    created_at, updated_at, settled_at";
+    attention, created_at, updated_at, settled_at";
 
 pub struct NewCharge<'a> {
     pub id: &'a str,
@@ -142,18 +146,55 @@ pub async fn get(db: Db<'_>, id: &str) -> Result<Option<ChargeRow>, Problem> {
     db.first(&sql, params![id]).await
 }
 
-pub enum Lease {
-    /// Ours until released: the charge and its attempts, read under the lease.
-    Taken(ChargeRow, Vec<Attempt>),
-    /// Not ours: another process holds it, or the charge is final (the row says which).
-    Refused(ChargeRow),
+/// The card a new attempt of a charge would use: the customer's active card on file, and what
+/// the ledger knows about it across every charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Card {
+    pub payment_method_id: Option<String>,
+    pub guard: CardGuard,
 }
 
-/// Takes the lease on a charge that may need provider work, and reads it with its attempts in
-/// the same round trip.
+pub struct Leased {
+    pub charge: ChargeRow,
+    pub attempts: Vec<Attempt>,
+    pub card: Card,
+}
+
+pub enum Lease {
+    /// Ours until released: the charge, its attempts and its card, read under the lease.
+    Taken(Box<Leased>),
+    /// Not ours: another process holds it, or the charge is final (the row says which).
+    Refused(Box<ChargeRow>),
+}
+
+/// The customer's active card, its hard declines, and its declines within the windows the
+/// card networks count over (business time). Binds: 24 h ago, 30 days ago, the charge id.
+const CARD_SQL: &str = "SELECT pm.id AS payment_method_id,
+      EXISTS (SELECT 1 FROM charge_attempts a WHERE a.payment_method_id = pm.id
+                AND a.status = 'failed' AND a.decline_class = 'hard') AS hard,
+      (SELECT COUNT(*) FROM charge_attempts a WHERE a.payment_method_id = pm.id
+                AND a.status = 'failed' AND a.updated_at > ?1) AS last_24h,
+      (SELECT COUNT(*) FROM charge_attempts a WHERE a.payment_method_id = pm.id
+                AND a.status = 'failed' AND a.updated_at > ?2) AS last_30d
+    FROM payment_methods pm
+    WHERE pm.customer_ref = (SELECT customer_ref FROM charges WHERE id = ?3)
+      AND pm.status = 'active'
+    ORDER BY pm.created_at DESC LIMIT 1";
+
+#[derive(Deserialize)]
+struct CardRow {
+    payment_method_id: String,
+    hard: i64,
+    last_24h: u32,
+    last_30d: u32,
+}
+
+/// Takes the lease on a charge that may need provider work, and reads it with its attempts and
+/// its card in the same round trip. `now` is business time, `wall_now` real time (leases).
 pub async fn lease_and_load(
     db: Db<'_>,
     id: &str,
+    now: i64,
     wall_now: i64,
     lease_ms: i64,
 ) -> Result<Lease, Problem> {
@@ -166,6 +207,7 @@ pub async fn lease_and_load(
             ),
             Stmt::owned(format!("SELECT {COLUMNS} FROM charges WHERE id = ?"), params![id]),
             stmt(ATTEMPTS_SQL, params![id]),
+            stmt(CARD_SQL, params![now - DAY_MS, now - days(30), id]),
         ])
         .await?;
     let charge = results[1]
@@ -174,10 +216,30 @@ pub async fn lease_and_load(
         .next()
         .ok_or_else(|| Problem::not_found("The charge"))?;
     if results[0].changes != 1 {
-        return Ok(Lease::Refused(charge));
+        return Ok(Lease::Refused(Box::new(charge)));
     }
     let attempts = to_attempts(results[2].rows::<AttemptRow>()?)?;
-    Ok(Lease::Taken(charge, attempts))
+    let card = match results[3].rows::<CardRow>()?.into_iter().next() {
+        None => Card {
+            payment_method_id: None,
+            guard: CardGuard::NoCard,
+        },
+        Some(row) => Card {
+            guard: CardGuard::from_history(
+                row.hard != 0,
+                CardDeclines {
+                    last_24h: row.last_24h,
+                    last_30d: row.last_30d,
+                },
+            ),
+            payment_method_id: Some(row.payment_method_id),
+        },
+    };
+    Ok(Lease::Taken(Box::new(Leased {
+        charge,
+        attempts,
+        card,
+    })))
 }
 
 pub async fn release_lease(db: Db<'_>, id: &str) -> Result<(), Problem> {
@@ -195,10 +257,11 @@ struct AttemptRow {
     order_id: String,
     payment_id: Option<String>,
     status: String,
+    created_at: i64,
 }
 
-const ATTEMPTS_SQL: &str = "SELECT attempt, order_id, payment_id, status FROM charge_attempts
-    WHERE charge_id = ? ORDER BY attempt";
+const ATTEMPTS_SQL: &str = "SELECT attempt, order_id, payment_id, status, created_at
+    FROM charge_attempts WHERE charge_id = ? ORDER BY attempt";
 
 /// Attempts as the state machine sees them, oldest first.
 fn to_attempts(rows: Vec<AttemptRow>) -> Result<Vec<Attempt>, Problem> {
@@ -211,6 +274,7 @@ fn to_attempts(rows: Vec<AttemptRow>) -> Result<Vec<Attempt>, Problem> {
                 order_id: r.order_id,
                 payment_id: r.payment_id,
                 status,
+                created_at: r.created_at,
             })
         })
         .collect()

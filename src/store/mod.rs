@@ -4,6 +4,8 @@ pub mod charges;
 pub mod checkouts;
 pub mod db;
 pub mod idempotency;
+pub mod incidents;
+pub mod orders;
 pub mod payment_methods;
 pub mod refunds;
 pub mod subscriptions;

@@ -165,6 +165,16 @@ pub fn after_decline(
     )
 }
 
+/// After a subscription's charge for `period` failed without a decline, for a reason only a new
+/// card can cure (no card on file, a card that hard-declined elsewhere): `unpaid`, saying why.
+pub fn after_failure(subscription_id: &str, period: u32, why: &str, now: i64) -> Stmt {
+    stmt(
+        "UPDATE subscriptions SET status = 'unpaid', status_reason = ?, updated_at = ?
+         WHERE id = ? AND current_period = ? AND status IN ('active', 'past_due', 'unpaid')",
+        params![why, now, subscription_id, period],
+    )
+}
+
 /// The row as the pure renewal model sees it.
 pub fn to_model(row: &SubscriptionRow) -> Result<Subscription, Problem> {
     let broken = || Problem::internal(format!("Subscription {} has unreadable terms.", row.id));
