@@ -14,6 +14,7 @@ use crate::secure::{new_id, request_fingerprint};
 use crate::services::charging::{self, Mode, Patience};
 use crate::store::charges::{self, ChargeRow, NewCharge};
 use crate::store::idempotency::{self, Claim};
+use crate::store::incidents;
 use crate::validate::{self, Errors};
 
 /// Status reads after `POST /payments`, in ms: the provider settles asynchronously, usually
@@ -202,6 +203,13 @@ pub struct ChargeView<'a> {
     refunded_amount: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     provider_order_id: Option<&'a str>,
+    /// While `needs_attention`: why an operator must look (the incident's type).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attention: Option<&'a str>,
+    /// Incidents recorded on the charge (e.g. `duplicateRefunded`), oldest first; see
+    /// `GET /v1/incidents?chargeId=`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    incidents: Vec<String>,
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     settled_at: Option<String>,
@@ -211,6 +219,9 @@ pub fn view(c: &ChargeRow) -> ChargeView<'_> {
     let status = match ChargeStatus::parse(&c.status) {
         Some(ChargeStatus::Succeeded) => "succeeded",
         Some(ChargeStatus::Failed) => "failed",
+        // Still open and reconciled, but the provider lost it, keeps refusing it, or never
+        // tells its outcome: an operator must look.
+        _ if c.attention.is_some() => "needs_attention",
         _ => "pending",
     };
     let class = c.decline_class.as_deref();
@@ -244,6 +255,10 @@ pub fn view(c: &ChargeRow) -> ChargeView<'_> {
         attempts: c.attempts,
         refunded_amount: c.refunded_amount,
         provider_order_id: c.order_id.as_deref(),
+        attention: (status == "needs_attention")
+            .then_some(c.attention.as_deref())
+            .flatten(),
+        incidents: Vec::new(),
         created_at: format_rfc3339(c.created_at),
         settled_at: c.settled_at.map(format_rfc3339),
     }
@@ -256,7 +271,9 @@ pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
     let charge = charges::get(ctx.db(), id)
         .await?
         .ok_or_else(|| Problem::not_found("The charge"))?;
-    respond::json(200, &view(&charge))
+    let mut shown = view(&charge);
+    shown.incidents = incidents::kinds_for_charge(ctx.db(), id).await?;
+    respond::json(200, &shown)
 }
 
 /// Newest first; `?limit=` (1-100, default 20) and `?startingAfter=<charge id>` page through.

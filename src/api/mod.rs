@@ -4,6 +4,7 @@ pub mod body;
 pub mod charges;
 pub mod checkout;
 pub mod health;
+pub mod incidents;
 pub mod page;
 pub mod payment_method;
 pub mod plans;
@@ -14,7 +15,7 @@ pub mod test_clock;
 pub mod usage;
 pub mod webhooks;
 
-use worker::{Env, Request, Response, console_log};
+use worker::{Context, Env, Request, Response, console_log};
 
 use crate::config::Config;
 use crate::context::Ctx;
@@ -23,11 +24,11 @@ use crate::http::problem::Problem;
 use crate::http::router::{self, Access, Matched, Route};
 use crate::secure::constant_time_eq;
 
-pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
+pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> worker::Result<Response> {
     let started = worker::Date::now().as_millis();
     let method = req.method().to_string();
     let path = req.path();
-    let response = match dispatch(req, env, &method, &path).await {
+    let response = match dispatch(req, env, &worker_ctx, &method, &path).await {
         Ok(response) => response,
         Err(problem) => respond::problem(&problem),
     };
@@ -40,7 +41,13 @@ pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
     Ok(response)
 }
 
-async fn dispatch(req: Request, env: Env, method: &str, path: &str) -> Result<Response, Problem> {
+async fn dispatch(
+    req: Request,
+    env: Env,
+    worker_ctx: &Context,
+    method: &str,
+    path: &str,
+) -> Result<Response, Problem> {
     if method == "OPTIONS" {
         return preflight(&req, &env, path);
     }
@@ -66,7 +73,7 @@ async fn dispatch(req: Request, env: Env, method: &str, path: &str) -> Result<Re
         Access::Provider | Access::Open => Vec::new(),
     };
     let ctx = Ctx::from_env(&env, config)?;
-    let result = route_to(route, req, &ctx).await;
+    let result = route_to(route, req, &ctx, &env, worker_ctx).await;
     let mut response = match result {
         Ok(response) => response,
         Err(problem) => respond::problem(&problem),
@@ -77,7 +84,13 @@ async fn dispatch(req: Request, env: Env, method: &str, path: &str) -> Result<Re
     Ok(response)
 }
 
-async fn route_to(route: Route, mut req: Request, ctx: &Ctx) -> Result<Response, Problem> {
+async fn route_to(
+    route: Route,
+    mut req: Request,
+    ctx: &Ctx,
+    env: &Env,
+    worker_ctx: &Context,
+) -> Result<Response, Problem> {
     use Route::*;
     match route {
         Health => unreachable!("answered before configuration is read"),
@@ -86,7 +99,7 @@ async fn route_to(route: Route, mut req: Request, ctx: &Ctx) -> Result<Response,
         GetCheckout(id) => checkout::get(ctx, &id).await,
         GetPaymentMethod(customer) => payment_method::get(ctx, &customer).await,
         DeletePaymentMethod(customer) => payment_method::delete(ctx, &customer).await,
-        ProviderWebhook => webhooks::receive(&mut req, ctx).await,
+        ProviderWebhook => webhooks::receive(&mut req, ctx, env, worker_ctx).await,
         CreateCharge => charges::create(&mut req, ctx).await,
         GetCharge(id) => charges::get(ctx, &id).await,
         ListCustomerCharges(customer) => charges::list_for_customer(&req, ctx, &customer).await,
@@ -98,6 +111,8 @@ async fn route_to(route: Route, mut req: Request, ctx: &Ctx) -> Result<Response,
         ListSubscriptionEvents(id) => subscriptions::events(ctx, &id).await,
         SubscriptionAction(id, action) => subscriptions::act(&mut req, ctx, &id, action).await,
         RecordUsage => usage::record(&mut req, ctx).await,
+        ListIncidents => incidents::list(&req, ctx).await,
+        GetIncident(id) => incidents::get(ctx, &id).await,
         TestClockTick => test_clock::tick(&mut req, ctx).await,
     }
 }

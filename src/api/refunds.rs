@@ -34,6 +34,10 @@ struct RefundView<'a> {
     failure_reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     provider_order_id: Option<&'a str>,
+    /// Automatic refunds only: the provider payment returned, one nobody expected (a second
+    /// payment of the charge, or a payment on an order given up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reverses_payment_id: Option<&'a str>,
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     settled_at: Option<String>,
@@ -53,6 +57,7 @@ fn view(r: &RefundRow) -> RefundView<'_> {
         currency: &r.currency,
         failure_reason: r.failure_reason.as_deref(),
         provider_order_id: r.order_id.as_deref(),
+        reverses_payment_id: r.reverses_payment_id.as_deref(),
         created_at: format_rfc3339(r.created_at),
         settled_at: r.settled_at.map(format_rfc3339),
     }

@@ -41,6 +41,8 @@ pub enum Route {
     ListSubscriptionEvents(String),
     SubscriptionAction(String, SubscriptionAction),
     RecordUsage,
+    ListIncidents,
+    GetIncident(String),
     TestClockTick,
 }
 
@@ -64,6 +66,8 @@ impl Route {
             | ListSubscriptionEvents(_)
             | SubscriptionAction(..)
             | RecordUsage
+            | ListIncidents
+            | GetIncident(_)
             | TestClockTick => Access::Merchant,
         }
     }
@@ -145,6 +149,8 @@ pub fn resolve(method: &str, path: &str) -> Matched {
             )
         }
         ["v1", "usage"] => (&["POST"], is(method, "POST").then_some(RecordUsage)),
+        ["v1", "incidents"] => (&["GET"], is(method, "GET").then_some(ListIncidents)),
+        ["v1", "incidents", id] => (&["GET"], is(method, "GET").then(|| GetIncident(owned(id)))),
         ["v1", "test-clock", "tick"] => (&["POST"], is(method, "POST").then_some(TestClockTick)),
         _ => return Matched::NotFound,
     };
@@ -222,6 +228,8 @@ mod tests {
             ("POST", "/v1/test-clock/tick"),
             ("DELETE", "/v1/customers/c/payment-method"),
             ("GET", "/v1/customers/c/charges"),
+            ("GET", "/v1/incidents"),
+            ("GET", "/v1/incidents/inc_1"),
         ] {
             let Matched::Route(route) = resolve(method, path) else {
                 panic!("{path} should resolve")

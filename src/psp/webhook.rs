@@ -32,6 +32,17 @@ pub struct EventData {
     pub kind: Option<String>,
 }
 
+/// Whether an event of this type announces a final outcome.
+pub fn announces_outcome(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        "order.paymentcompleted"
+            | "order.paymentfailed"
+            | "order.paymentcancelled"
+            | "order.cancelled"
+    )
+}
+
 impl WebhookEvent {
     pub fn parse(body: &[u8]) -> Option<WebhookEvent> {
         let event: WebhookEvent = serde_json::from_slice(body).ok()?;
@@ -52,16 +63,9 @@ impl WebhookEvent {
         self.data.as_ref()?.reference_id.as_deref()
     }
 
-    /// Events that announce a final outcome: if the status does not confirm one yet, it lags,
-    /// and a redelivery is worth asking for.
+    /// Events that announce a final outcome: worth confirming by the order's status.
     pub fn announces_outcome(&self) -> bool {
-        matches!(
-            self.event_type.as_str(),
-            "order.paymentcompleted"
-                | "order.paymentfailed"
-                | "order.paymentcancelled"
-                | "order.cancelled"
-        )
+        announces_outcome(&self.event_type)
     }
 
     pub fn is_stale(&self, now_ms: i64, max_age_ms: i64) -> bool {

@@ -14,6 +14,7 @@ use crate::secure::digest_id;
 use crate::store::charges::{self, NewCharge};
 use crate::store::checkouts::{self, CheckoutRow};
 use crate::store::db::stmt;
+use crate::store::orders;
 use crate::store::payment_methods::{self, MaskedCard, NewPaymentMethod};
 use crate::store::subscriptions::{self, NewSubscription};
 use crate::store::vault::StoredCard;
@@ -50,6 +51,16 @@ pub async fn reconcile(ctx: &Ctx, checkout: &CheckoutRow) -> Result<Activation, 
         }),
         PageOutcome::Failed { reason } => {
             checkouts::mark_failed(ctx.db(), &checkout.id, &reason, now).await?;
+            // The page link is one-shot, but nothing promises that no payment completes on a
+            // failed order: it is watched like any order we stopped using.
+            ctx.db()
+                .batch(vec![orders::watch(
+                    &order_id,
+                    "checkout",
+                    &checkout.id,
+                    now,
+                )])
+                .await?;
             Ok(Activation::Failed)
         }
         PageOutcome::Paid { payment_id, .. } => {
@@ -179,7 +190,10 @@ async fn complete(
     ));
     batch.push(subscriptions::insert(&subscription));
     batch.push(charges::record_settled(
-        &charge, order_id, payment_id, &pm_id,
+        &charge,
+        order_id,
+        payment_id,
+        Some(&pm_id),
     ));
     if replaces_card {
         batch.extend(subscriptions::revive_after_new_card(customer, now));
@@ -220,13 +234,20 @@ pub async fn reconcile_stale(ctx: &Ctx, older_than: i64, limit: u32) -> Result<u
 
 /// Cancels the provider order before giving up on a checkout, so the customer cannot pay one
 /// we no longer expect. If the cancel is refused the order completed after all, and the next
-/// reconciliation activates it.
+/// reconciliation activates it. A confirmed cancel proves nothing either: the order stays
+/// watched, and a payment that completes there anyway is refunded.
 async fn abandon(ctx: &Ctx, checkout: &CheckoutRow, now: i64) -> Result<bool, Problem> {
     let Some(order_id) = &checkout.order_id else {
         return Ok(false);
     };
     match ctx.psp().cancel_order(order_id).await {
-        Ok(()) => checkouts::mark_failed(ctx.db(), &checkout.id, "abandoned", now).await,
+        Ok(()) => {
+            let failed = checkouts::mark_failed(ctx.db(), &checkout.id, "abandoned", now).await?;
+            ctx.db()
+                .batch(vec![orders::watch(order_id, "checkout", &checkout.id, now)])
+                .await?;
+            Ok(failed)
+        }
         Err(_) => {
             checkouts::touch(ctx.db(), &checkout.id, now).await?;
             Ok(false)

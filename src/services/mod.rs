@@ -3,5 +3,7 @@
 
 pub mod activation;
 pub mod charging;
+pub mod order_watching;
 pub mod refunding;
 pub mod tick;
+pub mod webhook_events;

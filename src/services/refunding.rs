@@ -20,7 +20,11 @@ pub async fn start(ctx: &Ctx, refund: &RefundRow, charge: &ChargeRow) -> Result<
     if !refunds::take_creation(ctx.db(), &refund.id, now).await? {
         return Ok(());
     }
-    let Some(purchase_order_id) = charge.order_id.clone() else {
+    let Some(purchase_order_id) = refund
+        .purchase_order_id
+        .clone()
+        .or_else(|| charge.order_id.clone())
+    else {
         refunds::finish(ctx.db(), refund, false, Some("no_purchase_order"), now).await?;
         return Ok(());
     };
@@ -36,7 +40,10 @@ pub async fn start(ctx: &Ctx, refund: &RefundRow, charge: &ChargeRow) -> Result<
         reference_id: refund.id.clone(),
         order_lines: vec![OrderLine {
             id: "refund".into(),
-            name: format!("Refund: {}", charge.description),
+            name: match refund.reverses_payment_id {
+                None => format!("Refund: {}", charge.description),
+                Some(_) => format!("Refund of an unexpected payment: {}", charge.description),
+            },
             quantity: -1,
             amount: Amount::of(refund.amount, &refund.currency),
             purchase_order_id: Some(purchase_order_id),

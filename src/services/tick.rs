@@ -20,7 +20,7 @@ use crate::meter::Usage;
 use crate::params;
 use crate::secure::new_id;
 use crate::services::charging::Patience;
-use crate::services::{activation, charging, refunding};
+use crate::services::{activation, charging, order_watching, refunding, webhook_events};
 use crate::store::charges::{self, NewCharge};
 use crate::store::db::stmt;
 use crate::store::subscriptions::{self, SubscriptionRow};
@@ -49,6 +49,10 @@ pub struct TickReport {
     pub busy: u32,
     pub checkouts_settled: u32,
     pub refunds_settled: u32,
+    /// Orders we stopped using that were looked at for a late payment.
+    pub orders_watched: u32,
+    /// Provider webhooks whose confirmation was due.
+    pub webhooks_confirmed: u32,
     /// True when the budget ran out with due work left; the next tick continues.
     pub work_left: bool,
     pub usage: Usage,
@@ -97,6 +101,12 @@ pub async fn run(ctx: &Ctx, trigger: &str) -> Result<TickReport, Problem> {
         let older = now - RECONCILE_AFTER_MS;
         report.checkouts_settled = activation::reconcile_stale(ctx, older, 10).await?;
         report.refunds_settled = settle_refunds(ctx, older).await?;
+    }
+    if within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
+        report.webhooks_confirmed = webhook_events::confirm_due(ctx, 20).await?;
+    }
+    if within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
+        report.orders_watched = order_watching::look_at_due(ctx, 20).await?;
     }
 
     report.usage = ctx.meter.usage();

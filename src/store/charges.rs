@@ -111,8 +111,14 @@ pub fn claim_for_period(c: &NewCharge<'_>, subscription_id: &str, period: u32) -
     stmt(CLAIM_FOR_PERIOD_SQL, params)
 }
 
-/// A charge that is already settled when it is recorded: the checkout's hosted-page payment.
-pub fn record_settled(c: &NewCharge<'_>, order_id: &str, payment_id: &str, pm_id: &str) -> Stmt {
+/// A charge that is already settled when it is recorded: the checkout's hosted-page payment,
+/// or a payment nobody expected (recorded so that it and its refund show like any other).
+pub fn record_settled(
+    c: &NewCharge<'_>,
+    order_id: &str,
+    payment_id: &str,
+    pm_id: Option<&str>,
+) -> Stmt {
     stmt(
         "INSERT INTO charges (id, charge_key, customer_ref, subscription_id, period_index, kind,
              amount, currency, description, metadata, request_hash, status, order_id, payment_id,

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::db::{Db, stmt};
+use super::db::{Db, Stmt, stmt};
 use crate::http::problem::Problem;
 use crate::params;
 
@@ -16,6 +16,11 @@ pub struct RefundRow {
     pub currency: String,
     pub status: String,
     pub order_id: Option<String>,
+    /// The purchase order whose money goes back.
+    pub purchase_order_id: Option<String>,
+    /// Set on automatic refunds of a payment nobody expected (a second payment of a charge, a
+    /// payment on an order we had given up): that payment.
+    pub reverses_payment_id: Option<String>,
     pub failure_reason: Option<String>,
     pub lease_until: Option<i64>,
     pub created_at: i64,
@@ -23,15 +28,30 @@ pub struct RefundRow {
     pub settled_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, charge_id, amount, currency, status, order_id, failure_reason, \
-    lease_until, created_at, updated_at, settled_at";
+const COLUMNS: &str = "id, charge_id, amount, currency, status, order_id, purchase_order_id, \
+    reverses_payment_id, failure_reason, lease_until, created_at, updated_at, settled_at";
 
-/// What is left to refund on a charge: captured minus refunds that are not failed. Binds the
-/// charge id twice. A macro, so that the claim below can embed it in a static statement.
+/// The refunds that return a charge's own payment: the merchant's, and the automatic refund of
+/// a charge that exists only to record an unexpected payment. Refunds of a second payment of
+/// the charge return other money and leave its refundable amount alone. Correlated on `c`.
+macro_rules! own_refunds_sql {
+    () => {
+        "refunds r WHERE r.charge_id = c.id
+           AND (r.reverses_payment_id IS NULL OR r.reverses_payment_id = c.payment_id)"
+    };
+}
+
+/// What is left to refund on a charge: captured minus its own refunds that are not failed.
+/// Binds the charge id once. A macro, so that the claim below can embed it in a static
+/// statement.
 macro_rules! remaining_sql {
     () => {
-        "((SELECT amount FROM charges WHERE id = ? AND status = 'succeeded')
-          - (SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE charge_id = ? AND status != 'failed'))"
+        concat!(
+            "(SELECT c.amount - (SELECT COALESCE(SUM(r.amount), 0) FROM ",
+            own_refunds_sql!(),
+            " AND r.status != 'failed')
+              FROM charges c WHERE c.id = ? AND c.status = 'succeeded')"
+        )
     };
 }
 
@@ -43,7 +63,7 @@ pub async fn remaining(db: Db<'_>, charge_id: &str) -> Result<i64, Problem> {
     let row: Option<Row> = db
         .first(
             concat!("SELECT ", remaining_sql!(), " AS remaining"),
-            params![charge_id, charge_id],
+            params![charge_id],
         )
         .await?;
     Ok(row.and_then(|r| r.remaining).unwrap_or(0))
@@ -82,14 +102,17 @@ pub async fn claim(
         .batch(vec![
             stmt(
                 claim_sql,
-                params![key, request_hash, refund_id, now, charge_id, charge_id, amount],
+                params![key, request_hash, refund_id, now, charge_id, amount],
             ),
             stmt(
-                "INSERT INTO refunds (id, charge_id, amount, currency, status, created_at, updated_at)
-                 SELECT ?, ?, ?, ?, 'processing', ?, ?
+                "INSERT INTO refunds (id, charge_id, amount, currency, status, purchase_order_id,
+                     created_at, updated_at)
+                 SELECT ?, ?, ?, ?, 'processing', (SELECT order_id FROM charges WHERE id = ?), ?, ?
                  WHERE EXISTS (SELECT 1 FROM idempotency_keys
                                WHERE scope = 'refund' AND key = ? AND resource_id = ?)",
-                params![refund_id, charge_id, amount, currency, now, now, key, refund_id],
+                params![
+                    refund_id, charge_id, amount, currency, charge_id, now, now, key, refund_id
+                ],
             ),
         ])
         .await?;
@@ -167,15 +190,58 @@ pub async fn finish(
             params![status, reason, now, now, &refund.id],
         ),
         stmt(
-            "UPDATE charges SET refunded_amount =
-               (SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE charge_id = ? AND status = 'succeeded'),
-               updated_at = ?
-             WHERE id = ?",
-            params![&refund.charge_id, now, &refund.charge_id],
+            concat!(
+                "UPDATE charges AS c SET refunded_amount =
+                   (SELECT COALESCE(SUM(r.amount), 0) FROM ",
+                own_refunds_sql!(),
+                " AND r.status = 'succeeded'),
+                   updated_at = ?
+                 WHERE c.id = ?"
+            ),
+            params![now, &refund.charge_id],
         ),
     ])
     .await?;
     Ok(())
+}
+
+/// The automatic refund of `payment_id`, a payment on `purchase_order_id` that nobody
+/// expected: claimed once per payment (a unique index), whatever retries.
+pub struct Reversal<'a> {
+    pub id: &'a str,
+    pub charge_id: &'a str,
+    pub amount: i64,
+    pub currency: &'a str,
+    pub purchase_order_id: &'a str,
+    pub payment_id: &'a str,
+    pub now: i64,
+}
+
+pub fn claim_reversal(r: &Reversal<'_>) -> Stmt {
+    stmt(
+        "INSERT INTO refunds (id, charge_id, amount, currency, status, purchase_order_id,
+             reverses_payment_id, created_at, updated_at)
+         VALUES (?, ?, ?, ?, 'processing', ?, ?, ?, ?)
+         ON CONFLICT DO NOTHING",
+        params![
+            r.id,
+            r.charge_id,
+            r.amount,
+            r.currency,
+            r.purchase_order_id,
+            r.payment_id,
+            r.now,
+            r.now
+        ],
+    )
+}
+
+pub async fn by_reversed_payment(
+    db: Db<'_>,
+    payment_id: &str,
+) -> Result<Option<RefundRow>, Problem> {
+    let sql = format!("SELECT {COLUMNS} FROM refunds WHERE reverses_payment_id = ?");
+    db.first(&sql, params![payment_id]).await
 }
 
 pub async fn unsettled(db: Db<'_>, older_than: i64, limit: u32) -> Result<Vec<RefundRow>, Problem> {

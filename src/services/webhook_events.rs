@@ -1,0 +1,236 @@
+//! Provider webhooks after their signature was checked: recorded first (so the provider gets
+//! its 200 as soon as the event is safe), then confirmed by reading the order status, right
+//! after the answer and again from the cron until the order settles. An event is a hint: it
+//! only says which order to look at, and the status decides.
+
+use serde::Deserialize;
+use worker::console_log;
+
+use crate::context::Ctx;
+use crate::http::problem::Problem;
+use crate::params;
+use crate::psp::webhook::{WebhookEvent, announces_outcome};
+use crate::services::activation::{self, Activation};
+use crate::services::charging::{self, Mode, Patience};
+use crate::services::{order_watching, refunding};
+use crate::store::checkouts;
+use crate::store::orders::{self, OwnerRow};
+
+/// An event as recorded, with what its confirmation needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Received {
+    pub event_id: String,
+    pub event_type: String,
+    pub order_id: Option<String>,
+    /// The reference the signed event echoes; absent when the event was too old to trust it
+    /// for anything but a status read.
+    pub reference_id: Option<String>,
+    pub checks: u32,
+    pub received_at: i64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Recorded {
+    New,
+    /// Seen before; `settled` when its confirmation is done.
+    Duplicate {
+        settled: bool,
+    },
+}
+
+/// Records a verified event. Only a failure to record it keeps the provider from its 200.
+pub async fn record(ctx: &Ctx, event: &WebhookEvent, stale: bool) -> Result<Recorded, Problem> {
+    #[derive(Deserialize)]
+    struct Seen {
+        outcome: String,
+    }
+    let now = ctx.now().await?;
+    let reference = if stale { None } else { event.reference_id() };
+    let results = ctx
+        .db()
+        .batch_results(vec![
+            crate::store::db::stmt(
+                "INSERT INTO webhook_events (event_id, event_type, order_id, reference_id, outcome,
+                     received_at, next_check_at)
+                 VALUES (?, ?, ?, ?, 'received', ?, ?) ON CONFLICT (event_id) DO NOTHING",
+                params![
+                    &event.metadata.event_id,
+                    &event.event_type,
+                    event.order_id(),
+                    reference,
+                    now,
+                    now
+                ],
+            ),
+            crate::store::db::stmt(
+                "SELECT outcome FROM webhook_events WHERE event_id = ?",
+                params![&event.metadata.event_id],
+            ),
+        ])
+        .await?;
+    if results[0].changes == 1 {
+        return Ok(Recorded::New);
+    }
+    let seen: Option<Seen> = results[1].rows::<Seen>()?.into_iter().next();
+    Ok(Recorded::Duplicate {
+        settled: seen.is_some_and(|s| s.outcome != "received"),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Handled {
+    /// The order reached a final state in the ledger (now or earlier), or its watch looked.
+    Settled,
+    /// Nothing to confirm: the event announced no outcome.
+    Noted,
+    /// The status does not confirm the event's outcome yet: looked at again later.
+    Unconfirmed,
+    /// Not an order of ours.
+    Ignored,
+}
+
+impl Handled {
+    fn outcome(self) -> &'static str {
+        match self {
+            Handled::Settled => "settled",
+            Handled::Noted => "noted",
+            Handled::Unconfirmed => "received",
+            Handled::Ignored => "ignored",
+        }
+    }
+}
+
+/// Confirmation is given up after this long: the order's own reconciliation (pending charges,
+/// stale checkouts, watched orders) carries on without the event.
+const CONFIRM_FOR_MS: i64 = 24 * 3_600_000;
+
+/// Confirms one recorded event by reading its order's status, and records how that went.
+pub async fn confirm(ctx: &Ctx, event: &Received) -> Result<Handled, Problem> {
+    let handled = match &event.order_id {
+        None => Handled::Ignored,
+        Some(order_id) => handle_order(ctx, event, order_id).await?,
+    };
+    let now = ctx.now().await?;
+    let (outcome, next_check_at) = match handled {
+        Handled::Unconfirmed if now - event.received_at > CONFIRM_FOR_MS => ("lapsed", None),
+        Handled::Unconfirmed => ("received", Some(now + backoff(event.checks))),
+        other => (other.outcome(), None),
+    };
+    ctx.db()
+        .run(
+            "UPDATE webhook_events SET outcome = ?, checks = checks + 1, next_check_at = ?,
+                 settled_at = CASE WHEN ? = 'received' THEN NULL ELSE ? END
+             WHERE event_id = ? AND outcome = 'received'",
+            params![outcome, next_check_at, outcome, now, &event.event_id],
+        )
+        .await?;
+    console_log!(
+        "webhook {} {} order {} -> {handled:?}",
+        event.event_id,
+        event.event_type,
+        event.order_id.as_deref().unwrap_or("-")
+    );
+    Ok(handled)
+}
+
+/// Thirty seconds, doubling up to an hour.
+fn backoff(checks: u32) -> i64 {
+    (30_000_i64 << checks.min(7)).min(3_600_000)
+}
+
+/// Events still unconfirmed whose next look is due (the cron's part).
+pub async fn confirm_due(ctx: &Ctx, limit: u32) -> Result<u32, Problem> {
+    let now = ctx.now().await?;
+    let due: Vec<Received> = ctx
+        .db()
+        .all(
+            "SELECT event_id, event_type, order_id, reference_id, checks, received_at
+             FROM webhook_events WHERE outcome = 'received' AND next_check_at <= ?
+             ORDER BY next_check_at LIMIT ?",
+            params![now, limit],
+        )
+        .await?;
+    let mut settled = 0;
+    for event in &due {
+        if confirm(ctx, event).await? != Handled::Unconfirmed {
+            settled += 1;
+        }
+    }
+    Ok(settled)
+}
+
+async fn handle_order(ctx: &Ctx, event: &Received, order_id: &str) -> Result<Handled, Problem> {
+    let owner: Option<OwnerRow> = ctx
+        .db()
+        .batch_results(vec![orders::owner_sql(order_id)])
+        .await?[0]
+        .rows::<OwnerRow>()?
+        .into_iter()
+        .next();
+    let Some(owner) = owner else {
+        return unknown_order(ctx, event, order_id).await;
+    };
+    // An order we stopped using is always looked at: a payment may complete there anyway.
+    if owner.status == "fenced" {
+        return Ok(match orders::watched(ctx.db(), order_id).await? {
+            Some(order) => {
+                order_watching::look_at(ctx, &order).await?;
+                Handled::Settled
+            }
+            None => Handled::Ignored,
+        });
+    }
+    // An event that announces no outcome changes nothing we record.
+    if !announces_outcome(&event.event_type) {
+        return Ok(Handled::Noted);
+    }
+    let settled = match owner.owner_kind.as_str() {
+        "checkout" => {
+            let Some(checkout) = checkouts::get(ctx.db(), &owner.owner_id).await? else {
+                return Ok(Handled::Ignored);
+            };
+            !matches!(
+                activation::reconcile(ctx, &checkout).await?,
+                Activation::Pending { .. }
+            )
+        }
+        "charge" => {
+            let charge =
+                charging::drive_charge(ctx, &owner.owner_id, Mode::SettleOnly, Patience::Poll(&[]))
+                    .await?;
+            charge.status == "succeeded" || charge.status == "failed"
+        }
+        "refund" => refunding::settle(ctx, &owner.owner_id).await?,
+        _ => return Ok(Handled::Ignored),
+    };
+    Ok(if settled {
+        Handled::Settled
+    } else {
+        Handled::Unconfirmed
+    })
+}
+
+/// An order we have no record of. A return order whose creation timed out learns its id from
+/// the signed event (confirmed by the order's status); an order of one of our checkouts or
+/// charges that we never recorded is watched; anything else is not ours.
+async fn unknown_order(ctx: &Ctx, event: &Received, order_id: &str) -> Result<Handled, Problem> {
+    let Some(reference) = event.reference_id.as_deref() else {
+        return Ok(Handled::Ignored);
+    };
+    if reference.starts_with("re_") {
+        if !refunding::adopt_order(ctx, reference, order_id).await? {
+            return Ok(Handled::Ignored);
+        }
+        return Ok(if refunding::settle(ctx, reference).await? {
+            Handled::Settled
+        } else {
+            Handled::Unconfirmed
+        });
+    }
+    Ok(
+        match order_watching::adopt_unknown(ctx, order_id, reference).await? {
+            Some(_) => Handled::Settled,
+            None => Handled::Ignored,
+        },
+    )
+}
