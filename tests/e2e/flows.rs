@@ -270,3 +270,13 @@ pub fn assert_ledgers_agree(s: &Stack, customer: &str) {
         }
     }
 }
+
+/// RFC 3339 for `minutes` from now (wall time): a business time for ticks that must not reach
+/// the end of a freshly started billing period.
+pub fn minutes_from_now(minutes: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    recurring_edge::billing::time::format_rfc3339(now + minutes * 60_000)
+}
