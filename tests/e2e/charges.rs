@@ -212,7 +212,12 @@ fn provider_faults_on_every_call_never_double_charge() {
                 // card until its settle window (15 minutes) passed, however often it is asked.
                 let id = charge_id(&first);
                 assert_eq!(completed_for_reference(&s.ledger(), &id), 0);
-                assert_eq!(last.json()["attempts"], 1, "{endpoint}/{fault}: {}", last.text);
+                assert_eq!(
+                    last.json()["attempts"],
+                    1,
+                    "{endpoint}/{fault}: {}",
+                    last.text
+                );
                 after_settle_window(&s, &last.json());
                 last = retry();
             }

@@ -216,19 +216,36 @@ pub fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
 }
 
 /// The worker's ledger (through its API) and the provider's agree for a customer: every
-/// succeeded charge has exactly one completed payment of its amount at the provider (over all
-/// the orders it ever used), and no other charge moved money.
+/// succeeded charge has exactly one completed payment of its amount at the provider on the order
+/// it names, any other completed payment over the orders it ever used was returned in full (a
+/// second payment refunded automatically), and no other charge kept money.
 pub fn assert_ledgers_agree(s: &Stack, customer: &str) {
     let ledger = s.ledger();
     let orders = ledger["orders"].as_array().cloned().unwrap_or_default();
+    let returns = ledger["returns"].as_array().cloned().unwrap_or_default();
     let payments = ledger["payments"].as_array().cloned().unwrap_or_default();
-    let completed_on = |order_ids: &[String]| -> Vec<Value> {
+    let amount_of = |p: &Value| {
+        p["amount"]
+            .as_i64()
+            .or_else(|| p["amount"].as_str()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let completed_on = |order: &str| -> Vec<Value> {
         payments
             .iter()
-            .filter(|p| p["status"] == "PAYMENT_COMPLETED")
-            .filter(|p| order_ids.iter().any(|o| p["orderId"] == o.as_str()))
+            .filter(|p| p["status"] == "PAYMENT_COMPLETED" && p["orderId"] == order)
             .cloned()
             .collect()
+    };
+    // Money returned against an order: its completed return orders' payments.
+    let returned = |order: &str| -> i64 {
+        returns
+            .iter()
+            .filter(|r| r["purchaseOrderId"] == order)
+            .filter_map(|r| r["orderId"].as_str())
+            .flat_map(&completed_on)
+            .map(|p| amount_of(&p).abs())
+            .sum()
     };
     for charge in &charges_of(s, customer) {
         // The charge's own orders: referenceId is the charge id (or, for the hosted-page
@@ -238,35 +255,45 @@ pub fn assert_ledgers_agree(s: &Stack, customer: &str) {
             .filter(|o| o["referenceId"] == charge["id"])
             .filter_map(|o| o["orderId"].as_str().map(str::to_owned))
             .collect();
-        if let Some(order) = charge["providerOrderId"].as_str()
-            && !ids.iter().any(|i| i == order)
+        let named = charge["providerOrderId"].as_str().map(str::to_owned);
+        if let Some(order) = &named
+            && !ids.contains(order)
         {
-            ids.push(order.to_owned());
+            ids.push(order.clone());
         }
-        let done = completed_on(&ids);
-        match charge["status"].as_str() {
-            Some("succeeded") => {
+        let succeeded = charge["status"] == "succeeded";
+        for id in &ids {
+            let done = completed_on(id);
+            if succeeded && named.as_deref() == Some(id.as_str()) {
                 assert_eq!(
                     done.len(),
                     1,
-                    "charge {} should have one payment: {done:?}",
+                    "charge {} should have one payment on {id}: {done:?}",
                     charge["id"]
                 );
-                let amount = done[0]["amount"]
-                    .as_i64()
-                    .or_else(|| done[0]["amount"].as_str()?.parse().ok());
                 assert_eq!(
-                    amount,
+                    Some(amount_of(&done[0])),
                     charge["amount"].as_i64(),
                     "amount of {}",
                     charge["id"]
                 );
+            } else {
+                let paid: i64 = done.iter().map(amount_of).sum();
+                assert_eq!(
+                    paid,
+                    returned(id),
+                    "charge {} ({}) kept money on order {id}: {done:?}",
+                    charge["id"],
+                    charge["status"]
+                );
             }
-            _ => assert!(
-                done.is_empty(),
-                "charge {} is not succeeded but moved money: {done:?}",
+        }
+        if succeeded {
+            assert!(
+                named.is_some(),
+                "succeeded charge {} names no order",
                 charge["id"]
-            ),
+            );
         }
     }
 }

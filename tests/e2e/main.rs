@@ -6,6 +6,7 @@ mod http;
 mod stack;
 
 mod billing;
+mod charge_safety;
 mod charges;
 mod checkout;
 mod foundation;
