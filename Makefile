@@ -23,5 +23,7 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p recurring-edge --lib --target wasm32-unknown-unknown -- -D warnings
 
+# The local ledger (.wrangler/state) and the sandbox's orders and tokens go together: a clean
+# resets both, so neither remembers payments the other never saw.
 clean:
-	rm -rf build target/e2e .wrangler/state
+	rm -rf build target/e2e .wrangler/state .wrangler/sandbox-state.json .wrangler/sandbox-state.json.tmp
