@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the product locally, `make test` runs every test.
-.PHONY: dev test bench build bootstrap fmt lint clean
+.PHONY: dev test bench build bootstrap fmt lint clean deploy predeploy
 
 dev:
 	@scripts/dev.sh
@@ -15,6 +15,14 @@ build:
 
 bootstrap:
 	@scripts/bootstrap.sh
+
+# The production deployment: checks, migrations, deploy, health (see the README's checklist).
+deploy:
+	@scripts/deploy.sh
+
+# Only the offline check of [env.production]: no placeholder ids, URLs or demo settings left.
+predeploy:
+	@python3 scripts/predeploy-check.py --env production
 
 fmt:
 	cargo fmt --all

@@ -309,7 +309,7 @@ mod tests {
         ];
         assert!(placeholder_settings(lookup(&local)).is_empty());
         let live = [
-            ("PSP_BASE_URL", "https://api.surfboardpayments.com"),
+            ("PSP_BASE_URL", "https://api.psp-live.se"),
             ("PUBLIC_BASE_URL", "https://payments.myshop.se"),
             (
                 "ALLOWED_ORIGINS",
