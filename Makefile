@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the product locally, `make test` runs every test.
-.PHONY: dev test bench build bootstrap fmt lint clean
+.PHONY: dev test bench build bootstrap fmt lint clean deploy predeploy
 
 dev:
 	@scripts/dev.sh
@@ -16,6 +16,14 @@ build:
 bootstrap:
 	@scripts/bootstrap.sh
 
+# The production deployment: checks, migrations, deploy, health (see the README's checklist).
+deploy:
+	@scripts/deploy.sh
+
+# Only the offline check of [env.production]: no placeholder ids, URLs or demo settings left.
+predeploy:
+	@python3 scripts/predeploy-check.py --env production
+
 fmt:
 	cargo fmt --all
 
@@ -23,5 +31,7 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p recurring-edge --lib --target wasm32-unknown-unknown -- -D warnings
 
+# The local ledger (.wrangler/state) and the sandbox's orders and tokens go together: a clean
+# resets both, so neither remembers payments the other never saw.
 clean:
-	rm -rf build target/e2e .wrangler/state
+	rm -rf build target/e2e .wrangler/state .wrangler/sandbox-state.json .wrangler/sandbox-state.json.tmp

@@ -1,65 +1,247 @@
 #!/usr/bin/env bash
-# `make dev`: the whole product on this machine. The worker (wrangler dev, local KV and D1 under
-# .wrangler/state) on :8787, the PSP sandbox on :8790, the demo storefront at /. Ctrl-C stops both.
+# `make dev`: the whole product on this machine. The PSP sandbox on :8790 and the worker
+# (wrangler dev, local KV and D1) on :8787, the demo storefront at /.
+#
+# - Builds the worker once, and only when something that goes into it changed; wrangler then
+#   runs a generated configuration without the [build] step (which stays in wrangler.toml for
+#   `wrangler deploy`), so it neither builds again nor rebuilds on file changes.
+# - Prints the URLs only once /health answers 200 (worker, bindings, schema and sandbox all up).
+# - Fails at once, with the reason and a non-zero exit, when a port is taken or the sandbox or
+#   the worker cannot start.
+# - Ctrl-C, SIGTERM or SIGHUP (to this script or its process group) stops everything it started.
+#
+# Settings (environment): WORKER_PORT (8787), SANDBOX_PORT (8790), DEV_DIR (.wrangler: the local
+# ledger, the sandbox's state file, logs and the generated configuration), DEV_SKIP_BUILD=1 (use
+# what is built, install and build nothing: the test of this script, run beside other tests).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 WORKER_PORT=${WORKER_PORT:-8787}
 SANDBOX_PORT=${SANDBOX_PORT:-8790}
-STATE=.wrangler/state
+DEV_DIR=${DEV_DIR:-.wrangler}
+STATE="$DEV_DIR/state"
+SANDBOX_STATE="$DEV_DIR/sandbox-state.json"
+SANDBOX_LOG="$DEV_DIR/sandbox.log"
+CONFIG="$DEV_DIR/dev/wrangler.json"
+SANDBOX_BIN="${CARGO_TARGET_DIR:-target}/release/psp-sandbox"
+# How long the worker may take to answer /health once started (a cold workerd on a busy
+# 2-core machine takes a few seconds; a degraded answer is reported sooner).
+HEALTH_DEADLINE_S=${HEALTH_DEADLINE_S:-90}
 
-scripts/bootstrap.sh
-. scripts/env.sh
+say() { printf 'dev: %s\n' "$*" >&2; }
+die() {
+  printf '\ndev: error: %s\n' "$*" >&2
+  exit 1
+}
+
+# --- processes -------------------------------------------------------------------------------
+# Everything long-running starts in a process group of its own (wrangler starts workerd, cargo
+# starts rustc), so stopping a group stops all of it, whoever sent the signal.
+
+groups=()
+spawn() { # spawn LOG|- COMMAND...: starts COMMAND in its own process group ("-": output to stderr)
+  if [ "$1" = - ]; then exec 9>&2; else exec 9>>"$1"; fi
+  shift
+  if command -v setsid >/dev/null 2>&1; then
+    setsid "$@" </dev/null >&9 2>&9 &
+  else
+    set -m
+    "$@" </dev/null >&9 2>&9 &
+    set +m
+  fi
+  spawned=$!
+  exec 9>&-
+  groups+=("$spawned")
+}
+
+forget() { # forget PID: a group that ended on its own
+  local g kept=()
+  for g in "${groups[@]}"; do [ "$g" = "$1" ] || kept+=("$g"); done
+  groups=(${kept[@]+"${kept[@]}"})
+}
+
+group_alive() { kill -0 -- "-$1" 2>/dev/null; }
+
+stop_all() {
+  local g alive _
+  [ -z "${napper:-}" ] || kill "$napper" 2>/dev/null || true
+  [ ${#groups[@]} -gt 0 ] || return 0
+  for g in "${groups[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
+  for _ in $(seq 1 50); do
+    alive=0
+    for g in "${groups[@]}"; do group_alive "$g" && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for g in "${groups[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
+  groups=()
+}
+
+on_signal() {
+  trap - INT TERM HUP
+  printf '\n' >&2
+  say "stopping (${1})"
+  stop_all
+  exit "$2"
+}
+trap 'on_signal SIGINT 130' INT
+trap 'on_signal SIGTERM 143' TERM
+trap 'on_signal SIGHUP 129' HUP
+trap stop_all EXIT
+
+# Runs a step in the foreground as far as the user sees, but in its own process group and
+# waited for with `wait`, which a signal interrupts at once.
+step() {
+  spawn - "$@"
+  local pid=$spawned status=0
+  wait "$pid" || status=$?
+  forget "$pid"
+  return "$status"
+}
+
+# --- checks before starting anything ---------------------------------------------------------
+
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+who_listens() {
+  if command -v ss >/dev/null 2>&1; then
+    ss -ltnpH "sport = :$1" 2>/dev/null |
+      sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/\1 (pid \2)/p' | head -1
+  elif command -v lsof >/dev/null 2>&1; then
+    lsof -nP -iTCP:"$1" -sTCP:LISTEN 2>/dev/null | awk 'NR==2 {print $1 " (pid " $2 ")"}'
+  fi
+}
+
+check_port() { # check_port PORT VARIABLE WHAT
+  local holder
+  if port_taken "$1"; then
+    holder=$(who_listens "$1" || true)
+    die "port $1 ($3) is already in use${holder:+ by $holder}.
+  Stop that process, or choose another port: $2=<port> make dev"
+  fi
+}
+
+for pair in "WORKER_PORT:$WORKER_PORT" "SANDBOX_PORT:$SANDBOX_PORT"; do
+  value=${pair#*:}
+  [[ "$value" =~ ^[0-9]+$ ]] && [ "$value" -ge 1 ] && [ "$value" -le 65535 ] ||
+    die "${pair%%:*} must be a port number (1-65535), not '$value'"
+done
+[ "$WORKER_PORT" != "$SANDBOX_PORT" ] || die "WORKER_PORT and SANDBOX_PORT must differ"
+check_port "$SANDBOX_PORT" SANDBOX_PORT "the PSP sandbox"
+check_port "$WORKER_PORT" WORKER_PORT "the worker"
+command -v python3 >/dev/null 2>&1 || die "python3 (3.11 or newer) is required"
+python3 -c 'import tomllib' 2>/dev/null || die "python3 3.11 or newer is required (it reads wrangler.toml)"
+
+# --- build -----------------------------------------------------------------------------------
+
+started_at=$(date +%s)
+if [ "${DEV_SKIP_BUILD:-}" = 1 ]; then
+  . scripts/env.sh
+  for built in build/worker/shim.mjs "$SANDBOX_BIN" node_modules/.bin/wrangler; do
+    [ -e "$built" ] || die "DEV_SKIP_BUILD=1 but $built is missing: run make dev (or make build) once"
+  done
+else
+  step scripts/bootstrap.sh || die "the tools could not be installed (see above)"
+  . scripts/env.sh
+  say "building the worker (skipped when nothing changed) and the PSP sandbox"
+  step bash scripts/build-worker.sh || die "the worker did not build (see above)"
+  step cargo build --release --locked -p psp-sandbox || die "the PSP sandbox did not build (see above)"
+fi
 
 if [ ! -f .dev.vars ]; then
   cp .dev.vars.example .dev.vars
-  echo "dev: created .dev.vars from .dev.vars.example (local secrets matching the sandbox)" >&2
+  say "created .dev.vars from .dev.vars.example (local secrets matching the sandbox)"
 fi
 
-echo "dev: building the worker and the PSP sandbox" >&2
-bash scripts/build-worker.sh >&2
-cargo build --release --locked -p psp-sandbox >&2
-
-echo "dev: applying D1 migrations to the local ledger" >&2
-wrangler d1 migrations apply DB --local --persist-to "$STATE" >&2
-
-pids=()
-cleanup() {
-  trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT INT TERM
-
-mkdir -p .wrangler
-# The sandbox keeps its orders and tokens across restarts, matching the persisted ledger.
-setsid target/release/psp-sandbox --port "$SANDBOX_PORT" --state .wrangler/sandbox-state.json \
-  > .wrangler/sandbox.log 2>&1 &
-pids+=($!)
-
+mkdir -p "$DEV_DIR/dev" "$STATE"
 base="http://127.0.0.1:$WORKER_PORT"
-setsid wrangler dev --local --ip 127.0.0.1 --port "$WORKER_PORT" --persist-to "$STATE" \
-  --test-scheduled \
-  --var "PSP_BASE_URL:http://127.0.0.1:$SANDBOX_PORT" --var "PUBLIC_BASE_URL:$base" \
-  --var "ALLOWED_ORIGINS:$base,http://localhost:$WORKER_PORT" &
-pids+=($!)
+sandbox_url="http://127.0.0.1:$SANDBOX_PORT"
+python3 scripts/dev-config.py "$CONFIG" \
+  "PSP_BASE_URL=$sandbox_url" "PUBLIC_BASE_URL=$base" \
+  "ALLOWED_ORIGINS=$base,http://localhost:$WORKER_PORT"
+# wrangler reads .dev.vars next to its configuration.
+ln -sfn "$ROOT/.dev.vars" "$DEV_DIR/dev/.dev.vars"
 
-for _ in $(seq 1 120); do
-  curl -fsS "$base/health" >/dev/null 2>&1 && break
-  sleep 0.5
+say "applying D1 migrations to the local ledger"
+step wrangler d1 migrations apply DB --local --config "$CONFIG" --persist-to "$STATE" ||
+  die "the D1 migrations could not be applied (see above)"
+
+# --- start -----------------------------------------------------------------------------------
+
+# The ports may have been taken while building.
+check_port "$SANDBOX_PORT" SANDBOX_PORT "the PSP sandbox"
+check_port "$WORKER_PORT" WORKER_PORT "the worker"
+
+: >"$SANDBOX_LOG"
+# The sandbox keeps its orders and tokens across restarts, matching the persisted ledger.
+spawn "$SANDBOX_LOG" "$SANDBOX_BIN" --port "$SANDBOX_PORT" --state "$SANDBOX_STATE"
+sandbox_pid=$spawned
+deadline=$(($(date +%s) + 15))
+until grep -q "psp-sandbox listening on" "$SANDBOX_LOG" 2>/dev/null; do
+  if ! kill -0 "$sandbox_pid" 2>/dev/null; then
+    die "the PSP sandbox did not start:
+$(tail -n 5 "$SANDBOX_LOG" | sed 's/^/  /')
+  (full log: $SANDBOX_LOG)"
+  fi
+  [ "$(date +%s)" -lt "$deadline" ] || die "the PSP sandbox did not announce itself within 15 s (log: $SANDBOX_LOG)"
+  sleep 0.1
 done
 
-cat <<EOT
+say "starting the worker (wrangler dev); its log follows"
+spawn - wrangler dev --config "$CONFIG" --local --ip 127.0.0.1 --port "$WORKER_PORT" \
+  --persist-to "$STATE" --test-scheduled --show-interactive-dev-session=false
+wrangler_pid=$spawned
+
+health=""
+code=""
+deadline=$(($(date +%s) + HEALTH_DEADLINE_S))
+degraded_since=""
+while :; do
+  kill -0 "$sandbox_pid" 2>/dev/null ||
+    die "the PSP sandbox stopped:
+$(tail -n 5 "$SANDBOX_LOG" | sed 's/^/  /')"
+  kill -0 "$wrangler_pid" 2>/dev/null ||
+    die "the worker (wrangler dev) stopped before /health answered; its output is above"
+  code=$(curl -s -o "$DEV_DIR/dev/health.json" -w '%{http_code}' --max-time 5 "$base/health" 2>/dev/null || true)
+  [ "$code" = 200 ] && break
+  if [ "$code" = 503 ]; then
+    # Up but degraded: give it a few seconds (bindings warm up), then say what is wrong.
+    degraded_since=${degraded_since:-$(date +%s)}
+    if [ $(($(date +%s) - degraded_since)) -ge 10 ]; then
+      health=$(cat "$DEV_DIR/dev/health.json" 2>/dev/null || true)
+      die "the worker answers /health with 503 (degraded): $health"
+    fi
+  fi
+  [ "$(date +%s)" -lt "$deadline" ] ||
+    die "the worker did not answer /health within ${HEALTH_DEADLINE_S} s (last answer: ${code:-none})"
+  sleep 0.2
+done
+
+cat >&2 <<EOT
+
+  Ready in $(($(date +%s) - started_at)) s.
 
   Storefront (demo)   $base/
   Health              $base/health
   API                 $base/v1/...   (merchant key: MERCHANT_API_KEY in .dev.vars)
-  PSP sandbox         http://127.0.0.1:$SANDBOX_PORT   (ledger: /_sandbox/ledger, log: .wrangler/sandbox.log)
+  PSP sandbox         $sandbox_url   (ledger: /_sandbox/ledger, log: $SANDBOX_LOG)
   Run the cron now    curl "$base/__scheduled?cron=*+*+*+*+*"
   Move time forward   curl -X POST $base/v1/test-clock/tick -H 'Authorization: Bearer dev-merchant-key' \\
                         -H 'Content-Type: application/json' -d '{"now":"2027-01-01T00:00:00Z"}'
 
-  Ctrl-C stops everything.
+  Ctrl-C stops everything. After changing src/, run make dev again (it rebuilds what changed).
+
 EOT
-wait
+
+# Until a signal comes, or one of the two stops on its own (then everything stops).
+while kill -0 "$sandbox_pid" 2>/dev/null && kill -0 "$wrangler_pid" 2>/dev/null; do
+  sleep 1 &
+  napper=$!
+  wait "$napper" || true
+done
+if ! kill -0 "$sandbox_pid" 2>/dev/null; then
+  die "the PSP sandbox stopped; stopping the worker too:
+$(tail -n 5 "$SANDBOX_LOG" | sed 's/^/  /')"
+fi
+die "the worker (wrangler dev) stopped; stopping the sandbox too"

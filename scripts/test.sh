@@ -23,6 +23,17 @@ cargo clippy -p recurring-edge --lib --target wasm32-unknown-unknown --locked --
 step "build the worker (release wasm) and the PSP sandbox"
 bash scripts/build-worker.sh
 cargo build --release --locked -p psp-sandbox
+step "the production bundle (wrangler deploy --dry-run --env production)"
+# Validates the production configuration and bundles what would be uploaded, offline. The
+# placeholders of the example are refused by scripts/predeploy-check.py (make deploy), not here.
+dry_run=$(mktemp -d)
+wrangler deploy --dry-run --env production --outdir "$dry_run" >"$dry_run.log" 2>&1 || {
+  cat "$dry_run.log" >&2
+  exit 1
+}
+grep -E "assets directory|Total Upload" "$dry_run.log" >&2 || true
+rm -rf "$dry_run" "$dry_run.log"
+
 # Migrations may have changed since the last run: the harness rebuilds its template state.
 rm -rf "${CARGO_TARGET_DIR:-target}/e2e"
 

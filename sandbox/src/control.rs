@@ -85,6 +85,19 @@ pub async fn pay(State(sb): State<Shared>, Path(order_id): Path<String>, bytes: 
     .into_response()
 }
 
+/// The provider forgets an order: from now on its API answers 404 for it (status, tokens,
+/// cancel, `POST /payments`, refunds of it, the payment page). The ledger keeps it, marked
+/// `lost`, with whatever moved on it; a payment in flight on it settles as usual.
+pub async fn lose_order(State(sb): State<Shared>, Path(order_id): Path<String>) -> Response {
+    let mut guard = sb.lock();
+    let Some(order) = guard.ledger.orders.get_mut(&order_id) else {
+        return problem(StatusCode::NOT_FOUND, "unknown order");
+    };
+    order.lost = true;
+    sb.persist(&guard);
+    StatusCode::NO_CONTENT.into_response()
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct BehaviourRequest {

@@ -45,6 +45,12 @@ pub enum FaultKind {
     TimeoutBefore,
     Drop,
     Duplicate,
+    /// `cancel_order`: the cancel succeeds but a payment already in flight on the order is not
+    /// stopped; it settles as it would have, money and webhooks included.
+    PaymentSurvives,
+    /// `create_order`, `refund`: the order is created and its id answered, then the provider
+    /// forgets it (404 from then on).
+    Lost,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -86,6 +92,12 @@ pub struct Rule {
     /// Webhooks: an event is held back until the next event of its order has been sent.
     #[serde(default)]
     pub reorder: bool,
+    /// Cancelling an order leaves a payment already in flight on it running.
+    #[serde(default)]
+    pub payment_survives_rate: f64,
+    /// A created order is forgotten right after its creation was answered.
+    #[serde(default)]
+    pub lost_rate: f64,
     /// The rule applies to the next `times` matching calls, then expires.
     #[serde(default)]
     pub times: Option<u32>,
@@ -116,6 +128,10 @@ pub struct Decision {
     pub action: Action,
     pub latency_ms: u64,
     pub status_lag_ms: u64,
+    /// A cancel that does its work leaves payments in flight running.
+    pub payment_survives: bool,
+    /// An order created by this call is forgotten once the answer is decided.
+    pub lose_order: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -147,23 +163,29 @@ impl Rule {
             FaultKind::TimeoutBefore => self.timeout_before_rate,
             FaultKind::Drop => self.drop_rate,
             FaultKind::Duplicate => self.duplicate_rate,
+            FaultKind::PaymentSurvives => self.payment_survives_rate,
+            FaultKind::Lost => self.lost_rate,
         }
+    }
+
+    fn rates(&self) -> [f64; 9] {
+        [
+            self.error_rate,
+            self.error_after_rate,
+            self.business_error_rate,
+            self.timeout_rate,
+            self.timeout_before_rate,
+            self.drop_rate,
+            self.duplicate_rate,
+            self.payment_survives_rate,
+            self.lost_rate,
+        ]
     }
 
     /// A rule that would never do anything is a mistake in the test that wrote it.
     fn does_something(&self) -> bool {
         self.fault.is_some()
-            || [
-                self.error_rate,
-                self.error_after_rate,
-                self.business_error_rate,
-                self.timeout_rate,
-                self.timeout_before_rate,
-                self.drop_rate,
-                self.duplicate_rate,
-            ]
-            .iter()
-            .any(|r| *r > 0.0)
+            || self.rates().iter().any(|r| *r > 0.0)
             || self.latency_ms > 0
             || self.status_lag_ms > 0
             || self.reorder
@@ -203,6 +225,14 @@ impl Rule {
         if self.status_lag_ms > 0 && endpoint != Endpoint::OrderStatus {
             return Some("status_lag_ms");
         }
+        if self.rate(FaultKind::PaymentSurvives) > 0.0 && endpoint != Endpoint::CancelOrder {
+            return Some("payment_survives");
+        }
+        if self.rate(FaultKind::Lost) > 0.0
+            && !matches!(endpoint, Endpoint::CreateOrder | Endpoint::Refund)
+        {
+            return Some("lost");
+        }
         wrong.iter().find(|(set, _)| *set).map(|(_, name)| *name)
     }
 }
@@ -227,16 +257,7 @@ impl Faults {
     /// Checks a configuration before it replaces the current one.
     pub fn validate(config: &FaultConfig) -> Result<(), String> {
         for (i, rule) in config.rules.iter().enumerate() {
-            let rates = [
-                rule.error_rate,
-                rule.error_after_rate,
-                rule.business_error_rate,
-                rule.timeout_rate,
-                rule.timeout_before_rate,
-                rule.drop_rate,
-                rule.duplicate_rate,
-            ];
-            if rates.iter().any(|r| !(0.0..=1.0).contains(r)) {
+            if rule.rates().iter().any(|r| !(0.0..=1.0).contains(r)) {
                 return Err(format!("rule {i}: rates are between 0 and 1"));
             }
             if !rule.does_something() {
@@ -294,6 +315,8 @@ impl Faults {
             action: Action::Proceed,
             latency_ms: 0,
             status_lag_ms: 0,
+            payment_survives: false,
+            lose_order: false,
         };
         for active in self.matching(endpoint) {
             let r = &active.rule;
@@ -301,6 +324,14 @@ impl Faults {
             decision.status_lag_ms = decision.status_lag_ms.max(r.status_lag_ms);
             let timeout = r.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
             let draw = next(&mut active.rng);
+            // Extra draws only for the rules that use them, so the sequences of every other
+            // rule stay what they were for a seed.
+            let mut side_fault = |kind: FaultKind| {
+                let rate = active.rule.rate(kind);
+                rate > 0.0 && next(&mut active.rng) < rate
+            };
+            decision.payment_survives |= side_fault(FaultKind::PaymentSurvives);
+            decision.lose_order |= side_fault(FaultKind::Lost);
             if let Some(times) = active.rule.times.as_mut() {
                 *times -= 1;
             }
@@ -456,5 +487,92 @@ mod tests {
             Faults::validate(&everywhere).is_ok(),
             "no endpoint: applies to all"
         );
+    }
+
+    #[test]
+    fn surviving_payments_and_lost_orders_come_beside_the_answer() {
+        let mut f = Faults::default();
+        let c = config(
+            r#"{"rules": [{"endpoint": "cancel_order", "fault": "payment_survives", "times": 1},
+                          {"endpoint": "cancel_order", "fault": "error_after", "times": 2},
+                          {"endpoint": "create_order", "lost_rate": 1.0, "times": 1}]}"#,
+        );
+        Faults::validate(&c).unwrap();
+        f.configure(c, 1);
+        let first = f.decide(Endpoint::CancelOrder);
+        assert_eq!(
+            (first.action, first.payment_survives),
+            (Action::ErrorAfter, true),
+            "both rules act on the same call"
+        );
+        let second = f.decide(Endpoint::CancelOrder);
+        assert_eq!(
+            (second.action, second.payment_survives),
+            (Action::ErrorAfter, false)
+        );
+        let third = f.decide(Endpoint::CancelOrder);
+        assert_eq!(
+            (third.action, third.payment_survives),
+            (Action::Proceed, false),
+            "both rules are used up"
+        );
+        assert!(f.decide(Endpoint::CreateOrder).lose_order);
+        assert!(!f.decide(Endpoint::CreateOrder).lose_order);
+    }
+
+    #[test]
+    fn a_rate_of_surviving_payments_is_reproducible_and_leaves_other_sequences_alone() {
+        let run = |seed: u64| {
+            let mut f = Faults::default();
+            f.configure(
+                config(&format!(
+                    r#"{{"seed": {seed}, "rules": [{{"endpoint": "cancel_order", "payment_survives_rate": 0.5}}]}}"#
+                )),
+                1,
+            );
+            (0..100)
+                .map(|_| f.decide(Endpoint::CancelOrder).payment_survives)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(3), run(3));
+        let survived = run(3).iter().filter(|s| **s).count();
+        assert!((30..=70).contains(&survived), "about half: {survived}");
+        // A rule without the new fields draws exactly as before: a pinned sequence.
+        let mut f = Faults::default();
+        f.configure(
+            config(r#"{"seed": 7, "rules": [{"endpoint": "create_order", "error_rate": 0.5}]}"#),
+            1,
+        );
+        let mut g = Faults::default();
+        g.configure(
+            config(r#"{"seed": 7, "rules": [{"endpoint": "create_order", "error_rate": 0.5, "lost_rate": 0.0}]}"#),
+            1,
+        );
+        for _ in 0..50 {
+            assert_eq!(
+                f.decide(Endpoint::CreateOrder),
+                g.decide(Endpoint::CreateOrder)
+            );
+        }
+    }
+
+    #[test]
+    fn surviving_payments_and_lost_orders_only_apply_where_they_can_act() {
+        for misplaced in [
+            r#"{"rules": [{"endpoint": "cancel_payment", "fault": "payment_survives"}]}"#,
+            r#"{"rules": [{"endpoint": "webhook", "payment_survives_rate": 0.5}]}"#,
+            r#"{"rules": [{"endpoint": "order_status", "fault": "lost"}]}"#,
+            r#"{"rules": [{"endpoint": "initiate_payment", "lost_rate": 1}]}"#,
+            r#"{"rules": [{"endpoint": "cancel_order", "payment_survives_rate": 1.5}]}"#,
+        ] {
+            assert!(Faults::validate(&config(misplaced)).is_err(), "{misplaced}");
+        }
+        for fine in [
+            r#"{"rules": [{"endpoint": "cancel_order", "fault": "payment_survives"}]}"#,
+            r#"{"rules": [{"endpoint": "refund", "fault": "lost", "times": 1}]}"#,
+            r#"{"rules": [{"endpoint": "create_order", "lost_rate": 0.2}]}"#,
+        ] {
+            assert!(Faults::validate(&config(fine)).is_ok(), "{fine}");
+        }
     }
 }

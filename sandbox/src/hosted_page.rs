@@ -53,8 +53,7 @@ pub fn attempt(
 ) -> Result<Attempt, Refusal> {
     let order = inner
         .ledger
-        .orders
-        .get(order_id)
+        .known_order(order_id)
         .ok_or(Refusal::UnknownOrder)?;
     if order.terminal != Terminal::PaymentPage || order.kind != OrderKind::Purchase {
         return Err(Refusal::NotPayable);
@@ -113,7 +112,7 @@ pub fn settle_wait(sb: &Shared) -> Duration {
 
 pub async fn show(State(sb): State<Shared>, Path(order_id): Path<String>) -> Response {
     let guard = sb.lock();
-    match guard.ledger.orders.get(&order_id) {
+    match guard.ledger.known_order(&order_id) {
         Some(o)
             if o.terminal == Terminal::PaymentPage
                 && o.kind == OrderKind::Purchase

@@ -48,6 +48,7 @@ pub fn report(l: &Ledger, filter: &Filter) -> Value {
             "purchaseOrderId": o.purchase_order_id,
             "tokenize": o.tokenize,
             "cancelled": o.cancelled,
+            "lost": o.lost,
             "linkUsed": o.link_used,
             "callBackUrl": o.callback_url,
             "paymentIds": o.payments,

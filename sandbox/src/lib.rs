@@ -79,6 +79,7 @@ pub fn router(sb: Shared) -> Router {
     }
     let control = Router::new()
         .route("/_sandbox/orders/{order}/pay", post(control::pay))
+        .route("/_sandbox/orders/{order}", delete(control::lose_order))
         .route(
             "/_sandbox/tokens/{token}/behaviour",
             put(control::set_behaviour).delete(control::clear_behaviour),

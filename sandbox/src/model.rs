@@ -80,6 +80,10 @@ pub struct Order {
     pub failure_redirect_url: Option<String>,
     pub purchase_order_id: Option<String>,
     pub cancelled: bool,
+    /// The provider forgot the order (control API or the `lost` fault): its API answers 404
+    /// for it. It stays here so the ledger still shows what moved on it.
+    #[serde(default)]
+    pub lost: bool,
     /// The hosted page link is one-shot: set once an attempt started.
     pub link_used: bool,
     pub payments: Vec<String>,
@@ -171,6 +175,11 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// An order the provider's API still knows: not lost.
+    pub fn known_order(&self, order_id: &str) -> Option<&Order> {
+        self.orders.get(order_id).filter(|o| !o.lost)
+    }
+
     pub fn payments_of<'a>(
         &'a self,
         order: &'a Order,

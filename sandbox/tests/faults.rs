@@ -190,3 +190,75 @@ fn status_reads_can_lag_behind_the_real_outcome() {
     // Tokens are not subject to the status lag.
     assert_eq!(s.tokens(&page).as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn status_lag_hides_a_decline_the_card_already_gave() {
+    let s = start();
+    let hook = s.receiver(0);
+    s.control(
+        "PUT",
+        "/_sandbox/webhooks",
+        &json!({"url": hook.url, "retries": false}),
+    );
+    let token = s.token_for("4000000000009995");
+    let ledger_status = |order: &str| {
+        s.get(&format!("/_sandbox/ledger?orderId={order}")).body["payments"][0]["status"].clone()
+    };
+
+    // A lag longer than the order's life: the status shows no payment at all.
+    s.set_faults(json!({"rules": [{"endpoint": "order_status", "status_lag_ms": 2000}]}));
+    let absent = s.mit_order_with(9900, "lag-absent");
+    s.charge(&absent, &token);
+    eventually("the card to decline", || {
+        ledger_status(&absent) == "PAYMENT_FAILED"
+    });
+    let st = s.status(&absent);
+    assert_eq!(st["orderStatus"], "PENDING", "{st}");
+    assert_eq!(st["payments"], json!([]), "{st}");
+    // The webhook tells the truth first.
+    eventually("order.paymentfailed", || {
+        hook.types_of(&absent)
+            .contains(&"order.paymentfailed".to_owned())
+    });
+    assert_eq!(s.status(&absent)["payments"], json!([]));
+    eventually("the lagging status to show the decline", || {
+        s.status(&absent)["orderStatus"] == "PAYMENT_FAILED"
+    });
+    let st = s.status(&absent);
+    assert_eq!(st["payments"][0]["failureReason"], "DENIED_NO_FUNDS");
+
+    // A lag shorter than the processing: read soon after the decline, the status looks back to
+    // a moment when the payment was in flight.
+    s.control(
+        "PUT",
+        &format!("/_sandbox/tokens/{token}/behaviour"),
+        &json!({"outcome": "decline", "failureReason": "DENIED_NO_FUNDS", "delay_ms": 3000, "times": 1}),
+    );
+    s.set_faults(json!({"rules": [{"endpoint": "order_status", "status_lag_ms": 2500}]}));
+    let in_flight = s.mit_order_with(9900, "lag-in-flight");
+    let started = Instant::now();
+    s.charge(&in_flight, &token);
+    eventually("the slow card to decline", || {
+        ledger_status(&in_flight) == "PAYMENT_FAILED"
+    });
+    let st = s.status(&in_flight);
+    assert!(
+        started.elapsed() < Duration::from_millis(5500),
+        "the status must be read within the lag after the decline (a very slow machine?)"
+    );
+    assert_eq!(st["orderStatus"], "PAYMENT_INITIATED", "{st}");
+    let shown = st["payments"][0]["paymentStatus"].as_str().unwrap();
+    assert!(
+        [
+            "PAYMENT_INITIATED",
+            "PAYMENT_PROCESSING",
+            "PAYMENT_PROCESSED"
+        ]
+        .contains(&shown),
+        "{st}"
+    );
+    assert!(st["payments"][0]["failureReason"].is_null());
+    eventually("the lagging status to show the decline", || {
+        s.status(&in_flight)["orderStatus"] == "PAYMENT_FAILED"
+    });
+}

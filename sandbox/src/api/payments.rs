@@ -49,6 +49,10 @@ pub async fn initiate_payment(
             let Some(order) = inner.ledger.orders.get(&order_id) else {
                 return business(created, "PS_0021: Order not found");
             };
+            // An order the provider created and then lost: its API answers 404 for it.
+            if order.lost {
+                return not_found("Order");
+            }
             if order.terminal != Terminal::MerchantInitiated || order.kind != OrderKind::Purchase {
                 return business(created, "PS_0025: Payment initiation failed");
             }

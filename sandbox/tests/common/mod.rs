@@ -268,8 +268,12 @@ pub fn merge(into: &mut Value, extra: Value) {
     }
 }
 
-pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
+pub fn eventually(what: &str, check: impl FnMut() -> bool) {
+    eventually_within(what, 5, check);
+}
+
+pub fn eventually_within(what: &str, seconds: u64, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));

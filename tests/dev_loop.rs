@@ -1,0 +1,347 @@
+//! `make dev` as a developer meets it (`scripts/dev.sh`, on free ports and its own state
+//! directory, with what `make test` built): it refuses a taken port at once and names it, it
+//! prints its URLs only once `/health` answers, that answer includes the sandbox, and whatever
+//! stops it (SIGTERM to its process group, Ctrl-C, the sandbox dying) leaves no process behind.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn listening(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(300)).is_ok()
+}
+
+/// One run of dev.sh: its own ports, state directory and output file, in its own process group
+/// (as a shell starts a foreground job).
+struct Dev {
+    dir: PathBuf,
+    worker_port: u16,
+    sandbox_port: u16,
+    child: Option<Child>,
+}
+
+impl Dev {
+    fn new(name: &str) -> Dev {
+        let base = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| root().join("target"), PathBuf::from);
+        let dir = base
+            .join("dev-loop")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("dev dir");
+        Dev {
+            dir,
+            worker_port: free_port(),
+            sandbox_port: free_port(),
+            child: None,
+        }
+    }
+
+    fn start(&mut self) {
+        let output = fs::File::create(self.dir.join("output")).expect("output file");
+        let child = Command::new("bash")
+            .arg(root().join("scripts/dev.sh"))
+            .current_dir(root())
+            .env("WORKER_PORT", self.worker_port.to_string())
+            .env("SANDBOX_PORT", self.sandbox_port.to_string())
+            .env("DEV_DIR", &self.dir)
+            .env("DEV_SKIP_BUILD", "1")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().expect("output"))
+            .stderr(output)
+            .process_group(0)
+            .spawn()
+            .expect("bash scripts/dev.sh starts");
+        self.child = Some(child);
+    }
+
+    fn output(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = fs::File::open(self.dir.join("output")) {
+            let _ = f.read_to_string(&mut text);
+        }
+        text
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("started").id()
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let child = self.child.as_mut().expect("started");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dev.sh did not exit within {within:?}:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the banner, failing early if dev.sh exits first.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.output().contains("Storefront (demo)") {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "dev.sh exited ({status}) before it was ready:\n{}",
+                    self.output()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dev.sh was not ready within 120 s:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Processes that still belong to this run: its process group, anything naming its state
+    /// directory (sandbox, wrangler), anything on its ports.
+    fn leftovers(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        let group = Command::new("pgrep")
+            .args(["-g", &self.pid().to_string(), "-a"])
+            .output()
+            .expect("pgrep");
+        found.extend(
+            String::from_utf8_lossy(&group.stdout)
+                .lines()
+                .map(str::to_owned),
+        );
+        for pattern in [
+            self.dir.to_string_lossy().into_owned(),
+            format!("127.0.0.1:{}", self.worker_port),
+        ] {
+            let out = Command::new("pgrep")
+                .args(["-a", "-f", "--", &pattern])
+                .output()
+                .expect("pgrep");
+            found.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(str::to_owned),
+            );
+        }
+        for port in [self.worker_port, self.sandbox_port] {
+            if listening(port) {
+                found.push(format!("something still listens on {port}"));
+            }
+        }
+        found
+    }
+
+    fn assert_nothing_left(&self) {
+        // Stopping is synchronous in dev.sh; the grace period covers only the kernel reaping.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = self.leftovers();
+            if left.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "processes left behind: {left:#?}\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn signal_group(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), "--", &format!("-{}", self.pid())])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    fn signal_script(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut()
+            && matches!(child.try_wait(), Ok(None))
+        {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET: (status, body).
+fn get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_owned());
+    (status, body)
+}
+
+#[test]
+fn a_taken_port_stops_make_dev_at_once_and_names_it() {
+    for taken in ["WORKER_PORT", "SANDBOX_PORT"] {
+        let mut dev = Dev::new(&format!("taken-{}", taken.to_lowercase()));
+        let holder = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = holder.local_addr().expect("addr").port();
+        if taken == "WORKER_PORT" {
+            dev.worker_port = port;
+        } else {
+            dev.sandbox_port = port;
+        }
+        let started = Instant::now();
+        dev.start();
+        let status = dev.wait_exit(Duration::from_secs(30));
+        let output = dev.output();
+        assert_eq!(status.code(), Some(1), "{output}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "refused before building or starting anything: {:?}",
+            started.elapsed()
+        );
+        assert!(output.contains(&format!("port {port}")), "{output}");
+        assert!(
+            output.contains(&format!("{taken}=<port> make dev")),
+            "{output}"
+        );
+        assert!(!output.contains("Storefront"), "no banner: {output}");
+        drop(holder);
+        dev.assert_nothing_left();
+    }
+}
+
+#[test]
+fn the_banner_comes_once_healthy_and_sigterm_to_the_group_stops_everything() {
+    let mut dev = Dev::new("sigterm-group");
+    dev.start();
+    dev.wait_ready();
+    let (status, body) = get(dev.worker_port, "/health");
+    assert_eq!(status, 200, "healthy when the banner is shown: {body}");
+    let health: serde_json::Value = serde_json::from_str(&body).expect("health is JSON");
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["checks"]["provider"]["ok"], true, "{health}");
+    assert_eq!(get(dev.sandbox_port, "/_sandbox/health").0, 200);
+    assert_eq!(get(dev.worker_port, "/").0, 200, "the demo storefront");
+
+    dev.signal_group("TERM");
+    let status = dev.wait_exit(Duration::from_secs(30));
+    assert!(!status.success(), "{}", dev.output());
+    assert!(
+        dev.output().contains("stopping (SIGTERM)"),
+        "{}",
+        dev.output()
+    );
+    dev.assert_nothing_left();
+}
+
+#[test]
+fn ctrl_c_or_sigterm_to_the_script_alone_stops_everything() {
+    for (signal, name) in [("INT", "SIGINT"), ("TERM", "SIGTERM")] {
+        let mut dev = Dev::new(&format!("script-{}", signal.to_lowercase()));
+        dev.start();
+        dev.wait_ready();
+        if signal == "INT" {
+            // Ctrl-C reaches the whole foreground process group.
+            dev.signal_group(signal);
+        } else {
+            dev.signal_script(signal);
+        }
+        let status = dev.wait_exit(Duration::from_secs(30));
+        assert!(!status.success());
+        assert!(
+            dev.output().contains(&format!("stopping ({name})")),
+            "{}",
+            dev.output()
+        );
+        dev.assert_nothing_left();
+    }
+}
+
+#[test]
+fn a_sandbox_that_dies_stops_the_whole_stack_with_an_error() {
+    let mut dev = Dev::new("sandbox-dies");
+    dev.start();
+    dev.wait_ready();
+    let out = Command::new("pgrep")
+        .args([
+            "-f",
+            "--",
+            &format!("psp-sandbox --port {}", dev.sandbox_port),
+        ])
+        .output()
+        .expect("pgrep");
+    let pid = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .expect("the sandbox runs")
+        .trim()
+        .to_owned();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let status = dev.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "{}", dev.output());
+    assert!(
+        dev.output().contains("the PSP sandbox stopped"),
+        "{}",
+        dev.output()
+    );
+    dev.assert_nothing_left();
+}
