@@ -275,3 +275,125 @@ fn card_network_limits_hold_across_charges() {
     );
     assert_ledgers_agree(&s, "limits-hard");
 }
+
+/// The provider confirms a cancel but lets the payment in flight complete anyway, and its
+/// status lags past the settle window: the charge moved on to a new order and was paid there
+/// too. The second payment is caught on the order the charge gave up (by its webhook or the
+/// cron's watch) and refunded with a return order, with a `duplicateRefunded` incident: the
+/// customer pays once.
+#[test]
+fn a_payment_completing_after_a_confirmed_cancel_is_refunded() {
+    let s = Stack::start();
+    tick(&s, "2027-03-01T09:00:00Z");
+    let sub = subscribe(&s, "safe-3", "weekly", APPROVE);
+    set_behaviour(
+        &s,
+        &sub.order_id,
+        json!({"outcome": "approve", "delay_ms": 3000, "times": 1}),
+    );
+    // Webhooks are held back, so that only the scheduler's own reads (three of them) lag.
+    set_faults(
+        &s,
+        json!([
+            {"endpoint": "initiate_payment", "fault": "error_after", "times": 1},
+            {"endpoint": "order_status", "status_lag_ms": 600000, "times": 3},
+            {"endpoint": "cancel_order", "fault": "payment_survives", "times": 1},
+            {"endpoint": "webhook", "drop_rate": 1.0}
+        ]),
+    );
+    tick(&s, "2027-03-08T09:00:00Z");
+    let id = first_renewal(&s, "safe-3")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(payments_for(&s, &id).len(), 1);
+    // Past the settle window the charge gives the first order up and pays on a new one.
+    tick(&s, "2027-03-08T09:16:00Z");
+    eventually(
+        20,
+        "the first payment to complete despite the cancel",
+        || {
+            let payments = payments_for(&s, &id);
+            payments.len() == 2
+                && statuses(&payments)
+                    .iter()
+                    .all(|s| *s == "PAYMENT_COMPLETED")
+        },
+    );
+    clear_faults(&s);
+    // Ticks (with the watch over given-up orders) until one of the two payments is returned.
+    let mut minute = 17;
+    eventually(60, "the second payment to be refunded", || {
+        minute += 2;
+        tick(&s, &format!("2027-03-08T09:{minute:02}:00Z"));
+        let charge = merchant_get(&s, &format!("/v1/charges/{id}"));
+        charge["status"] == "succeeded"
+            && charge["incidents"]
+                .as_array()
+                .is_some_and(|i| i.iter().any(|k| k == "duplicateRefunded"))
+            && s.ledger()["returns"].as_array().unwrap().iter().any(|r| {
+                r["status"] == "PAYMENT_COMPLETED"
+                    && payments_for(&s, &id)
+                        .iter()
+                        .any(|p| p["orderId"] == r["purchaseOrderId"])
+            })
+    });
+    let incidents = merchant_get(&s, &format!("/v1/incidents?chargeId={id}"));
+    let duplicate = incidents["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "duplicateRefunded")
+        .cloned()
+        .unwrap();
+    assert_eq!(duplicate["amount"], 3000, "{duplicate}");
+    assert!(duplicate["refundId"].is_string(), "{duplicate}");
+    // The refund of the second payment leaves the charge's own payment untouched.
+    let charge = merchant_get(&s, &format!("/v1/charges/{id}"));
+    assert_eq!(charge["refundedAmount"], 0, "{charge}");
+    assert_eq!(subscription(&s, &sub.subscription_id)["status"], "active");
+    assert_ledgers_agree(&s, "safe-3");
+}
+
+/// The provider forgets the order of a payment in flight: the charge is not polled forever in
+/// silence. It needs attention (an `orderLost` incident tells an operator), keeps being looked
+/// at less often, and the customer's subscription is not blamed.
+#[test]
+fn an_order_the_provider_lost_needs_attention() {
+    let s = Stack::start();
+    tick(&s, "2027-03-01T09:00:00Z");
+    let sub = subscribe(&s, "safe-4", "weekly", APPROVE);
+    set_behaviour(
+        &s,
+        &sub.order_id,
+        json!({"outcome": "approve", "delay_ms": 60000, "times": 1}),
+    );
+    let due = "2027-03-08T09:00:00Z";
+    tick(&s, due);
+    let charge = first_renewal(&s, "safe-4");
+    let id = charge["id"].as_str().unwrap().to_owned();
+    let order_id = charge["providerOrderId"].as_str().unwrap().to_owned();
+    let r = s
+        .sandbox
+        .send("DELETE", &format!("/_sandbox/orders/{order_id}"), "", &[]);
+    assert!(r.status < 300, "{}", r.text);
+    let report = tick(&s, due);
+    assert_eq!(report["needsAttention"], 1, "{report}");
+    let charge = merchant_get(&s, &format!("/v1/charges/{id}"));
+    assert_eq!(charge["status"], "needs_attention", "{charge}");
+    assert_eq!(charge["attention"], "orderLost");
+    assert_eq!(charge["incidents"], json!(["orderLost"]));
+    let incidents = merchant_get(&s, "/v1/incidents?type=orderLost");
+    assert_eq!(incidents["data"][0]["chargeId"], id.as_str());
+    assert_eq!(incidents["data"][0]["providerOrderId"], order_id.as_str());
+    // Not polled every minute any more, and never a second payment meanwhile.
+    let report = tick(&s, "2027-03-08T09:10:00Z");
+    assert_eq!(report["chargesDriven"], 0, "{report}");
+    assert_eq!(payments_for(&s, &id).len(), 1);
+    // Looked at again an hour later; still one incident, whatever the number of looks.
+    let report = tick(&s, "2027-03-08T10:05:00Z");
+    assert_eq!(report["needsAttention"], 1, "{report}");
+    let incidents = merchant_get(&s, "/v1/incidents?type=orderLost");
+    assert_eq!(incidents["data"].as_array().unwrap().len(), 1);
+    assert_eq!(subscription(&s, &sub.subscription_id)["status"], "active");
+}
