@@ -5,11 +5,12 @@
 
 -- Attempts, rebuilt for their new statuses. An attempt records the card it charged and, when
 -- the card declined, the decline's class: the per-card network limits count over every charge
--- of the card.
+-- of the card. A fresh charge claims its first attempt in the same round trip as its lease,
+-- before its order exists: order_id is null until then.
 CREATE TABLE charge_attempts_next (
   charge_id         TEXT NOT NULL REFERENCES charges (id),
   attempt           INTEGER NOT NULL,
-  order_id          TEXT NOT NULL,
+  order_id          TEXT,                    -- null until the attempt's order exists
   payment_id        TEXT,                    -- null until the provider showed or told it
   payment_method_id TEXT,                    -- the card the attempt charged
   status            TEXT NOT NULL CHECK (status IN ('claimed', 'initiated', 'fenced', 'succeeded',

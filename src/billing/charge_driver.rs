@@ -10,6 +10,7 @@ use super::charge_machine::{
 use super::dunning::CardLimit;
 use crate::psp::envelope::PspError;
 use crate::psp::types::OrderStatus;
+use std::ops::ControlFlow;
 
 /// Why a charge fails without the card declining it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +77,12 @@ pub trait ChargeIo {
     async fn cancel_order(&mut self, order_id: &str) -> Result<(), PspError>;
     async fn sleep(&mut self, ms: u32);
 
-    async fn record_order(&mut self, order_id: &str) -> Result<(), Self::Error>;
+    /// The order is the charge's now; `claimed_ahead`: the attempt it was created for.
+    async fn record_order(
+        &mut self,
+        order_id: &str,
+        claimed_ahead: Option<u32>,
+    ) -> Result<(), Self::Error>;
     /// The conditional insert of attempt `number`: false when another process claimed it.
     async fn claim_attempt(&mut self, number: u32, order_id: &str) -> Result<bool, Self::Error>;
     async fn record_initiated(&mut self, number: u32, payment_id: &str) -> Result<(), Self::Error>;
@@ -153,194 +159,274 @@ pub enum DriveEnd {
 /// Runs steps until the charge is final or has to wait.
 pub async fn drive<I: ChargeIo>(
     io: &mut I,
-    mut view: ChargeView,
+    view: ChargeView,
     options: &DriveOptions,
 ) -> Result<DriveEnd, I::Error> {
-    let mut polls = 0usize;
-    let mut refusals = options.refusals;
+    let mut run = Run {
+        view,
+        options,
+        polls: 0,
+        refusals: options.refusals,
+        unrecorded: None,
+    };
     // A bound on steps: each one is a provider call, and a drive must fit in one invocation.
     for _ in 0..32 {
-        match next_step(&view) {
-            Step::Stop => {
-                return Ok(match view.status {
-                    ChargeStatus::Succeeded => DriveEnd::Succeeded,
-                    ChargeStatus::Failed => DriveEnd::Declined,
-                    _ => DriveEnd::Waiting,
-                });
+        if let ControlFlow::Break(end) = run.step(io).await? {
+            // The payment id of an attempt still open is recorded before the drive lets go;
+            // a final outcome records it with the outcome.
+            if let Some((number, payment_id)) = run.unrecorded.take() {
+                io.record_initiated(number, &payment_id).await?;
             }
-            Step::Expire => return fail(io, ChargeFailure::Expired).await,
-            Step::NoCard => return fail(io, ChargeFailure::NoPaymentMethod).await,
-            Step::CardBlocked => return fail(io, ChargeFailure::CardBlocked).await,
-            Step::CardLimited(limit) if options.scheduled => {
-                io.record_deferred(limit).await?;
-                return Ok(DriveEnd::Waiting);
-            }
-            Step::CardLimited(_) => return fail(io, ChargeFailure::CardRetryLimit).await,
-            Step::CreateOrder => match io.create_order().await {
-                Ok(order_id) => {
-                    io.record_order(&order_id).await?;
-                    view.order_id = Some(order_id);
-                }
-                Err(e) if !e.is_refusal() => {
-                    // An order that may exist without our knowing its id moves no money: no
-                    // payment can be started on it. The next drive simply creates another.
-                    io.record_waiting(Some(&e.code())).await?;
-                    return Ok(DriveEnd::Waiting);
-                }
-                Err(e) => {
-                    refusals += 1;
-                    io.record_refused(None, &e.code(), refusals).await?;
-                    return refused(io, &e.code(), refusals).await;
-                }
-            },
-            Step::StartAttempt { number, order_id } => {
-                if !io.claim_attempt(number, &order_id).await? {
-                    return Ok(DriveEnd::Busy);
-                }
-                let mut attempt = Attempt {
-                    number,
-                    order_id: order_id.clone(),
-                    payment_id: None,
-                    status: AttemptStatus::Claimed,
-                    created_at: view.now,
-                };
-                if let Some(previous) = view.latest.take()
-                    && let Some(id) = previous.payment_id
-                {
-                    view.earlier_payment_ids.push(id);
-                }
-                view.status = ChargeStatus::Pending;
-                view.retry_due = false;
-                match io.initiate(&order_id).await {
-                    Ok(payment_id) => {
-                        io.record_initiated(number, &payment_id).await?;
-                        if options.stop_after_initiate {
-                            return Ok(DriveEnd::Waiting);
-                        }
-                        attempt.payment_id = Some(payment_id);
-                        attempt.status = AttemptStatus::Initiated;
-                    }
-                    // Unknown: the attempt stays claimed and the status read decides.
-                    Err(e) if e.outcome_unknown() => {}
-                    Err(e) if !e.is_refusal() => {
-                        io.record_waiting(Some(&e.code())).await?;
-                        view.latest = Some(attempt);
-                        return Ok(DriveEnd::Waiting);
-                    }
-                    Err(e) => {
-                        refusals += 1;
-                        io.record_refused(Some((number, &order_id)), &e.code(), refusals)
-                            .await?;
-                        return refused(io, &e.code(), refusals).await;
-                    }
-                }
-                view.latest = Some(attempt);
-            }
-            Step::ReadStatus { order_id } => {
-                let Some(attempt) = view.latest.clone() else {
-                    return Ok(DriveEnd::Waiting);
-                };
-                let status = match io.status(&order_id).await {
-                    Ok(status) => status,
-                    Err(PspError::NotFound) => {
-                        return attention(io, Attention::OrderLost { order_id }).await;
-                    }
-                    Err(e) => {
-                        io.record_waiting(Some(&e.code())).await?;
-                        return Ok(DriveEnd::Waiting);
-                    }
-                };
-                let reusable = order_reusable(&attempt, &status);
-                match judge(&attempt, &view.earlier_payment_ids, &status) {
-                    Verdict::Succeeded { payment_id, amount } => {
-                        io.record_success(attempt.number, &payment_id, amount)
-                            .await?;
-                        view.status = ChargeStatus::Succeeded;
-                        return Ok(DriveEnd::Succeeded);
-                    }
-                    Verdict::Declined { payment_id, reason } => {
-                        let given_up = (!reusable).then_some(order_id.as_str());
-                        io.record_decline(attempt.number, &payment_id, reason.as_deref(), given_up)
-                            .await?;
-                        view.status = ChargeStatus::Failed;
-                        return Ok(DriveEnd::Declined);
-                    }
-                    Verdict::Cancelled { payment_id } => {
-                        // Known to be over without the card answering: the charge moves on to
-                        // a new order at once. A cancelled order is never used again.
-                        io.record_ended(
-                            attempt.number,
-                            AttemptStatus::Cancelled,
-                            Some(&payment_id),
-                            &order_id,
-                        )
-                        .await?;
-                        give_up_order(&mut view, AttemptStatus::Cancelled, Some(payment_id));
-                        polls = 0;
-                    }
-                    Verdict::InFlight { payment_id } => {
-                        if attempt.payment_id.is_none() {
-                            io.record_initiated(attempt.number, &payment_id).await?;
-                            if let Some(latest) = view.latest.as_mut() {
-                                latest.payment_id = Some(payment_id);
-                                if latest.status == AttemptStatus::Claimed {
-                                    latest.status = AttemptStatus::Initiated;
-                                }
-                            }
-                        }
-                        if view.now - attempt.created_at > STUCK_AFTER_MS {
-                            return attention(io, Attention::Stuck { order_id }).await;
-                        }
-                        if !pause(io, options, &mut polls).await {
-                            io.record_waiting(None).await?;
-                            return Ok(DriveEnd::Waiting);
-                        }
-                    }
-                    Verdict::Missing => {
-                        // Give a lagging status its chance before concluding anything.
-                        if pause(io, options, &mut polls).await {
-                            continue;
-                        }
-                        let action = on_missing(&attempt, view.now, view.settle_window_ms);
-                        match action {
-                            MissingAction::Wait => {}
-                            MissingAction::Lost => {
-                                return attention(io, Attention::OutcomeUnknown { order_id }).await;
-                            }
-                            // Only the charge's owner acts on the order; a webhook only reads.
-                            _ if !view.may_initiate => {}
-                            MissingAction::Fence => {
-                                let _ = io.cancel_order(&order_id).await;
-                                io.record_fenced(attempt.number).await?;
-                                if let Some(latest) = view.latest.as_mut() {
-                                    latest.status = AttemptStatus::Fenced;
-                                }
-                            }
-                            MissingAction::Abandon => {
-                                if attempt.status != AttemptStatus::Fenced {
-                                    let _ = io.cancel_order(&order_id).await;
-                                }
-                                io.record_ended(
-                                    attempt.number,
-                                    AttemptStatus::Abandoned,
-                                    None,
-                                    &order_id,
-                                )
-                                .await?;
-                                give_up_order(&mut view, AttemptStatus::Abandoned, None);
-                                polls = 0;
-                                continue;
-                            }
-                        }
-                        io.record_waiting(None).await?;
-                        return Ok(DriveEnd::Waiting);
-                    }
-                }
-            }
+            return Ok(end);
         }
+    }
+    if let Some((number, payment_id)) = run.unrecorded.take() {
+        io.record_initiated(number, &payment_id).await?;
     }
     io.record_waiting(None).await?;
     Ok(DriveEnd::Waiting)
+}
+
+/// One drive's state between steps.
+struct Run<'o> {
+    view: ChargeView,
+    options: &'o DriveOptions,
+    polls: usize,
+    refusals: u32,
+    /// A payment id learned in this drive and not written yet: the write rides with the
+    /// attempt's outcome when the drive sees it, saving a round trip per charge.
+    unrecorded: Option<(u32, String)>,
+}
+
+type Next<E> = Result<ControlFlow<DriveEnd>, E>;
+
+impl Run<'_> {
+    async fn step<I: ChargeIo>(&mut self, io: &mut I) -> Next<I::Error> {
+        let end = |e| Ok(ControlFlow::Break(e));
+        match next_step(&self.view) {
+            Step::Stop => end(match self.view.status {
+                ChargeStatus::Succeeded => DriveEnd::Succeeded,
+                ChargeStatus::Failed => DriveEnd::Declined,
+                _ => DriveEnd::Waiting,
+            }),
+            Step::Expire => fail(io, ChargeFailure::Expired).await,
+            Step::NoCard => fail(io, ChargeFailure::NoPaymentMethod).await,
+            Step::CardBlocked => fail(io, ChargeFailure::CardBlocked).await,
+            Step::CardLimited(limit) if self.options.scheduled => {
+                io.record_deferred(limit).await?;
+                end(DriveEnd::Waiting)
+            }
+            Step::CardLimited(_) => fail(io, ChargeFailure::CardRetryLimit).await,
+            Step::CreateOrder => self.create_order(io).await,
+            Step::StartAttempt { number, order_id } => {
+                if !io.claim_attempt(number, &order_id).await? {
+                    return end(DriveEnd::Busy);
+                }
+                let previous = self.view.latest.replace(Attempt {
+                    number,
+                    order_id: Some(order_id.clone()),
+                    payment_id: None,
+                    status: AttemptStatus::Claimed,
+                    created_at: self.view.now,
+                });
+                if let Some(id) = previous.and_then(|p| p.payment_id) {
+                    self.view.earlier_payment_ids.push(id);
+                }
+                self.initiate(io, number, order_id).await
+            }
+            Step::Initiate { number, order_id } => {
+                if let Some(latest) = self.view.latest.as_mut() {
+                    latest.order_id = Some(order_id.clone());
+                }
+                self.initiate(io, number, order_id).await
+            }
+            Step::ReadStatus { order_id } => self.read_status(io, order_id).await,
+        }
+    }
+
+    async fn create_order<I: ChargeIo>(&mut self, io: &mut I) -> Next<I::Error> {
+        let claimed_ahead = self
+            .view
+            .latest
+            .as_ref()
+            .filter(|a| a.status == AttemptStatus::Claimed && a.order_id.is_none())
+            .map(|a| a.number);
+        match io.create_order().await {
+            Ok(order_id) => {
+                io.record_order(&order_id, claimed_ahead).await?;
+                self.view.order_id = Some(order_id);
+                Ok(ControlFlow::Continue(()))
+            }
+            Err(e) if !e.is_refusal() => {
+                // An order that may exist without our knowing its id moves no money: no
+                // payment can be started on it. The next drive simply creates another.
+                io.record_waiting(Some(&e.code())).await?;
+                Ok(ControlFlow::Break(DriveEnd::Waiting))
+            }
+            Err(e) => {
+                self.refusals += 1;
+                io.record_refused(None, &e.code(), self.refusals).await?;
+                refused(io, &e.code(), self.refusals).await
+            }
+        }
+    }
+
+    /// `POST /payments` for attempt `number`, claimed and with its order recorded.
+    async fn initiate<I: ChargeIo>(
+        &mut self,
+        io: &mut I,
+        number: u32,
+        order_id: String,
+    ) -> Next<I::Error> {
+        self.view.status = ChargeStatus::Pending;
+        self.view.retry_due = false;
+        match io.initiate(&order_id).await {
+            Ok(payment_id) => {
+                if self.options.stop_after_initiate {
+                    io.record_initiated(number, &payment_id).await?;
+                    return Ok(ControlFlow::Break(DriveEnd::Waiting));
+                }
+                if let Some(latest) = self.view.latest.as_mut() {
+                    latest.payment_id = Some(payment_id.clone());
+                    latest.status = AttemptStatus::Initiated;
+                }
+                self.unrecorded = Some((number, payment_id));
+                Ok(ControlFlow::Continue(()))
+            }
+            // Unknown: the attempt stays claimed and the status read decides.
+            Err(e) if e.outcome_unknown() => Ok(ControlFlow::Continue(())),
+            Err(e) if !e.is_refusal() => {
+                io.record_waiting(Some(&e.code())).await?;
+                Ok(ControlFlow::Break(DriveEnd::Waiting))
+            }
+            Err(e) => {
+                self.refusals += 1;
+                io.record_refused(Some((number, &order_id)), &e.code(), self.refusals)
+                    .await?;
+                refused(io, &e.code(), self.refusals).await
+            }
+        }
+    }
+
+    async fn read_status<I: ChargeIo>(&mut self, io: &mut I, order_id: String) -> Next<I::Error> {
+        let Some(attempt) = self.view.latest.clone() else {
+            return Ok(ControlFlow::Break(DriveEnd::Waiting));
+        };
+        let status = match io.status(&order_id).await {
+            Ok(status) => status,
+            Err(PspError::NotFound) => {
+                return attention(io, Attention::OrderLost { order_id }).await;
+            }
+            Err(e) => {
+                io.record_waiting(Some(&e.code())).await?;
+                return Ok(ControlFlow::Break(DriveEnd::Waiting));
+            }
+        };
+        let reusable = order_reusable(&attempt, &status);
+        match judge(&attempt, &self.view.earlier_payment_ids, &status) {
+            Verdict::Succeeded { payment_id, amount } => {
+                self.unrecorded = None;
+                io.record_success(attempt.number, &payment_id, amount)
+                    .await?;
+                self.view.status = ChargeStatus::Succeeded;
+                Ok(ControlFlow::Break(DriveEnd::Succeeded))
+            }
+            Verdict::Declined { payment_id, reason } => {
+                self.unrecorded = None;
+                let given_up = (!reusable).then_some(order_id.as_str());
+                io.record_decline(attempt.number, &payment_id, reason.as_deref(), given_up)
+                    .await?;
+                self.view.status = ChargeStatus::Failed;
+                Ok(ControlFlow::Break(DriveEnd::Declined))
+            }
+            Verdict::Cancelled { payment_id } => {
+                // Known to be over without the card answering: the charge moves on to a new
+                // order at once. A cancelled order is never used again.
+                self.unrecorded = None;
+                io.record_ended(
+                    attempt.number,
+                    AttemptStatus::Cancelled,
+                    Some(&payment_id),
+                    &order_id,
+                )
+                .await?;
+                give_up_order(&mut self.view, AttemptStatus::Cancelled, Some(payment_id));
+                self.polls = 0;
+                Ok(ControlFlow::Continue(()))
+            }
+            Verdict::InFlight { payment_id } => {
+                if attempt.payment_id.is_none() {
+                    io.record_initiated(attempt.number, &payment_id).await?;
+                    if let Some(latest) = self.view.latest.as_mut() {
+                        latest.payment_id = Some(payment_id);
+                        if latest.status == AttemptStatus::Claimed {
+                            latest.status = AttemptStatus::Initiated;
+                        }
+                    }
+                }
+                if self.view.now - attempt.created_at > STUCK_AFTER_MS {
+                    return attention(io, Attention::Stuck { order_id }).await;
+                }
+                if !self.pause(io).await {
+                    io.record_waiting(None).await?;
+                    return Ok(ControlFlow::Break(DriveEnd::Waiting));
+                }
+                Ok(ControlFlow::Continue(()))
+            }
+            Verdict::Missing => self.missing(io, attempt, order_id).await,
+        }
+    }
+
+    /// The status shows nothing for the attempt.
+    async fn missing<I: ChargeIo>(
+        &mut self,
+        io: &mut I,
+        attempt: Attempt,
+        order_id: String,
+    ) -> Next<I::Error> {
+        // Give a lagging status its chance before concluding anything.
+        if self.pause(io).await {
+            return Ok(ControlFlow::Continue(()));
+        }
+        match on_missing(&attempt, self.view.now, self.view.settle_window_ms) {
+            MissingAction::Wait => {}
+            MissingAction::Lost => {
+                return attention(io, Attention::OutcomeUnknown { order_id }).await;
+            }
+            // Only the charge's owner acts on the order; a webhook only reads.
+            _ if !self.view.may_initiate => {}
+            MissingAction::Fence => {
+                let _ = io.cancel_order(&order_id).await;
+                io.record_fenced(attempt.number).await?;
+                if let Some(latest) = self.view.latest.as_mut() {
+                    latest.status = AttemptStatus::Fenced;
+                }
+            }
+            MissingAction::Abandon => {
+                if attempt.status != AttemptStatus::Fenced {
+                    let _ = io.cancel_order(&order_id).await;
+                }
+                io.record_ended(attempt.number, AttemptStatus::Abandoned, None, &order_id)
+                    .await?;
+                give_up_order(&mut self.view, AttemptStatus::Abandoned, None);
+                self.polls = 0;
+                return Ok(ControlFlow::Continue(()));
+            }
+        }
+        io.record_waiting(None).await?;
+        Ok(ControlFlow::Break(DriveEnd::Waiting))
+    }
+
+    async fn pause<I: ChargeIo>(&mut self, io: &mut I) -> bool {
+        match self.options.poll_delays_ms.get(self.polls) {
+            Some(&ms) => {
+                self.polls += 1;
+                io.sleep(ms).await;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// The latest attempt ended as `status` and its order will not be used again.
@@ -354,30 +440,19 @@ fn give_up_order(view: &mut ChargeView, status: AttemptStatus, payment_id: Optio
     view.order_id = None;
 }
 
-async fn pause<I: ChargeIo>(io: &mut I, options: &DriveOptions, polls: &mut usize) -> bool {
-    match options.poll_delays_ms.get(*polls) {
-        Some(&ms) => {
-            *polls += 1;
-            io.sleep(ms).await;
-            true
-        }
-        None => false,
-    }
-}
-
-async fn fail<I: ChargeIo>(io: &mut I, failure: ChargeFailure) -> Result<DriveEnd, I::Error> {
+async fn fail<I: ChargeIo>(io: &mut I, failure: ChargeFailure) -> Next<I::Error> {
     io.record_failure(failure).await?;
-    Ok(DriveEnd::Failed)
+    Ok(ControlFlow::Break(DriveEnd::Failed))
 }
 
-async fn attention<I: ChargeIo>(io: &mut I, why: Attention) -> Result<DriveEnd, I::Error> {
+async fn attention<I: ChargeIo>(io: &mut I, why: Attention) -> Next<I::Error> {
     io.record_attention(&why).await?;
-    Ok(DriveEnd::NeedsAttention)
+    Ok(ControlFlow::Break(DriveEnd::NeedsAttention))
 }
 
 /// After a refusal: a missing card fails the charge; a refusal that cannot go away, or one
 /// too many, needs an operator; otherwise the charge simply stays open.
-async fn refused<I: ChargeIo>(io: &mut I, code: &str, refusals: u32) -> Result<DriveEnd, I::Error> {
+async fn refused<I: ChargeIo>(io: &mut I, code: &str, refusals: u32) -> Next<I::Error> {
     if code == NO_PAYMENT_METHOD {
         fail(io, ChargeFailure::NoPaymentMethod).await
     } else if is_permanent_refusal(code) || refusals >= MAX_REJECTED_ATTEMPTS {
@@ -389,6 +464,6 @@ async fn refused<I: ChargeIo>(io: &mut I, code: &str, refusals: u32) -> Result<D
         )
         .await
     } else {
-        Ok(DriveEnd::Waiting)
+        Ok(ControlFlow::Break(DriveEnd::Waiting))
     }
 }

@@ -124,7 +124,9 @@ impl AttemptStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
     pub number: u32,
-    pub order_id: String,
+    /// `None` for an attempt claimed ahead of its order (a fresh charge claims attempt 1 in the
+    /// same round trip as its lease): nothing was sent for it yet.
+    pub order_id: Option<String>,
     pub payment_id: Option<String>,
     pub status: AttemptStatus,
     /// When it was claimed (business time): its settle window runs from here.
@@ -193,6 +195,11 @@ pub enum Step {
         number: u32,
         order_id: String,
     },
+    /// Initiate attempt `number`, claimed ahead of its order, on the order just created for it.
+    Initiate {
+        number: u32,
+        order_id: String,
+    },
     /// Read the order status to learn what happened to the latest attempt.
     ReadStatus {
         order_id: String,
@@ -213,14 +220,22 @@ pub fn next_step(view: &ChargeView) -> Step {
         ChargeStatus::Failed if !view.retry_due => return Step::Stop,
         _ => {}
     }
+    // An attempt claimed ahead of its order: nothing was sent for it, so it is carried on
+    // rather than read.
+    let mut claimed_ahead = None;
     if let Some(latest) = &view.latest {
         if latest.status == AttemptStatus::Succeeded {
             return Step::Stop;
         }
         if latest.status.in_doubt() {
-            return Step::ReadStatus {
-                order_id: latest.order_id.clone(),
-            };
+            match &latest.order_id {
+                Some(order_id) => {
+                    return Step::ReadStatus {
+                        order_id: order_id.clone(),
+                    };
+                }
+                None => claimed_ahead = Some(latest.number),
+            }
         }
     }
     if !view.may_initiate {
@@ -228,10 +243,11 @@ pub fn next_step(view: &ChargeView) -> Step {
     }
     // Only a charge whose attempts all ended without the card answering can expire: a
     // declined one has already reached the card, and its retries are dunning's business.
-    let never_reached_card = view
-        .latest
-        .as_ref()
-        .is_none_or(|a| a.status.never_reached_card());
+    let never_reached_card = claimed_ahead.is_some()
+        || view
+            .latest
+            .as_ref()
+            .is_none_or(|a| a.status.never_reached_card());
     if view.start_expired && never_reached_card {
         return Step::Expire;
     }
@@ -242,9 +258,13 @@ pub fn next_step(view: &ChargeView) -> Step {
         CardGuard::Limited(limit) => return Step::CardLimited(limit),
     }
     let number = view.latest.as_ref().map_or(1, |a| a.number + 1);
-    match &view.order_id {
-        None => Step::CreateOrder,
-        Some(order_id) => Step::StartAttempt {
+    match (&view.order_id, claimed_ahead) {
+        (None, _) => Step::CreateOrder,
+        (Some(order_id), Some(number)) => Step::Initiate {
+            number,
+            order_id: order_id.clone(),
+        },
+        (Some(order_id), None) => Step::StartAttempt {
             number,
             order_id: order_id.clone(),
         },
@@ -374,7 +394,7 @@ mod tests {
     fn attempt(number: u32, status: AttemptStatus, payment: Option<&str>) -> Attempt {
         Attempt {
             number,
-            order_id: "o1".into(),
+            order_id: Some("o1".into()),
             payment_id: payment.map(str::to_owned),
             status,
             created_at: NOW - 1_000,
@@ -410,6 +430,33 @@ mod tests {
                 order_id: "o1".into()
             }
         );
+    }
+
+    #[test]
+    fn an_attempt_claimed_ahead_gets_its_order_then_is_initiated_without_a_new_claim() {
+        let ahead = Attempt {
+            order_id: None,
+            ..attempt(1, AttemptStatus::Claimed, None)
+        };
+        let mut v = view(ChargeStatus::Pending, None, Some(ahead));
+        assert_eq!(next_step(&v), Step::CreateOrder);
+        v.order_id = Some("o2".into());
+        assert_eq!(
+            next_step(&v),
+            Step::Initiate {
+                number: 1,
+                order_id: "o2".into()
+            }
+        );
+        // Nothing was sent for it: a settling drive leaves it, and it may still expire.
+        v.may_initiate = false;
+        assert_eq!(next_step(&v), Step::Stop);
+        v.may_initiate = true;
+        v.start_expired = true;
+        assert_eq!(next_step(&v), Step::Expire);
+        v.start_expired = false;
+        v.card = CardGuard::HardDeclined;
+        assert_eq!(next_step(&v), Step::CardBlocked);
     }
 
     #[test]

@@ -191,6 +191,8 @@ struct Ledger {
     watched: Vec<Watched>,
     /// Payments refunded as duplicates or unexpected.
     reversed: Vec<String>,
+    /// Round trips to the ledger, the lease's included.
+    writes: usize,
 }
 
 impl Ledger {
@@ -311,6 +313,7 @@ impl Sim<'_> {
     }
 
     fn write(&mut self) -> Result<(), Crash> {
+        self.ledger.writes += 1;
         if self.faults && std::mem::take(&mut self.crash_window) && self.rng.chance(30) {
             return Err(Crash);
         }
@@ -485,9 +488,12 @@ impl ChargeIo for Sim<'_> {
         self.provider.advance();
     }
 
-    async fn record_order(&mut self, order_id: &str) -> Result<(), Crash> {
+    async fn record_order(&mut self, order_id: &str, ahead: Option<u32>) -> Result<(), Crash> {
         self.write()?;
         self.ledger.order_id = Some(order_id.into());
+        if let Some(number) = ahead {
+            self.ledger.attempt(number).order_id = Some(order_id.into());
+        }
         Ok(())
     }
 
@@ -498,7 +504,7 @@ impl ChargeIo for Sim<'_> {
         }
         self.ledger.attempts.push(Attempt {
             number,
-            order_id: order_id.into(),
+            order_id: Some(order_id.into()),
             payment_id: None,
             status: AttemptStatus::Claimed,
             created_at: self.now(),
@@ -639,7 +645,7 @@ impl WatchIo for Sim<'_> {
             .attempts
             .iter_mut()
             .rev()
-            .find(|a| a.order_id == order.order_id)
+            .find(|a| a.order_id.as_deref() == Some(order.order_id.as_str()))
         {
             a.status = AttemptStatus::Succeeded;
             a.payment_id = Some(payment_id.into());
@@ -652,7 +658,7 @@ impl WatchIo for Sim<'_> {
             .attempts
             .iter_mut()
             .filter(|a| a.status.in_doubt())
-            .map(|a| {
+            .filter_map(|a| {
                 a.status = AttemptStatus::Abandoned;
                 a.order_id.clone()
             })
@@ -700,7 +706,7 @@ impl WatchIo for Sim<'_> {
             .iter()
             .any(|a| a.payment_id.as_deref() == Some(payment_id));
         let attempt = self.ledger.attempts.iter_mut().rev().find(|a| {
-            a.order_id == order.order_id
+            a.order_id.as_deref() == Some(order.order_id.as_str())
                 && (a.payment_id.as_deref() == Some(payment_id)
                     || (!known && a.payment_id.is_none()))
         });
@@ -806,6 +812,23 @@ fn simulate(seed: u64, card: Card, provider_kind: Kind, faulty_rounds: usize) ->
     for round in 0..faulty_rounds + 400 {
         let faults = round < faulty_rounds;
         let now = provider.clock as i64;
+        // The lease of a fresh charge claims its first attempt in the same write, ahead of
+        // its order; a process may die right after it.
+        if ledger.attempts.is_empty() && ledger.status.is_none() {
+            ledger.writes += 1;
+            ledger.attempts.push(Attempt {
+                number: 1,
+                order_id: None,
+                payment_id: None,
+                status: AttemptStatus::Claimed,
+                created_at: now,
+            });
+            ledger.status = Some(ChargeStatus::Pending);
+            if faults && rng.chance(10) {
+                provider.clock += 1;
+                continue;
+            }
+        }
         let view = ledger.view(now);
         let options = DriveOptions {
             poll_delays_ms: vec![1, 1, 1],
@@ -1045,6 +1068,8 @@ fn without_faults_a_charge_takes_one_order_and_one_payment() {
     let out = simulate(7, Card::Approves, Kind::documented(1), 0);
     assert_eq!(out.ledger.status, Some(ChargeStatus::Succeeded));
     assert_eq!(out.ledger.attempts.len(), 1);
+    // The lease (claiming attempt 1), the order id, the outcome: three round trips.
+    assert_eq!(out.ledger.writes, 3);
     assert_eq!(out.provider.payments.len(), 1);
     assert_eq!(out.orders, 1);
 }

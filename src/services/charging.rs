@@ -18,7 +18,7 @@ use crate::http::problem::Problem;
 use crate::params;
 use crate::psp::envelope::PspError;
 use crate::psp::types::*;
-use crate::store::charges::{self, ChargeRow, Lease, Leased};
+use crate::store::charges::{self, ChargeRow, ClaimFirst, Lease, Leased};
 use crate::store::db::{Stmt, stmt};
 use crate::store::incidents::{self, NewIncident};
 use crate::store::orders;
@@ -68,8 +68,19 @@ pub async fn drive_charge_end(
     let wall = ctx.wall_ms();
     // A live driver keeps its lease for a whole drive; a dead one's lease expires and the next
     // driver resumes from what the ledger recorded.
-    let lease =
-        charges::lease_and_load(ctx.db(), charge_id, now, wall, ctx.config.charge_lease_ms).await?;
+    // The charge's owner claims a fresh charge's first attempt with the lease: one round trip.
+    let claim_first = (mode == Mode::Initiate).then_some(ClaimFirst {
+        start_deadline_ms: API_START_DEADLINE_MS,
+    });
+    let lease = charges::lease_and_load(
+        ctx.db(),
+        charge_id,
+        now,
+        wall,
+        ctx.config.charge_lease_ms,
+        claim_first,
+    )
+    .await?;
     let leased = match lease {
         Lease::Taken(leased) => leased,
         // Settled meanwhile (a webhook, another tick): done, not busy.
@@ -265,15 +276,26 @@ impl ChargeIo for LedgerCharge<'_> {
         Delay::from(Duration::from_millis(u64::from(ms))).await;
     }
 
-    async fn record_order(&mut self, order_id: &str) -> Result<(), Problem> {
+    async fn record_order(
+        &mut self,
+        order_id: &str,
+        claimed_ahead: Option<u32>,
+    ) -> Result<(), Problem> {
         let (id, now) = (&self.charge.id, self.now);
-        let batch = vec![
+        let mut batch = vec![
             stmt(
                 "UPDATE charges SET order_id = ?, updated_at = ? WHERE id = ? AND order_id IS NULL",
                 params![order_id, now, id],
             ),
             orders::record(order_id, "charge", id, now),
         ];
+        if let Some(number) = claimed_ahead {
+            batch.push(stmt(
+                "UPDATE charge_attempts SET order_id = ?, updated_at = ?
+                 WHERE charge_id = ? AND attempt = ? AND order_id IS NULL",
+                params![order_id, now, id, number],
+            ));
+        }
         self.write(batch, false).await
     }
 

@@ -122,6 +122,7 @@ impl WatchIo for LedgerWatch<'_> {
             now,
             wall,
             self.ctx.config.charge_lease_ms,
+            None,
         )
         .await?;
         let leased = match lease {
@@ -190,8 +191,10 @@ impl WatchIo for LedgerWatch<'_> {
             }),
         ];
         for a in leased.attempts.iter().filter(|a| a.status.in_doubt()) {
-            if a.order_id != order.order_id {
-                batch.push(orders::watch(&a.order_id, "charge", charge_id, now));
+            if let Some(other) = &a.order_id
+                && *other != order.order_id
+            {
+                batch.push(orders::watch(other, "charge", charge_id, now));
             }
         }
         if let Some(subscription_id) = &c.subscription_id {

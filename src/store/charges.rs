@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::db::{Db, P, Stmt, stmt};
 use crate::billing::charge_machine::{Attempt, AttemptStatus, CardGuard};
-use crate::billing::dunning::CardDeclines;
+use crate::billing::dunning::{CARD_MAX_DECLINES_24H, CARD_MAX_DECLINES_30D, CardDeclines};
 use crate::billing::time::{DAY_MS, days};
 use crate::http::problem::Problem;
 use crate::params;
@@ -195,37 +195,94 @@ struct CardRow {
     last_30d: u32,
 }
 
+/// A fresh charge's first attempt, claimed in the lease's own round trip when the charge is
+/// still untouched and its card may be charged (the same rules as [`CardGuard`], and an API
+/// charge not past its start deadline). Binds: now, id, our lease, start deadline, 24 h ago,
+/// the daily limit, 30 days ago, the 30-day limit.
+const CLAIM_FIRST_SQL: &str = "INSERT INTO charge_attempts (charge_id, attempt, order_id,
+        payment_method_id, status, created_at, updated_at)
+    SELECT c.id, 1, NULL, pm.id, 'claimed', ?1, ?1
+    FROM charges c
+    JOIN payment_methods pm ON pm.customer_ref = c.customer_ref AND pm.status = 'active'
+    WHERE c.id = ?2 AND c.lease_until = ?3 AND c.status = 'processing' AND c.attempts = 0
+      AND c.order_id IS NULL AND (c.next_retry_at IS NULL OR c.next_retry_at <= ?1)
+      AND NOT (c.kind = 'api' AND ?1 - c.created_at > ?4)
+      AND NOT EXISTS (SELECT 1 FROM charge_attempts a WHERE a.payment_method_id = pm.id
+                        AND a.status = 'failed' AND a.decline_class = 'hard')
+      AND (SELECT COUNT(*) FROM charge_attempts a WHERE a.payment_method_id = pm.id
+             AND a.status = 'failed' AND a.updated_at > ?5) < ?6
+      AND (SELECT COUNT(*) FROM charge_attempts a WHERE a.payment_method_id = pm.id
+             AND a.status = 'failed' AND a.updated_at > ?7) < ?8
+    ORDER BY pm.created_at DESC LIMIT 1
+    ON CONFLICT DO NOTHING";
+
+const CLAIMED_FIRST_SQL: &str =
+    "UPDATE charges SET attempts = 1, status = 'pending', updated_at = ?1
+    WHERE id = ?2 AND lease_until = ?3 AND attempts = 0
+      AND EXISTS (SELECT 1 FROM charge_attempts WHERE charge_id = ?2 AND attempt = 1)";
+
+/// Whether a lease also claims a fresh charge's first attempt: only for the charge's owner
+/// (the API call, the scheduler), with the start deadline of API charges.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimFirst {
+    pub start_deadline_ms: i64,
+}
+
 /// Takes the lease on a charge that may need provider work, and reads it with its attempts and
-/// its card in the same round trip. `now` is business time, `wall_now` real time (leases).
+/// its card in the same round trip; with `claim_first`, a fresh charge's first attempt is
+/// claimed in it too. `now` is business time, `wall_now` real time (leases).
 pub async fn lease_and_load(
     db: Db<'_>,
     id: &str,
     now: i64,
     wall_now: i64,
     lease_ms: i64,
+    claim_first: Option<ClaimFirst>,
 ) -> Result<Lease, Problem> {
-    let results = db
-        .batch_results(vec![
-            stmt(
-                "UPDATE charges SET lease_until = ?
-                 WHERE id = ? AND status != 'succeeded' AND (lease_until IS NULL OR lease_until < ?)",
-                params![wall_now + lease_ms, id, wall_now],
-            ),
-            Stmt::owned(format!("SELECT {COLUMNS} FROM charges WHERE id = ?"), params![id]),
-            stmt(ATTEMPTS_SQL, params![id]),
-            stmt(CARD_SQL, params![now - DAY_MS, now - days(30), id]),
-        ])
-        .await?;
-    let charge = results[1]
+    let lease = wall_now + lease_ms;
+    let mut batch = vec![stmt(
+        "UPDATE charges SET lease_until = ?
+         WHERE id = ? AND status != 'succeeded' AND (lease_until IS NULL OR lease_until < ?)",
+        params![lease, id, wall_now],
+    )];
+    if let Some(claim) = claim_first {
+        batch.push(stmt(
+            CLAIM_FIRST_SQL,
+            params![
+                now,
+                id,
+                lease,
+                claim.start_deadline_ms,
+                now - DAY_MS,
+                CARD_MAX_DECLINES_24H,
+                now - days(30),
+                CARD_MAX_DECLINES_30D
+            ],
+        ));
+        batch.push(stmt(CLAIMED_FIRST_SQL, params![now, id, lease]));
+    }
+    let reads = batch.len();
+    batch.extend([
+        Stmt::owned(
+            format!("SELECT {COLUMNS} FROM charges WHERE id = ?"),
+            params![id],
+        ),
+        stmt(ATTEMPTS_SQL, params![id]),
+        stmt(CARD_SQL, params![now - DAY_MS, now - days(30), id]),
+    ]);
+    let mut results = db.batch_results(batch).await?;
+    let leased = results[0].changes == 1;
+    let results = results.split_off(reads);
+    let charge = results[0]
         .rows::<ChargeRow>()?
         .into_iter()
         .next()
         .ok_or_else(|| Problem::not_found("The charge"))?;
-    if results[0].changes != 1 {
+    if !leased {
         return Ok(Lease::Refused(Box::new(charge)));
     }
-    let attempts = to_attempts(results[2].rows::<AttemptRow>()?)?;
-    let card = match results[3].rows::<CardRow>()?.into_iter().next() {
+    let attempts = to_attempts(results[1].rows::<AttemptRow>()?)?;
+    let card = match results[2].rows::<CardRow>()?.into_iter().next() {
         None => Card {
             payment_method_id: None,
             guard: CardGuard::NoCard,
@@ -260,7 +317,7 @@ pub async fn release_lease(db: Db<'_>, id: &str) -> Result<(), Problem> {
 #[derive(Deserialize)]
 struct AttemptRow {
     attempt: u32,
-    order_id: String,
+    order_id: Option<String>,
     payment_id: Option<String>,
     status: String,
     created_at: i64,

@@ -126,17 +126,13 @@ fn a_decline_hidden_by_a_lagging_status_is_not_charged_again() {
     let s = Stack::start();
     tick(&s, "2027-03-01T09:00:00Z");
     let sub = subscribe(&s, "safe-2", "weekly", HARD_DECLINE_LATER);
-    // The card answers at once, before any cancel could reach the payment.
-    set_behaviour(
-        &s,
-        &sub.order_id,
-        json!({"outcome": "decline", "failureReason": "DENIED_DO_NOT_TRY_AGAIN", "delay_ms": 0}),
-    );
+    // `POST /payments` works but answers only after the worker gave up on it, by which time
+    // the card has declined: the fence (a cancel) meets an order that is still open.
     set_faults(
         &s,
         json!([
-            {"endpoint": "initiate_payment", "fault": "error_after", "times": 1},
-            {"endpoint": "order_status", "status_lag_ms": 4000}
+            {"endpoint": "initiate_payment", "fault": "timeout", "timeout_ms": 4000, "times": 1},
+            {"endpoint": "order_status", "status_lag_ms": 6000}
         ]),
     );
     let due = "2027-03-08T09:00:00Z";
