@@ -54,6 +54,12 @@ pub struct Config {
     /// How long an attempt the provider never shows stays in doubt before its charge moves on
     /// to a new order: longer than the provider's status can lag.
     pub settle_window_ms: i64,
+    /// The tick enqueues due charges to the CHARGES queue (when bound) instead of driving them.
+    pub charge_fanout: bool,
+    /// How long a charge the tick enqueued is not enqueued again (its message is on its way).
+    pub charge_queue_hold_ms: i64,
+    /// Charges one queue consumer invocation drives at once.
+    pub consumer_concurrency: u32,
 }
 
 // Redacts secrets, so a stray `{:?}` can never print them.
@@ -141,6 +147,8 @@ impl Config {
         };
         let charge_lease_ms = number("CHARGE_LEASE_SECONDS", 120, 5, 3_600) * 1_000;
         let settle_window_ms = number("SETTLE_WINDOW_MINUTES", 15, 1, 24 * 60) * 60_000;
+        let charge_queue_hold_ms = number("CHARGE_QUEUE_HOLD_SECONDS", 300, 0, 3_600) * 1_000;
+        let consumer_concurrency = number("CONSUMER_CONCURRENCY", 50, 1, 100) as u32;
         if min_charge_amount > max_charge_amount {
             problems.push("MIN_CHARGE_AMOUNT is above MAX_CHARGE_AMOUNT".into());
         }
@@ -164,6 +172,15 @@ impl Config {
                 "ALLOWED_ORIGINS entry {bad:?} is not an http(s) origin"
             ));
         }
+
+        let charge_fanout = match optional("CHARGE_FANOUT", "on").as_str() {
+            "on" => true,
+            "off" => false,
+            _ => {
+                problems.push("CHARGE_FANOUT must be \"on\" or \"off\"".into());
+                true
+            }
+        };
 
         let test_clock = match optional("TEST_CLOCK", "off").as_str() {
             "on" => true,
@@ -226,6 +243,9 @@ impl Config {
             tick,
             charge_lease_ms,
             settle_window_ms,
+            charge_fanout,
+            charge_queue_hold_ms,
+            consumer_concurrency,
         })
     }
 

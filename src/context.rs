@@ -4,20 +4,28 @@ use std::cell::Cell;
 
 use serde::Deserialize;
 use worker::kv::KvStore;
-use worker::{D1Database, Env};
+use worker::{D1Database, Env, Queue};
 
 use crate::config::Config;
 use crate::http::problem::Problem;
 use crate::meter::Meter;
 use crate::psp::client::PspClient;
+use crate::slots::Slots;
 use crate::store::db::Db;
 use crate::store::vault::Vault;
+
+/// Outgoing connections a Worker may keep open at once.
+pub const CONNECTIONS: usize = 6;
 
 pub struct Ctx {
     pub config: Config,
     pub meter: Meter,
+    /// The invocation's outgoing connections, shared by everything it drives at once.
+    connections: Slots,
     d1: D1Database,
     kv: KvStore,
+    /// The queue charges are fanned out to, when the worker has it bound.
+    charges_queue: Option<Queue>,
     /// Business time, once read: the test clock when it is on, else the wall clock.
     now: Cell<Option<i64>>,
 }
@@ -33,10 +41,19 @@ impl Ctx {
         Ok(Ctx {
             config,
             meter: Meter::default(),
+            connections: Slots::new(CONNECTIONS),
             d1,
             kv,
+            charges_queue: env.queue("CHARGES").ok(),
             now: Cell::new(None),
         })
+    }
+
+    /// The charges queue, unless fan-out is off or the binding is missing.
+    pub fn charges_queue(&self) -> Option<&Queue> {
+        self.charges_queue
+            .as_ref()
+            .filter(|_| self.config.charge_fanout)
     }
 
     pub fn db(&self) -> Db<'_> {
@@ -48,7 +65,7 @@ impl Ctx {
     }
 
     pub fn psp(&self) -> PspClient<'_> {
-        PspClient::new(&self.config.psp, &self.meter)
+        PspClient::new(&self.config.psp, &self.meter, &self.connections)
     }
 
     /// Wall-clock milliseconds: for leases and timeouts, which must follow real time even when

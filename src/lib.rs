@@ -14,10 +14,13 @@ pub mod meter;
 pub mod psp;
 pub mod secure;
 pub mod services;
+pub mod slots;
 pub mod store;
 pub mod validate;
 
-use worker::{Context, Env, Request, Response, ScheduleContext, ScheduledEvent, event};
+use worker::{
+    Context, Env, MessageBatch, Request, Response, ScheduleContext, ScheduledEvent, event,
+};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
@@ -27,4 +30,13 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     services::tick::on_cron(event, env).await;
+}
+
+#[event(queue)]
+async fn queue(
+    batch: MessageBatch<serde_json::Value>,
+    env: Env,
+    _ctx: Context,
+) -> worker::Result<()> {
+    services::fanout::consume(batch, env).await
 }

@@ -12,15 +12,21 @@ use super::envelope::{PspError, interpret};
 use super::types::*;
 use crate::config::PspConfig;
 use crate::meter::Meter;
+use crate::slots::Slots;
 
 pub struct PspClient<'a> {
     config: &'a PspConfig,
     meter: &'a Meter,
+    connections: &'a Slots,
 }
 
 impl<'a> PspClient<'a> {
-    pub fn new(config: &'a PspConfig, meter: &'a Meter) -> Self {
-        PspClient { config, meter }
+    pub fn new(config: &'a PspConfig, meter: &'a Meter, connections: &'a Slots) -> Self {
+        PspClient {
+            config,
+            meter,
+            connections,
+        }
     }
 
     pub async fn create_order(&self, order: &CreateOrder) -> Result<CreatedOrder, PspError> {
@@ -89,6 +95,8 @@ impl<'a> PspClient<'a> {
         }
         let request = Request::new_with_init(&url, &init).map_err(|_| PspError::Network)?;
 
+        // The timeout starts once a connection is ours, never while waiting for one.
+        let _connection = self.connections.acquire().await;
         self.meter.subrequest();
         let started = worker::Date::now().as_millis();
         let controller = AbortController::default();

@@ -343,12 +343,14 @@ impl ChargeIo for LedgerCharge<'_> {
             stmt(
                 "UPDATE charges SET payment_id = ?,
                      payment_method_id = COALESCE(?, payment_method_id), updated_at = ?,
-                     lease_until = CASE WHEN ? THEN NULL ELSE lease_until END
+                     lease_until = CASE WHEN ? THEN NULL ELSE lease_until END,
+                     queued_until = CASE WHEN ? THEN NULL ELSE queued_until END
                  WHERE id = ? AND status = 'pending'",
                 params![
                     payment_id,
                     self.payment_method_id.as_deref(),
                     now,
+                    self.start_only,
                     self.start_only,
                     id
                 ],
@@ -441,7 +443,8 @@ impl ChargeIo for LedgerCharge<'_> {
             stmt(
                 "UPDATE charges SET status = 'succeeded', payment_id = ?, failure_reason = NULL,
                      decline_class = NULL, next_retry_at = NULL, last_error = NULL,
-                     attention = NULL, settled_at = ?, updated_at = ?, lease_until = NULL
+                     attention = NULL, settled_at = ?, updated_at = ?, lease_until = NULL,
+                     queued_until = NULL
                  WHERE id = ? AND status != 'succeeded'",
                 params![payment_id, now, now, &c.id],
             ),
@@ -486,7 +489,8 @@ impl ChargeIo for LedgerCharge<'_> {
             stmt(
                 "UPDATE charges SET status = 'failed', failure_reason = ?, decline_class = ?,
                      declines = ?, first_failed_at = ?, next_retry_at = ?, payment_id = ?,
-                     attention = NULL, updated_at = ?, lease_until = NULL
+                     attention = NULL, updated_at = ?, lease_until = NULL,
+                     queued_until = NULL
                  WHERE id = ? AND status != 'succeeded'",
                 params![
                     reason,
@@ -564,7 +568,7 @@ impl ChargeIo for LedgerCharge<'_> {
         let batch = vec![
             stmt(
                 "UPDATE charges SET attention = ?, next_retry_at = ?, updated_at = ?,
-                     lease_until = NULL
+                     lease_until = NULL, queued_until = NULL
                  WHERE id = ? AND status IN ('processing', 'pending')",
                 params![why.kind(), now + ATTENTION_RECHECK_MS, now, &id],
             ),
@@ -579,7 +583,8 @@ impl ChargeIo for LedgerCharge<'_> {
         let code = failure.code();
         let mut batch = vec![stmt(
             "UPDATE charges SET status = 'failed', failure_reason = ?, decline_class = NULL,
-                 next_retry_at = NULL, attention = NULL, updated_at = ?, lease_until = NULL
+                 next_retry_at = NULL, attention = NULL, updated_at = ?, lease_until = NULL,
+                 queued_until = NULL
              WHERE id = ? AND status != 'succeeded'",
             params![code, now, &c.id],
         )];
@@ -608,7 +613,7 @@ impl ChargeIo for LedgerCharge<'_> {
         console_warn!("charge {id}: deferred a day: {limit}");
         let batch = vec![stmt(
             "UPDATE charges SET next_retry_at = ?, last_error = 'card_retry_limit', updated_at = ?,
-                 lease_until = NULL
+                 lease_until = NULL, queued_until = NULL
              WHERE id = ? AND status != 'succeeded'",
             params![now + DAY_MS, now, id],
         )];

@@ -3,6 +3,7 @@
 
 pub mod activation;
 pub mod charging;
+pub mod fanout;
 pub mod order_watching;
 pub mod refunding;
 pub mod tick;

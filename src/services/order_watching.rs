@@ -168,7 +168,7 @@ impl WatchIo for LedgerWatch<'_> {
                 "UPDATE charges SET status = 'succeeded', payment_id = ?, order_id = ?,
                      failure_reason = NULL, decline_class = NULL, next_retry_at = NULL,
                      last_error = NULL, attention = NULL, settled_at = ?, updated_at = ?,
-                     lease_until = NULL
+                     lease_until = NULL, queued_until = NULL
                  WHERE id = ? AND status != 'succeeded'",
                 params![payment_id, &order.order_id, now, now, charge_id],
             ),

@@ -20,9 +20,9 @@ use crate::meter::Usage;
 use crate::params;
 use crate::secure::new_id;
 use crate::services::charging::Patience;
-use crate::services::{activation, charging, order_watching, refunding, webhook_events};
+use crate::services::{activation, charging, fanout, order_watching, refunding, webhook_events};
 use crate::store::charges::{self, NewCharge};
-use crate::store::db::stmt;
+use crate::store::db::{Stmt, stmt};
 use crate::store::subscriptions::{self, SubscriptionRow};
 
 /// Pause before the second pass re-reads charges still in flight, when the first pass was too
@@ -40,6 +40,8 @@ pub struct TickReport {
     pub as_of: String,
     pub periods_closed: u32,
     pub subscriptions_canceled: u32,
+    /// Due charges sent to the charges queue for its consumers to drive.
+    pub charges_enqueued: u32,
     pub charges_driven: u32,
     pub succeeded: u32,
     pub declined: u32,
@@ -140,14 +142,16 @@ async fn close_due_periods(ctx: &Ctx, now: i64, report: &mut TickReport) -> Resu
     if due.len() as u32 == limit {
         report.work_left = true;
     }
+    // Each close is a guarded pair of statements; many go to D1 in one batch, so closing a
+    // period costs a fraction of a round trip.
+    let mut planned: Vec<(Closed, Vec<Stmt>, &str)> = Vec::new();
     for sub in &due {
-        if !within_budget(ctx, ctx.wall_ms(), 3) {
+        if !within_budget(ctx, ctx.wall_ms(), 2) {
             report.work_left = true;
             break;
         }
-        match close_period(ctx, sub, now).await {
-            Ok(Some(Closed::Renewed)) => report.periods_closed += 1,
-            Ok(Some(Closed::Canceled)) => report.subscriptions_canceled += 1,
+        match plan_close(ctx, sub, now).await {
+            Ok(Some((closed, statements))) => planned.push((closed, statements, &sub.id)),
             Ok(None) => {}
             // One broken subscription must not stop the others' billing.
             Err(p) => console_error!(
@@ -157,7 +161,69 @@ async fn close_due_periods(ctx: &Ctx, now: i64, report: &mut TickReport) -> Resu
             ),
         }
     }
+    for chunk in planned.chunks_mut(CLOSES_PER_BATCH) {
+        let counts: Vec<usize> = chunk.iter().map(|(_, s, _)| s.len()).collect();
+        let statements: Vec<Stmt> = chunk
+            .iter_mut()
+            .flat_map(|(_, s, _)| std::mem::take(s))
+            .collect();
+        let changes = match ctx.db().batch(statements).await {
+            Ok(changes) => changes,
+            // A batch is one transaction: one broken close fails them all. They are replanned
+            // and closed one by one, so the others' billing goes on.
+            Err(_) => {
+                close_one_by_one(ctx, &due, chunk.iter().map(|(_, _, id)| *id), now, report).await;
+                continue;
+            }
+        };
+        // The first statement of each close is its guarded update: 1 when the close held.
+        let mut at = 0;
+        for ((closed, _, _), count) in chunk.iter().zip(counts) {
+            if changes.get(at) == Some(&1) {
+                match closed {
+                    Closed::Renewed => report.periods_closed += 1,
+                    Closed::Canceled => report.subscriptions_canceled += 1,
+                }
+            }
+            at += count;
+        }
+    }
     Ok(())
+}
+
+/// Closes per D1 batch: each is two statements, well under the platform's statement limits.
+const CLOSES_PER_BATCH: usize = 50;
+
+async fn close_one_by_one<'a>(
+    ctx: &Ctx,
+    due: &[SubscriptionRow],
+    ids: impl Iterator<Item = &'a str>,
+    now: i64,
+    report: &mut TickReport,
+) {
+    for id in ids {
+        let Some(sub) = due.iter().find(|s| s.id == id) else {
+            continue;
+        };
+        let closed = match plan_close(ctx, sub, now).await {
+            Ok(Some((closed, statements))) => ctx
+                .db()
+                .batch(statements)
+                .await
+                .map(|changes| (changes.first() == Some(&1)).then_some(closed)),
+            Ok(None) => Ok(None),
+            Err(p) => Err(p),
+        };
+        match closed {
+            Ok(Some(Closed::Renewed)) => report.periods_closed += 1,
+            Ok(Some(Closed::Canceled)) => report.subscriptions_canceled += 1,
+            Ok(None) => {}
+            Err(p) => console_error!(
+                "subscription {id}: period not closed: {}",
+                p.detail.unwrap_or_default()
+            ),
+        }
+    }
 }
 
 /// The condition of every write that closes a period: the subscription is still at the period
@@ -176,11 +242,13 @@ enum Closed {
     Canceled,
 }
 
-async fn close_period(
+/// The statements that close a subscription's ended period (the first one is the guarded
+/// update of the subscription), or `None` when there is nothing to close.
+async fn plan_close(
     ctx: &Ctx,
     sub: &SubscriptionRow,
     now: i64,
-) -> Result<Option<Closed>, Problem> {
+) -> Result<Option<(Closed, Vec<Stmt>)>, Problem> {
     #[derive(Deserialize)]
     struct Sum {
         quantity: i64,
@@ -282,13 +350,10 @@ async fn close_period(
                 &description,
                 now,
             );
-            let changes = db
-                .batch(vec![
-                    advance,
-                    charges::claim_for_period(&charge, &sub.id, period),
-                ])
-                .await?;
-            Ok((changes.first() == Some(&1)).then_some(Closed::Renewed))
+            Ok(Some((
+                Closed::Renewed,
+                vec![advance, charges::claim_for_period(&charge, &sub.id, period)],
+            )))
         }
         Close::Cancel {
             period,
@@ -321,8 +386,7 @@ async fn close_period(
                 );
                 batch.push(charges::claim_for_period(&charge, &sub.id, period));
             }
-            let changes = db.batch(batch).await?;
-            Ok((changes.first() == Some(&1)).then_some(Closed::Canceled))
+            Ok(Some((Closed::Canceled, batch)))
         }
     }
 }
@@ -376,10 +440,27 @@ async fn drive_due_charges(
         id: String,
     }
     let budget = ctx.config.tick;
-    let due: Vec<Due> = ctx
-        .db()
-        .all(
-            "SELECT id FROM charges
+    // Fanned out: the consumers drive them, each invocation inside its own budget. What could
+    // not be sent is driven here, so a queue outage never stops billing.
+    let mut unsent = Vec::new();
+    if let Some(queue) = ctx.charges_queue() {
+        let ids = fanout::claim_due(ctx, now, budget.max_charges).await?;
+        if ids.len() as u32 == budget.max_charges {
+            report.work_left = true;
+        }
+        report.charges_enqueued = ids.len() as u32;
+        unsent = fanout::send(queue, ids).await;
+        report.charges_enqueued -= unsent.len() as u32;
+        if unsent.is_empty() {
+            return Ok(());
+        }
+    }
+    let due: Vec<Due> = if !unsent.is_empty() {
+        unsent.into_iter().map(|id| Due { id }).collect()
+    } else {
+        ctx.db()
+            .all(
+                "SELECT id FROM charges
              WHERE kind != 'checkout'
                AND ((status IN ('processing', 'pending')
                      AND (next_retry_at IS NULL OR next_retry_at <= ?1))
@@ -387,9 +468,10 @@ async fn drive_due_charges(
                AND (lease_until IS NULL OR lease_until < ?2)
              ORDER BY COALESCE(next_retry_at, created_at), id
              LIMIT ?3",
-            params![now, ctx.wall_ms(), budget.max_charges],
-        )
-        .await?;
+                params![now, ctx.wall_ms(), budget.max_charges],
+            )
+            .await?
+    };
     if due.len() as u32 == budget.max_charges {
         report.work_left = true;
     }

@@ -307,7 +307,7 @@ pub async fn lease_and_load(
 
 pub async fn release_lease(db: Db<'_>, id: &str) -> Result<(), Problem> {
     db.run(
-        "UPDATE charges SET lease_until = NULL WHERE id = ?",
+        "UPDATE charges SET lease_until = NULL, queued_until = NULL WHERE id = ?",
         params![id],
     )
     .await?;

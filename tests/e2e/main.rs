@@ -9,4 +9,5 @@ mod billing;
 mod charge_safety;
 mod charges;
 mod checkout;
+mod fanout;
 mod foundation;

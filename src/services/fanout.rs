@@ -1,0 +1,197 @@
+//! Charges fanned out over the `CHARGES` queue. The tick only closes due periods and enqueues
+//! the due charge ids; queue consumer invocations drive them, many at once, each inside its own
+//! budget, so a merchant with many renewals due at the same hour does not wait tick after tick.
+//!
+//! Exactly-once does not rest on the queue: a message is only a request to drive a charge. The
+//! drive takes the charge's lease, claims each attempt, and stops at once for a charge that is
+//! final or driven elsewhere, so a duplicated, redelivered or late message changes nothing.
+
+use futures_util::StreamExt;
+use futures_util::stream;
+use serde::{Deserialize, Serialize};
+use worker::{Env, MessageBatch, MessageExt, Queue, QueueRetryOptionsBuilder, RawMessage};
+
+use crate::billing::charge_driver::DriveEnd;
+use crate::context::Ctx;
+use crate::http::problem::Problem;
+use crate::meter::Usage;
+use crate::params;
+use crate::services::charging::{self, Mode, Patience};
+
+/// Status reads after `POST /payments`, in ms: a consumer waits for the outcome so that a
+/// charge usually settles in the drive that started it (one round trip less than reading it
+/// in a later drive), while other charges use the connections.
+pub const CONSUMER_POLL_DELAYS_MS: [u32; 4] = [150, 300, 600, 1200];
+
+/// Messages per `sendBatch` call (the platform's limit).
+const SEND_BATCH: usize = 100;
+
+/// A queue message: which work to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChargeJob {
+    pub charge: String,
+}
+
+/// Marks up to `limit` due charges as enqueued and returns their ids, in one statement: an
+/// overlapping tick sees the mark and does not enqueue them again while it holds.
+pub async fn claim_due(ctx: &Ctx, now: i64, limit: u32) -> Result<Vec<String>, Problem> {
+    #[derive(Deserialize)]
+    struct Due {
+        id: String,
+    }
+    let wall = ctx.wall_ms();
+    let hold_until = wall + ctx.config.charge_queue_hold_ms;
+    let due: Vec<Due> = ctx
+        .db()
+        .all(
+            "UPDATE charges SET queued_until = ?3
+             WHERE id IN (SELECT id FROM charges
+               WHERE kind != 'checkout'
+                 AND ((status IN ('processing', 'pending')
+                       AND (next_retry_at IS NULL OR next_retry_at <= ?1))
+                      OR (status = 'failed' AND next_retry_at <= ?1))
+                 AND (lease_until IS NULL OR lease_until < ?2)
+                 AND (queued_until IS NULL OR queued_until < ?2)
+               ORDER BY COALESCE(next_retry_at, created_at), id
+               LIMIT ?4)
+             RETURNING id",
+            params![now, wall, hold_until, limit],
+        )
+        .await?;
+    Ok(due.into_iter().map(|d| d.id).collect())
+}
+
+/// Sends the ids in batches; returns the ones that could not be sent (the caller drives them
+/// itself, so a queue outage never stops billing).
+pub async fn send(queue: &Queue, ids: Vec<String>) -> Vec<String> {
+    let mut unsent = Vec::new();
+    for chunk in ids.chunks(SEND_BATCH) {
+        let jobs: Vec<ChargeJob> = chunk
+            .iter()
+            .map(|id| ChargeJob { charge: id.clone() })
+            .collect();
+        if let Err(e) = queue.send_batch(jobs).await {
+            worker::console_error!("charges queue: {} not sent: {e}", chunk.len());
+            unsent.extend_from_slice(chunk);
+        }
+    }
+    unsent
+}
+
+fn parse_job(raw: &RawMessage) -> Option<ChargeJob> {
+    let text: String = js_sys::JSON::stringify(&raw.body()).ok()?.into();
+    serde_json::from_str(&text).ok()
+}
+
+/// What one consumer invocation did, logged as one line.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerReport {
+    pub messages: u32,
+    pub charges_driven: u32,
+    pub succeeded: u32,
+    pub declined: u32,
+    pub failed: u32,
+    pub waiting: u32,
+    pub needs_attention: u32,
+    /// Final or driven elsewhere: acknowledged and dropped.
+    pub dropped: u32,
+    pub retried: u32,
+    pub usage: Usage,
+    pub wall_ms: i64,
+}
+
+/// The `queue` handler for the charges queue: drives every charge of the batch, many at once.
+pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker::Result<()> {
+    let config = match crate::api::load_config(&env) {
+        Ok(config) => config,
+        // Misconfigured: nothing can be driven; the messages come back after a delay.
+        Err(_) => {
+            batch.retry_all_with_options(
+                &QueueRetryOptionsBuilder::new()
+                    .with_delay_seconds(60)
+                    .build(),
+            );
+            return Ok(());
+        }
+    };
+    let ctx = match Ctx::from_env(&env, config) {
+        Ok(ctx) => ctx,
+        Err(_) => {
+            batch.retry_all();
+            return Ok(());
+        }
+    };
+    let started = ctx.wall_ms();
+    let mut report = ConsumerReport::default();
+    let mut jobs: Vec<(String, Vec<RawMessage>)> = Vec::new();
+    for raw in batch.raw_iter() {
+        report.messages += 1;
+        match parse_job(&raw) {
+            // A charge named twice in one batch is driven once.
+            Some(job) => match jobs.iter_mut().find(|(id, _)| *id == job.charge) {
+                Some((_, messages)) => messages.push(raw),
+                None => jobs.push((job.charge, vec![raw])),
+            },
+            None => {
+                worker::console_error!("charges queue: a message that is not a charge job");
+                raw.ack();
+            }
+        }
+    }
+    let concurrency = ctx.config.consumer_concurrency as usize;
+    let results: Vec<_> = stream::iter(jobs)
+        .map(|(id, messages)| {
+            let ctx = &ctx;
+            async move {
+                let end = charging::drive_charge_end(
+                    ctx,
+                    &id,
+                    Mode::Initiate,
+                    Patience::Poll(&CONSUMER_POLL_DELAYS_MS),
+                )
+                .await;
+                (id, messages, end)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    for (id, messages, end) in results {
+        match end {
+            Ok(end) => {
+                report.charges_driven += 1;
+                match end {
+                    DriveEnd::Succeeded => report.succeeded += 1,
+                    DriveEnd::Declined => report.declined += 1,
+                    DriveEnd::Failed => report.failed += 1,
+                    DriveEnd::Waiting => report.waiting += 1,
+                    DriveEnd::NeedsAttention => report.needs_attention += 1,
+                    DriveEnd::Busy => report.dropped += 1,
+                }
+                // Whatever is still open is the next tick's: the message has done its part.
+                messages.iter().for_each(MessageExt::ack);
+            }
+            Err(p) => {
+                // The ledger could not be read or written: try the message again later.
+                worker::console_error!(
+                    "charges queue: {id} not driven: {}",
+                    p.detail.unwrap_or_default()
+                );
+                report.retried += 1;
+                let retry = QueueRetryOptionsBuilder::new()
+                    .with_delay_seconds(30)
+                    .build();
+                messages.iter().for_each(|m| m.retry_with_options(&retry));
+            }
+        }
+    }
+    report.usage = ctx.meter.usage();
+    report.wall_ms = ctx.wall_ms() - started;
+    worker::console_log!(
+        "charges consumed {}",
+        serde_json::to_string(&report).unwrap_or_default()
+    );
+    Ok(())
+}

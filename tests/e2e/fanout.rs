@@ -1,0 +1,90 @@
+//! Due charges fanned out over the CHARGES queue: the tick enqueues them, consumer invocations
+//! drive them. Messages delivered twice, ticks that overlap, a consumer killed halfway and
+//! messages lost with it: every renewal is still charged exactly once.
+
+use serde_json::Value;
+
+use crate::flows::*;
+use crate::stack::{Options, Stack};
+
+fn fanout_stack(hold_seconds: u32) -> Stack {
+    Stack::start_with(Options {
+        vars: vec![
+            ("CHARGE_FANOUT", "on".into()),
+            ("CHARGE_QUEUE_HOLD_SECONDS", hold_seconds.to_string()),
+        ],
+        ..Options::default()
+    })
+}
+
+fn renewal(s: &Stack, customer: &str) -> Option<Value> {
+    charges_of(s, customer)
+        .into_iter()
+        .find(|c| c["kind"] == "renewal" && c["periodIndex"] == 1)
+}
+
+fn all_renewed(s: &Stack, customers: &[String]) -> bool {
+    customers
+        .iter()
+        .all(|c| renewal(s, c).is_some_and(|r| r["status"] == "succeeded"))
+}
+
+/// Every tick enqueues whatever is still due (no hold), and three ticks run back to back: the
+/// consumers get each charge several times, and drive each one once.
+#[test]
+fn renewals_fanned_out_twice_over_are_charged_once() {
+    let s = fanout_stack(0);
+    tick(&s, "2027-05-01T08:00:00Z");
+    let customers: Vec<String> = (0..8).map(|i| format!("fan-{i}")).collect();
+    for c in &customers {
+        subscribe(&s, c, "weekly", APPROVE);
+    }
+    let due = "2027-05-08T08:00:00Z";
+    let first = tick(&s, due);
+    assert_eq!(first["periodsClosed"], 8, "{first}");
+    assert_eq!(first["chargesEnqueued"], 8, "{first}");
+    assert_eq!(first["chargesDriven"], 0, "the tick only enqueues: {first}");
+    tick(&s, due);
+    tick(&s, due);
+    eventually(60, "the consumers to renew every subscription", || {
+        all_renewed(&s, &customers)
+    });
+    eventually(20, "a consumer to report", || {
+        s.worker_log().contains("charges consumed")
+    });
+    for c in &customers {
+        assert_ledgers_agree(&s, c);
+    }
+    let ledger = s.ledger();
+    let renewals = ledger["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["method"] == "CTOKEN" && p["status"] == "PAYMENT_COMPLETED")
+        .count();
+    assert_eq!(renewals, 8, "one token payment per renewal");
+}
+
+/// The worker dies with the charges' messages (local queues live in its process): after the
+/// hold, the next tick enqueues what is still due, and each renewal is charged once.
+#[test]
+fn charges_whose_messages_were_lost_are_enqueued_again() {
+    let mut s = fanout_stack(2);
+    tick(&s, "2027-05-01T08:00:00Z");
+    let customers: Vec<String> = (0..4).map(|i| format!("lost-{i}")).collect();
+    for c in &customers {
+        subscribe(&s, c, "weekly", APPROVE);
+    }
+    let due = "2027-05-08T08:00:00Z";
+    let first = tick(&s, due);
+    assert_eq!(first["chargesEnqueued"], 4, "{first}");
+    s.kill_worker();
+    s.restart_worker();
+    eventually(90, "every renewal to be charged after the restart", || {
+        tick(&s, due);
+        all_renewed(&s, &customers)
+    });
+    for c in &customers {
+        assert_ledgers_agree(&s, c);
+    }
+}
