@@ -33,5 +33,6 @@ lint:
 
 # The local ledger (.wrangler/state) and the sandbox's orders and tokens go together: a clean
 # resets both, so neither remembers payments the other never saw.
+clean: dev_dir := $(or $(DEV_DIR),.wrangler)
 clean:
-	rm -rf build target/e2e .wrangler/state .wrangler/sandbox-state.json .wrangler/sandbox-state.json.tmp
+	rm -rf build target/e2e $(dev_dir)/state $(dev_dir)/sandbox-state.json $(dev_dir)/sandbox-state.json.tmp

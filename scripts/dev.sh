@@ -10,7 +10,8 @@
 #   the worker cannot start.
 # - Ctrl-C, SIGTERM or SIGHUP (to this script or its process group) stops everything it started.
 #
-# Settings (environment): WORKER_PORT (8787), SANDBOX_PORT (8790), DEV_DIR (.wrangler: the local
+# Settings (environment): WORKER_PORT (8787), SANDBOX_PORT (8790), INSPECTOR_PORT (the DevTools
+# port of the worker: 9229, or any free port when 9229 is taken), DEV_DIR (.wrangler: the local
 # ledger, the sandbox's state file, logs and the generated configuration), DEV_SKIP_BUILD=1 (use
 # what is built, install and build nothing: the test of this script, run beside other tests).
 set -euo pipefail
@@ -133,6 +134,17 @@ check_port "$WORKER_PORT" WORKER_PORT "the worker"
 command -v python3 >/dev/null 2>&1 || die "python3 (3.11 or newer) is required"
 python3 -c 'import tomllib' 2>/dev/null || die "python3 3.11 or newer is required (it reads wrangler.toml)"
 
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# workerd does not survive a taken DevTools port, and another wrangler dev (another checkout, a
+# test) may hold 9229: a port asked for must be free, the default gives way.
+if [ -n "${INSPECTOR_PORT:-}" ]; then
+  check_port "$INSPECTOR_PORT" INSPECTOR_PORT "the worker's DevTools inspector"
+elif port_taken 9229; then
+  INSPECTOR_PORT=$(free_port)
+else
+  INSPECTOR_PORT=9229
+fi
+
 # --- build -----------------------------------------------------------------------------------
 
 started_at=$(date +%s)
@@ -172,6 +184,7 @@ step wrangler d1 migrations apply DB --local --config "$CONFIG" --persist-to "$S
 # The ports may have been taken while building.
 check_port "$SANDBOX_PORT" SANDBOX_PORT "the PSP sandbox"
 check_port "$WORKER_PORT" WORKER_PORT "the worker"
+check_port "$INSPECTOR_PORT" INSPECTOR_PORT "the worker's DevTools inspector"
 
 : >"$SANDBOX_LOG"
 # The sandbox keeps its orders and tokens across restarts, matching the persisted ledger.
@@ -190,7 +203,8 @@ done
 
 say "starting the worker (wrangler dev); its log follows"
 spawn - wrangler dev --config "$CONFIG" --local --ip 127.0.0.1 --port "$WORKER_PORT" \
-  --persist-to "$STATE" --test-scheduled --show-interactive-dev-session=false
+  --inspector-port "$INSPECTOR_PORT" --persist-to "$STATE" --test-scheduled \
+  --show-interactive-dev-session=false
 wrangler_pid=$spawned
 
 health=""
@@ -226,6 +240,7 @@ cat >&2 <<EOT
   Health              $base/health
   API                 $base/v1/...   (merchant key: MERCHANT_API_KEY in .dev.vars)
   PSP sandbox         $sandbox_url   (ledger: /_sandbox/ledger, log: $SANDBOX_LOG)
+  DevTools            127.0.0.1:$INSPECTOR_PORT (chrome://inspect)
   Run the cron now    curl "$base/__scheduled?cron=*+*+*+*+*"
   Move time forward   curl -X POST $base/v1/test-clock/tick -H 'Authorization: Bearer dev-merchant-key' \\
                         -H 'Content-Type: application/json' -d '{"now":"2027-01-01T00:00:00Z"}'

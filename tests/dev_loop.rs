@@ -32,6 +32,8 @@ struct Dev {
     dir: PathBuf,
     worker_port: u16,
     sandbox_port: u16,
+    /// Explicit, so that two runs side by side never both fall back on 9229.
+    inspector_port: u16,
     child: Option<Child>,
 }
 
@@ -48,6 +50,7 @@ impl Dev {
             dir,
             worker_port: free_port(),
             sandbox_port: free_port(),
+            inspector_port: free_port(),
             child: None,
         }
     }
@@ -59,6 +62,7 @@ impl Dev {
             .current_dir(root())
             .env("WORKER_PORT", self.worker_port.to_string())
             .env("SANDBOX_PORT", self.sandbox_port.to_string())
+            .env("INSPECTOR_PORT", self.inspector_port.to_string())
             .env("DEV_DIR", &self.dir)
             .env("DEV_SKIP_BUILD", "1")
             .env("NO_COLOR", "1")
@@ -149,7 +153,7 @@ impl Dev {
                     .map(str::to_owned),
             );
         }
-        for port in [self.worker_port, self.sandbox_port] {
+        for port in [self.worker_port, self.sandbox_port, self.inspector_port] {
             if listening(port) {
                 found.push(format!("something still listens on {port}"));
             }
@@ -274,7 +278,6 @@ fn the_banner_comes_once_healthy_and_sigterm_to_the_group_stops_everything() {
     assert_eq!(health["status"], "ok", "{health}");
     assert_eq!(health["checks"]["provider"]["ok"], true, "{health}");
     assert_eq!(get(dev.sandbox_port, "/_sandbox/health").0, 200);
-    assert_eq!(get(dev.worker_port, "/").0, 200, "the demo storefront");
 
     dev.signal_group("TERM");
     let status = dev.wait_exit(Duration::from_secs(30));

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 /// How long a "slow" charge stays in flight: far longer than a few local calls take, so a cancel
 /// always reaches it before it settles.
-const IN_FLIGHT_MS: u64 = 1_500;
+const IN_FLIGHT_MS: u64 = 3_000;
 
 fn slow_charges(s: &Sandbox, token: &str) {
     let r = s.control(
