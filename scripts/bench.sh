@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make bench`: builds the release worker and sandbox, then measures one scheduler tick over
-# 1,000 due subscriptions (pass another count as an argument) and the wasm size.
+# `make bench`: builds the release worker and sandbox, prints the wasm size, then measures
+# renewals fanned out over the charges queue against plain create → pay → poll loops, at 0, 50
+# and 150 ms of provider latency (1,000 renewals per latency; pass another count).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -17,4 +18,4 @@ rm -rf "${E2E_DIR:-${CARGO_TARGET_DIR:-target}/e2e}"
 raw=$(stat -c %s build/index_bg.wasm)
 gz=$(gzip -9 -c build/index_bg.wasm | wc -c)
 printf 'worker wasm (release): %s bytes raw, %s bytes gzip -9\n' "$raw" "$gz"
-cargo run --release --locked --example tick_bench -- "${1:-1000}"
+cargo run --release --locked --example bench -- "${1:-1000}"

@@ -124,6 +124,12 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
         }
     };
     let started = ctx.wall_ms();
+    // Business time is read once for the whole batch, before its drives start at once.
+    if let Err(p) = ctx.now().await {
+        worker::console_error!("charges queue: {}", p.detail.unwrap_or_default());
+        batch.retry_all();
+        return Ok(());
+    }
     let mut report = ConsumerReport::default();
     let mut jobs: Vec<(String, Vec<RawMessage>)> = Vec::new();
     for raw in batch.raw_iter() {

@@ -1,0 +1,292 @@
+//! `make bench`: renewals fanned out over the charges queue, against plain loops on the same
+//! PSP sandbox, at 0, 50 and 150 ms of latency added to every provider call.
+//!
+//! One local stack (wrangler dev with its local D1, KV and queues, and one sandbox). For each
+//! latency, N customers (default 1,000) subscribe to the weekly plan on their own day; the
+//! test clock is moved to their renewal and one tick closes the periods and enqueues the
+//! charges; the run ends when the sandbox has settled every renewal payment. Beside it, on the
+//! same sandbox: a sequential create → pay → poll loop, and the same loop on six threads, with
+//! no ledger at all. Costs per charge (provider calls, D1 round trips and statements, KV
+//! operations) come from the worker's own meters: the tick's report and one log line per
+//! consumer invocation, not from timers here.
+//!
+//! Usage: cargo run --release --example bench -- [renewals] (default 1000)
+
+#[path = "../tests/e2e/flows.rs"]
+#[allow(dead_code)]
+mod flows;
+#[path = "../tests/e2e/http.rs"]
+#[allow(dead_code)]
+mod http;
+#[path = "../tests/e2e/stack.rs"]
+#[allow(dead_code)]
+mod stack;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use stack::{API_KEY, API_SECRET, Options, Stack};
+
+const LATENCIES_MS: [u64; 3] = [0, 50, 150];
+/// Charges each plain loop makes per latency.
+const LOOP_CHARGES: usize = 120;
+const MERCHANT_ID: &str = "5a1e0f3c2b4d6e8f90";
+const MIT_TERMINAL: &str = "3c9a7e5b1d0f8e6a42";
+
+#[derive(Default, Clone, Copy)]
+struct Costs {
+    charges: f64,
+    subrequests: f64,
+    d1_calls: f64,
+    d1_queries: f64,
+    kv: f64,
+    wall_ms: f64,
+    invocations: f64,
+}
+
+impl Costs {
+    fn add_usage(&mut self, usage: &Value) {
+        let n = |k: &str| usage[k].as_f64().unwrap_or(0.0);
+        self.subrequests += n("subrequests");
+        self.d1_calls += n("d1Calls");
+        self.d1_queries += n("d1Queries");
+        self.kv += n("kvReads") + n("kvWrites");
+    }
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1000);
+    let s = Stack::start_with(Options {
+        vars: vec![
+            ("CHARGE_FANOUT", "on".into()),
+            ("TICK_MAX_CHARGES", (n + 100).min(5_000).to_string()),
+        ],
+        sandbox_args: vec!["--processing-ms".into(), "20".into()],
+    });
+    println!(
+        "machine: {} cores; {n} due monthly renewals per latency; plain loops: {LOOP_CHARGES} charges",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "\n{:>8} {:>11} {:>11} {:>11} {:>9} {:>9} {:>13} {:>9} {:>9} {:>9} {:>7}",
+        "latency",
+        "worker/s",
+        "seq loop/s",
+        "6-thr/s",
+        "w/seq",
+        "w/6thr",
+        "invocation/s",
+        "fetch/ch",
+        "d1rt/ch",
+        "d1st/ch",
+        "kv/ch"
+    );
+    let mut log_seen = 0;
+    // Each group subscribes (monthly) on its own day, three days after the previous one, so
+    // that its renewals fall due together and alone a month later.
+    let day = |group: usize| 1 + 3 * group;
+    let groups: Vec<Vec<String>> = (0..LATENCIES_MS.len())
+        .map(|group| {
+            flows::tick(&s, &format!("2027-01-{:02}T06:00:00Z", day(group)));
+            subscribe_all(&s, group, n)
+        })
+        .collect();
+    for ((group, latency), tokens) in LATENCIES_MS.into_iter().enumerate().zip(groups) {
+        let due = format!("2027-02-{:02}T06:00:00Z", day(group));
+        set_latency(&s, latency);
+        let started = Instant::now();
+        let report = flows::tick(&s, &due);
+        assert_eq!(report["periodsClosed"].as_u64(), Some(n as u64), "{report}");
+        let completed = wait_for_renewals(&s, &tokens, started);
+        let worker_rate = n as f64 / completed.as_secs_f64();
+        // Costs: the tick that closed and enqueued, and every consumer invocation since.
+        // Each invocation logs its line once its batch is done: wait for all of them.
+        let costs = loop {
+            let mut costs = Costs::default();
+            costs.add_usage(&report["usage"]);
+            let log = s.worker_log();
+            let lines: Vec<&str> = log.lines().collect();
+            for line in &lines[log_seen.min(lines.len())..] {
+                if let Some(json) = line.split("charges consumed ").nth(1)
+                    && let Ok(v) = serde_json::from_str::<Value>(json.trim())
+                {
+                    costs.charges += v["succeeded"].as_f64().unwrap_or(0.0);
+                    costs.add_usage(&v["usage"]);
+                    costs.wall_ms += v["wallMs"].as_f64().unwrap_or(0.0);
+                    costs.invocations += 1.0;
+                }
+            }
+            if costs.charges as usize >= n {
+                log_seen = lines.len();
+                break costs;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let sequential = plain_loop(&s, &tokens, 1);
+        let threaded = plain_loop(&s, &tokens, 6);
+        let per = |x: f64| x / costs.charges.max(1.0);
+        let per_invocation = costs.charges / (costs.wall_ms / 1000.0).max(0.001);
+        println!(
+            "{:>6}ms {:>11.1} {:>11.1} {:>11.1} {:>8.1}x {:>8.2}x {:>13.1} {:>9.2} {:>9.2} {:>9.2} {:>7.2}",
+            latency,
+            worker_rate,
+            sequential,
+            threaded,
+            worker_rate / sequential,
+            per_invocation / threaded,
+            per_invocation,
+            per(costs.subrequests),
+            per(costs.d1_calls),
+            per(costs.d1_queries),
+            per(costs.kv),
+        );
+        println!(
+            "{:>8} {} consumer invocations, {} charges settled by them, {:.1} s from tick to the last renewal",
+            "",
+            costs.invocations,
+            costs.charges,
+            completed.as_secs_f64()
+        );
+        set_latency(&s, 0);
+    }
+    // Cross-check with the provider: one completed renewal payment per subscription.
+    let ledger = s.ledger();
+    let renewals = ledger["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["method"] == "CTOKEN" && p["status"] == "PAYMENT_COMPLETED")
+        .filter(|p| p["amount"] == 9900)
+        .count();
+    println!(
+        "\nprovider ledger: {renewals} completed renewal payments for {} renewals (plus the loops' own)",
+        n * LATENCIES_MS.len()
+    );
+}
+
+/// Subscribes `n` customers of a group through the API (session, checkout, hosted payment);
+/// returns their card tokens, as the sandbox knows them.
+fn subscribe_all(s: &Stack, group: usize, n: usize) -> Vec<String> {
+    let started = Instant::now();
+    let next = AtomicUsize::new(0);
+    let orders = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= n {
+                        break;
+                    }
+                    let customer = format!("bench-{group}-{i}");
+                    let sub = flows::subscribe(s, &customer, "basic-monthly", flows::APPROVE);
+                    orders.lock().unwrap().push(sub.order_id);
+                }
+            });
+        }
+    });
+    eprintln!(
+        "group {group}: {n} customers subscribed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let ledger = s.ledger();
+    let orders = orders.into_inner().unwrap();
+    orders
+        .iter()
+        .map(|o| flows::token_of_order(&ledger, o))
+        .collect()
+}
+
+fn set_latency(s: &Stack, latency: u64) {
+    if latency == 0 {
+        flows::clear_faults(s);
+        return;
+    }
+    let rules: Vec<Value> = ["create_order", "initiate_payment", "order_status", "tokens"]
+        .into_iter()
+        .map(|e| json!({"endpoint": e, "latency_ms": latency}))
+        .collect();
+    flows::set_faults(s, Value::Array(rules));
+}
+
+/// Waits until the sandbox settled a renewal payment on every token of the group. The ledger
+/// is read rarely: reading it costs the machine the worker runs on.
+fn wait_for_renewals(s: &Stack, tokens: &[String], started: Instant) -> Duration {
+    loop {
+        let ledger = s.ledger();
+        let done = tokens
+            .iter()
+            .filter(|t| ledger["payments_per_token"][t.as_str()]["completed"].as_u64() >= Some(1))
+            .count();
+        if done == tokens.len() {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "{done} of {} renewals settled",
+            tokens.len()
+        );
+        // Sleep in proportion to what is left, so the last reading is close to the end.
+        let left = (tokens.len() - done) as u64;
+        std::thread::sleep(Duration::from_millis((left * 5).clamp(50, 1000)));
+    }
+}
+
+/// Charges per second of a create → pay → poll loop on `threads` threads, straight against
+/// the sandbox (no ledger).
+fn plain_loop(s: &Stack, tokens: &[String], threads: usize) -> f64 {
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= LOOP_CHARGES {
+                        break;
+                    }
+                    charge_once(s, &tokens[i % tokens.len()], i);
+                }
+            });
+        }
+    });
+    LOOP_CHARGES as f64 / started.elapsed().as_secs_f64()
+}
+
+fn provider_headers() -> [(&'static str, &'static str); 3] {
+    [
+        ("API-KEY", API_KEY),
+        ("API-SECRET", API_SECRET),
+        ("MERCHANT-ID", MERCHANT_ID),
+    ]
+}
+
+fn charge_once(s: &Stack, token: &str, i: usize) {
+    let amount = json!({"regular": 3000, "total": 3000, "currency": "752"});
+    let order = json!({
+        "terminal$id": MIT_TERMINAL,
+        "referenceId": format!("loop-{i}"),
+        "orderLines": [{"id": "loop", "name": "Loop", "quantity": 1, "amount": amount}],
+        "totalOrderAmount": amount,
+    });
+    let r = s.sandbox.post_with("/orders", &order, &provider_headers());
+    assert!(r.status < 300, "{}", r.text);
+    let order_id = r.json()["data"]["orderId"].as_str().unwrap().to_owned();
+    let pay = json!({"orderId": order_id, "paymentMethod": "CTOKEN",
+                     "paymentMethodParams": {"tokenId": token}});
+    let r = s.sandbox.post_with("/payments", &pay, &provider_headers());
+    assert!(r.status < 300, "{}", r.text);
+    loop {
+        let r = s
+            .sandbox
+            .get_with(&format!("/orders/{order_id}/status"), &provider_headers());
+        let status = r.json()["data"]["orderStatus"].clone();
+        if status == "PAYMENT_COMPLETED" || status == "PAYMENT_FAILED" {
+            return;
+        }
+    }
+}
