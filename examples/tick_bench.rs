@@ -36,6 +36,7 @@ fn main() {
             ("TICK_MAX_WALL_MS", BUDGET_WALL_MS.to_string()),
         ],
         sandbox_args: vec!["--processing-ms".into(), "20".into()],
+        ..Options::default()
     });
     let bearer = format!("Bearer {MERCHANT_KEY}");
     let auth = [("Authorization", bearer.as_str())];
@@ -59,11 +60,21 @@ fn main() {
                     if i >= n {
                         break;
                     }
-                    let body = json!({
-                        "customerRef": format!("bench-{i}"), "planId": "weekly",
-                        "returnUrl": format!("{ORIGIN}/done"),
-                    });
-                    let r = s.worker.post("/v1/checkout", &body);
+                    // The merchant's backend mints the customer's session; the browser starts
+                    // the checkout with it.
+                    let session = s.worker.post_with(
+                        "/v1/customer-sessions",
+                        &json!({"customerRef": format!("bench-{i}")}),
+                        &auth,
+                    );
+                    assert_eq!(session.status, 201, "{}", session.text);
+                    let customer = format!(
+                        "Bearer {}",
+                        session.json()["clientSecret"].as_str().unwrap()
+                    );
+                    let customer = [("Authorization", customer.as_str())];
+                    let body = json!({"planId": "weekly", "returnUrl": format!("{ORIGIN}/done")});
+                    let r = s.worker.post_with("/v1/checkout", &body, &customer);
                     assert_eq!(r.status, 201, "{}", r.text);
                     let c = r.json();
                     let order = c["orderId"].as_str().unwrap();
@@ -75,10 +86,10 @@ fn main() {
                     for _ in 0..100 {
                         let state = s
                             .worker
-                            .get(&format!(
-                                "/v1/checkout/{}",
-                                c["checkoutId"].as_str().unwrap()
-                            ))
+                            .get_with(
+                                &format!("/v1/checkout/{}", c["checkoutId"].as_str().unwrap()),
+                                &customer,
+                            )
                             .json();
                         if state["status"] == "paid" {
                             break;

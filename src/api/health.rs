@@ -19,10 +19,12 @@ struct Health {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Checks {
     config: Check,
     kv: Check,
     d1: Check,
+    rate_limit: Check,
 }
 
 #[derive(Serialize)]
@@ -46,7 +48,16 @@ impl Check {
 }
 
 pub async fn get(env: &Env) -> Result<Response, Problem> {
-    let config = match Config::from_lookup(|n| env.var(n).ok().map(|v| v.to_string())) {
+    let parsed = Config::from_lookup(|n| env.var(n).ok().map(|v| v.to_string()));
+    let rate_limit = match &parsed {
+        Ok(c) if !c.rate_limit => Check::ok(Some("off (RATE_LIMIT)".into())),
+        _ if super::rate_limit::binding_present(env) => Check::ok(None),
+        _ => Check::failed(format!(
+            "no {} binding ([[ratelimits]] in wrangler.toml)",
+            crate::config::RATE_LIMIT_BINDING
+        )),
+    };
+    let config = match parsed {
         Ok(_) => Check::ok(None),
         Err(e) => Check::failed(e.problems.join("; ")),
     };
@@ -61,11 +72,16 @@ pub async fn get(env: &Env) -> Result<Response, Problem> {
         Ok(d1) => schema_check(&d1).await,
         Err(_) => Check::failed("no DB binding"),
     };
-    let healthy = config.ok && kv.ok && d1.ok;
+    let healthy = config.ok && kv.ok && d1.ok && rate_limit.ok;
     let body = Health {
         status: if healthy { "ok" } else { "degraded" },
         version: env!("CARGO_PKG_VERSION"),
-        checks: Checks { config, kv, d1 },
+        checks: Checks {
+            config,
+            kv,
+            d1,
+            rate_limit,
+        },
     };
     respond::json(if healthy { 200 } else { 503 }, &body)
 }

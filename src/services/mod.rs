@@ -3,5 +3,6 @@
 
 pub mod activation;
 pub mod charging;
+pub mod hosted_checkout;
 pub mod refunding;
 pub mod tick;
