@@ -5,7 +5,9 @@ mod flows;
 mod http;
 mod stack;
 
+mod attacks;
 mod billing;
 mod charges;
 mod checkout;
 mod foundation;
+mod sessions;

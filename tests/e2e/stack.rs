@@ -251,10 +251,11 @@ impl Stack {
         self.worker = Client::new(self.worker_url.clone());
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
+            // Ready once it answers: 200, or 503 when a test starts it misconfigured on purpose.
             if self
                 .worker
                 .try_get("/health")
-                .is_ok_and(|r| r.status == 200)
+                .is_ok_and(|r| r.status == 200 || r.status == 503)
             {
                 break;
             }
