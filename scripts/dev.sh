@@ -15,6 +15,15 @@ scripts/bootstrap.sh
 if [ ! -f .dev.vars ]; then
   cp .dev.vars.example .dev.vars
   echo "dev: created .dev.vars from .dev.vars.example (local secrets matching the sandbox)" >&2
+else
+  # A .dev.vars from before a secret was added gets the example's value for it.
+  while IFS= read -r line; do
+    name=${line%%=*}
+    if ! grep -q "^$name=" .dev.vars; then
+      printf '%s\n' "$line" >>.dev.vars
+      echo "dev: added $name to .dev.vars from .dev.vars.example" >&2
+    fi
+  done < <(grep -E '^[A-Z_]+=' .dev.vars.example)
 fi
 
 echo "dev: building the worker and the PSP sandbox" >&2
@@ -54,7 +63,8 @@ cat <<EOT
 
   Storefront (demo)   $base/
   Health              $base/health
-  API                 $base/v1/...   (merchant key: MERCHANT_API_KEY in .dev.vars)
+  API                 $base/v1/...   (merchant key: MERCHANT_API_KEY in .dev.vars; customer
+                      sessions: POST /v1/customer-sessions with it)
   PSP sandbox         http://127.0.0.1:$SANDBOX_PORT   (ledger: /_sandbox/ledger, log: .wrangler/sandbox.log)
   Run the cron now    curl "$base/__scheduled?cron=*+*+*+*+*"
   Move time forward   curl -X POST $base/v1/test-clock/tick -H 'Authorization: Bearer dev-merchant-key' \\

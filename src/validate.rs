@@ -1,7 +1,5 @@
 //! Checks on what callers send, shared by the API modules. Pure functions, no I/O.
 
-use crate::http::problem::{FieldError, Problem};
-
 /// Largest request body the API reads; anything above is refused before parsing.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Provider webhooks carry transaction details; give them more room.
@@ -56,34 +54,6 @@ pub fn is_allowed_redirect(url: &str, allowed_origins: &[String]) -> bool {
                 .iter()
                 .any(|allowed| allowed.eq_ignore_ascii_case(&o))
         })
-}
-
-/// Accumulates field errors so a caller learns about every mistake in one answer.
-#[derive(Default)]
-pub struct Errors(Vec<FieldError>);
-
-impl Errors {
-    pub fn new() -> Self {
-        Errors(Vec::new())
-    }
-
-    pub fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0.push(FieldError::new(field, message));
-    }
-
-    pub fn check(&mut self, ok: bool, field: &str, message: &str) {
-        if !ok {
-            self.add(field, message);
-        }
-    }
-
-    pub fn into_result(self) -> Result<(), Problem> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(Problem::validation(self.0))
-        }
-    }
 }
 
 #[cfg(test)]

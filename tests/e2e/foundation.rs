@@ -13,12 +13,20 @@ fn health_reports_the_bindings_and_the_schema() {
     assert_eq!(v["checks"]["kv"]["ok"], true);
     assert_eq!(v["checks"]["d1"]["ok"], true);
     assert_eq!(v["checks"]["config"]["ok"], true);
+    // The newest migration in the repository is the schema the worker reports.
+    let newest = std::fs::read_dir(crate::stack::root().join("migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .max()
+        .unwrap();
     assert!(
         v["checks"]["d1"]["detail"]
             .as_str()
             .unwrap()
-            .contains("0001_ledger.sql")
+            .contains(&newest),
+        "{newest}: {v}"
     );
+    assert_eq!(v["checks"]["rateLimit"]["ok"], true, "{v}");
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
 }
 
@@ -47,6 +55,10 @@ fn the_demo_storefront_is_served_from_static_assets() {
         "{}",
         r.content_type
     );
+    // The visitor is the customer of a session; nobody types a customer reference.
+    assert!(!r.text.contains("name=\"customerRef\""), "{}", r.text);
+    let script = s.worker.get("/common.js");
+    assert!(script.text.contains("/v1/demo/session"), "{}", script.text);
 }
 
 #[test]

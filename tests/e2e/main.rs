@@ -5,9 +5,11 @@ mod flows;
 mod http;
 mod stack;
 
+mod abuse;
 mod attacks;
 mod billing;
 mod charges;
 mod checkout;
 mod foundation;
+mod portal;
 mod sessions;
