@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::flows::*;
 use crate::http::Reply;
-use crate::stack::{ORIGIN, Stack};
+use crate::stack::{ORIGIN, Options, Stack};
 
 const MASTERCARD: &str = "5555555555554444";
 
@@ -210,6 +210,61 @@ fn ten_concurrent_checkouts_with_one_key_create_one_provider_order() {
     );
     assert_eq!(charges_of(&s, "race-1").len(), 1);
     assert_ledgers_agree(&s, "race-1");
+}
+
+#[test]
+fn a_checkout_whose_creator_died_is_taken_over_when_its_lease_ends() {
+    // A patient client and a slow provider: the crash below lands while the order is being
+    // created, well after the checkout was claimed.
+    let mut s = Stack::start_with(Options {
+        vars: vec![("PSP_TIMEOUT_MS", "5000".into())],
+        ..Options::default()
+    });
+    set_faults(
+        &s,
+        json!([{"endpoint": "create_order", "latency_ms": 3000}]),
+    );
+    session_for(&s, "crash-1");
+    let headers = [("Idempotency-Key", "crash-key-1")];
+    // The first request dies with the worker while the provider is still answering it.
+    let client = s.worker.clone();
+    let auth = as_customer(&s, "crash-1");
+    let doomed = std::thread::spawn(move || {
+        let body = json!({"planId": "basic-monthly", "returnUrl": format!("{ORIGIN}/done")});
+        client
+            .agent_post(
+                "/v1/checkout",
+                &body,
+                &[
+                    ("Authorization", auth.as_str()),
+                    ("Idempotency-Key", "crash-key-1"),
+                ],
+            )
+            .map(|r| r.status)
+    });
+    // Timing the crash, not waiting for an outcome: the request is in flight by then.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    s.kill_worker();
+    assert!(
+        doomed.join().unwrap().is_err(),
+        "the first request never got an answer"
+    );
+    clear_faults(&s);
+    s.restart_worker();
+    // The same request again: the checkout it claimed is found, its lease taken over, and the
+    // payment page created once.
+    let r = start_checkout_with(&s, "crash-1", "basic-monthly", json!({}), &headers);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let again = start_checkout_with(&s, "crash-1", "basic-monthly", json!({}), &headers);
+    assert_eq!(again.json()["orderId"], r.json()["orderId"]);
+    let created = r.json();
+    pay(&s, created["orderId"].as_str().unwrap(), APPROVE);
+    assert_eq!(
+        wait_checkout(&s, created["checkoutId"].as_str().unwrap())["status"],
+        "paid"
+    );
+    assert_eq!(charges_of(&s, "crash-1").len(), 1);
+    assert_ledgers_agree(&s, "crash-1");
 }
 
 #[test]
