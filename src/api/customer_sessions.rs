@@ -39,7 +39,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
     }
     let claims = claims(&mut f, customer_ref, email, name, ctx, lifetime);
     f.finish()?;
-    mint(ctx, claims.expect("claims exist when no field is invalid"))
+    mint(ctx, claims)
 }
 
 /// Only references of this shape can be minted by the demo route: 128 random bits chosen by the
@@ -70,7 +70,7 @@ pub async fn demo(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
     let name = f.optional_string("name");
     let claims = claims(&mut f, customer_ref, email, name, ctx, None);
     f.finish()?;
-    mint(ctx, claims.expect("claims exist when no field is invalid"))
+    mint(ctx, claims)
 }
 
 fn claims(
@@ -99,7 +99,9 @@ fn claims(
     })
 }
 
-fn mint(ctx: &Ctx, claims: Claims) -> Result<Response, Problem> {
+fn mint(ctx: &Ctx, claims: Option<Claims>) -> Result<Response, Problem> {
+    // Every field was valid (else `finish` refused the request), so the claims exist.
+    let claims = claims.ok_or_else(|| Problem::internal("The session could not be built."))?;
     let client_secret = session::mint(&ctx.config.session_keys.current, &claims);
     respond::json(
         201,

@@ -257,18 +257,14 @@ pub async fn replace_card(
         let outstanding = card_replacements::outstanding(db, &customer.customer_ref, ctx.wall_ms())
             .await?
             .filter(|c| (config.min_charge_amount..=config.max_charge_amount).contains(&c.amount));
-        let verification_currency = match &outstanding {
-            Some(_) => None,
-            None => Some(
+        let (amount, currency) = match &outstanding {
+            Some(c) => (c.amount, c.currency.clone()),
+            None => (
+                config.min_charge_amount,
                 card_replacements::customer_currency(db, &customer.customer_ref)
                     .await?
                     .unwrap_or_else(|| config.currencies[0].clone()),
             ),
-        };
-        let (amount, currency) = match (&outstanding, &verification_currency) {
-            (Some(c), _) => (c.amount, c.currency.as_str()),
-            (None, Some(currency)) => (config.min_charge_amount, currency.as_str()),
-            (None, None) => unreachable!("a verification has a currency"),
         };
         let checkout_id = new_id("co");
         let lease_token = hosted_checkout::new_lease_token();
@@ -278,7 +274,7 @@ pub async fn replace_card(
             plan: None,
             installments: None,
             amount,
-            currency,
+            currency: &currency,
             settles_charge_id: outstanding.as_ref().map(|c| c.id.as_str()),
             return_url: &return_url,
             cancel_url: &cancel_url,
