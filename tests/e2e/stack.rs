@@ -80,6 +80,8 @@ pub struct Stack {
     wrangler: Option<Child>,
     sandbox_process: Option<Child>,
     worker_port: u16,
+    /// Once the worker has run, its address stays: the provider's orders call it back there.
+    worker_started: bool,
     sandbox_port: u16,
     options_vars: Vec<(&'static str, String)>,
     sandbox_args: Vec<String>,
@@ -111,6 +113,7 @@ impl Stack {
             wrangler: None,
             sandbox_process: None,
             worker_port: free_port(),
+            worker_started: false,
             sandbox_port: 0,
             options_vars: options.vars,
             sandbox_args: options.sandbox_args,
@@ -181,6 +184,31 @@ impl Stack {
     }
 
     fn start_worker(&mut self) {
+        for attempt in 1..=3 {
+            let log_before = self.worker_log().len();
+            match self.try_start_worker() {
+                Ok(()) => {
+                    self.worker_started = true;
+                    return;
+                }
+                // Ports are picked free and bound a moment later; on a machine running other
+                // stacks, another process may take one in between. Pick again (a restart keeps
+                // its address, which the provider's orders call back).
+                Err(status)
+                    if attempt < 3
+                        && self.worker_log()[log_before..].contains("Address already in use") =>
+                {
+                    eprintln!("wrangler dev exited ({status}) on a port taken meanwhile; retrying");
+                    if !self.worker_started {
+                        self.worker_port = free_port();
+                    }
+                }
+                Err(status) => panic!("wrangler dev exited ({status}):\n{}", self.worker_log()),
+            }
+        }
+    }
+
+    fn try_start_worker(&mut self) -> Result<(), std::process::ExitStatus> {
         let config = self.dir.join("wrangler.toml");
         write_config(
             &config,
@@ -257,14 +285,15 @@ impl Stack {
                 .try_get("/health")
                 .is_ok_and(|r| r.status == 200 || r.status == 503)
             {
-                break;
+                return Ok(());
             }
             if let Some(status) = self
                 .wrangler
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!("wrangler dev exited ({status}):\n{}", self.worker_log());
+                self.wrangler = None;
+                return Err(status);
             }
             assert!(
                 Instant::now() < deadline,
