@@ -12,7 +12,7 @@ use crate::http::problem::Problem;
 use crate::params;
 use crate::psp::outcome::{PageOutcome, page_outcome};
 use crate::psp::types::Token;
-use crate::secure::digest_id;
+use crate::secure::{digest_id, new_id};
 use crate::services::refunding;
 use crate::store::card_replacements;
 use crate::store::charges::{self, NewCharge};
@@ -243,7 +243,9 @@ async fn refund_verification(ctx: &Ctx, checkout: &CheckoutRow) -> Result<(), Pr
     let Some(charge) = charges::get(ctx.db(), &charge_id).await? else {
         return Ok(());
     };
-    let refund_id = format!("re_{}", digest_id(&["card verification", &checkout.id]));
+    // The key makes the refund once; the id is fresh per attempt, so that a concurrent attempt
+    // (the webhook and the return page's poll) finds the winner's refund instead of colliding.
+    let refund_id = new_id("re");
     let key = format!("card verification {}", checkout.id);
     let now = ctx.now().await?;
     let claimed = refunds::claim(
