@@ -64,8 +64,10 @@ fn main() {
         vars: vec![
             ("CHARGE_FANOUT", "on".into()),
             ("TICK_MAX_CHARGES", (n + 100).min(5_000).to_string()),
+            ("RATE_LIMIT", "off".into()),
         ],
         sandbox_args: vec!["--processing-ms".into(), "20".into()],
+        ..Options::default()
     });
     println!(
         "machine: {} cores; {n} due monthly renewals per latency; plain loops: {LOOP_CHARGES} charges",

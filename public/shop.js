@@ -1,13 +1,17 @@
-// The storefront: lists the server's plans and starts a checkout. Prices shown here are for
-// display only; the server prices the checkout from its own catalog.
-import { api, money, every } from "/common.js";
+// The storefront: lists the server's plans and starts a checkout for the visitor, who is the
+// customer of the session (never a reference typed here). Prices shown here are for display
+// only; the server prices the checkout from its own catalog.
+import { api, customerApi, customerRef, profile, saveProfile, money, every } from "/common.js";
 
 const form = document.getElementById("checkout");
 const plansBox = document.getElementById("plans");
 const error = document.getElementById("error");
 let selected = null;
 
-form.customerRef.value = `demo-${crypto.randomUUID().slice(0, 8)}`;
+document.getElementById("customer-ref").textContent = customerRef();
+const known = profile();
+form.name.value = known.name ?? "";
+form.email.value = known.email ?? "";
 
 function renderPlans(plans) {
   plansBox.replaceChildren(
@@ -52,18 +56,13 @@ function select(plan) {
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   error.textContent = "";
-  const body = {
-    customerRef: form.customerRef.value,
-    planId: selected.id,
-    returnUrl: `${location.origin}/return`,
-  };
-  if (form.name.value) body.name = form.name.value;
-  if (form.email.value) body.email = form.email.value;
+  // In a real store the profile is the merchant's record of the customer; the session carries it.
+  saveProfile({ name: form.name.value.trim() || undefined, email: form.email.value.trim() || undefined });
+  const body = { planId: selected.id, returnUrl: `${location.origin}/return` };
   if (selected.installments) body.installments = Number(form.installments.value);
-  sessionStorage.setItem("customerRef", body.customerRef);
   try {
     // One key per click: a double submit or a network retry reuses the same checkout.
-    const checkout = await api("POST", "/v1/checkout", body, { "Idempotency-Key": crypto.randomUUID() });
+    const checkout = await customerApi("POST", "/v1/checkout", body, { "Idempotency-Key": crypto.randomUUID() });
     location.assign(checkout.paymentPageUrl);
   } catch (e) {
     error.textContent = e.message;

@@ -164,6 +164,15 @@ fi
 if [ ! -f .dev.vars ]; then
   cp .dev.vars.example .dev.vars
   say "created .dev.vars from .dev.vars.example (local secrets matching the sandbox)"
+else
+  # A .dev.vars from before a secret was added gets the example's value for it.
+  while IFS= read -r line; do
+    name=${line%%=*}
+    if ! grep -q "^$name=" .dev.vars; then
+      printf '%s\n' "$line" >>.dev.vars
+      say "added $name to .dev.vars from .dev.vars.example"
+    fi
+  done < <(grep -E '^[A-Z_]+=' .dev.vars.example)
 fi
 
 mkdir -p "$DEV_DIR/dev" "$STATE"
@@ -238,7 +247,8 @@ cat >&2 <<EOT
 
   Storefront (demo)   $base/
   Health              $base/health
-  API                 $base/v1/...   (merchant key: MERCHANT_API_KEY in .dev.vars)
+  API                 $base/v1/...   (merchant key: MERCHANT_API_KEY in .dev.vars; customer
+                      sessions: POST /v1/customer-sessions with it)
   PSP sandbox         $sandbox_url   (ledger: /_sandbox/ledger, log: $SANDBOX_LOG)
   DevTools            127.0.0.1:$INSPECTOR_PORT (chrome://inspect)
   Run the cron now    curl "$base/__scheduled?cron=*+*+*+*+*"

@@ -3,6 +3,7 @@
 //! Parsing is pure: it takes a lookup function, so every rule here is tested natively.
 
 use crate::catalog::Catalog;
+use crate::session::{SessionKey, SessionKeys};
 
 /// Provider connection settings.
 #[derive(Clone)]
@@ -35,6 +36,16 @@ pub struct Config {
     pub psp: PspConfig,
     pub webhook_secret: String,
     pub merchant_api_key: String,
+    /// Keys of customer sessions: the current one signs, the previous one is still accepted.
+    pub session_keys: SessionKeys,
+    /// The longest lifetime a customer session may have.
+    pub session_max_lifetime_s: i64,
+    /// Checkouts (including card replacements) a customer may have open at once.
+    pub max_open_checkouts: u32,
+    /// The Workers Rate Limiting binding guards the routes browsers call.
+    pub rate_limit: bool,
+    /// The demo storefront's stand-in for a merchant backend (`POST /v1/demo/session`).
+    pub demo: bool,
     pub public_base_url: String,
     pub allowed_origins: Vec<String>,
     pub test_clock: bool,
@@ -70,6 +81,8 @@ impl std::fmt::Debug for Config {
             .field("public_base_url", &self.public_base_url)
             .field("allowed_origins", &self.allowed_origins)
             .field("test_clock", &self.test_clock)
+            .field("demo", &self.demo)
+            .field("session_keys", &self.session_keys)
             .field("plans", &self.catalog.plans.len())
             .finish_non_exhaustive()
     }
@@ -93,6 +106,13 @@ pub const DEFAULT_CURRENCIES: &str = "752,978,208";
 pub const DEFAULT_MIN_CHARGE: i64 = 300;
 pub const DEFAULT_MAX_CHARGE: i64 = 49_999_900;
 pub const DEFAULT_DUNNING_SCHEDULE: &str = "1,3,5,7";
+/// A session secret shorter than this is refused: it is the only thing between a browser and
+/// another customer's account.
+pub const MIN_SESSION_SECRET_BYTES: usize = 32;
+/// The Workers Rate Limiting binding (`[[ratelimits]]` in wrangler.toml).
+pub const RATE_LIMIT_BINDING: &str = "PUBLIC_RATE_LIMITER";
+/// The binding's `simple.period`, sent as `Retry-After` on a 429 (the binding does not say).
+pub const RATE_LIMIT_PERIOD_SECONDS: u32 = 60;
 
 impl Config {
     /// Reads every setting through `get` (vars and secrets by name) and reports all problems at
@@ -116,6 +136,7 @@ impl Config {
         let api_secret = required("PSP_API_SECRET");
         let webhook_secret = required("PSP_WEBHOOK_SECRET");
         let merchant_api_key = required("MERCHANT_API_KEY");
+        let session_secret = required("CUSTOMER_SESSION_SECRET");
         let public_base_url = required("PUBLIC_BASE_URL");
         let plans = required("PLANS");
 
@@ -149,6 +170,8 @@ impl Config {
         let settle_window_ms = number("SETTLE_WINDOW_MINUTES", 15, 1, 24 * 60) * 60_000;
         let charge_queue_hold_ms = number("CHARGE_QUEUE_HOLD_SECONDS", 300, 0, 3_600) * 1_000;
         let consumer_concurrency = number("CONSUMER_CONCURRENCY", 50, 1, 100) as u32;
+        let session_max_lifetime_s = number("CUSTOMER_SESSION_MAX_SECONDS", 4 * 3_600, 60, 86_400);
+        let max_open_checkouts = number("MAX_OPEN_CHECKOUTS", 5, 1, 100) as u32;
         if min_charge_amount > max_charge_amount {
             problems.push("MIN_CHARGE_AMOUNT is above MAX_CHARGE_AMOUNT".into());
         }
@@ -173,23 +196,44 @@ impl Config {
             ));
         }
 
-        let charge_fanout = match optional("CHARGE_FANOUT", "on").as_str() {
+        let mut switch = |name: &str, default: &str| match optional(name, default).as_str() {
             "on" => true,
             "off" => false,
             _ => {
-                problems.push("CHARGE_FANOUT must be \"on\" or \"off\"".into());
-                true
+                problems.push(format!("{name} must be \"on\" or \"off\""));
+                default == "on"
             }
         };
+        let test_clock = switch("TEST_CLOCK", "off");
+        let demo = switch("DEMO", "off");
+        let rate_limit = switch("RATE_LIMIT", "on");
+        let charge_fanout = switch("CHARGE_FANOUT", "on");
 
-        let test_clock = match optional("TEST_CLOCK", "off").as_str() {
-            "on" => true,
-            "off" => false,
-            _ => {
-                problems.push("TEST_CLOCK must be \"on\" or \"off\"".into());
-                false
+        let previous_secret = optional("CUSTOMER_SESSION_SECRET_PREVIOUS", "");
+        for (name, secret) in [
+            ("CUSTOMER_SESSION_SECRET", &session_secret),
+            ("CUSTOMER_SESSION_SECRET_PREVIOUS", &previous_secret),
+        ] {
+            if !secret.is_empty() && secret.len() < MIN_SESSION_SECRET_BYTES {
+                problems.push(format!(
+                    "{name} must be at least {MIN_SESSION_SECRET_BYTES} bytes (e.g. 32 random bytes, hex)"
+                ));
             }
+        }
+        let session_keys = SessionKeys {
+            current: SessionKey::new(&session_secret),
+            previous: (!previous_secret.is_empty() && previous_secret != session_secret)
+                .then(|| SessionKey::new(&previous_secret)),
         };
+        if session_keys
+            .previous
+            .as_ref()
+            .is_some_and(|p| p.id() == session_keys.current.id())
+        {
+            problems.push(
+                "CUSTOMER_SESSION_SECRET_PREVIOUS has the same key id as CUSTOMER_SESSION_SECRET; pick a new secret".into(),
+            );
+        }
 
         let currencies: Vec<String> = optional("CURRENCIES", DEFAULT_CURRENCIES)
             .split(',')
@@ -231,6 +275,11 @@ impl Config {
             },
             webhook_secret,
             merchant_api_key,
+            session_keys,
+            session_max_lifetime_s,
+            max_open_checkouts,
+            rate_limit,
+            demo,
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
             allowed_origins,
             test_clock,
@@ -295,6 +344,10 @@ pub(crate) mod tests {
             ("PSP_API_SECRET", "s"),
             ("PSP_WEBHOOK_SECRET", "w"),
             ("MERCHANT_API_KEY", "m"),
+            (
+                "CUSTOMER_SESSION_SECRET",
+                "0123456789abcdef0123456789abcdef",
+            ),
             ("PUBLIC_BASE_URL", "http://127.0.0.1:8787"),
             (
                 "ALLOWED_ORIGINS",
@@ -387,6 +440,8 @@ pub(crate) mod tests {
         let dev = vars(&file);
         let dev = Config::from_lookup(|n| dev.get(n).cloned()).expect("the dev configuration");
         assert!(dev.test_clock);
+        assert!(dev.demo, "the demo is on for local development");
+        assert!(dev.rate_limit);
         assert!(dev.catalog.plans.len() >= 4);
         let production = vars(
             file["env"]["production"]
@@ -399,6 +454,59 @@ pub(crate) mod tests {
             !production.test_clock,
             "the test clock is off in production"
         );
+        assert!(!production.demo, "the demo route is off in production");
+        assert!(production.rate_limit);
+        // Bindings are not inherited by an environment: the limiter is declared in both.
+        for table in [&file, file["env"]["production"].as_table().unwrap()] {
+            let limits = table["ratelimits"].as_array().expect("[[ratelimits]]");
+            assert_eq!(limits[0]["name"].as_str(), Some(RATE_LIMIT_BINDING));
+            assert_eq!(
+                limits[0]["simple"]["period"].as_integer(),
+                Some(i64::from(RATE_LIMIT_PERIOD_SECONDS))
+            );
+        }
+    }
+
+    #[test]
+    fn the_session_secret_is_required_long_and_rotatable() {
+        let mut vars = dev_vars();
+        vars.remove("CUSTOMER_SESSION_SECRET");
+        let err = Config::from_lookup(|n| vars.get(n).cloned()).unwrap_err();
+        assert_eq!(err.problems, ["CUSTOMER_SESSION_SECRET is not set"]);
+
+        vars.insert("CUSTOMER_SESSION_SECRET", "short-secret".into());
+        let err = Config::from_lookup(|n| vars.get(n).cloned()).unwrap_err();
+        assert!(err.problems[0].contains("at least 32 bytes"), "{err}");
+        assert!(!err.to_string().contains("short-secret"), "never the value");
+
+        vars.insert("CUSTOMER_SESSION_SECRET", "n".repeat(40));
+        vars.insert("CUSTOMER_SESSION_SECRET_PREVIOUS", "o".repeat(40));
+        let c = Config::from_lookup(|n| vars.get(n).cloned()).unwrap();
+        let previous = c
+            .session_keys
+            .previous
+            .clone()
+            .expect("the previous key is kept");
+        assert_eq!(previous.id(), crate::session::key_id(&"o".repeat(40)));
+        assert_eq!(
+            c.session_keys.current.id(),
+            crate::session::key_id(&"n".repeat(40))
+        );
+        assert!(!format!("{c:?}").contains(&"o".repeat(40)));
+    }
+
+    #[test]
+    fn switches_and_bounds_have_safe_defaults() {
+        let mut vars = dev_vars();
+        let c = Config::from_lookup(|n| vars.get(n).cloned()).unwrap();
+        assert!(!c.demo, "the demo is off unless asked for");
+        assert!(c.rate_limit, "rate limiting is on unless turned off");
+        assert_eq!(c.max_open_checkouts, 5);
+        assert_eq!(c.session_max_lifetime_s, 4 * 3600);
+        vars.insert("DEMO", "yes".into());
+        vars.insert("MAX_OPEN_CHECKOUTS", "0".into());
+        let err = Config::from_lookup(|n| vars.get(n).cloned()).unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
     }
 
     #[test]

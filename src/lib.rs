@@ -1,8 +1,9 @@
 //! Recurring card payments on Cloudflare Workers.
 //!
 //! The pure core (`billing`, `http`, `psp::{types, envelope, signature}`, `catalog`, `config`,
-//! `validate`) has no runtime dependency and is tested natively. The adapters (`api`,
-//! `services`, `store`, `psp::client`) connect it to Workers: fetch, D1, KV and cron.
+//! `validate`, `input`, `session`) has no runtime dependency and is tested natively. The
+//! adapters (`api`, `services`, `store`, `psp::client`) connect it to Workers: fetch, D1, KV and
+//! cron.
 
 pub mod api;
 pub mod billing;
@@ -10,10 +11,12 @@ pub mod catalog;
 pub mod config;
 pub mod context;
 pub mod http;
+pub mod input;
 pub mod meter;
 pub mod psp;
 pub mod secure;
 pub mod services;
+pub mod session;
 pub mod slots;
 pub mod store;
 pub mod validate;

@@ -1,8 +1,10 @@
-//! Reading request bodies within limits, and the Idempotency-Key header.
+//! Reading request bodies within limits, strictly (see `input`), and the Idempotency-Key header.
 
+use serde_json::{Map, Value};
 use worker::Request;
 
 use crate::http::problem::Problem;
+use crate::input;
 use crate::validate::{self, MAX_BODY_BYTES};
 
 /// The raw body, refused with 413 above `limit` (checked on the declared length first, so an
@@ -27,33 +29,48 @@ pub async fn raw(req: &mut Request, limit: usize) -> Result<Vec<u8>, Problem> {
     Ok(bytes)
 }
 
-/// A JSON API body: content type checked, size bounded, parsed twice: as a generic value (its
-/// canonical form is the idempotency fingerprint) and as the route's typed request.
-pub async fn json<T: serde::de::DeserializeOwned>(
-    req: &mut Request,
-) -> Result<(T, serde_json::Value), Problem> {
+fn is_json(req: &Request) -> bool {
     let content_type = req
         .headers()
         .get("Content-Type")
         .ok()
         .flatten()
         .unwrap_or_default();
-    let bytes = raw(req, MAX_BODY_BYTES).await?;
-    let media = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if media != "application/json" {
+    input::is_json_media_type(&content_type)
+}
+
+/// A JSON object body: `application/json` (else 415), bounded in size (else 413), and parsed
+/// strictly. The route reads it with [`input::Fields`].
+pub async fn object(req: &mut Request) -> Result<Map<String, Value>, Problem> {
+    if !is_json(req) {
         return Err(Problem::unsupported_media_type());
     }
-    let value: serde_json::Value = validate::json_body(&bytes)?;
-    if !value.is_object() {
-        return Err(Problem::invalid_request("The body must be a JSON object."));
+    let bytes = raw(req, MAX_BODY_BYTES).await?;
+    input::object(&bytes)
+}
+
+/// The body of an action that takes none: empty, or `{}` sent as JSON.
+pub async fn nothing(req: &mut Request) -> Result<(), Problem> {
+    let bytes = raw(req, MAX_BODY_BYTES).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
     }
-    let typed = validate::json_body::<T>(&bytes)?;
-    Ok((typed, value))
+    if !is_json(req) {
+        return Err(Problem::unsupported_media_type());
+    }
+    input::nothing(&bytes)
+}
+
+/// A body that may be left out entirely (the defaults apply), else a JSON object.
+pub async fn optional_object(req: &mut Request) -> Result<Option<Map<String, Value>>, Problem> {
+    let bytes = raw(req, MAX_BODY_BYTES).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if !is_json(req) {
+        return Err(Problem::unsupported_media_type());
+    }
+    input::object(&bytes).map(Some)
 }
 
 /// The Idempotency-Key header: `Ok(None)` when absent, 400 when malformed.

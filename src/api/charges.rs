@@ -1,6 +1,6 @@
 //! Merchant-initiated charges of a stored card: `POST /v1/charges` and the reads.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use worker::{Request, Response};
 
@@ -10,33 +10,32 @@ use crate::billing::decline::{DeclineClass, classify};
 use crate::billing::time::format_rfc3339;
 use crate::context::Ctx;
 use crate::http::problem::Problem;
+use crate::input::Fields;
 use crate::secure::{new_id, request_fingerprint};
 use crate::services::charging::{self, Mode, Patience};
 use crate::store::charges::{self, ChargeRow, NewCharge};
 use crate::store::idempotency::{self, Claim};
 use crate::store::incidents;
-use crate::validate::{self, Errors};
+use crate::validate;
 
 /// Status reads after `POST /payments`, in ms: the provider settles asynchronously, usually
 /// within a second; past these the answer is `pending` and webhooks or the cron finish it.
 pub const API_POLL_DELAYS_MS: [u32; 4] = [150, 300, 600, 1200];
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateCharge {
     customer_ref: String,
-    amount: Value,
+    amount: i64,
     currency: String,
     description: String,
-    #[serde(default)]
-    metadata: Option<Value>,
+    metadata: Option<serde_json::Map<String, Value>>,
 }
 
 pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
     let key = body::required_idempotency_key(req)?;
-    let (input, raw): (CreateCharge, _) = body::json(req).await?;
-    let amount = validate_charge(&input, ctx)?;
-    let hash = request_fingerprint("charge", &raw);
+    let map = body::object(req).await?;
+    let hash = request_fingerprint("charge", &Value::Object(map.clone()));
+    let input = read(map, ctx)?;
+    let amount = input.amount;
     let db = ctx.db();
 
     // A replay finds its charge before anything else is checked: the card may be gone by now,
@@ -57,7 +56,10 @@ pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
 
     let now = ctx.now().await?;
     let charge_id = new_id("ch");
-    let metadata = input.metadata.as_ref().map(|m| m.to_string());
+    let metadata = input
+        .metadata
+        .as_ref()
+        .map(|m| Value::Object(m.clone()).to_string());
     let charge_key = format!("api:{key}");
     let new = NewCharge {
         id: &charge_id,
@@ -120,58 +122,57 @@ fn is_final(charge: &ChargeRow) -> bool {
     matches!(charge.status.as_str(), "succeeded" | "failed") && charge.next_retry_at.is_none()
 }
 
-fn validate_charge(input: &CreateCharge, ctx: &Ctx) -> Result<i64, Problem> {
+fn read(map: serde_json::Map<String, Value>, ctx: &Ctx) -> Result<CreateCharge, Problem> {
     let config = &ctx.config;
-    let mut errors = Errors::new();
-    errors.check(
-        validate::is_identifier(&input.customer_ref),
-        "customerRef",
-        "must be 1-64 characters of A-Z a-z 0-9 . _ : -",
-    );
-    // A JSON integer only: 12.5, "1250" and 1e3 are refused rather than converted.
-    let amount = input.amount.as_i64();
-    match amount {
-        Some(a) if (config.min_charge_amount..=config.max_charge_amount).contains(&a) => {}
-        Some(_) => errors.add(
+    let mut f = Fields::new(map);
+    let customer_ref = f.string("customerRef");
+    if let Some(c) = &customer_ref {
+        f.check(
+            validate::is_identifier(c),
+            "customerRef",
+            "must be 1-64 characters of A-Z a-z 0-9 . _ : -",
+        );
+    }
+    let amount = f.integer("amount");
+    if let Some(a) = amount {
+        f.check(
+            (config.min_charge_amount..=config.max_charge_amount).contains(&a),
             "amount",
-            format!(
+            &format!(
                 "must be from {} to {} (minor units)",
                 config.min_charge_amount, config.max_charge_amount
             ),
-        ),
-        None => errors.add(
-            "amount",
-            "must be a positive integer in minor units, e.g. 29900",
-        ),
-    }
-    errors.check(
-        config.currencies.contains(&input.currency),
-        "currency",
-        &format!(
-            "must be one of {} (ISO 4217 numeric)",
-            config.currencies.join(", ")
-        ),
-    );
-    let description = input.description.trim();
-    errors.check(
-        !description.is_empty() && description.chars().count() <= 200,
-        "description",
-        "must be 1-200 characters",
-    );
-    if let Some(metadata) = &input.metadata {
-        let ok = metadata.as_object().is_some_and(|m| {
-            m.len() <= 20
-                && m.iter()
-                    .all(|(k, v)| k.len() <= 40 && v.as_str().is_some_and(|s| s.len() <= 500))
-        });
-        errors.check(
-            ok,
-            "metadata",
-            "must be an object of at most 20 string values (keys up to 40, values up to 500 characters)",
         );
     }
-    errors.into_result()?;
-    Ok(amount.unwrap_or_default())
+    let currency = f.string("currency");
+    if let Some(c) = &currency {
+        f.check(
+            config.currencies.contains(c),
+            "currency",
+            &format!(
+                "must be one of {} (ISO 4217 numeric)",
+                config.currencies.join(", ")
+            ),
+        );
+    }
+    let description = f.string("description");
+    if let Some(d) = &description {
+        let d = d.trim();
+        f.check(
+            !d.is_empty() && d.chars().count() <= 200,
+            "description",
+            "must be 1-200 characters",
+        );
+    }
+    let metadata = f.optional_string_map("metadata", 20, 40, 500);
+    f.finish()?;
+    Ok(CreateCharge {
+        customer_ref: customer_ref.unwrap_or_default(),
+        amount: amount.unwrap_or_default(),
+        currency: currency.unwrap_or_default(),
+        description: description.unwrap_or_default(),
+        metadata,
+    })
 }
 
 /// A charge as the merchant's backend sees it: never the token, never provider free text.

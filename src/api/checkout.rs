@@ -1,169 +1,196 @@
 //! `POST /v1/checkout` starts the customer's first, tokenizing payment on the provider's hosted
-//! page; `GET /v1/checkout/:id` is what the return page polls.
+//! page; `GET /v1/checkout/:id` is what the return page polls. Both act for the customer of the
+//! session only: the body names a plan, never a customer, and another customer's checkout is
+//! as absent as one that does not exist.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::{Value, json};
 use worker::{Request, Response};
 
 use super::{body, respond};
 use crate::catalog::Plan;
 use crate::context::Ctx;
-use crate::http::problem::Problem;
-use crate::psp::types::*;
+use crate::http::problem::{FieldError, Problem};
+use crate::input::Fields;
 use crate::secure::{new_id, request_fingerprint};
 use crate::services::activation;
-use crate::store::checkouts::{self, CheckoutRow, NewCheckout};
-use crate::store::idempotency::{self, Claim};
+use crate::services::hosted_checkout::{self, Claim};
+use crate::session::Claims;
+use crate::store::checkouts::{self, CheckoutRow, KeyClaim, NewCheckout};
 use crate::store::payment_methods;
-use crate::validate::{self, Errors};
+use crate::validate;
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) const REDIRECT_RULE: &str =
+    "must be an http(s) URL on one of the merchant's allowed origins";
+
 struct CreateCheckout {
-    customer_ref: String,
     plan_id: String,
-    #[serde(default)]
     installments: Option<u32>,
-    #[serde(default)]
-    email: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
     return_url: String,
-    #[serde(default)]
     cancel_url: Option<String>,
+}
+
+fn read(map: serde_json::Map<String, Value>, ctx: &Ctx) -> Result<CreateCheckout, Problem> {
+    let allowed = &ctx.config.allowed_origins;
+    let mut f = Fields::new(map);
+    let plan_id = f.string("planId");
+    if let Some(id) = &plan_id {
+        f.check(validate::is_identifier(id), "planId", "is not a plan id");
+    }
+    let installments = f.optional_integer("installments");
+    if let Some(n) = installments {
+        f.check(
+            (1..=i64::from(u16::MAX)).contains(&n),
+            "installments",
+            "must be a positive integer",
+        );
+    }
+    let return_url = f.string("returnUrl");
+    if let Some(url) = &return_url {
+        f.check(
+            validate::is_allowed_redirect(url, allowed),
+            "returnUrl",
+            REDIRECT_RULE,
+        );
+    }
+    let cancel_url = f.optional_string("cancelUrl");
+    if let Some(url) = &cancel_url {
+        f.check(
+            validate::is_allowed_redirect(url, allowed),
+            "cancelUrl",
+            REDIRECT_RULE,
+        );
+    }
+    f.finish()?;
+    Ok(CreateCheckout {
+        plan_id: plan_id.unwrap_or_default(),
+        installments: installments.map(|n| n as u32),
+        return_url: return_url.unwrap_or_default(),
+        cancel_url,
+    })
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct CheckoutCreated<'a> {
     checkout_id: &'a str,
+    purpose: &'a str,
     order_id: &'a str,
     payment_page_url: &'a str,
     status: &'a str,
-    plan_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan_id: Option<&'a str>,
     amount: i64,
     currency: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settles_charge_id: Option<&'a str>,
 }
 
-pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
+pub async fn create(req: &mut Request, ctx: &Ctx, customer: &Claims) -> Result<Response, Problem> {
     let key = body::idempotency_key(req)?;
-    let (input, raw): (CreateCheckout, _) = body::json(req).await?;
-    let plan = validate_input(&input, ctx)?.clone();
+    let map = body::object(req).await?;
+    let raw = Value::Object(map.clone());
+    let input = read(map, ctx)?;
+    let plan = ctx
+        .config
+        .catalog
+        .get(&input.plan_id)
+        .ok_or_else(|| {
+            Problem::not_found(&format!("Plan {:?}", input.plan_id))
+                .with("planId", input.plan_id.clone())
+        })?
+        .clone();
     let amount = first_payment(&plan, input.installments)?;
     let cancel_url = input
         .cancel_url
         .clone()
         .unwrap_or_else(|| input.return_url.clone());
     let now = ctx.now().await?;
-    let db = ctx.db();
 
-    let mut checkout_id = new_id("co");
-    let customer = checkouts::upsert_customer(
-        &input.customer_ref,
-        input.email.as_deref(),
-        input.name.as_deref(),
-        now,
-    );
+    let checkout_id = new_id("co");
+    let lease_token = hosted_checkout::new_lease_token();
     let new = NewCheckout {
         id: &checkout_id,
-        customer_ref: &input.customer_ref,
-        plan: &plan,
+        customer_ref: &customer.customer_ref,
+        plan: Some(&plan),
         installments: input.installments,
         amount,
         currency: &plan.currency,
+        settles_charge_id: None,
         return_url: &input.return_url,
         cancel_url: &cancel_url,
+        lease_token: &lease_token,
+        lease_until: ctx.wall_ms() + hosted_checkout::lease_ms(ctx),
         now,
     };
-    match &key {
-        Some(key) => {
-            let hash = request_fingerprint("checkout", &raw);
-            let won_params = idempotency::if_won_params("checkout", key, &checkout_id);
-            let insert = checkouts::insert(&new, Some(won_params));
-            let claim = idempotency::claim(
-                db,
-                "checkout",
-                key,
-                &hash,
-                &checkout_id,
-                now,
-                vec![customer, insert],
-            )
-            .await?;
-            if let Claim::Replay { resource_id } = claim {
-                checkout_id = resource_id;
-            }
-        }
-        None => {
-            db.batch(vec![customer, checkouts::insert(&new, None)])
-                .await?;
-        }
-    }
-
-    let checkout = checkouts::get(db, &checkout_id)
-        .await?
-        .ok_or_else(|| Problem::internal("The checkout was not recorded."))?;
-    if checkout.order_id.is_some() || checkout.status != "creating" {
-        return checkout_response(200, &checkout);
-    }
-    // A replay resumes with the plan as first priced, even if the catalog changed since.
-    let plan = checkout.plan()?;
-    open_order(ctx, &checkout, &plan, &input).await
+    let hash = request_fingerprint(
+        "checkout",
+        &json!({"customer": customer.customer_ref, "body": raw}),
+    );
+    let key_claim = key.as_deref().map(|key| KeyClaim {
+        scope: "checkout",
+        key,
+        request_hash: &hash,
+    });
+    let customer_row = checkouts::upsert_customer(
+        &customer.customer_ref,
+        customer.email.as_deref(),
+        customer.name.as_deref(),
+        now,
+    );
+    let claim = hosted_checkout::claim(ctx, &new, key_claim.as_ref(), vec![customer_row]).await?;
+    let build = |checkout: &CheckoutRow| subscription_order(ctx, checkout, customer);
+    let (checkout, status) = match claim {
+        Claim::Won { lease_token } => (
+            hosted_checkout::settle_order(ctx, &checkout_id, Some(&lease_token), &build).await?,
+            201,
+        ),
+        Claim::Replay { checkout_id } => (
+            hosted_checkout::settle_order(ctx, &checkout_id, None, &build).await?,
+            200,
+        ),
+        Claim::Blocked => return Err(too_many_open(ctx)),
+    };
+    checkout_response(status, &checkout)
 }
 
-fn validate_input<'c>(input: &CreateCheckout, ctx: &'c Ctx) -> Result<&'c Plan, Problem> {
-    let config = &ctx.config;
-    let mut errors = Errors::new();
-    errors.check(
-        validate::is_identifier(&input.customer_ref),
-        "customerRef",
-        "must be 1-64 characters of A-Z a-z 0-9 . _ : -",
-    );
-    if let Some(email) = &input.email {
-        errors.check(
-            validate::is_email(email),
-            "email",
-            "is not an email address",
-        );
-    }
-    if let Some(name) = &input.name {
-        errors.check(
-            !name.trim().is_empty() && name.chars().count() <= 100,
-            "name",
-            "must be 1-100 characters",
-        );
-    }
-    errors.check(
-        validate::is_allowed_redirect(&input.return_url, &config.allowed_origins),
-        "returnUrl",
-        "must be an http(s) URL on one of the merchant's allowed origins",
-    );
-    if let Some(cancel) = &input.cancel_url {
-        errors.check(
-            validate::is_allowed_redirect(cancel, &config.allowed_origins),
-            "cancelUrl",
-            "must be an http(s) URL on one of the merchant's allowed origins",
-        );
-    }
-    errors.check(
-        validate::is_identifier(&input.plan_id),
-        "planId",
-        "is not a plan id",
-    );
-    errors.into_result()?;
-    config.catalog.get(&input.plan_id).ok_or_else(|| {
-        Problem::not_found(&format!("Plan {:?}", input.plan_id))
-            .with("planId", input.plan_id.clone())
-    })
+pub(crate) fn too_many_open(ctx: &Ctx) -> Problem {
+    let max = ctx.config.max_open_checkouts;
+    Problem::conflict(
+        "too-many-open-checkouts",
+        "Too many open checkouts",
+        format!(
+            "This customer already has {max} checkouts waiting for payment; pay one, or wait \
+             until the unpaid ones expire (a day)."
+        ),
+    )
+    .with("maxOpenCheckouts", max)
+}
+
+/// The hosted-page order of a new subscription, priced as the checkout was (a replay resumes
+/// with the plan as first priced, even if the catalog changed since).
+fn subscription_order(
+    ctx: &Ctx,
+    checkout: &CheckoutRow,
+    customer: &Claims,
+) -> Result<crate::psp::types::CreateOrder, Problem> {
+    let plan = checkout.plan()?;
+    let line_name = match checkout.installments {
+        Some(n) => format!("{} (installment 1 of {n})", plan.name),
+        None => plan.name.clone(),
+    };
+    Ok(hosted_checkout::page_order(
+        &ctx.config,
+        checkout,
+        &plan.id,
+        line_name,
+        hosted_checkout::person(customer.email.as_deref(), customer.name.as_deref()),
+    ))
 }
 
 /// What the customer pays on the hosted page: a period's fee, or the first installment.
 fn first_payment(plan: &Plan, installments: Option<u32>) -> Result<i64, Problem> {
-    let field_error = |msg: String| {
-        Problem::validation(vec![crate::http::problem::FieldError::new(
-            "installments",
-            msg,
-        )])
-    };
+    let field_error = |msg: String| Problem::validation(vec![FieldError::new("installments", msg)]);
     match (&plan.installments, installments) {
         (None, None) => Ok(plan.amount),
         (None, Some(_)) => Err(field_error(format!(
@@ -180,99 +207,20 @@ fn first_payment(plan: &Plan, installments: Option<u32>) -> Result<i64, Problem>
     }
 }
 
-/// Creates the hosted-page order for a checkout that has none yet.
-async fn open_order(
-    ctx: &Ctx,
-    checkout: &CheckoutRow,
-    plan: &Plan,
-    input: &CreateCheckout,
-) -> Result<Response, Problem> {
-    let config = &ctx.config;
-    let line_name = match checkout.installments {
-        Some(n) => format!("{} (installment 1 of {n})", plan.name),
-        None => plan.name.clone(),
-    };
-    let person = (input.email.is_some() || input.name.is_some()).then(|| Person {
-        name: input.name.as_deref().map(split_name),
-        email: input.email.clone(),
-    });
-    let order = CreateOrder {
-        terminal_id: config.psp.page_terminal_id.clone(),
-        reference_id: checkout.id.clone(),
-        order_lines: vec![OrderLine {
-            id: plan.id.clone(),
-            name: line_name,
-            quantity: 1,
-            amount: Amount::of(checkout.amount, &checkout.currency),
-            purchase_order_id: None,
-        }],
-        total_order_amount: Amount::of(checkout.amount, &checkout.currency),
-        customer: person.map(|person| Customer { person }),
-        control_functions: ControlFunctions {
-            initiate_payments_options: Some(InitiatePaymentsOptions {
-                payment_method: "CARD".into(),
-                amount: Some(checkout.amount),
-            }),
-            call_back_url: Some(config.webhook_url()),
-            online: Some(Online {
-                enforce_tokenization: true,
-                redirect_url: Some(with_checkout_id(&checkout.return_url, &checkout.id)),
-                failure_redirect_url: Some(with_checkout_id(&checkout.cancel_url, &checkout.id)),
-            }),
-        },
-    };
-    let now = ctx.now().await?;
-    let db = ctx.db();
-    match ctx.psp().create_order(&order).await {
-        Ok(created) => {
-            let Some(page_url) = created
-                .payment_page_link
-                .filter(|l| crate::config::is_http_url(l))
-            else {
-                checkouts::mark_failed(db, &checkout.id, "provider_no_payment_page", now).await?;
-                return Err(
-                    Problem::new(502, "provider-error", "Payment provider error")
-                        .detail("The provider created the order without a payment page link."),
-                );
-            };
-            checkouts::set_order(db, &checkout.id, &created.order_id, &page_url, now).await?;
-            let checkout = checkouts::get(db, &checkout.id)
-                .await?
-                .ok_or_else(|| Problem::internal("The checkout vanished."))?;
-            checkout_response(201, &checkout)
-        }
-        Err(e) if e.is_refusal() => {
-            checkouts::mark_failed(db, &checkout.id, &e.code(), now).await?;
-            Err(Problem::new(
-                502,
-                "provider-refused",
-                "Payment provider refused the order",
-            )
-            .detail(format!(
-                "The provider refused to create the order ({}).",
-                e.code()
-            ))
-            .with("providerCode", e.code()))
-        }
-        Err(e) => Err(Problem::provider_unavailable(format!(
-            "The payment page could not be created ({}). Retry with the same Idempotency-Key.",
-            e.code()
-        ))),
-    }
-}
-
-fn checkout_response(status: u16, checkout: &CheckoutRow) -> Result<Response, Problem> {
+pub(crate) fn checkout_response(status: u16, checkout: &CheckoutRow) -> Result<Response, Problem> {
     match (&checkout.order_id, &checkout.payment_page_url) {
         (Some(order_id), Some(url)) => respond::json(
             status,
             &CheckoutCreated {
                 checkout_id: &checkout.id,
+                purpose: &checkout.purpose,
                 order_id,
                 payment_page_url: url,
                 status: public_status(&checkout.status),
-                plan_id: &checkout.plan_id,
+                plan_id: checkout.plan_id.as_deref(),
                 amount: checkout.amount,
                 currency: &checkout.currency,
+                settles_charge_id: checkout.settles_charge_id.as_deref(),
             },
         ),
         _ if checkout.status == "failed" => Err(Problem::conflict(
@@ -293,8 +241,10 @@ fn checkout_response(status: u16, checkout: &CheckoutRow) -> Result<Response, Pr
 #[serde(rename_all = "camelCase")]
 struct CheckoutState<'a> {
     checkout_id: &'a str,
+    purpose: &'a str,
     status: &'a str,
-    plan_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan_id: Option<&'a str>,
     amount: i64,
     currency: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -303,22 +253,29 @@ struct CheckoutState<'a> {
     card: Option<payment_methods::MaskedCard>,
     #[serde(skip_serializing_if = "Option::is_none")]
     subscription_id: Option<&'a str>,
+    /// Card replacements: the charge the payment settled (`settled`), or a verification
+    /// payment refunded at once (`verified`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settles_charge_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     failure_reason: Option<&'a str>,
 }
 
-pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
+pub async fn get(ctx: &Ctx, customer: &Claims, id: &str) -> Result<Response, Problem> {
+    let not_found = || Problem::not_found("The checkout");
     if !validate::is_identifier(id) {
-        return Err(Problem::not_found("The checkout"));
+        return Err(not_found());
     }
     let db = ctx.db();
-    let mut checkout = checkouts::get(db, id)
+    let mut checkout = checkouts::get_for_customer(db, id, &customer.customer_ref)
         .await?
-        .ok_or_else(|| Problem::not_found("The checkout"))?;
+        .ok_or_else(not_found)?;
     if checkout.status == "pending" {
         // The webhook may have been lost: ask the provider, through the same idempotent path.
         activation::reconcile(ctx, &checkout).await?;
-        checkout = checkouts::get(ctx.db(), id)
+        checkout = checkouts::get_for_customer(ctx.db(), id, &customer.customer_ref)
             .await?
             .ok_or_else(|| Problem::internal("The checkout vanished."))?;
     }
@@ -330,13 +287,16 @@ pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
         200,
         &CheckoutState {
             checkout_id: &checkout.id,
+            purpose: &checkout.purpose,
             status: public_status(&checkout.status),
-            plan_id: &checkout.plan_id,
+            plan_id: checkout.plan_id.as_deref(),
             amount: checkout.amount,
             currency: &checkout.currency,
             installments: checkout.installments,
             card,
             subscription_id: checkout.subscription_id.as_deref(),
+            outcome: checkout.card_outcome.as_deref(),
+            settles_charge_id: checkout.settles_charge_id.as_deref(),
             failure_reason: (checkout.status == "failed")
                 .then_some(checkout.failure_reason.as_deref())
                 .flatten(),
@@ -350,61 +310,5 @@ fn public_status(status: &str) -> &str {
         "paid" => "paid",
         "failed" => "failed",
         _ => "pending",
-    }
-}
-
-/// The return page learns which checkout to poll from its own URL.
-pub fn with_checkout_id(url: &str, checkout_id: &str) -> String {
-    let (base, fragment) = match url.split_once('#') {
-        Some((b, f)) => (b, Some(f)),
-        None => (url, None),
-    };
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let mut out = format!("{base}{separator}checkoutId={checkout_id}");
-    if let Some(f) = fragment {
-        out.push('#');
-        out.push_str(f);
-    }
-    out
-}
-
-fn split_name(full: &str) -> PersonName {
-    let full = full.trim();
-    match full.rsplit_once(' ') {
-        Some((first, last)) => PersonName {
-            first_name: first.trim().to_owned(),
-            last_name: last.trim().to_owned(),
-        },
-        None => PersonName {
-            first_name: full.to_owned(),
-            last_name: String::new(),
-        },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn checkout_id_is_added_before_the_fragment() {
-        assert_eq!(
-            with_checkout_id("https://s.example/done", "co_1"),
-            "https://s.example/done?checkoutId=co_1"
-        );
-        assert_eq!(
-            with_checkout_id("https://s.example/done?a=1#top", "co_1"),
-            "https://s.example/done?a=1&checkoutId=co_1#top"
-        );
-    }
-
-    #[test]
-    fn names_split_on_the_last_space() {
-        let n = split_name(" Ada King Lovelace ");
-        assert_eq!(
-            (n.first_name.as_str(), n.last_name.as_str()),
-            ("Ada King", "Lovelace")
-        );
-        assert_eq!(split_name("Cher").last_name, "");
     }
 }

@@ -28,11 +28,13 @@ struct Health {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Checks {
     config: Check,
     kv: Check,
     d1: Check,
     provider: Check,
+    rate_limit: Check,
 }
 
 #[derive(Serialize)]
@@ -58,7 +60,16 @@ impl Check {
 pub async fn get(env: &Env) -> Result<Response, Problem> {
     let lookup = |n: &str| env.var(n).ok().map(|v| v.to_string());
     let placeholders = placeholder_settings(lookup);
-    let config = match Config::from_lookup(lookup) {
+    let parsed = Config::from_lookup(lookup);
+    let rate_limit = match &parsed {
+        Ok(c) if !c.rate_limit => Check::ok(Some("off (RATE_LIMIT)".into())),
+        _ if super::rate_limit::binding_present(env) => Check::ok(None),
+        _ => Check::failed(format!(
+            "no {} binding ([[ratelimits]] in wrangler.toml)",
+            crate::config::RATE_LIMIT_BINDING
+        )),
+    };
+    let config = match parsed {
         Ok(_) if placeholders.is_empty() => Check::ok(None),
         Ok(_) => Check::failed(placeholder_detail(&placeholders)),
         Err(e) => {
@@ -75,7 +86,7 @@ pub async fn get(env: &Env) -> Result<Response, Problem> {
         d1_check(env),
         provider_check(base_url.trim())
     );
-    let healthy = config.ok && kv.ok && d1.ok && provider.ok;
+    let healthy = config.ok && kv.ok && d1.ok && provider.ok && rate_limit.ok;
     let body = Health {
         status: if healthy { "ok" } else { "degraded" },
         version: env!("CARGO_PKG_VERSION"),
@@ -84,6 +95,7 @@ pub async fn get(env: &Env) -> Result<Response, Problem> {
             kv,
             d1,
             provider,
+            rate_limit,
         },
     };
     respond::json(if healthy { 200 } else { 503 }, &body)

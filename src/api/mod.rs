@@ -3,11 +3,14 @@
 pub mod body;
 pub mod charges;
 pub mod checkout;
+pub mod customer_sessions;
 pub mod health;
 pub mod incidents;
 pub mod page;
 pub mod payment_method;
 pub mod plans;
+pub mod portal;
+pub mod rate_limit;
 pub mod refunds;
 pub mod respond;
 pub mod subscriptions;
@@ -23,6 +26,8 @@ use crate::http::cors::{self, Decision};
 use crate::http::problem::Problem;
 use crate::http::router::{self, Access, Matched, Route};
 use crate::secure::constant_time_eq;
+use crate::session::{self, Claims};
+use rate_limit::Subject;
 
 pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> worker::Result<Response> {
     let started = worker::Date::now().as_millis();
@@ -60,20 +65,20 @@ async fn dispatch(
         return health::get(&env).await;
     }
     let config = load_config(&env)?;
-    let cors_headers = match route.access() {
-        Access::Public => match cors::decide(origin(&req).as_deref(), &config.allowed_origins) {
-            Decision::Deny(problem) => return Err(problem),
-            Decision::Allow(headers) => headers,
-            Decision::NotCors => Vec::new(),
-        },
-        Access::Merchant => {
-            authenticate_merchant(&req, &config)?;
-            Vec::new()
+    let access = route.access();
+    let cors_headers = match access {
+        Access::Public | Access::Customer => {
+            match cors::decide(origin(&req).as_deref(), &config.allowed_origins) {
+                Decision::Deny(problem) => return Err(problem),
+                Decision::Allow(headers) => headers,
+                Decision::NotCors => Vec::new(),
+            }
         }
-        Access::Provider | Access::Open => Vec::new(),
+        Access::Merchant | Access::Provider | Access::Open => Vec::new(),
     };
-    let ctx = Ctx::from_env(&env, config)?;
-    let result = route_to(route, req, &ctx, &env, worker_ctx).await;
+    // Everything from here on answers with the CORS headers, errors included, so that a page
+    // can read why it was refused.
+    let result = authenticate_and_route(route, access, req, &env, worker_ctx, config).await;
     let mut response = match result {
         Ok(response) => response,
         Err(problem) => respond::problem(&problem),
@@ -82,6 +87,65 @@ async fn dispatch(
         let _ = response.headers_mut().set(name, &value);
     }
     Ok(response)
+}
+
+async fn authenticate_and_route(
+    route: Route,
+    access: Access,
+    req: Request,
+    env: &Env,
+    worker_ctx: &Context,
+    config: Config,
+) -> Result<Response, Problem> {
+    let customer = match access {
+        Access::Public => {
+            rate_limit::check(env, &config, &Subject::address_of(&req)).await?;
+            None
+        }
+        Access::Customer => match customer_session(&req, &config) {
+            Ok(claims) => {
+                rate_limit::check(env, &config, &Subject::Customer(&claims.customer_ref)).await?;
+                Some(claims)
+            }
+            Err(problem) => {
+                // Guessing at sessions costs the guesser's address its quota.
+                rate_limit::check(env, &config, &Subject::address_of(&req)).await?;
+                return Err(problem);
+            }
+        },
+        Access::Merchant => {
+            authenticate_merchant(&req, &config)?;
+            None
+        }
+        Access::Provider | Access::Open => None,
+    };
+    let ctx = Ctx::from_env(env, config)?;
+    match customer {
+        Some(customer) => customer_route(route, req, &ctx, &customer).await,
+        None => route_to(route, req, &ctx, env, worker_ctx).await,
+    }
+}
+
+/// The routes a customer session opens; the customer is the session's, never the caller's word.
+async fn customer_route(
+    route: Route,
+    mut req: Request,
+    ctx: &Ctx,
+    customer: &Claims,
+) -> Result<Response, Problem> {
+    use Route::*;
+    match route {
+        CreateCheckout => checkout::create(&mut req, ctx, customer).await,
+        GetCheckout(id) => checkout::get(ctx, customer, &id).await,
+        GetPaymentMethod(customer_ref) => payment_method::get(ctx, customer, &customer_ref).await,
+        PortalSubscriptions => portal::subscriptions(ctx, customer).await,
+        PortalSubscriptionAction(id, action) => {
+            portal::act(&mut req, ctx, customer, &id, action).await
+        }
+        PortalCharges => portal::charges(&req, ctx, customer).await,
+        PortalReplaceCard => portal::replace_card(&mut req, ctx, customer).await,
+        _ => unreachable!("only customer routes are given a customer"),
+    }
 }
 
 async fn route_to(
@@ -93,11 +157,9 @@ async fn route_to(
 ) -> Result<Response, Problem> {
     use Route::*;
     match route {
-        Health => unreachable!("answered before configuration is read"),
         ListPlans => plans::list(ctx),
-        CreateCheckout => checkout::create(&mut req, ctx).await,
-        GetCheckout(id) => checkout::get(ctx, &id).await,
-        GetPaymentMethod(customer) => payment_method::get(ctx, &customer).await,
+        CreateCustomerSession => customer_sessions::create(&mut req, ctx).await,
+        DemoSession => customer_sessions::demo(&mut req, ctx).await,
         DeletePaymentMethod(customer) => payment_method::delete(ctx, &customer).await,
         ProviderWebhook => webhooks::receive(&mut req, ctx, env, worker_ctx).await,
         CreateCharge => charges::create(&mut req, ctx).await,
@@ -114,14 +176,23 @@ async fn route_to(
         ListIncidents => incidents::list(&req, ctx).await,
         GetIncident(id) => incidents::get(ctx, &id).await,
         TestClockTick => test_clock::tick(&mut req, ctx).await,
+        Health => unreachable!("answered before configuration is read"),
+        CreateCheckout
+        | GetCheckout(_)
+        | GetPaymentMethod(_)
+        | PortalSubscriptions
+        | PortalSubscriptionAction(..)
+        | PortalCharges
+        | PortalReplaceCard => unreachable!("customer routes are routed with their customer"),
     }
 }
 
 /// Preflight for the browser routes; other routes do not speak CORS.
 fn preflight(req: &Request, env: &Env, path: &str) -> Result<Response, Problem> {
-    let public = ["GET", "POST"].iter().any(
-        |m| matches!(router::resolve(m, path), Matched::Route(r) if r.access() == Access::Public),
-    );
+    let public = ["GET", "POST"].iter().any(|m| {
+        matches!(router::resolve(m, path),
+            Matched::Route(r) if matches!(r.access(), Access::Public | Access::Customer))
+    });
     if !public {
         return match router::resolve("GET", path) {
             Matched::NotFound => Err(Problem::route_not_found(path)),
@@ -165,4 +236,24 @@ fn authenticate_merchant(req: &Request, config: &Config) -> Result<(), Problem> 
     } else {
         Err(Problem::unauthorized("The merchant API key is not valid."))
     }
+}
+
+/// The customer session in `Authorization: Bearer`, verified against wall-clock time (sessions
+/// expire in real time, whatever the test clock says).
+fn customer_session(req: &Request, config: &Config) -> Result<Claims, Problem> {
+    let header = req.headers().get("Authorization").ok().flatten();
+    let Some(presented) = header.as_deref().and_then(|h| h.strip_prefix("Bearer ")) else {
+        return Err(Problem::session_required(
+            "Send the customer session as `Authorization: Bearer <clientSecret>`; the merchant's \
+             backend mints it with POST /v1/customer-sessions.",
+        ));
+    };
+    let now = (worker::Date::now().as_millis() / 1000) as i64;
+    session::verify(
+        &config.session_keys,
+        presented.trim(),
+        now,
+        config.session_max_lifetime_s,
+    )
+    .map_err(|e| Problem::session_required(e.detail()))
 }

@@ -1,5 +1,6 @@
-//! `GET /v1/customers/:ref/payment-method` (masked card only) and `DELETE` (forget the card).
-//! The provider cannot delete tokens, so forgetting a card means deleting our only copy.
+//! `GET /v1/customers/:ref/payment-method` (masked card only, for the customer of the session)
+//! and `DELETE` (forget the card, the merchant's call). The provider cannot delete tokens, so
+//! forgetting a card means deleting our only copy.
 
 use serde::{Deserialize, Serialize};
 use worker::Response;
@@ -9,6 +10,7 @@ use crate::billing::time::format_rfc3339;
 use crate::context::Ctx;
 use crate::http::problem::Problem;
 use crate::params;
+use crate::session::Claims;
 use crate::store::payment_methods;
 use crate::validate;
 
@@ -32,9 +34,12 @@ struct PaymentMethodView<'a> {
     added_at: String,
 }
 
-pub async fn get(ctx: &Ctx, customer: &str) -> Result<Response, Problem> {
-    if !validate::is_identifier(customer) {
-        return Err(Problem::not_found("The customer"));
+/// Another customer's card, an unknown customer and a customer without a card all answer the
+/// same 404: the route tells nobody which references exist or have a card.
+pub async fn get(ctx: &Ctx, session: &Claims, customer: &str) -> Result<Response, Problem> {
+    let no_card = || Problem::not_found("A card on file for this customer");
+    if customer != session.customer_ref {
+        return Err(no_card());
     }
     let row: Option<Row> = ctx
         .db()
@@ -44,7 +49,7 @@ pub async fn get(ctx: &Ctx, customer: &str) -> Result<Response, Problem> {
             params![customer],
         )
         .await?;
-    let row = row.ok_or_else(|| Problem::not_found("A card on file for this customer"))?;
+    let row = row.ok_or_else(no_card)?;
     respond::json(
         200,
         &PaymentMethodView {

@@ -1,6 +1,6 @@
 //! `POST /v1/charges/:id/refunds` (full or partial), and the refund reads.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use worker::{Request, Response};
 
@@ -8,19 +8,12 @@ use super::{body, respond};
 use crate::billing::time::format_rfc3339;
 use crate::context::Ctx;
 use crate::http::problem::Problem;
+use crate::input::Fields;
 use crate::secure::{new_id, request_fingerprint};
 use crate::services::refunding;
 use crate::store::charges;
 use crate::store::refunds::{self, Claimed, RefundRow};
-use crate::validate::{self, Errors};
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateRefund {
-    /// Minor units; the whole remaining amount when absent.
-    #[serde(default)]
-    amount: Option<Value>,
-}
+use crate::validate;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -65,13 +58,21 @@ fn view(r: &RefundRow) -> RefundView<'_> {
 
 pub async fn create(req: &mut Request, ctx: &Ctx, charge_id: &str) -> Result<Response, Problem> {
     let key = body::required_idempotency_key(req)?;
-    let (input, mut raw): (CreateRefund, Value) = body::json(req).await?;
+    let map = body::object(req).await?;
+    // The same key on another charge is another request.
+    let mut raw = Value::Object(map.clone());
+    raw["chargeId"] = Value::String(charge_id.to_owned());
+    let hash = request_fingerprint("refund", &raw);
+    // Minor units; left out, the whole remaining amount. `null` is not "left out".
+    let mut f = Fields::new(map);
+    let requested = f.optional_integer("amount");
+    if let Some(a) = requested {
+        f.check(a > 0, "amount", "must be a positive integer in minor units");
+    }
+    f.finish()?;
     if !validate::is_identifier(charge_id) {
         return Err(Problem::not_found("The charge"));
     }
-    // The same key on another charge is another request.
-    raw["chargeId"] = Value::String(charge_id.to_owned());
-    let hash = request_fingerprint("refund", &raw);
     let db = ctx.db();
     if let Some(refund_id) = crate::store::idempotency::existing(db, "refund", &key, &hash).await? {
         return replay(ctx, &refund_id).await;
@@ -87,20 +88,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx, charge_id: &str) -> Result<Res
         ));
     }
     let remaining = refunds::remaining(db, charge_id).await?;
-    let amount = match &input.amount {
-        None => remaining,
-        Some(v) => {
-            let mut errors = Errors::new();
-            let amount = v.as_i64().filter(|a| *a > 0);
-            errors.check(
-                amount.is_some(),
-                "amount",
-                "must be a positive integer in minor units",
-            );
-            errors.into_result()?;
-            amount.unwrap_or_default()
-        }
-    };
+    let amount = requested.unwrap_or(remaining);
     if amount <= 0 || amount > remaining {
         return Err(exceeds(remaining));
     }

@@ -1,7 +1,7 @@
 //! Subscriptions for the merchant's backend: reads, cancel (now or at period end), pause,
 //! resume, and plan changes that take effect with the next period.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::{Request, Response};
 
 use super::{body, page, respond};
@@ -10,6 +10,7 @@ use crate::billing::time::format_rfc3339;
 use crate::context::Ctx;
 use crate::http::problem::Problem;
 use crate::http::router::SubscriptionAction;
+use crate::input::Fields;
 use crate::params;
 use crate::store::db::stmt;
 use crate::store::subscriptions::{self, SubscriptionRow, to_model};
@@ -17,7 +18,7 @@ use crate::validate;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct SubscriptionView<'a> {
+pub(crate) struct SubscriptionView<'a> {
     id: &'a str,
     customer_ref: &'a str,
     plan_id: &'a str,
@@ -48,7 +49,7 @@ struct SubscriptionView<'a> {
     created_at: String,
 }
 
-fn view(s: &SubscriptionRow) -> SubscriptionView<'_> {
+pub(crate) fn view(s: &SubscriptionRow) -> SubscriptionView<'_> {
     let renews = s.status == "active" && s.cancel_at_period_end == 0;
     SubscriptionView {
         id: &s.id,
@@ -148,19 +149,63 @@ pub async fn events(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
     respond::json(200, &serde_json::json!({ "data": data }))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CancelRequest {
-    #[serde(default)]
-    at_period_end: bool,
-    #[serde(default)]
-    reason: Option<String>,
+/// What each action reads from its body, before anything is looked up or changed.
+enum ActionInput {
+    Cancel {
+        at_period_end: bool,
+        reason: Option<String>,
+    },
+    Bodyless,
+    ChangePlan {
+        plan_id: String,
+    },
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ChangePlanRequest {
-    plan_id: String,
+async fn read_action(
+    req: &mut Request,
+    action: &SubscriptionAction,
+) -> Result<ActionInput, Problem> {
+    match action {
+        // Optional body: left out, the subscription is canceled now.
+        SubscriptionAction::Cancel => {
+            let Some(map) = body::optional_object(req).await? else {
+                return Ok(ActionInput::Cancel {
+                    at_period_end: false,
+                    reason: None,
+                });
+            };
+            let mut f = Fields::new(map);
+            let at_period_end = f.optional_bool("atPeriodEnd").unwrap_or(false);
+            let reason = f.optional_string("reason");
+            if let Some(r) = &reason {
+                f.check(
+                    r.chars().count() <= 200,
+                    "reason",
+                    "must be at most 200 characters",
+                );
+            }
+            f.finish()?;
+            Ok(ActionInput::Cancel {
+                at_period_end,
+                reason,
+            })
+        }
+        SubscriptionAction::Pause | SubscriptionAction::Resume => {
+            body::nothing(req).await?;
+            Ok(ActionInput::Bodyless)
+        }
+        SubscriptionAction::ChangePlan => {
+            let mut f = Fields::new(body::object(req).await?);
+            let plan_id = f.string("planId");
+            if let Some(p) = &plan_id {
+                f.check(validate::is_identifier(p), "planId", "is not a plan id");
+            }
+            f.finish()?;
+            Ok(ActionInput::ChangePlan {
+                plan_id: plan_id.unwrap_or_default(),
+            })
+        }
+    }
 }
 
 pub async fn act(
@@ -169,19 +214,21 @@ pub async fn act(
     id: &str,
     action: SubscriptionAction,
 ) -> Result<Response, Problem> {
+    let input = read_action(req, &action).await?;
     let sub = load(ctx, id).await?;
     let now = ctx.now().await?;
     let db = ctx.db();
-    let changed = match action {
-        SubscriptionAction::Cancel => {
-            let input: CancelRequest = optional_body(req).await?;
-            let reason = input
-                .reason
+    let changed = match input {
+        ActionInput::Cancel {
+            at_period_end,
+            reason,
+        } => {
+            let reason = reason
                 .as_deref()
                 .map(str::trim)
                 .filter(|r| !r.is_empty())
-                .map(|r| r.chars().take(200).collect::<String>());
-            if input.at_period_end {
+                .map(str::to_owned);
+            if at_period_end {
                 require(
                     &sub,
                     &["active"],
@@ -219,7 +266,7 @@ pub async fn act(
                 changes[0]
             }
         }
-        SubscriptionAction::Pause => {
+        ActionInput::Bodyless if action == SubscriptionAction::Pause => {
             require(
                 &sub,
                 &["active"],
@@ -233,7 +280,7 @@ pub async fn act(
             )
             .await?
         }
-        SubscriptionAction::Resume => {
+        ActionInput::Bodyless => {
             require(
                 &sub,
                 &["paused"],
@@ -241,10 +288,7 @@ pub async fn act(
             )?;
             resume(ctx, &sub, now).await?
         }
-        SubscriptionAction::ChangePlan => {
-            let (input, _): (ChangePlanRequest, _) = body::json(req).await?;
-            change_plan(ctx, &sub, &input.plan_id, now).await?
-        }
+        ActionInput::ChangePlan { plan_id } => change_plan(ctx, &sub, &plan_id, now).await?,
     };
     if changed == 0 {
         return Err(Problem::conflict(
@@ -331,15 +375,4 @@ fn require(sub: &SubscriptionRow, allowed: &[&str], detail: &str) -> Result<(), 
         )
         .with("subscriptionStatus", sub.status.clone()))
     }
-}
-
-/// Action bodies are optional: an empty body means the defaults.
-async fn optional_body<T: serde::de::DeserializeOwned + Default>(
-    req: &mut Request,
-) -> Result<T, Problem> {
-    let bytes = body::raw(req, validate::MAX_BODY_BYTES).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    validate::json_body(&bytes)
 }

@@ -2,33 +2,31 @@
 //! tick as of then. Exists only with TEST_CLOCK=on, so tests and demos can walk a subscription
 //! through months in seconds; a production deployment answers 404.
 
-use serde::Deserialize;
 use worker::{Request, Response};
 
 use super::{body, respond};
 use crate::billing::time::parse_rfc3339;
 use crate::context::Ctx;
-use crate::http::problem::{FieldError, Problem};
+use crate::http::problem::Problem;
+use crate::input::Fields;
 use crate::params;
 use crate::services::tick;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TickRequest {
-    now: String,
-}
 
 pub async fn tick(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
     if !ctx.config.test_clock {
         return Err(Problem::route_not_found("/v1/test-clock/tick"));
     }
-    let (input, _): (TickRequest, _) = body::json(req).await?;
-    let now = parse_rfc3339(&input.now).map_err(|_| {
-        Problem::validation(vec![FieldError::new(
-            "now",
-            "must be an RFC 3339 date-time",
-        )])
-    })?;
+    let mut f = Fields::new(body::object(req).await?);
+    let now = f.string("now");
+    let now = now.and_then(|n| match parse_rfc3339(&n) {
+        Ok(at) => Some(at),
+        Err(_) => {
+            f.error("now", "must be an RFC 3339 date-time");
+            None
+        }
+    });
+    f.finish()?;
+    let now = now.unwrap_or_default();
     // Time only moves forward: billed periods must stay billed.
     let changes = ctx
         .db()

@@ -8,24 +8,17 @@ use super::{body, respond};
 use crate::billing::time::{format_rfc3339, parse_rfc3339};
 use crate::context::Ctx;
 use crate::http::problem::Problem;
+use crate::input::Fields;
 use crate::params;
 use crate::secure::{new_id, request_fingerprint};
 use crate::store::db::stmt;
 use crate::store::idempotency::{self, Claim};
 use crate::store::subscriptions::{self, to_model};
-use crate::validate::{self, Errors};
+use crate::validate;
 
 /// How far in the future a usage timestamp may be: reporters' clocks drift.
 const CLOCK_SKEW_MS: i64 = 5 * 60_000;
 const MAX_QUANTITY: i64 = 1_000_000_000;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RecordUsage {
-    subscription_id: String,
-    quantity: serde_json::Value,
-    timestamp: String,
-}
 
 #[derive(Serialize, Deserialize)]
 struct UsageRow {
@@ -38,48 +31,55 @@ struct UsageRow {
 
 pub async fn record(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
     let key = body::required_idempotency_key(req)?;
-    let (input, raw): (RecordUsage, _) = body::json(req).await?;
+    let map = body::object(req).await?;
+    let hash = request_fingerprint("usage", &serde_json::Value::Object(map.clone()));
     let now = ctx.now().await?;
-    let mut errors = Errors::new();
-    let quantity = input
-        .quantity
-        .as_i64()
-        .filter(|q| (0..=MAX_QUANTITY).contains(q));
-    errors.check(
-        quantity.is_some(),
-        "quantity",
-        "must be an integer from 0 to 1000000000",
-    );
-    let occurred_at = parse_rfc3339(&input.timestamp).ok();
-    errors.check(
-        occurred_at.is_some(),
-        "timestamp",
-        "must be an RFC 3339 date-time",
-    );
+    let mut f = Fields::new(map);
+    let subscription_id = f.string("subscriptionId");
+    if let Some(id) = &subscription_id {
+        f.check(
+            validate::is_identifier(id),
+            "subscriptionId",
+            "is not a subscription id",
+        );
+    }
+    let quantity = f.integer("quantity");
+    if let Some(q) = quantity {
+        f.check(
+            (0..=MAX_QUANTITY).contains(&q),
+            "quantity",
+            "must be an integer from 0 to 1000000000",
+        );
+    }
+    let occurred_at = match f.string("timestamp") {
+        Some(t) => match parse_rfc3339(&t) {
+            Ok(at) => Some(at),
+            Err(_) => {
+                f.error("timestamp", "must be an RFC 3339 date-time");
+                None
+            }
+        },
+        None => None,
+    };
     if let Some(t) = occurred_at {
-        errors.check(
+        f.check(
             t <= now + CLOCK_SKEW_MS,
             "timestamp",
             "must not be in the future",
         );
     }
-    errors.check(
-        validate::is_identifier(&input.subscription_id),
-        "subscriptionId",
-        "is not a subscription id",
-    );
-    errors.into_result()?;
-    let (quantity, occurred_at) = (
+    f.finish()?;
+    let (subscription_id, quantity, occurred_at) = (
+        subscription_id.unwrap_or_default(),
         quantity.unwrap_or_default(),
         occurred_at.unwrap_or_default(),
     );
 
-    let hash = request_fingerprint("usage", &raw);
     let db = ctx.db();
     if let Some(id) = idempotency::existing(db, "usage", &key, &hash).await? {
         return replay(ctx, &id).await;
     }
-    let sub = subscriptions::get(db, &input.subscription_id)
+    let sub = subscriptions::get(db, &subscription_id)
         .await?
         .ok_or_else(|| Problem::not_found("The subscription"))?;
     if sub.unit_amount.is_none() {

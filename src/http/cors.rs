@@ -3,12 +3,15 @@
 //! A browser only hides the response from a disallowed origin; it still sends a simple POST. So a
 //! request that carries an `Origin` outside the allow-list is refused before it does anything,
 //! not merely answered without CORS headers. Requests without `Origin` (servers, curl) pass:
-//! these routes hold no secret, CORS only protects browsers.
+//! CORS only protects browsers. The proof of who the customer is, is the customer session; CORS
+//! is a second layer.
 
 use super::problem::Problem;
 
 pub const ALLOWED_METHODS: &str = "GET, POST, OPTIONS";
-pub const ALLOWED_HEADERS: &str = "Content-Type, Idempotency-Key";
+pub const ALLOWED_HEADERS: &str = "Authorization, Content-Type, Idempotency-Key";
+/// So that a page can read when to try again after a 429.
+pub const EXPOSED_HEADERS: &str = "Retry-After";
 const MAX_AGE_SECONDS: &str = "600";
 
 #[derive(Debug, PartialEq)]
@@ -31,6 +34,7 @@ pub fn decide(origin: Option<&str>, allowed_origins: &[String]) -> Decision {
     {
         Decision::Allow(vec![
             ("Access-Control-Allow-Origin", origin.to_owned()),
+            ("Access-Control-Expose-Headers", EXPOSED_HEADERS.to_owned()),
             ("Vary", "Origin".to_owned()),
         ])
     } else {

@@ -133,6 +133,22 @@ impl Problem {
             .header("WWW-Authenticate", "Bearer")
     }
 
+    /// A customer session that is missing, expired, tampered with, signed with an unknown key or
+    /// malformed. Says no more than `detail`: which check failed is not the caller's business.
+    pub fn session_required(detail: &str) -> Self {
+        Problem::new(401, "unauthorized", "Unauthorized")
+            .detail(detail.to_owned())
+            .header("WWW-Authenticate", "Bearer error=\"invalid_token\"")
+    }
+
+    pub fn too_many_requests(retry_after_seconds: u32) -> Self {
+        Problem::new(429, "too-many-requests", "Too many requests")
+            .detail(format!(
+                "Too many requests from this customer or address; try again in {retry_after_seconds} seconds."
+            ))
+            .header("Retry-After", retry_after_seconds.to_string())
+    }
+
     pub fn idempotency_key_required() -> Self {
         Problem::new(400, "idempotency-key-required", "Idempotency-Key required").detail(
             "Send an Idempotency-Key header (1 to 255 visible ASCII characters) so a retry \
@@ -213,6 +229,14 @@ mod tests {
     #[should_panic(expected = "shadow a standard member")]
     fn extensions_cannot_shadow_standard_members() {
         let _ = Problem::not_found("x").with("status", "canceled");
+    }
+
+    #[test]
+    fn too_many_requests_says_when_to_retry() {
+        let p = Problem::too_many_requests(60);
+        assert_eq!(p.status, 429);
+        assert_eq!(p.kind, "too-many-requests");
+        assert!(p.headers.contains(&("Retry-After", "60".to_owned())));
     }
 
     #[test]

@@ -5,8 +5,12 @@
 pub enum Access {
     /// Monitoring: no authentication.
     Open,
-    /// The merchant's frontend, from a browser on an allowed origin: no secret, CORS applies.
+    /// Anyone, typically a browser: nothing to protect but the service itself (rate limited by
+    /// client address); CORS applies.
     Public,
+    /// The customer's browser: `Authorization: Bearer <customer session>` names the customer;
+    /// rate limited per customer; CORS applies as a second layer.
+    Customer,
     /// The provider: the webhook signature is the authentication.
     Provider,
     /// The merchant's backend: `Authorization: Bearer MERCHANT_API_KEY`, no CORS.
@@ -21,10 +25,21 @@ pub enum SubscriptionAction {
     ChangePlan,
 }
 
+/// What a customer may do to one of their own subscriptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortalAction {
+    /// Cancel at the end of the current period.
+    Cancel,
+    /// Undo a cancellation at period end.
+    Reactivate,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Health,
     ListPlans,
+    CreateCustomerSession,
+    DemoSession,
     CreateCheckout,
     GetCheckout(String),
     GetPaymentMethod(String),
@@ -44,6 +59,10 @@ pub enum Route {
     ListIncidents,
     GetIncident(String),
     TestClockTick,
+    PortalSubscriptions,
+    PortalSubscriptionAction(String, PortalAction),
+    PortalCharges,
+    PortalReplaceCard,
 }
 
 impl Route {
@@ -51,11 +70,19 @@ impl Route {
         use Route::*;
         match self {
             Health => Access::Open,
-            ListPlans | CreateCheckout | GetCheckout(_) | GetPaymentMethod(_) => Access::Public,
+            ListPlans | DemoSession => Access::Public,
+            CreateCheckout
+            | GetCheckout(_)
+            | GetPaymentMethod(_)
+            | PortalSubscriptions
+            | PortalSubscriptionAction(..)
+            | PortalCharges
+            | PortalReplaceCard => Access::Customer,
             ProviderWebhook => Access::Provider,
             // Forgetting a card is the merchant's decision, never an anonymous browser's.
             DeletePaymentMethod(_) => Access::Merchant,
-            CreateCharge
+            CreateCustomerSession
+            | CreateCharge
             | GetCharge(_)
             | ListCustomerCharges(_)
             | CreateRefund(_)
@@ -100,6 +127,29 @@ pub fn resolve(method: &str, path: &str) -> Matched {
     let (allowed, route): (&'static [&'static str], Option<Route>) = match segments.as_slice() {
         ["health"] => (&["GET"], is(method, "GET").then_some(Health)),
         ["v1", "plans"] => (&["GET"], is(method, "GET").then_some(ListPlans)),
+        ["v1", "customer-sessions"] => (
+            &["POST"],
+            is(method, "POST").then_some(CreateCustomerSession),
+        ),
+        ["v1", "demo", "session"] => (&["POST"], is(method, "POST").then_some(DemoSession)),
+        ["v1", "portal", "subscriptions"] => {
+            (&["GET"], is(method, "GET").then_some(PortalSubscriptions))
+        }
+        ["v1", "portal", "subscriptions", id, action] => {
+            let action = match *action {
+                "cancel" => PortalAction::Cancel,
+                "reactivate" => PortalAction::Reactivate,
+                _ => return Matched::NotFound,
+            };
+            (
+                &["POST"],
+                is(method, "POST").then(|| PortalSubscriptionAction(owned(id), action)),
+            )
+        }
+        ["v1", "portal", "charges"] => (&["GET"], is(method, "GET").then_some(PortalCharges)),
+        ["v1", "portal", "payment-method"] => {
+            (&["POST"], is(method, "POST").then_some(PortalReplaceCard))
+        }
         ["v1", "checkout"] => (&["POST"], is(method, "POST").then_some(CreateCheckout)),
         ["v1", "checkout", id] => (&["GET"], is(method, "GET").then(|| GetCheckout(owned(id)))),
         ["v1", "customers", customer, "payment-method"] => (
@@ -230,15 +280,41 @@ mod tests {
             ("GET", "/v1/customers/c/charges"),
             ("GET", "/v1/incidents"),
             ("GET", "/v1/incidents/inc_1"),
+            ("POST", "/v1/customer-sessions"),
         ] {
             let Matched::Route(route) = resolve(method, path) else {
                 panic!("{path} should resolve")
             };
             assert_eq!(route.access(), Access::Merchant, "{method} {path}");
         }
-        let Matched::Route(route) = resolve("POST", "/v1/checkout") else {
-            panic!()
-        };
-        assert_eq!(route.access(), Access::Public);
+    }
+
+    #[test]
+    fn customer_routes_take_the_customer_from_a_session() {
+        for (method, path) in [
+            ("POST", "/v1/checkout"),
+            ("GET", "/v1/checkout/co_1"),
+            ("GET", "/v1/customers/c/payment-method"),
+            ("GET", "/v1/portal/subscriptions"),
+            ("GET", "/v1/portal/charges"),
+            ("POST", "/v1/portal/subscriptions/sub_1/cancel"),
+            ("POST", "/v1/portal/subscriptions/sub_1/reactivate"),
+            ("POST", "/v1/portal/payment-method"),
+        ] {
+            let Matched::Route(route) = resolve(method, path) else {
+                panic!("{path} should resolve")
+            };
+            assert_eq!(route.access(), Access::Customer, "{method} {path}");
+        }
+        for (method, path) in [("GET", "/v1/plans"), ("POST", "/v1/demo/session")] {
+            let Matched::Route(route) = resolve(method, path) else {
+                panic!("{path} should resolve")
+            };
+            assert_eq!(route.access(), Access::Public, "{method} {path}");
+        }
+        assert_eq!(
+            resolve("POST", "/v1/portal/subscriptions/sub_1/pause"),
+            Matched::NotFound
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! Completing a checkout: the single, idempotent path taken by the webhook, by the return page's
 //! poll and by the cron reconciler. It trusts only the provider's order status, stores the card
-//! in the vault, and records payment method, subscription and first charge in one D1
-//! transaction whose every statement is a no-op the second time.
+//! in the vault, and records payment method and what the payment was for (a subscription and
+//! its first charge, or a card replacement's outstanding charge or verification payment) in one
+//! D1 transaction whose every statement is a no-op the second time. A verification payment is
+//! refunded right after.
 
 use crate::billing::period;
 use crate::catalog::Plan;
@@ -10,12 +12,14 @@ use crate::http::problem::Problem;
 use crate::params;
 use crate::psp::outcome::{PageOutcome, page_outcome};
 use crate::psp::types::Token;
-use crate::secure::digest_id;
+use crate::secure::{digest_id, new_id};
+use crate::services::refunding;
+use crate::store::card_replacements;
 use crate::store::charges::{self, NewCharge};
 use crate::store::checkouts::{self, CheckoutRow};
-use crate::store::db::stmt;
-use crate::store::orders;
+use crate::store::db::{Stmt, stmt};
 use crate::store::payment_methods::{self, MaskedCard, NewPaymentMethod};
+use crate::store::refunds::{self, Claimed};
 use crate::store::subscriptions::{self, NewSubscription};
 use crate::store::vault::StoredCard;
 
@@ -31,7 +35,12 @@ pub enum Activation {
 
 pub async fn reconcile(ctx: &Ctx, checkout: &CheckoutRow) -> Result<Activation, Problem> {
     match checkout.status.as_str() {
-        "paid" => return Ok(Activation::Paid),
+        "paid" => {
+            if checkout.card_outcome.as_deref() == Some("verified") {
+                refund_verification(ctx, checkout).await?;
+            }
+            return Ok(Activation::Paid);
+        }
         "failed" => return Ok(Activation::Failed),
         _ => {}
     }
@@ -50,17 +59,9 @@ pub async fn reconcile(ctx: &Ctx, checkout: &CheckoutRow) -> Result<Activation, 
             reason: "order_not_completed".into(),
         }),
         PageOutcome::Failed { reason } => {
-            checkouts::mark_failed(ctx.db(), &checkout.id, &reason, now).await?;
             // The page link is one-shot, but nothing promises that no payment completes on a
             // failed order: it is watched like any order we stopped using.
-            ctx.db()
-                .batch(vec![orders::watch(
-                    &order_id,
-                    "checkout",
-                    &checkout.id,
-                    now,
-                )])
-                .await?;
+            checkouts::mark_failed(ctx.db(), checkout, &reason, true, now).await?;
             Ok(Activation::Failed)
         }
         PageOutcome::Paid { payment_id, .. } => {
@@ -93,7 +94,6 @@ async fn complete(
     token: Token,
     now: i64,
 ) -> Result<(), Problem> {
-    let plan = checkout.plan()?;
     let customer = checkout.customer_ref.as_str();
     let pm_id = format!("pm_{}", digest_id(&[order_id]));
     let card = MaskedCard {
@@ -131,9 +131,61 @@ async fn complete(
         vault.put(customer, &stored).await?;
     }
 
+    let mut batch = payment_methods::record(&NewPaymentMethod {
+        id: &pm_id,
+        customer_ref: customer,
+        source_order_id: order_id,
+        card: &card,
+        becomes_active,
+        now,
+    });
+    let charge_id = format!("ch_{}", checkout.id.trim_start_matches("co_"));
+    if checkout.is_card_replacement() {
+        batch.extend(card_replacements::record(&card_replacements::Paid {
+            checkout_id: &checkout.id,
+            order_id,
+            payment_id,
+            payment_method_id: &pm_id,
+            verification_charge_id: &charge_id,
+            description: VERIFICATION_DESCRIPTION,
+            now,
+            wall_now: ctx.wall_ms(),
+        }));
+    } else {
+        batch.extend(new_subscription(
+            checkout, order_id, payment_id, &pm_id, &charge_id, now,
+        )?);
+    }
+    if replaces_card {
+        batch.extend(subscriptions::revive_after_new_card(customer, now));
+    }
+    ctx.db().batch(batch).await?;
+
+    if checkout.is_card_replacement()
+        && let Some(paid) = checkouts::get(ctx.db(), &checkout.id).await?
+        && paid.card_outcome.as_deref() == Some("verified")
+    {
+        refund_verification(ctx, &paid).await?;
+    }
+    Ok(())
+}
+
+/// How a verification payment shows in the customer's charges.
+pub const VERIFICATION_DESCRIPTION: &str = "Card verification (refunded)";
+
+/// The subscription a paid checkout starts, and its first charge (the hosted-page payment).
+fn new_subscription(
+    checkout: &CheckoutRow,
+    order_id: &str,
+    payment_id: &str,
+    pm_id: &str,
+    charge_id: &str,
+    now: i64,
+) -> Result<Vec<Stmt>, Problem> {
+    let plan = checkout.plan()?;
+    let customer = checkout.customer_ref.as_str();
     let suffix = checkout.id.trim_start_matches("co_");
     let subscription_id = format!("sub_{suffix}");
-    let charge_id = format!("ch_{suffix}");
     let interval = plan.billing_interval();
     let period_end = period::period(now, interval, 0)
         .map_err(|_| Problem::internal("The plan's first period cannot be computed."))?
@@ -161,7 +213,7 @@ async fn complete(
     };
     let description = first_charge_description(&plan, checkout.installments);
     let charge = NewCharge {
-        id: &charge_id,
+        id: charge_id,
         charge_key: &format!("checkout:{}", checkout.id),
         customer_ref: customer,
         subscription_id: Some(&subscription_id),
@@ -174,31 +226,52 @@ async fn complete(
         request_hash: None,
         now,
     };
+    Ok(vec![
+        stmt(
+            "UPDATE checkouts SET status = 'paid', subscription_id = ?, completed_at = ?,
+                 updated_at = ?
+             WHERE id = ? AND status = 'pending'",
+            params![&subscription_id, now, now, &checkout.id],
+        ),
+        subscriptions::insert(&subscription),
+        charges::record_settled(&charge, order_id, payment_id, Some(pm_id)),
+    ])
+}
 
-    let mut batch = payment_methods::record(&NewPaymentMethod {
-        id: &pm_id,
-        customer_ref: customer,
-        source_order_id: order_id,
-        card: &card,
-        becomes_active,
+/// Refunds a card replacement's verification payment in full: claimed once under a key no
+/// merchant request can use (it has a space), then started; a replay finds the same refund.
+async fn refund_verification(ctx: &Ctx, checkout: &CheckoutRow) -> Result<(), Problem> {
+    let charge_id = format!("ch_{}", checkout.id.trim_start_matches("co_"));
+    let Some(charge) = charges::get(ctx.db(), &charge_id).await? else {
+        return Ok(());
+    };
+    // The key makes the refund once; the id is fresh per attempt, so that a concurrent attempt
+    // (the webhook and the return page's poll) finds the winner's refund instead of colliding.
+    let refund_id = new_id("re");
+    let key = format!("card verification {}", checkout.id);
+    let now = ctx.now().await?;
+    let claimed = refunds::claim(
+        ctx.db(),
+        &key,
+        "card verification",
+        &refund_id,
+        &charge_id,
+        charge.amount,
+        &charge.currency,
         now,
-    });
-    batch.push(stmt(
-        "UPDATE checkouts SET status = 'paid', subscription_id = ?, completed_at = ?, updated_at = ?
-         WHERE id = ? AND status = 'pending'",
-        params![&subscription_id, now, now, &checkout.id],
-    ));
-    batch.push(subscriptions::insert(&subscription));
-    batch.push(charges::record_settled(
-        &charge,
-        order_id,
-        payment_id,
-        Some(&pm_id),
-    ));
-    if replaces_card {
-        batch.extend(subscriptions::revive_after_new_card(customer, now));
+    )
+    .await?;
+    let refund_id = match claimed {
+        Claimed::Won => refund_id,
+        Claimed::Replay(id) => id,
+        // Refunded already (by the merchant): nothing left to give back.
+        Claimed::Exceeds => return Ok(()),
+    };
+    if let Some(refund) = refunds::get(ctx.db(), &refund_id).await?
+        && refund.status == "processing"
+    {
+        refunding::start(ctx, &refund, &charge).await?;
     }
-    ctx.db().batch(batch).await?;
     Ok(())
 }
 
@@ -213,8 +286,12 @@ fn first_charge_description(plan: &Plan, installments: Option<u32>) -> String {
 pub const ABANDON_AFTER_MS: i64 = 24 * 3_600_000;
 
 /// Pending checkouts whose webhook may have been lost, asked about again by the cron; those
-/// nobody paid for a day are abandoned.
+/// nobody paid for a day are abandoned. Verification payments whose refund a crash left
+/// unstarted are refunded.
 pub async fn reconcile_stale(ctx: &Ctx, older_than: i64, limit: u32) -> Result<u32, Problem> {
+    for checkout in checkouts::unrefunded_verifications(ctx.db(), limit).await? {
+        refund_verification(ctx, &checkout).await?;
+    }
     let stale = checkouts::stale_pending(ctx.db(), older_than, limit).await?;
     let now = ctx.now().await?;
     let mut settled = 0;
@@ -234,20 +311,14 @@ pub async fn reconcile_stale(ctx: &Ctx, older_than: i64, limit: u32) -> Result<u
 
 /// Cancels the provider order before giving up on a checkout, so the customer cannot pay one
 /// we no longer expect. If the cancel is refused the order completed after all, and the next
-/// reconciliation activates it. A confirmed cancel proves nothing either: the order stays
-/// watched, and a payment that completes there anyway is refunded.
+/// reconciliation activates it. A cancelled order is recorded fenced: should a payment complete
+/// there anyway, reconciliation refunds it.
 async fn abandon(ctx: &Ctx, checkout: &CheckoutRow, now: i64) -> Result<bool, Problem> {
     let Some(order_id) = &checkout.order_id else {
         return Ok(false);
     };
     match ctx.psp().cancel_order(order_id).await {
-        Ok(()) => {
-            let failed = checkouts::mark_failed(ctx.db(), &checkout.id, "abandoned", now).await?;
-            ctx.db()
-                .batch(vec![orders::watch(order_id, "checkout", &checkout.id, now)])
-                .await?;
-            Ok(failed)
-        }
+        Ok(()) => checkouts::mark_failed(ctx.db(), checkout, "abandoned", true, now).await,
         Err(_) => {
             checkouts::touch(ctx.db(), &checkout.id, now).await?;
             Ok(false)

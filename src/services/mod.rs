@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod charging;
 pub mod fanout;
+pub mod hosted_checkout;
 pub mod order_watching;
 pub mod refunding;
 pub mod tick;

@@ -29,8 +29,11 @@ pub async fn start(ctx: &Ctx, refund: &RefundRow, charge: &ChargeRow) -> Result<
         return Ok(());
     };
     let config = &ctx.config;
-    // The return goes through the terminal the purchase went through.
-    let terminal_id = if charge.kind == "checkout" {
+    // The return goes through the terminal the purchase went through: the hosted page for a
+    // checkout, and for a charge a card replacement paid.
+    let through_page = charge.kind == "checkout"
+        || crate::store::checkouts::owns_order(ctx.db(), &purchase_order_id).await?;
+    let terminal_id = if through_page {
         &config.psp.page_terminal_id
     } else {
         &config.psp.mit_terminal_id

@@ -118,10 +118,11 @@ pub fn revive_after_new_card(customer_ref: &str, now: i64) -> Vec<Stmt> {
     ]
 }
 
-/// After a subscription's charge for `period` succeeded: a recovered subscription is active
-/// again, an installment plan whose last installment this was is completed.
-pub fn after_payment(subscription_id: &str, period: u32, now: i64) -> Stmt {
-    stmt(
+/// The SET clause of a subscription whose period's charge succeeded: a recovered subscription
+/// is active again, an installment plan whose last installment this was is completed. A macro,
+/// so that statements with other WHERE clauses embed it in static SQL.
+macro_rules! after_payment_set {
+    () => {
         "UPDATE subscriptions SET
            status = CASE
              WHEN kind = 'installments' AND current_period + 1 >= installments_total THEN 'completed'
@@ -132,8 +133,18 @@ pub fn after_payment(subscription_id: &str, period: u32, now: i64) -> Stmt {
                THEN 'last installment paid'
              WHEN status IN ('past_due', 'unpaid') THEN 'payment recovered'
              ELSE status_reason END,
-           updated_at = ?
-         WHERE id = ? AND current_period = ? AND status IN ('active', 'past_due', 'unpaid')",
+           updated_at = ? "
+    };
+}
+pub(crate) use after_payment_set;
+
+/// After a subscription's charge for `period` succeeded.
+pub fn after_payment(subscription_id: &str, period: u32, now: i64) -> Stmt {
+    stmt(
+        concat!(
+            after_payment_set!(),
+            "WHERE id = ? AND current_period = ? AND status IN ('active', 'past_due', 'unpaid')"
+        ),
         params![now, subscription_id, period],
     )
 }

@@ -6,11 +6,6 @@ use serde_json::{Value, json};
 use crate::flows::*;
 use crate::stack::{ORIGIN, Stack, WEBHOOK_SECRET};
 
-fn payment_method(s: &Stack, customer: &str) -> crate::http::Reply {
-    s.worker
-        .get(&format!("/v1/customers/{customer}/payment-method"))
-}
-
 #[test]
 fn happy_path_the_webhook_activates_the_subscription() {
     let s = Stack::start();
@@ -228,7 +223,7 @@ fn forged_webhooks_are_refused_and_replayed_ones_are_processed_once() {
 }
 
 fn wait_checkout_once(s: &Stack, id: &str) -> String {
-    s.worker.get(&format!("/v1/checkout/{id}")).json()["status"]
+    get_checkout(s, id).json()["status"]
         .as_str()
         .unwrap()
         .to_owned()
@@ -273,9 +268,22 @@ fn bad_checkout_requests_are_refused_with_problems_and_change_nothing() {
     let p = r.problem(400, "validation-error");
     assert_eq!(p["errors"][0]["field"], "returnUrl");
 
-    let r = start_checkout(&s, "cust 7", "basic-monthly", json!({"email": "nope"}));
+    // The customer, their email and their name come from the session, never from the body.
+    let r = start_checkout(
+        &s,
+        "cust-7",
+        "basic-monthly",
+        json!({"customerRef": "cust-8", "email": "x@example.com"}),
+    );
     let p = r.problem(400, "validation-error");
-    assert_eq!(p["errors"].as_array().unwrap().len(), 2, "{p}");
+    let fields: Vec<&str> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["customerRef", "email"], "{p}");
+    assert_eq!(p["errors"][0]["message"], "unknown field");
 
     let r = start_checkout(&s, "cust-7", "course", json!({"installments": 5}));
     assert_eq!(
@@ -283,29 +291,41 @@ fn bad_checkout_requests_are_refused_with_problems_and_change_nothing() {
         "installments"
     );
 
+    let auth = as_customer(&s, "cust-7");
     let r = s.worker.post_raw(
         "/v1/checkout",
-        "{\"customerRef\": ",
-        &[("Content-Type", "application/json")],
+        "{\"planId\": ",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", auth.as_str()),
+        ],
     );
-    r.problem(400, "invalid-request");
+    let p = r.problem(400, "invalid-request");
+    assert!(!p["detail"].as_str().unwrap().contains("line"), "{p}");
 
     let r = s.worker.post_raw(
         "/v1/checkout",
-        "customerRef=x",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
+        "planId=x",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Authorization", auth.as_str()),
+        ],
     );
     r.problem(415, "unsupported-media-type");
 
-    let huge = json!({"customerRef": "cust-7", "planId": "basic-monthly", "returnUrl": format!("{ORIGIN}/done"), "name": "x".repeat(20_000)});
+    let huge = json!({"planId": "basic-monthly", "returnUrl": format!("{ORIGIN}/done"), "cancelUrl": format!("{ORIGIN}/{}", "x".repeat(20_000))});
     s.worker
-        .post("/v1/checkout", &huge)
+        .post_with("/v1/checkout", &huge, &[("Authorization", auth.as_str())])
         .problem(413, "payload-too-large");
 
     let r = s.worker.post_raw(
         "/v1/checkout",
-        &json!({"customerRef": "cust-7", "planId": "basic-monthly", "returnUrl": format!("{ORIGIN}/done")}).to_string(),
-        &[("Content-Type", "application/json"), ("Origin", "https://evil.example")],
+        &json!({"planId": "basic-monthly", "returnUrl": format!("{ORIGIN}/done")}).to_string(),
+        &[
+            ("Content-Type", "application/json"),
+            ("Origin", "https://evil.example"),
+            ("Authorization", auth.as_str()),
+        ],
     );
     r.problem(403, "origin-not-allowed");
 
@@ -328,11 +348,9 @@ fn cors_allows_the_configured_origin_only() {
     );
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(r.header("access-control-allow-origin"), Some(ORIGIN));
-    assert!(
-        r.header("access-control-allow-headers")
-            .unwrap()
-            .contains("Idempotency-Key")
-    );
+    let allowed = r.header("access-control-allow-headers").unwrap();
+    assert!(allowed.contains("Idempotency-Key"), "{allowed}");
+    assert!(allowed.contains("Authorization"), "{allowed}");
     let r = s.worker.get_with("/v1/plans", &[("Origin", ORIGIN)]);
     assert_eq!(r.header("access-control-allow-origin"), Some(ORIGIN));
     // Merchant routes do not speak CORS at all.
@@ -345,21 +363,21 @@ fn cors_allows_the_configured_origin_only() {
 #[test]
 fn the_same_idempotency_key_returns_the_same_checkout_without_a_second_order() {
     let s = Stack::start();
-    let body = json!({"customerRef": "cust-8", "planId": "basic-monthly", "returnUrl": format!("{ORIGIN}/done")});
     let headers = [("Idempotency-Key", "checkout-cust-8-1")];
-    let a = s.worker.post_with("/v1/checkout", &body, &headers);
-    let b = s.worker.post_with("/v1/checkout", &body, &headers);
+    let a = start_checkout_with(&s, "cust-8", "basic-monthly", json!({}), &headers);
+    let b = start_checkout_with(&s, "cust-8", "basic-monthly", json!({}), &headers);
     assert_eq!(a.status, 201, "{}", a.text);
     assert_eq!(b.status, 200, "{}", b.text);
     assert_eq!(a.json()["checkoutId"], b.json()["checkoutId"]);
     assert_eq!(a.json()["orderId"], b.json()["orderId"]);
     let orders = s.ledger()["orders"].as_array().unwrap().len();
     assert_eq!(orders, 1);
-    let mut other = body.clone();
-    other["planId"] = json!("pro-yearly");
-    s.worker
-        .post_with("/v1/checkout", &other, &headers)
+    start_checkout_with(&s, "cust-8", "pro-yearly", json!({}), &headers)
         .problem(422, "idempotency-key-reused");
+    // The same key from another customer is that customer's own key: a checkout of their own.
+    let c = start_checkout_with(&s, "cust-8b", "basic-monthly", json!({}), &headers);
+    assert_eq!(c.status, 201, "{}", c.text);
+    assert_ne!(c.json()["checkoutId"], a.json()["checkoutId"]);
 }
 
 #[test]
@@ -388,9 +406,16 @@ fn forgetting_the_card_stops_merchant_charges() {
         .delete_with("/v1/customers/cust-10/payment-method", &merchant());
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(payment_method(&s, "cust-10").status, 404);
-    // Forgetting is the merchant's call, never an anonymous browser's.
+    // Forgetting is the merchant's call, never an anonymous browser's nor the customer's.
     s.worker
         .delete_with("/v1/customers/cust-10/payment-method", &[])
+        .problem(401, "unauthorized");
+    let auth = as_customer(&s, "cust-10");
+    s.worker
+        .delete_with(
+            "/v1/customers/cust-10/payment-method",
+            &[("Authorization", auth.as_str())],
+        )
         .problem(401, "unauthorized");
     charge(&s, "cust-10-after", &charge_body("cust-10", 500)).problem(409, "no-payment-method");
 }
@@ -400,11 +425,7 @@ fn the_frontend_never_sees_a_token() {
     let s = Stack::start();
     let mut seen: Vec<String> = Vec::new();
     let sub = subscribe(&s, "cust-11", "basic-monthly", APPROVE);
-    seen.push(
-        s.worker
-            .get(&format!("/v1/checkout/{}", sub.checkout_id))
-            .text,
-    );
+    seen.push(get_checkout(&s, &sub.checkout_id).text);
     seen.push(payment_method(&s, "cust-11").text);
     seen.push(
         s.worker
@@ -442,13 +463,7 @@ fn an_unpaid_checkout_is_abandoned_after_a_day_and_its_page_closed() {
         "pending"
     );
     tick(&s, "2027-02-02T01:00:00Z");
-    let state = s
-        .worker
-        .get(&format!(
-            "/v1/checkout/{}",
-            created["checkoutId"].as_str().unwrap()
-        ))
-        .json();
+    let state = get_checkout(&s, created["checkoutId"].as_str().unwrap()).json();
     assert_eq!(state["status"], "failed", "{state}");
     assert_eq!(state["failureReason"], "abandoned");
     // The provider order was cancelled first: the customer can no longer pay it.

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::http::Reply;
+use crate::http::{Headers, Reply};
 use crate::stack::{MERCHANT_KEY, ORIGIN, Stack};
 
 pub const APPROVE: &str = "4111111111111111";
@@ -19,19 +19,107 @@ pub fn merchant() -> [(&'static str, &'static str); 1] {
     [("Authorization", BEARER)]
 }
 
-/// `POST /v1/checkout` for a customer and plan, returning the reply.
+/// `POST /v1/customer-sessions` as the merchant's backend, with any body.
+pub fn mint_session(s: &Stack, body: &Value) -> Reply {
+    s.worker
+        .post_with("/v1/customer-sessions", body, &merchant())
+}
+
+/// A customer session for `customer` (minted once per stack, as the merchant's backend would,
+/// with the customer's email and name), to send as `Authorization: Bearer <it>`.
+pub fn session_for(s: &Stack, customer: &str) -> String {
+    if let Some(token) = s.memo.lock().unwrap().sessions.get(customer) {
+        return token.clone();
+    }
+    let r = mint_session(
+        s,
+        &json!({"customerRef": customer, "email": "ada@example.com", "name": "Ada Lovelace"}),
+    );
+    assert_eq!(r.status, 201, "session for {customer}: {}", r.text);
+    let token = r.json()["clientSecret"].as_str().unwrap().to_owned();
+    s.memo
+        .lock()
+        .unwrap()
+        .sessions
+        .insert(customer.to_owned(), token.clone());
+    token
+}
+
+/// `Authorization: Bearer <session>` for a customer.
+pub fn as_customer(s: &Stack, customer: &str) -> String {
+    format!("Bearer {}", session_for(s, customer))
+}
+
+/// A GET as the customer (with their session).
+pub fn customer_get(s: &Stack, customer: &str, path: &str) -> Reply {
+    let auth = as_customer(s, customer);
+    s.worker.get_with(path, &[("Authorization", auth.as_str())])
+}
+
+/// A POST as the customer (with their session).
+pub fn customer_post(
+    s: &Stack,
+    customer: &str,
+    path: &str,
+    body: &Value,
+    headers: Headers<'_>,
+) -> Reply {
+    let auth = as_customer(s, customer);
+    let mut all = vec![("Authorization", auth.as_str())];
+    all.extend_from_slice(headers);
+    s.worker.post_with(path, body, &all)
+}
+
+/// `POST /v1/checkout` for a customer (their session) and plan, returning the reply.
 pub fn start_checkout(s: &Stack, customer: &str, plan: &str, extra: Value) -> Reply {
+    start_checkout_with(s, customer, plan, extra, &[])
+}
+
+pub fn start_checkout_with(
+    s: &Stack,
+    customer: &str,
+    plan: &str,
+    extra: Value,
+    headers: Headers<'_>,
+) -> Reply {
     let mut body = json!({
-        "customerRef": customer,
         "planId": plan,
-        "email": "ada@example.com",
-        "name": "Ada Lovelace",
         "returnUrl": format!("{ORIGIN}/done"),
     });
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
         b.extend(e.clone());
     }
-    s.worker.post("/v1/checkout", &body)
+    let r = customer_post(s, customer, "/v1/checkout", &body, headers);
+    remember_checkout(s, customer, &r);
+    r
+}
+
+/// Remembers whose checkout a reply created, so that `wait_checkout` can ask as that customer.
+pub fn remember_checkout(s: &Stack, customer: &str, r: &Reply) {
+    if r.status < 300
+        && let Some(id) = serde_json::from_str::<Value>(&r.text)
+            .ok()
+            .and_then(|v| v["checkoutId"].as_str().map(str::to_owned))
+    {
+        s.memo
+            .lock()
+            .unwrap()
+            .checkout_owners
+            .insert(id, customer.to_owned());
+    }
+}
+
+/// `GET /v1/checkout/:id` as the customer who started it.
+pub fn get_checkout(s: &Stack, checkout_id: &str) -> Reply {
+    let owner = s
+        .memo
+        .lock()
+        .unwrap()
+        .checkout_owners
+        .get(checkout_id)
+        .cloned()
+        .unwrap_or_else(|| panic!("checkout {checkout_id} was not started through the helpers"));
+    customer_get(s, &owner, &format!("/v1/checkout/{checkout_id}"))
 }
 
 /// The customer pays on the hosted page (through the sandbox's control API).
@@ -48,7 +136,7 @@ pub fn pay(s: &Stack, order_id: &str, card: &str) -> Value {
 pub fn wait_checkout(s: &Stack, checkout_id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let r = s.worker.get(&format!("/v1/checkout/{checkout_id}"));
+        let r = get_checkout(s, checkout_id);
         assert_eq!(r.status, 200, "{}", r.text);
         let v = r.json();
         if v["status"] != "pending" || Instant::now() > deadline {
@@ -89,6 +177,15 @@ pub fn subscribe_with(
         order_id,
         subscription_id: state["subscriptionId"].as_str().unwrap().to_owned(),
     }
+}
+
+/// `GET /v1/customers/:ref/payment-method` as that customer.
+pub fn payment_method(s: &Stack, customer: &str) -> Reply {
+    customer_get(
+        s,
+        customer,
+        &format!("/v1/customers/{customer}/payment-method"),
+    )
 }
 
 pub fn charge(s: &Stack, key: &str, body: &Value) -> Reply {

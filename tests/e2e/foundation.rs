@@ -13,11 +13,10 @@ fn health_reports_the_bindings_and_the_schema() {
     assert_eq!(v["checks"]["kv"]["ok"], true);
     assert_eq!(v["checks"]["d1"]["ok"], true);
     assert_eq!(v["checks"]["config"]["ok"], true);
-    // The newest migration in the repository is the one the ledger reports.
+    // The newest migration in the repository is the schema the worker reports.
     let newest = std::fs::read_dir(crate::stack::root().join("migrations"))
         .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".sql"))
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
         .max()
         .unwrap();
     assert!(
@@ -25,8 +24,9 @@ fn health_reports_the_bindings_and_the_schema() {
             .as_str()
             .unwrap()
             .contains(&newest),
-        "{v}"
+        "{newest}: {v}"
     );
+    assert_eq!(v["checks"]["rateLimit"]["ok"], true, "{v}");
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
 }
 
@@ -55,6 +55,10 @@ fn the_demo_storefront_is_served_from_static_assets() {
         "{}",
         r.content_type
     );
+    // The visitor is the customer of a session; nobody types a customer reference.
+    assert!(!r.text.contains("name=\"customerRef\""), "{}", r.text);
+    let script = s.worker.get("/common.js");
+    assert!(script.text.contains("/v1/demo/session"), "{}", script.text);
 }
 
 #[test]

@@ -116,6 +116,24 @@ impl Client {
         )
     }
 
+    /// A JSON POST whose transport failure is a value (the server may die mid-request).
+    pub fn agent_post(
+        &self,
+        path: &str,
+        body: &Value,
+        headers: Headers<'_>,
+    ) -> Result<Reply, ureq::Error> {
+        let mut req = ureq::http::Request::builder()
+            .method("POST")
+            .uri(self.url(path))
+            .header("Content-Type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(body.to_string()).expect("request builds");
+        self.agent.run(req).map(read)
+    }
+
     pub fn send(&self, method: &str, path: &str, body: &str, headers: Headers<'_>) -> Reply {
         let mut req = ureq::http::Request::builder()
             .method(method)

@@ -5,9 +5,13 @@ mod flows;
 mod http;
 mod stack;
 
+mod abuse;
+mod attacks;
 mod billing;
 mod charge_safety;
 mod charges;
 mod checkout;
 mod fanout;
 mod foundation;
+mod portal;
+mod sessions;

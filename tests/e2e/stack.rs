@@ -2,11 +2,13 @@
 //! worker, each on a free loopback port, with a fresh D1/KV state. Everything is stopped when
 //! the stack is dropped, including after a failed assertion; the logs are printed then.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -18,7 +20,11 @@ pub const MERCHANT_KEY: &str = "e2e-merchant-key";
 pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
 pub const API_KEY: &str = "e2e-api-key";
 pub const API_SECRET: &str = "e2e-api-secret";
+pub const SESSION_SECRET: &str = "e2e-customer-session-secret-0123456789abcdef";
 pub const ORIGIN: &str = "http://shop.test";
+/// Requests per minute the rate limiter allows each customer or address, unless a test asks
+/// for another limit: high enough that no test meets it by accident.
+pub const DEFAULT_RATE_LIMIT: u32 = 100_000;
 
 // The catalog is the repository's own (`PLANS` in wrangler.toml): basic-monthly (9900, month),
 // pro-yearly (99000, year), api-metered (4900 + 25 per unit, month), course (99999 in 3, 4 or
@@ -51,6 +57,18 @@ pub struct Options {
     /// Extra worker vars, e.g. ("PSP_TIMEOUT_MS", "800").
     pub vars: Vec<(&'static str, String)>,
     pub sandbox_args: Vec<String>,
+    /// Worker secrets in place of (or beside) the defaults, e.g. a session key pair.
+    pub secrets: Vec<(&'static str, String)>,
+    /// Requests per minute per customer or address (default [`DEFAULT_RATE_LIMIT`]).
+    pub rate_limit: Option<u32>,
+}
+
+/// What the test helpers remember about a stack: sessions minted per customer, and whose
+/// checkout is whose (the API only shows a checkout to its own customer).
+#[derive(Default)]
+pub struct Memo {
+    pub sessions: HashMap<String, String>,
+    pub checkout_owners: HashMap<String, String>,
 }
 
 pub struct Stack {
@@ -62,9 +80,14 @@ pub struct Stack {
     wrangler: Option<Child>,
     sandbox_process: Option<Child>,
     worker_port: u16,
+    /// Once the worker has run, its address stays: the provider's orders call it back there.
+    worker_started: bool,
     sandbox_port: u16,
     options_vars: Vec<(&'static str, String)>,
     sandbox_args: Vec<String>,
+    secrets: Vec<(&'static str, String)>,
+    rate_limit: u32,
+    pub memo: Mutex<Memo>,
 }
 
 static STACKS: AtomicU32 = AtomicU32::new(0);
@@ -90,9 +113,13 @@ impl Stack {
             wrangler: None,
             sandbox_process: None,
             worker_port: free_port(),
+            worker_started: false,
             sandbox_port: 0,
             options_vars: options.vars,
             sandbox_args: options.sandbox_args,
+            secrets: options.secrets,
+            rate_limit: options.rate_limit.unwrap_or(DEFAULT_RATE_LIMIT),
+            memo: Mutex::new(Memo::default()),
         };
         stack.start_sandbox();
         stack.start_worker();
@@ -157,20 +184,55 @@ impl Stack {
     }
 
     fn start_worker(&mut self) {
+        for attempt in 1..=3 {
+            let log_before = self.worker_log().len();
+            match self.try_start_worker() {
+                Ok(()) => {
+                    self.worker_started = true;
+                    return;
+                }
+                // Ports are picked free and bound a moment later; on a machine running other
+                // stacks, another process may take one in between. Pick again (a restart keeps
+                // its address, which the provider's orders call back).
+                Err(status)
+                    if attempt < 3
+                        && self.worker_log()[log_before..].contains("Address already in use") =>
+                {
+                    eprintln!("wrangler dev exited ({status}) on a port taken meanwhile; retrying");
+                    if !self.worker_started {
+                        self.worker_port = free_port();
+                    }
+                }
+                Err(status) => panic!("wrangler dev exited ({status}):\n{}", self.worker_log()),
+            }
+        }
+    }
+
+    fn try_start_worker(&mut self) -> Result<(), std::process::ExitStatus> {
         let config = self.dir.join("wrangler.toml");
         write_config(
             &config,
             &self.sandbox_url,
             self.worker_port,
             &self.options_vars,
+            self.rate_limit,
         );
-        fs::write(
-            self.dir.join(".dev.vars"),
-            format!(
-                "PSP_API_KEY={API_KEY}\nPSP_API_SECRET={API_SECRET}\nPSP_WEBHOOK_SECRET={WEBHOOK_SECRET}\nMERCHANT_API_KEY={MERCHANT_KEY}\n"
-            ),
-        )
-        .expect(".dev.vars");
+        let mut secrets: Vec<(&str, String)> = vec![
+            ("PSP_API_KEY", API_KEY.into()),
+            ("PSP_API_SECRET", API_SECRET.into()),
+            ("PSP_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+            ("MERCHANT_API_KEY", MERCHANT_KEY.into()),
+            ("CUSTOMER_SESSION_SECRET", SESSION_SECRET.into()),
+        ];
+        for (name, value) in &self.secrets {
+            secrets.retain(|(n, _)| n != name);
+            secrets.push((name, value.clone()));
+        }
+        let dev_vars: String = secrets
+            .iter()
+            .map(|(name, value)| format!("{name}={value}\n"))
+            .collect();
+        fs::write(self.dir.join(".dev.vars"), dev_vars).expect(".dev.vars");
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -217,19 +279,21 @@ impl Stack {
         self.worker = Client::new(self.worker_url.clone());
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
+            // Ready once it answers: 200, or 503 when a test starts it misconfigured on purpose.
             if self
                 .worker
                 .try_get("/health")
-                .is_ok_and(|r| r.status == 200)
+                .is_ok_and(|r| r.status == 200 || r.status == 503)
             {
-                break;
+                return Ok(());
             }
             if let Some(status) = self
                 .wrangler
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!("wrangler dev exited ({status}):\n{}", self.worker_log());
+                self.wrangler = None;
+                return Err(status);
             }
             assert!(
                 Instant::now() < deadline,
@@ -251,6 +315,12 @@ impl Stack {
     pub fn restart_worker(&mut self) {
         self.kill_worker();
         self.start_worker();
+    }
+
+    /// Restarts the worker with other secrets (a key rotation), on the same port and state.
+    pub fn restart_with_secrets(&mut self, secrets: Vec<(&'static str, String)>) {
+        self.secrets = secrets;
+        self.restart_worker();
     }
 
     pub fn worker_log(&self) -> String {
@@ -335,6 +405,7 @@ fn write_config(
     sandbox_url: &str,
     worker_port: u16,
     extra: &[(&'static str, String)],
+    rate_limit: u32,
 ) {
     let root = root();
     assert!(
@@ -356,6 +427,13 @@ fn write_config(
         for db in dbs {
             if let Some(db) = db.as_table_mut() {
                 db.insert("migrations_dir".into(), abs(&root.join("migrations")));
+            }
+        }
+    }
+    if let Some(limits) = config.get_mut("ratelimits").and_then(|r| r.as_array_mut()) {
+        for limit in limits {
+            if let Some(simple) = limit.get_mut("simple").and_then(|s| s.as_table_mut()) {
+                simple.insert("limit".into(), toml::Value::Integer(i64::from(rate_limit)));
             }
         }
     }
@@ -402,7 +480,7 @@ fn migrated_template() -> PathBuf {
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir_all(&staging).expect("staging dir");
     let config = staging.join("wrangler.toml");
-    write_config(&config, "http://127.0.0.1:9", 9, &[]);
+    write_config(&config, "http://127.0.0.1:9", 9, &[], DEFAULT_RATE_LIMIT);
     let out = Command::new(root().join("node_modules/.bin/wrangler"))
         .current_dir(&staging)
         .args(["d1", "migrations", "apply", "DB", "--local", "--config"])

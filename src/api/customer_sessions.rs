@@ -1,0 +1,128 @@
+//! `POST /v1/customer-sessions`: the merchant's backend vouches for one of its customers and
+//! gets a short-lived secret to hand to that customer's browser. Nothing is stored: the secret
+//! carries its customer and expiry, signed (see `session`).
+//!
+//! `POST /v1/demo/session` plays that backend for the demo storefront, only with `DEMO=on`, and
+//! only for the visitor's own random demo reference.
+
+use serde::Serialize;
+use worker::{Request, Response};
+
+use super::{body, respond};
+use crate::billing::time::format_rfc3339;
+use crate::context::Ctx;
+use crate::http::problem::Problem;
+use crate::input::Fields;
+use crate::session::{self, Claims, DEFAULT_LIFETIME_SECONDS, MIN_LIFETIME_SECONDS};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionCreated<'a> {
+    client_secret: String,
+    customer_ref: &'a str,
+    expires_at: String,
+}
+
+pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
+    let mut f = Fields::new(body::object(req).await?);
+    let customer_ref = f.string("customerRef");
+    let email = f.optional_string("email");
+    let name = f.optional_string("name");
+    let lifetime = f.optional_integer("expiresInSeconds");
+    let max = ctx.config.session_max_lifetime_s;
+    if let Some(seconds) = lifetime {
+        f.check(
+            (MIN_LIFETIME_SECONDS..=max).contains(&seconds),
+            "expiresInSeconds",
+            &format!("must be from {MIN_LIFETIME_SECONDS} to {max}"),
+        );
+    }
+    let claims = claims(&mut f, customer_ref, email, name, ctx, lifetime);
+    f.finish()?;
+    mint(ctx, claims)
+}
+
+/// Only references of this shape can be minted by the demo route: 128 random bits chosen by the
+/// visitor's browser, so that the route can never speak for a real customer.
+fn is_demo_reference(customer_ref: &str) -> bool {
+    customer_ref.strip_prefix("demo-").is_some_and(|rest| {
+        rest.len() == 32
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    })
+}
+
+pub async fn demo(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
+    if !ctx.config.demo {
+        return Err(Problem::route_not_found("/v1/demo/session"));
+    }
+    let mut f = Fields::new(body::object(req).await?);
+    let customer_ref = f.string("customerRef");
+    if let Some(c) = &customer_ref {
+        f.check(
+            is_demo_reference(c),
+            "customerRef",
+            "must be \"demo-\" and 32 lowercase hex digits",
+        );
+    }
+    let email = f.optional_string("email");
+    let name = f.optional_string("name");
+    let claims = claims(&mut f, customer_ref, email, name, ctx, None);
+    f.finish()?;
+    mint(ctx, claims)
+}
+
+fn claims(
+    f: &mut Fields,
+    customer_ref: Option<String>,
+    email: Option<String>,
+    name: Option<String>,
+    ctx: &Ctx,
+    lifetime: Option<i64>,
+) -> Option<Claims> {
+    for (field, rule) in
+        session::claim_errors(customer_ref.as_deref(), email.as_deref(), name.as_deref())
+    {
+        f.error(field, rule);
+    }
+    if f.has_errors() {
+        return None;
+    }
+    let now = ctx.wall_ms() / 1000;
+    Some(Claims {
+        customer_ref: customer_ref?,
+        exp: now + lifetime.unwrap_or(DEFAULT_LIFETIME_SECONDS),
+        kid: String::new(),
+        email,
+        name: name.map(|n| n.trim().to_owned()),
+    })
+}
+
+fn mint(ctx: &Ctx, claims: Option<Claims>) -> Result<Response, Problem> {
+    // Every field was valid (else `finish` refused the request), so the claims exist.
+    let claims = claims.ok_or_else(|| Problem::internal("The session could not be built."))?;
+    let client_secret = session::mint(&ctx.config.session_keys.current, &claims);
+    respond::json(
+        201,
+        &SessionCreated {
+            client_secret,
+            customer_ref: &claims.customer_ref,
+            expires_at: format_rfc3339(claims.exp * 1000),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_references_are_random_and_prefixed() {
+        assert!(is_demo_reference("demo-0123456789abcdef0123456789abcdef"));
+        assert!(!is_demo_reference("demo-0123456789ABCDEF0123456789abcdef"));
+        assert!(!is_demo_reference("demo-0123"));
+        assert!(!is_demo_reference("cust-1"));
+        assert!(!is_demo_reference("1"));
+    }
+}
