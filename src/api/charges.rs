@@ -16,6 +16,7 @@ use crate::services::charging::{self, Mode, Patience};
 use crate::store::charges::{self, ChargeRow, NewCharge};
 use crate::store::idempotency::{self, Claim};
 use crate::store::incidents;
+use crate::store::payment_methods;
 use crate::validate;
 
 /// Status reads after `POST /payments`, in ms: the provider settles asynchronously, usually
@@ -43,7 +44,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
     if let Some(charge_id) = idempotency::existing(db, "charge", &key, &hash).await? {
         return replay(ctx, &charge_id).await;
     }
-    if ctx.vault().get(&input.customer_ref).await?.is_none() {
+    if !payment_methods::has_active(db, &input.customer_ref).await? {
         return Err(Problem::conflict(
             "no-payment-method",
             "No card on file",

@@ -35,6 +35,23 @@ impl From<Row> for MaskedCard {
     }
 }
 
+/// Whether the customer has a card on file. The ledger decides, never the vault: KV is
+/// eventually consistent, and a late activation may write a card back into it after the
+/// merchant removed it.
+pub async fn has_active(db: Db<'_>, customer_ref: &str) -> Result<bool, Problem> {
+    #[derive(Deserialize)]
+    struct Found {
+        n: i64,
+    }
+    let found: Option<Found> = db
+        .first(
+            "SELECT COUNT(*) AS n FROM payment_methods WHERE customer_ref = ? AND status = 'active'",
+            params![customer_ref],
+        )
+        .await?;
+    Ok(found.is_some_and(|f| f.n > 0))
+}
+
 pub async fn masked_by_order(db: Db<'_>, order_id: &str) -> Result<Option<MaskedCard>, Problem> {
     let row: Option<Row> = db
         .first(
