@@ -20,6 +20,7 @@ pub mod session;
 pub mod slots;
 pub mod store;
 pub mod validate;
+pub mod views;
 
 use worker::{
     Context, Env, MessageBatch, Request, Response, ScheduleContext, ScheduledEvent, event,

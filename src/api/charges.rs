@@ -1,13 +1,9 @@
 //! Merchant-initiated charges of a stored card: `POST /v1/charges` and the reads.
 
-use serde::Serialize;
 use serde_json::Value;
 use worker::{Request, Response};
 
 use super::{body, page, respond};
-use crate::billing::charge_machine::ChargeStatus;
-use crate::billing::decline::{DeclineClass, classify};
-use crate::billing::time::format_rfc3339;
 use crate::context::Ctx;
 use crate::http::problem::Problem;
 use crate::input::Fields;
@@ -18,6 +14,7 @@ use crate::store::idempotency::{self, Claim};
 use crate::store::incidents;
 use crate::store::payment_methods;
 use crate::validate;
+use crate::views;
 
 /// Status reads after `POST /payments`, in ms: the provider settles asynchronously, usually
 /// within a second; past these the answer is `pending` and webhooks or the cron finish it.
@@ -97,7 +94,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
     )
     .await?;
     let status = if is_final(&charge) { 201 } else { 202 };
-    respond::json(status, &view(&charge))
+    respond::json(status, &views::charge(&charge))
 }
 
 /// The same request again: a final charge answers from the ledger with no provider call; an
@@ -107,7 +104,7 @@ async fn replay(ctx: &Ctx, charge_id: &str) -> Result<Response, Problem> {
         .await?
         .ok_or_else(|| Problem::internal("An idempotency key points to a missing charge."))?;
     if is_final(&charge) {
-        return respond::json(200, &view(&charge));
+        return respond::json(200, &views::charge(&charge));
     }
     let charge = charging::drive_charge(
         ctx,
@@ -116,7 +113,10 @@ async fn replay(ctx: &Ctx, charge_id: &str) -> Result<Response, Problem> {
         Patience::Poll(&API_POLL_DELAYS_MS),
     )
     .await?;
-    respond::json(if is_final(&charge) { 200 } else { 202 }, &view(&charge))
+    respond::json(
+        if is_final(&charge) { 200 } else { 202 },
+        &views::charge(&charge),
+    )
 }
 
 fn is_final(charge: &ChargeRow) -> bool {
@@ -176,96 +176,6 @@ fn read(map: serde_json::Map<String, Value>, ctx: &Ctx) -> Result<CreateCharge, 
     })
 }
 
-/// A charge as the merchant's backend sees it: never the token, never provider free text.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChargeView<'a> {
-    id: &'a str,
-    status: &'static str,
-    kind: &'a str,
-    customer_ref: &'a str,
-    amount: i64,
-    currency: &'a str,
-    description: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    metadata: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    subscription_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    period_index: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    failure_reason: Option<&'a str>,
-    /// soft: may succeed later; hard: needs a new card; unknown: retried at most once.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    decline_category: Option<&'a str>,
-    retryable: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_retry_at: Option<String>,
-    attempts: u32,
-    refunded_amount: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    provider_order_id: Option<&'a str>,
-    /// While `needs_attention`: why an operator must look (the incident's type).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attention: Option<&'a str>,
-    /// Incidents recorded on the charge (e.g. `duplicateRefunded`), oldest first; see
-    /// `GET /v1/incidents?chargeId=`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    incidents: Vec<String>,
-    created_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    settled_at: Option<String>,
-}
-
-pub fn view(c: &ChargeRow) -> ChargeView<'_> {
-    let status = match ChargeStatus::parse(&c.status) {
-        Some(ChargeStatus::Succeeded) => "succeeded",
-        Some(ChargeStatus::Failed) => "failed",
-        // Still open and reconciled, but the provider lost it, keeps refusing it, or never
-        // tells its outcome: an operator must look.
-        _ if c.attention.is_some() => "needs_attention",
-        _ => "pending",
-    };
-    let class = c.decline_class.as_deref();
-    let retryable = status == "failed"
-        && match class {
-            Some(_) => classify(c.failure_reason.as_deref()) != DeclineClass::Hard,
-            // A failure that is not a decline (refused by the provider, no card) is retryable
-            // only once the cause is fixed, which a retry of the same request cannot do.
-            None => false,
-        };
-    ChargeView {
-        id: &c.id,
-        status,
-        kind: &c.kind,
-        customer_ref: &c.customer_ref,
-        amount: c.amount,
-        currency: &c.currency,
-        description: &c.description,
-        metadata: c
-            .metadata
-            .as_deref()
-            .and_then(|m| serde_json::from_str(m).ok()),
-        subscription_id: c.subscription_id.as_deref(),
-        period_index: c.period_index,
-        failure_reason: (status == "failed")
-            .then_some(c.failure_reason.as_deref())
-            .flatten(),
-        decline_category: (status == "failed").then_some(class).flatten(),
-        retryable,
-        next_retry_at: c.next_retry_at.map(format_rfc3339),
-        attempts: c.attempts,
-        refunded_amount: c.refunded_amount,
-        provider_order_id: c.order_id.as_deref(),
-        attention: (status == "needs_attention")
-            .then_some(c.attention.as_deref())
-            .flatten(),
-        incidents: Vec::new(),
-        created_at: format_rfc3339(c.created_at),
-        settled_at: c.settled_at.map(format_rfc3339),
-    }
-}
-
 pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
     if !validate::is_identifier(id) {
         return Err(Problem::not_found("The charge"));
@@ -273,7 +183,7 @@ pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
     let charge = charges::get(ctx.db(), id)
         .await?
         .ok_or_else(|| Problem::not_found("The charge"))?;
-    let mut shown = view(&charge);
+    let mut shown = views::charge(&charge);
     shown.incidents = incidents::kinds_for_charge(ctx.db(), id).await?;
     respond::json(200, &shown)
 }
@@ -308,5 +218,5 @@ pub async fn list_for_customer(
         limit + 1,
     )
     .await?;
-    respond::json(200, &page::of(&rows, limit, |c| &c.id, view))
+    respond::json(200, &page::of(&rows, limit, |c| &c.id, views::charge))
 }

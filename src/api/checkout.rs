@@ -19,6 +19,7 @@ use crate::session::Claims;
 use crate::store::checkouts::{self, CheckoutRow, KeyClaim, NewCheckout};
 use crate::store::payment_methods;
 use crate::validate;
+use crate::views;
 
 pub(crate) const REDIRECT_RULE: &str =
     "must be an http(s) URL on one of the merchant's allowed origins";
@@ -216,7 +217,7 @@ pub(crate) fn checkout_response(status: u16, checkout: &CheckoutRow) -> Result<R
                 purpose: &checkout.purpose,
                 order_id,
                 payment_page_url: url,
-                status: public_status(&checkout.status),
+                status: views::checkout::public_status(&checkout.status),
                 plan_id: checkout.plan_id.as_deref(),
                 amount: checkout.amount,
                 currency: &checkout.currency,
@@ -235,32 +236,6 @@ pub(crate) fn checkout_response(status: u16, checkout: &CheckoutRow) -> Result<R
             "The payment page is still being created. Retry with the same Idempotency-Key.",
         )),
     }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CheckoutState<'a> {
-    checkout_id: &'a str,
-    purpose: &'a str,
-    status: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    plan_id: Option<&'a str>,
-    amount: i64,
-    currency: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    installments: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    card: Option<payment_methods::MaskedCard>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    subscription_id: Option<&'a str>,
-    /// Card replacements: the charge the payment settled (`settled`), or a verification
-    /// payment refunded at once (`verified`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    outcome: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    settles_charge_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    failure_reason: Option<&'a str>,
 }
 
 pub async fn get(ctx: &Ctx, customer: &Claims, id: &str) -> Result<Response, Problem> {
@@ -283,32 +258,5 @@ pub async fn get(ctx: &Ctx, customer: &Claims, id: &str) -> Result<Response, Pro
         (Some(order_id), "paid") => payment_methods::masked_by_order(ctx.db(), order_id).await?,
         _ => None,
     };
-    respond::json(
-        200,
-        &CheckoutState {
-            checkout_id: &checkout.id,
-            purpose: &checkout.purpose,
-            status: public_status(&checkout.status),
-            plan_id: checkout.plan_id.as_deref(),
-            amount: checkout.amount,
-            currency: &checkout.currency,
-            installments: checkout.installments,
-            card,
-            subscription_id: checkout.subscription_id.as_deref(),
-            outcome: checkout.card_outcome.as_deref(),
-            settles_charge_id: checkout.settles_charge_id.as_deref(),
-            failure_reason: (checkout.status == "failed")
-                .then_some(checkout.failure_reason.as_deref())
-                .flatten(),
-        },
-    )
-}
-
-/// The frontend sees three states; `creating` is an internal detail of `pending`.
-fn public_status(status: &str) -> &str {
-    match status {
-        "paid" => "paid",
-        "failed" => "failed",
-        _ => "pending",
-    }
+    respond::json(200, &views::checkout(&checkout, card))
 }

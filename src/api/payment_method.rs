@@ -2,17 +2,18 @@
 //! and `DELETE` (forget the card, the merchant's call). The provider cannot delete tokens, so
 //! forgetting a card means deleting our only copy.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use worker::Response;
 
 use super::respond;
-use crate::billing::time::format_rfc3339;
 use crate::context::Ctx;
 use crate::http::problem::Problem;
 use crate::params;
 use crate::session::Claims;
 use crate::store::payment_methods;
+use crate::store::payment_methods::MaskedCard;
 use crate::validate;
+use crate::views;
 
 #[derive(Deserialize)]
 struct Row {
@@ -21,17 +22,6 @@ struct Row {
     exp_month: Option<u8>,
     exp_year: Option<u16>,
     created_at: i64,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PaymentMethodView<'a> {
-    customer_ref: &'a str,
-    brand: Option<String>,
-    last4: Option<String>,
-    exp_month: Option<u8>,
-    exp_year: Option<u16>,
-    added_at: String,
 }
 
 /// Another customer's card, an unknown customer and a customer without a card all answer the
@@ -50,17 +40,13 @@ pub async fn get(ctx: &Ctx, session: &Claims, customer: &str) -> Result<Response
         )
         .await?;
     let row = row.ok_or_else(no_card)?;
-    respond::json(
-        200,
-        &PaymentMethodView {
-            customer_ref: customer,
-            brand: row.brand,
-            last4: row.last4,
-            exp_month: row.exp_month,
-            exp_year: row.exp_year,
-            added_at: format_rfc3339(row.created_at),
-        },
-    )
+    let card = MaskedCard {
+        brand: row.brand,
+        last4: row.last4,
+        exp_month: row.exp_month,
+        exp_year: row.exp_year,
+    };
+    respond::json(200, &views::payment_method(customer, &card, row.created_at))
 }
 
 pub async fn delete(ctx: &Ctx, customer: &str) -> Result<Response, Problem> {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use worker::{Request, Response};
 
 use super::checkout::{REDIRECT_RULE, checkout_response, too_many_open};
-use super::{body, page, respond, subscriptions as merchant_subscriptions};
+use super::{body, page, respond};
 use crate::billing::charge_machine::ChargeStatus;
 use crate::billing::time::format_rfc3339;
 use crate::context::Ctx;
@@ -27,6 +27,7 @@ use crate::store::charges::{self, ChargeRow};
 use crate::store::checkouts::{self, CheckoutRow, KeyClaim, NewCheckout};
 use crate::store::subscriptions::{self, SubscriptionRow};
 use crate::validate;
+use crate::views;
 
 /// A customer has few subscriptions; the portal lists them all, up to this many.
 const MAX_SUBSCRIPTIONS: u32 = 100;
@@ -40,7 +41,7 @@ pub async fn subscriptions(ctx: &Ctx, customer: &Claims) -> Result<Response, Pro
         MAX_SUBSCRIPTIONS,
     )
     .await?;
-    let data: Vec<_> = rows.iter().map(merchant_subscriptions::view).collect();
+    let data: Vec<_> = rows.iter().map(views::subscription).collect();
     respond::json(200, &json!({ "data": data }))
 }
 
@@ -175,7 +176,7 @@ pub async fn act(
         ));
     }
     let sub = own_subscription(ctx, customer, id).await?;
-    respond::json(200, &merchant_subscriptions::view(&sub))
+    respond::json(200, &views::subscription(&sub))
 }
 
 async fn own_subscription(

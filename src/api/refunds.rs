@@ -1,60 +1,18 @@
 //! `POST /v1/charges/:id/refunds` (full or partial), and the refund reads.
 
-use serde::Serialize;
 use serde_json::Value;
 use worker::{Request, Response};
 
 use super::{body, respond};
-use crate::billing::time::format_rfc3339;
 use crate::context::Ctx;
 use crate::http::problem::Problem;
 use crate::input::Fields;
 use crate::secure::{new_id, request_fingerprint};
 use crate::services::refunding;
 use crate::store::charges;
-use crate::store::refunds::{self, Claimed, RefundRow};
+use crate::store::refunds::{self, Claimed};
 use crate::validate;
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RefundView<'a> {
-    id: &'a str,
-    charge_id: &'a str,
-    status: &'a str,
-    amount: i64,
-    currency: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    failure_reason: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    provider_order_id: Option<&'a str>,
-    /// Automatic refunds only: the provider payment returned, one nobody expected (a second
-    /// payment of the charge, or a payment on an order given up).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reverses_payment_id: Option<&'a str>,
-    created_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    settled_at: Option<String>,
-}
-
-fn view(r: &RefundRow) -> RefundView<'_> {
-    let status = match r.status.as_str() {
-        "succeeded" => "succeeded",
-        "failed" => "failed",
-        _ => "pending",
-    };
-    RefundView {
-        id: &r.id,
-        charge_id: &r.charge_id,
-        status,
-        amount: r.amount,
-        currency: &r.currency,
-        failure_reason: r.failure_reason.as_deref(),
-        provider_order_id: r.order_id.as_deref(),
-        reverses_payment_id: r.reverses_payment_id.as_deref(),
-        created_at: format_rfc3339(r.created_at),
-        settled_at: r.settled_at.map(format_rfc3339),
-    }
-}
+use crate::views;
 
 pub async fn create(req: &mut Request, ctx: &Ctx, charge_id: &str) -> Result<Response, Problem> {
     let key = body::required_idempotency_key(req)?;
@@ -120,7 +78,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx, charge_id: &str) -> Result<Res
                 .await?
                 .ok_or_else(|| Problem::internal("The refund vanished."))?;
             let status = if refund.status == "pending" { 202 } else { 201 };
-            respond::json(status, &view(&refund))
+            respond::json(status, &views::refund(&refund))
         }
     }
 }
@@ -142,7 +100,7 @@ async fn replay(ctx: &Ctx, refund_id: &str) -> Result<Response, Problem> {
     let refund = refunds::get(ctx.db(), refund_id)
         .await?
         .ok_or_else(|| Problem::internal("An idempotency key points to a missing refund."))?;
-    respond::json(200, &view(&refund))
+    respond::json(200, &views::refund(&refund))
 }
 
 pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
@@ -152,7 +110,7 @@ pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
     let refund = refunds::get(ctx.db(), id)
         .await?
         .ok_or_else(|| Problem::not_found("The refund"))?;
-    respond::json(200, &view(&refund))
+    respond::json(200, &views::refund(&refund))
 }
 
 pub async fn list_for_charge(ctx: &Ctx, charge_id: &str) -> Result<Response, Problem> {
@@ -162,6 +120,6 @@ pub async fn list_for_charge(ctx: &Ctx, charge_id: &str) -> Result<Response, Pro
     let rows = refunds::list_for_charge(ctx.db(), charge_id).await?;
     respond::json(
         200,
-        &serde_json::json!({ "data": rows.iter().map(view).collect::<Vec<_>>() }),
+        &serde_json::json!({ "data": rows.iter().map(views::refund).collect::<Vec<_>>() }),
     )
 }

@@ -1,7 +1,6 @@
 //! Subscriptions for the merchant's backend: reads, cancel (now or at period end), pause,
 //! resume, and plan changes that take effect with the next period.
 
-use serde::Serialize;
 use worker::{Request, Response};
 
 use super::{body, page, respond};
@@ -15,66 +14,7 @@ use crate::params;
 use crate::store::db::stmt;
 use crate::store::subscriptions::{self, SubscriptionRow, to_model};
 use crate::validate;
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct SubscriptionView<'a> {
-    id: &'a str,
-    customer_ref: &'a str,
-    plan_id: &'a str,
-    kind: &'a str,
-    status: &'a str,
-    status_reason: &'a str,
-    amount: i64,
-    currency: &'a str,
-    interval: &'a str,
-    interval_count: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    unit_amount: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    installments: Option<u32>,
-    current_period: u32,
-    current_period_start: String,
-    current_period_end: String,
-    /// When the next charge is due, if one is scheduled.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_charge_at: Option<String>,
-    cancel_at_period_end: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pending_plan_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    paused_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    canceled_at: Option<String>,
-    created_at: String,
-}
-
-pub(crate) fn view(s: &SubscriptionRow) -> SubscriptionView<'_> {
-    let renews = s.status == "active" && s.cancel_at_period_end == 0;
-    SubscriptionView {
-        id: &s.id,
-        customer_ref: &s.customer_ref,
-        plan_id: &s.plan_id,
-        kind: &s.kind,
-        status: &s.status,
-        status_reason: &s.status_reason,
-        amount: s.amount,
-        currency: &s.currency,
-        interval: &s.interval_unit,
-        interval_count: s.interval_count,
-        unit_amount: s.unit_amount,
-        installments: s.installments_total,
-        current_period: s.current_period,
-        current_period_start: format_rfc3339(s.current_period_start),
-        current_period_end: format_rfc3339(s.current_period_end),
-        next_charge_at: renews.then(|| format_rfc3339(s.current_period_end)),
-        cancel_at_period_end: s.cancel_at_period_end != 0,
-        pending_plan_id: s.pending_plan_id.as_deref(),
-        paused_at: s.paused_at.map(format_rfc3339),
-        canceled_at: s.canceled_at.map(format_rfc3339),
-        created_at: format_rfc3339(s.created_at),
-    }
-}
+use crate::views;
 
 async fn load(ctx: &Ctx, id: &str) -> Result<SubscriptionRow, Problem> {
     if !validate::is_identifier(id) {
@@ -87,7 +27,7 @@ async fn load(ctx: &Ctx, id: &str) -> Result<SubscriptionRow, Problem> {
 
 pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
     let sub = load(ctx, id).await?;
-    respond::json(200, &view(&sub))
+    respond::json(200, &views::subscription(&sub))
 }
 
 pub async fn list(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
@@ -131,7 +71,7 @@ pub async fn list(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
         limit + 1,
     )
     .await?;
-    respond::json(200, &page::of(&rows, limit, |s| &s.id, view))
+    respond::json(200, &page::of(&rows, limit, |s| &s.id, views::subscription))
 }
 
 pub async fn events(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
@@ -298,7 +238,7 @@ pub async fn act(
         ));
     }
     let sub = load(ctx, id).await?;
-    respond::json(200, &view(&sub))
+    respond::json(200, &views::subscription(&sub))
 }
 
 /// Periods that passed while paused are not billed: billing resumes at the next boundary, and

@@ -1,0 +1,99 @@
+//! A charge as the merchant's backend sees it, in responses and in events.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::billing::charge_machine::ChargeStatus;
+use crate::billing::decline::{DeclineClass, classify};
+use crate::billing::time::format_rfc3339;
+use crate::store::charges::ChargeRow;
+
+/// A charge as the merchant's backend sees it: never the token, never provider free text.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChargeView<'a> {
+    id: &'a str,
+    status: &'static str,
+    kind: &'a str,
+    customer_ref: &'a str,
+    amount: i64,
+    currency: &'a str,
+    description: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscription_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    period_index: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure_reason: Option<&'a str>,
+    /// soft: may succeed later; hard: needs a new card; unknown: retried at most once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decline_category: Option<&'a str>,
+    retryable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_retry_at: Option<String>,
+    attempts: u32,
+    refunded_amount: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider_order_id: Option<&'a str>,
+    /// While `needs_attention`: why an operator must look (the incident's type).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attention: Option<&'a str>,
+    /// Incidents recorded on the charge (e.g. `duplicateRefunded`), oldest first; see
+    /// `GET /v1/incidents?chargeId=`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub incidents: Vec<String>,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settled_at: Option<String>,
+}
+
+pub fn charge(c: &ChargeRow) -> ChargeView<'_> {
+    let status = match ChargeStatus::parse(&c.status) {
+        Some(ChargeStatus::Succeeded) => "succeeded",
+        Some(ChargeStatus::Failed) => "failed",
+        // Still open and reconciled, but the provider lost it, keeps refusing it, or never
+        // tells its outcome: an operator must look.
+        _ if c.attention.is_some() => "needs_attention",
+        _ => "pending",
+    };
+    let class = c.decline_class.as_deref();
+    let retryable = status == "failed"
+        && match class {
+            Some(_) => classify(c.failure_reason.as_deref()) != DeclineClass::Hard,
+            // A failure that is not a decline (refused by the provider, no card) is retryable
+            // only once the cause is fixed, which a retry of the same request cannot do.
+            None => false,
+        };
+    ChargeView {
+        id: &c.id,
+        status,
+        kind: &c.kind,
+        customer_ref: &c.customer_ref,
+        amount: c.amount,
+        currency: &c.currency,
+        description: &c.description,
+        metadata: c
+            .metadata
+            .as_deref()
+            .and_then(|m| serde_json::from_str(m).ok()),
+        subscription_id: c.subscription_id.as_deref(),
+        period_index: c.period_index,
+        failure_reason: (status == "failed")
+            .then_some(c.failure_reason.as_deref())
+            .flatten(),
+        decline_category: (status == "failed").then_some(class).flatten(),
+        retryable,
+        next_retry_at: c.next_retry_at.map(format_rfc3339),
+        attempts: c.attempts,
+        refunded_amount: c.refunded_amount,
+        provider_order_id: c.order_id.as_deref(),
+        attention: (status == "needs_attention")
+            .then_some(c.attention.as_deref())
+            .flatten(),
+        incidents: Vec::new(),
+        created_at: format_rfc3339(c.created_at),
+        settled_at: c.settled_at.map(format_rfc3339),
+    }
+}

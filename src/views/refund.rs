@@ -1,0 +1,47 @@
+//! A refund as the merchant's backend sees it, in responses and in events.
+
+use serde::Serialize;
+
+use crate::billing::time::format_rfc3339;
+use crate::store::refunds::RefundRow;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefundView<'a> {
+    id: &'a str,
+    charge_id: &'a str,
+    status: &'a str,
+    amount: i64,
+    currency: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider_order_id: Option<&'a str>,
+    /// Automatic refunds only: the provider payment returned, one nobody expected (a second
+    /// payment of the charge, or a payment on an order given up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reverses_payment_id: Option<&'a str>,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settled_at: Option<String>,
+}
+
+pub fn refund(r: &RefundRow) -> RefundView<'_> {
+    let status = match r.status.as_str() {
+        "succeeded" => "succeeded",
+        "failed" => "failed",
+        _ => "pending",
+    };
+    RefundView {
+        id: &r.id,
+        charge_id: &r.charge_id,
+        status,
+        amount: r.amount,
+        currency: &r.currency,
+        failure_reason: r.failure_reason.as_deref(),
+        provider_order_id: r.order_id.as_deref(),
+        reverses_payment_id: r.reverses_payment_id.as_deref(),
+        created_at: format_rfc3339(r.created_at),
+        settled_at: r.settled_at.map(format_rfc3339),
+    }
+}

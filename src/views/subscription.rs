@@ -1,0 +1,66 @@
+//! A subscription as the API shows it, in responses and in events.
+
+use serde::Serialize;
+
+use crate::billing::time::format_rfc3339;
+use crate::store::subscriptions::SubscriptionRow;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionView<'a> {
+    id: &'a str,
+    customer_ref: &'a str,
+    plan_id: &'a str,
+    kind: &'a str,
+    status: &'a str,
+    status_reason: &'a str,
+    amount: i64,
+    currency: &'a str,
+    interval: &'a str,
+    interval_count: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit_amount: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    installments: Option<u32>,
+    current_period: u32,
+    current_period_start: String,
+    current_period_end: String,
+    /// When the next charge is due, if one is scheduled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_charge_at: Option<String>,
+    cancel_at_period_end: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending_plan_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paused_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    canceled_at: Option<String>,
+    created_at: String,
+}
+
+pub fn subscription(s: &SubscriptionRow) -> SubscriptionView<'_> {
+    let renews = s.status == "active" && s.cancel_at_period_end == 0;
+    SubscriptionView {
+        id: &s.id,
+        customer_ref: &s.customer_ref,
+        plan_id: &s.plan_id,
+        kind: &s.kind,
+        status: &s.status,
+        status_reason: &s.status_reason,
+        amount: s.amount,
+        currency: &s.currency,
+        interval: &s.interval_unit,
+        interval_count: s.interval_count,
+        unit_amount: s.unit_amount,
+        installments: s.installments_total,
+        current_period: s.current_period,
+        current_period_start: format_rfc3339(s.current_period_start),
+        current_period_end: format_rfc3339(s.current_period_end),
+        next_charge_at: renews.then(|| format_rfc3339(s.current_period_end)),
+        cancel_at_period_end: s.cancel_at_period_end != 0,
+        pending_plan_id: s.pending_plan_id.as_deref(),
+        paused_at: s.paused_at.map(format_rfc3339),
+        canceled_at: s.canceled_at.map(format_rfc3339),
+        created_at: format_rfc3339(s.created_at),
+    }
+}
