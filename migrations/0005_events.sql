@@ -18,7 +18,8 @@ CREATE TABLE events (
   delivery    TEXT NOT NULL DEFAULT 'pending'
     CHECK (delivery IN ('pending', 'queued', 'delivered', 'failed', 'none')),
   queued_at   INTEGER,                            -- wall time it was last put on the queue
-  attempts    INTEGER NOT NULL DEFAULT 0,
+  attempts    INTEGER NOT NULL DEFAULT 0,         -- deliveries tried, ever
+  round_base  INTEGER NOT NULL DEFAULT 0,         -- attempts before the last redelivery asked
   last_error  TEXT,
   delivered_at INTEGER
 );

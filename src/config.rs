@@ -31,9 +31,25 @@ pub struct TickBudget {
     pub max_wall_ms: u32,
 }
 
+/// Where events go, and the key that signs them.
+#[derive(Clone)]
+pub struct MerchantWebhook {
+    pub url: String,
+    /// The bytes of `MERCHANT_WEBHOOK_SECRET` (`whsec_<base64>`).
+    pub key: Vec<u8>,
+    pub timeout_ms: u32,
+}
+
+/// Seconds between a failed delivery and the next, one entry per retry: over a day in all.
+pub const DEFAULT_EVENT_RETRY_SCHEDULE: &str = "30,300,1800,7200,18000,36000,36000";
+
 #[derive(Clone)]
 pub struct Config {
     pub psp: PspConfig,
+    /// Unset: events are only kept for the feed (`GET /v1/events`), never sent.
+    pub merchant_webhook: Option<MerchantWebhook>,
+    /// Delays before each retry of an event delivery, in seconds.
+    pub event_retry_delays_s: Vec<u32>,
     pub webhook_secret: String,
     pub merchant_api_key: String,
     /// Keys of customer sessions: the current one signs, the previous one is still accepted.
@@ -84,6 +100,10 @@ impl std::fmt::Debug for Config {
             .field("demo", &self.demo)
             .field("session_keys", &self.session_keys)
             .field("plans", &self.catalog.plans.len())
+            .field(
+                "merchant_webhook_url",
+                &self.merchant_webhook.as_ref().map(|w| &w.url),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -167,6 +187,7 @@ impl Config {
             max_wall_ms: number("TICK_MAX_WALL_MS", 50_000, 1_000, 900_000) as u32,
         };
         let charge_lease_ms = number("CHARGE_LEASE_SECONDS", 120, 5, 3_600) * 1_000;
+        let webhook_timeout_ms = number("MERCHANT_WEBHOOK_TIMEOUT_MS", 10_000, 100, 30_000) as u32;
         let settle_window_ms = number("SETTLE_WINDOW_MINUTES", 15, 1, 24 * 60) * 60_000;
         let charge_queue_hold_ms = number("CHARGE_QUEUE_HOLD_SECONDS", 300, 0, 3_600) * 1_000;
         let consumer_concurrency = number("CONSUMER_CONCURRENCY", 50, 1, 100) as u32;
@@ -208,6 +229,50 @@ impl Config {
         let demo = switch("DEMO", "off");
         let rate_limit = switch("RATE_LIMIT", "on");
         let charge_fanout = switch("CHARGE_FANOUT", "on");
+        let merchant_webhook = match optional("MERCHANT_WEBHOOK_URL", "").as_str() {
+            "" => None,
+            url if !is_http_url(url) => {
+                problems.push("MERCHANT_WEBHOOK_URL must be an http(s) URL".into());
+                None
+            }
+            url => match crate::merchant_webhook::decode_secret(&optional(
+                "MERCHANT_WEBHOOK_SECRET",
+                "",
+            )) {
+                Some(key) => Some(MerchantWebhook {
+                    url: url.to_owned(),
+                    key,
+                    timeout_ms: webhook_timeout_ms,
+                }),
+                None => {
+                    problems.push(
+                        "MERCHANT_WEBHOOK_SECRET must be whsec_ and the base64 of at least 16 \
+                         random bytes when MERCHANT_WEBHOOK_URL is set"
+                            .into(),
+                    );
+                    None
+                }
+            },
+        };
+        let event_retry_delays_s: Vec<u32> =
+            match optional("EVENT_RETRY_SCHEDULE_SECONDS", DEFAULT_EVENT_RETRY_SCHEDULE)
+                .split(',')
+                .map(|d| d.trim().parse::<u32>())
+                .collect::<Result<Vec<u32>, _>>()
+            {
+                Ok(delays)
+                    if !delays.is_empty() && delays.iter().all(|d| (1..=86_400).contains(d)) =>
+                {
+                    delays
+                }
+                _ => {
+                    problems.push(
+                    "EVENT_RETRY_SCHEDULE_SECONDS must list seconds from 1 to 86400, e.g. 30,300"
+                        .into(),
+                );
+                    Vec::new()
+                }
+            };
 
         let previous_secret = optional("CUSTOMER_SESSION_SECRET_PREVIOUS", "");
         for (name, secret) in [
@@ -264,6 +329,8 @@ impl Config {
             return Err(ConfigError { problems });
         }
         Ok(Config {
+            merchant_webhook,
+            event_retry_delays_s,
             psp: PspConfig {
                 base_url: base_url.trim_end_matches('/').to_owned(),
                 merchant_id,

@@ -26,6 +26,8 @@ pub struct Ctx {
     kv: KvStore,
     /// The queue charges are fanned out to, when the worker has it bound.
     charges_queue: Option<Queue>,
+    /// The queue events are delivered through, when the worker has it bound.
+    events_queue: Option<Queue>,
     /// Business time, once read: the test clock when it is on, else the wall clock.
     now: Cell<Option<i64>>,
 }
@@ -45,6 +47,7 @@ impl Ctx {
             d1,
             kv,
             charges_queue: env.queue("CHARGES").ok(),
+            events_queue: env.queue("EVENTS").ok(),
             now: Cell::new(None),
         })
     }
@@ -54,6 +57,15 @@ impl Ctx {
         self.charges_queue
             .as_ref()
             .filter(|_| self.config.charge_fanout)
+    }
+
+    pub fn events_queue(&self) -> Option<&Queue> {
+        self.events_queue.as_ref()
+    }
+
+    /// The invocation's outgoing connections (see [`Slots`]).
+    pub fn connections(&self) -> &Slots {
+        &self.connections
     }
 
     pub fn db(&self) -> Db<'_> {

@@ -12,6 +12,7 @@ pub mod config;
 pub mod context;
 pub mod http;
 pub mod input;
+pub mod merchant_webhook;
 pub mod meter;
 pub mod psp;
 pub mod secure;
@@ -42,5 +43,14 @@ async fn queue(
     env: Env,
     _ctx: Context,
 ) -> worker::Result<()> {
-    services::fanout::consume(batch, env).await
+    // Both queues come here; a batch is all of one queue, so its first message tells which.
+    let events = batch
+        .raw_iter()
+        .next()
+        .is_some_and(|m| services::events::is_event_job(&m));
+    if events {
+        services::events::consume(batch, env).await
+    } else {
+        services::fanout::consume(batch, env).await
+    }
 }

@@ -4,6 +4,7 @@ pub mod body;
 pub mod charges;
 pub mod checkout;
 pub mod customer_sessions;
+pub mod events;
 pub mod health;
 pub mod incidents;
 pub mod page;
@@ -33,10 +34,17 @@ pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> worker::Resu
     let started = worker::Date::now().as_millis();
     let method = req.method().to_string();
     let path = req.path();
+    let changes_state = !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS");
+    let events_env =
+        (changes_state && env.var("MERCHANT_WEBHOOK_URL").is_ok()).then(|| env.clone());
     let response = match dispatch(req, env, &worker_ctx, &method, &path).await {
         Ok(response) => response,
         Err(problem) => respond::problem(&problem),
     };
+    // A change may have written events: they leave for the merchant after the answer.
+    if let Some(env) = events_env {
+        worker_ctx.wait_until(dispatch_events(env));
+    }
     // Method, path and status only: bodies and headers can carry secrets.
     console_log!(
         "{method} {path} -> {} {}ms",
@@ -44,6 +52,18 @@ pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> worker::Resu
         worker::Date::now().as_millis().saturating_sub(started)
     );
     Ok(response)
+}
+
+async fn dispatch_events(env: Env) {
+    let Ok(config) = load_config(&env) else {
+        return;
+    };
+    if let Ok(ctx) = Ctx::from_env(&env, config)
+        && let Err(p) = crate::services::events::dispatch(&ctx).await
+    {
+        // The cron dispatches them instead: they are in the outbox.
+        worker::console_error!("events not dispatched: {}", p.detail.unwrap_or_default());
+    }
 }
 
 async fn dispatch(
@@ -175,6 +195,9 @@ async fn route_to(
         RecordUsage => usage::record(&mut req, ctx).await,
         ListIncidents => incidents::list(&req, ctx).await,
         GetIncident(id) => incidents::get(ctx, &id).await,
+        ListEvents => events::list(&req, ctx).await,
+        GetEvent(id) => events::get(ctx, &id).await,
+        RedeliverEvent(id) => events::redeliver(&mut req, ctx, &id).await,
         TestClockTick => test_clock::tick(&mut req, ctx).await,
         Health => unreachable!("answered before configuration is read"),
         CreateCheckout

@@ -65,7 +65,11 @@ pub async fn receive(
     let config = ctx.config.clone();
     worker_ctx.wait_until(async move {
         let confirmed = match Ctx::from_env(&env, config) {
-            Ok(ctx) => webhook_events::confirm(&ctx, &received).await.map(|_| ()),
+            Ok(ctx) => match webhook_events::confirm(&ctx, &received).await {
+                // What the confirmation changed leaves for the merchant now.
+                Ok(_) => crate::services::events::dispatch(&ctx).await.map(|_| ()),
+                Err(p) => Err(p),
+            },
             Err(p) => Err(p),
         };
         // The cron confirms it later: the event is recorded.

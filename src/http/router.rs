@@ -58,6 +58,9 @@ pub enum Route {
     RecordUsage,
     ListIncidents,
     GetIncident(String),
+    ListEvents,
+    GetEvent(String),
+    RedeliverEvent(String),
     TestClockTick,
     PortalSubscriptions,
     PortalSubscriptionAction(String, PortalAction),
@@ -95,6 +98,9 @@ impl Route {
             | RecordUsage
             | ListIncidents
             | GetIncident(_)
+            | ListEvents
+            | GetEvent(_)
+            | RedeliverEvent(_)
             | TestClockTick => Access::Merchant,
         }
     }
@@ -201,6 +207,12 @@ pub fn resolve(method: &str, path: &str) -> Matched {
         ["v1", "usage"] => (&["POST"], is(method, "POST").then_some(RecordUsage)),
         ["v1", "incidents"] => (&["GET"], is(method, "GET").then_some(ListIncidents)),
         ["v1", "incidents", id] => (&["GET"], is(method, "GET").then(|| GetIncident(owned(id)))),
+        ["v1", "events"] => (&["GET"], is(method, "GET").then_some(ListEvents)),
+        ["v1", "events", id] => (&["GET"], is(method, "GET").then(|| GetEvent(owned(id)))),
+        ["v1", "events", id, "redeliver"] => (
+            &["POST"],
+            is(method, "POST").then(|| RedeliverEvent(owned(id))),
+        ),
         ["v1", "test-clock", "tick"] => (&["POST"], is(method, "POST").then_some(TestClockTick)),
         _ => return Matched::NotFound,
     };
@@ -279,6 +291,8 @@ mod tests {
             ("DELETE", "/v1/customers/c/payment-method"),
             ("GET", "/v1/customers/c/charges"),
             ("GET", "/v1/incidents"),
+            ("GET", "/v1/events"),
+            ("POST", "/v1/events/evt_1/redeliver"),
             ("GET", "/v1/incidents/inc_1"),
             ("POST", "/v1/customer-sessions"),
         ] {

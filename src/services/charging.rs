@@ -327,7 +327,7 @@ impl ChargeIo for LedgerCharge<'_> {
                 ),
             ])
             .await?;
-        Ok(changes.first() == Some(&1))
+        Ok(changes.first().is_some_and(|&n| n > 0))
     }
 
     async fn record_initiated(&mut self, number: u32, payment_id: &str) -> Result<(), Problem> {

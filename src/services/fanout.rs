@@ -193,6 +193,10 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
             }
         }
     }
+    // The charges' events leave with this invocation (the cron catches any it could not send).
+    if let Err(p) = crate::services::events::dispatch(&ctx).await {
+        worker::console_error!("events not dispatched: {}", p.detail.unwrap_or_default());
+    }
     report.usage = ctx.meter.usage();
     report.wall_ms = ctx.wall_ms() - started;
     worker::console_log!(

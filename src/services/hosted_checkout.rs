@@ -53,7 +53,7 @@ pub async fn claim(
         ctx.wall_ms(),
     ));
     let changes = db.batch(batch).await?;
-    if changes.get(offset) == Some(&1) {
+    if changes.get(offset).is_some_and(|&n| n > 0) {
         return Ok(Claim::Won {
             lease_token: new.lease_token.to_owned(),
         });

@@ -3,6 +3,7 @@
 
 pub mod activation;
 pub mod charging;
+pub mod events;
 pub mod fanout;
 pub mod hosted_checkout;
 pub mod order_watching;

@@ -20,7 +20,9 @@ use crate::meter::Usage;
 use crate::params;
 use crate::secure::new_id;
 use crate::services::charging::Patience;
-use crate::services::{activation, charging, fanout, order_watching, refunding, webhook_events};
+use crate::services::{
+    activation, charging, events, fanout, order_watching, refunding, webhook_events,
+};
 use crate::store::charges::{self, NewCharge};
 use crate::store::db::{Stmt, stmt};
 use crate::store::subscriptions::{self, SubscriptionRow};
@@ -55,6 +57,8 @@ pub struct TickReport {
     pub orders_watched: u32,
     /// Provider webhooks whose confirmation was due.
     pub webhooks_confirmed: u32,
+    /// Events put on their way to the merchant.
+    pub events_dispatched: u32,
     /// True when the budget ran out with due work left; the next tick continues.
     pub work_left: bool,
     pub usage: Usage,
@@ -110,6 +114,8 @@ pub async fn run(ctx: &Ctx, trigger: &str) -> Result<TickReport, Problem> {
     if within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
         report.orders_watched = order_watching::look_at_due(ctx, 20).await?;
     }
+    // Events written by this tick, and any a crash kept from leaving.
+    report.events_dispatched = events::dispatch(ctx).await?;
 
     report.usage = ctx.meter.usage();
     report.wall_ms = ctx.wall_ms() - started;
@@ -179,7 +185,7 @@ async fn close_due_periods(ctx: &Ctx, now: i64, report: &mut TickReport) -> Resu
         // The first statement of each close is its guarded update: 1 when the close held.
         let mut at = 0;
         for ((closed, _, _), count) in chunk.iter().zip(counts) {
-            if changes.get(at) == Some(&1) {
+            if changes.get(at).is_some_and(|&n| n > 0) {
                 match closed {
                     Closed::Renewed => report.periods_closed += 1,
                     Closed::Canceled => report.subscriptions_canceled += 1,
@@ -210,7 +216,7 @@ async fn close_one_by_one<'a>(
                 .db()
                 .batch(statements)
                 .await
-                .map(|changes| (changes.first() == Some(&1)).then_some(closed)),
+                .map(|changes| (changes.first().is_some_and(|&n| n > 0)).then_some(closed)),
             Ok(None) => Ok(None),
             Err(p) => Err(p),
         };

@@ -68,7 +68,7 @@ pub async fn record(ctx: &Ctx, event: &WebhookEvent, stale: bool) -> Result<Reco
             ),
         ])
         .await?;
-    if results[0].changes == 1 {
+    if results[0].changes > 0 {
         return Ok(Recorded::New);
     }
     let seen: Option<Seen> = results[1].rows::<Seen>()?.into_iter().next();

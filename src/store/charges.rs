@@ -271,7 +271,7 @@ pub async fn lease_and_load(
         stmt(CARD_SQL, params![now - DAY_MS, now - days(30), id]),
     ]);
     let mut results = db.batch_results(batch).await?;
-    let leased = results[0].changes == 1;
+    let leased = results[0].changes > 0;
     let results = results.split_off(reads);
     let charge = results[0]
         .rows::<ChargeRow>()?

@@ -212,7 +212,7 @@ pub async fn take_lease(
             params![token, wall_now + lease_ms, id, wall_now],
         )
         .await?;
-    Ok(changes == 1)
+    Ok(changes > 0)
 }
 
 /// Gives the lease back after a provider call whose outcome is unknown, so a retry need not wait.
@@ -261,7 +261,7 @@ pub async fn record_order(
             ),
         ])
         .await?;
-    Ok(changes.first() == Some(&1))
+    Ok(changes.first().is_some_and(|&n| n > 0))
 }
 
 /// Fails a checkout still being created, as its lease holder: the provider refused the order,
@@ -330,7 +330,7 @@ pub async fn mark_failed(
     }
     batch.push(restore_parked_retry(&checkout.id));
     let changes = db.batch(batch).await?;
-    Ok(changes.first() == Some(&1))
+    Ok(changes.first().is_some_and(|&n| n > 0))
 }
 
 /// Pending checkouts to ask the provider about: the cron's safety net for lost webhooks.

@@ -189,6 +189,9 @@ impl BatchResult {
     }
 }
 
+/// Rows the statement changed. D1 counts the rows its triggers wrote too (an event row beside
+/// a status change), so a conditional write "happened" when this is above zero, never
+/// "exactly one".
 fn changes(result: &worker::D1Result) -> usize {
     result
         .meta()

@@ -47,7 +47,7 @@ pub async fn claim(
     )];
     batch.extend(then);
     let changes = db.batch(batch).await?;
-    if changes.first() == Some(&1) {
+    if changes.first().is_some_and(|&n| n > 0) {
         return Ok(Claim::Won);
     }
     existing(db, scope, key, request_hash).await?.map_or_else(

@@ -4,6 +4,7 @@ pub mod card_replacements;
 pub mod charges;
 pub mod checkouts;
 pub mod db;
+pub mod events;
 pub mod idempotency;
 pub mod incidents;
 pub mod orders;

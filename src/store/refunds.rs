@@ -116,7 +116,7 @@ pub async fn claim(
             ),
         ])
         .await?;
-    if changes.first() == Some(&1) {
+    if changes.first().is_some_and(|&n| n > 0) {
         return Ok(Claimed::Won);
     }
     match super::idempotency::existing(db, "refund", key, request_hash).await? {
@@ -145,7 +145,7 @@ pub async fn take_creation(db: Db<'_>, id: &str, now: i64) -> Result<bool, Probl
             params![now, id],
         )
         .await?;
-    Ok(changes == 1)
+    Ok(changes > 0)
 }
 
 pub async fn set_order(db: Db<'_>, id: &str, order_id: &str, now: i64) -> Result<bool, Problem> {
@@ -162,7 +162,7 @@ pub async fn set_order(db: Db<'_>, id: &str, order_id: &str, now: i64) -> Result
             ),
         ])
         .await?;
-    Ok(changes.first() == Some(&1))
+    Ok(changes.first().is_some_and(|&n| n > 0))
 }
 
 pub async fn note(db: Db<'_>, id: &str, reason: &str, now: i64) -> Result<(), Problem> {

@@ -3,6 +3,7 @@
 
 mod flows;
 mod http;
+mod receiver;
 mod stack;
 
 mod abuse;
@@ -11,6 +12,7 @@ mod billing;
 mod charge_safety;
 mod charges;
 mod checkout;
+mod events;
 mod fanout;
 mod foundation;
 mod portal;

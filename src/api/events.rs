@@ -1,0 +1,132 @@
+//! `GET /v1/events`, `GET /v1/events/:id`, `POST /v1/events/:id/redeliver`: the feed of events
+//! for the merchant's backend, oldest first, so a backend that was down can catch up, and a
+//! way to have one sent again (with the same `webhook-id`).
+
+use worker::{Request, Response};
+
+use super::{body, page, respond};
+use crate::billing::time::format_rfc3339;
+use crate::context::Ctx;
+use crate::http::problem::Problem;
+use crate::services::events;
+use crate::store::events as store;
+use crate::validate;
+
+/// Every event type the backend writes (the database's triggers name them).
+pub const TYPES: [&str; 18] = [
+    "checkout.completed",
+    "checkout.failed",
+    "payment_method.updated",
+    "payment_method.removed",
+    "charge.succeeded",
+    "charge.failed",
+    "charge.pending",
+    "refund.succeeded",
+    "refund.failed",
+    "subscription.created",
+    "subscription.renewed",
+    "subscription.recovered",
+    "subscription.past_due",
+    "subscription.unpaid",
+    "subscription.canceled",
+    "subscription.paused",
+    "subscription.resumed",
+    "subscription.completed",
+];
+
+/// `?type=`, `?limit=` and `?startingAfter=<event id>`.
+pub async fn list(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
+    let limit = page::limit(req)?;
+    let kind = body::query_param(req, "type");
+    if let Some(k) = kind.as_deref()
+        && !TYPES.contains(&k)
+    {
+        return Err(Problem::invalid_request(format!(
+            "type must be one of {}.",
+            TYPES.join(", ")
+        )));
+    }
+    let db = ctx.db();
+    let after = match body::query_param(req, "startingAfter") {
+        None => None,
+        Some(id) => Some(
+            store::get(db, &id)
+                .await?
+                .ok_or_else(|| Problem::invalid_request("startingAfter is not an event id."))?
+                .seq,
+        ),
+    };
+    let rows = store::list(db, after, kind.as_deref(), limit + 1).await?;
+    let has_more = rows.len() > limit as usize;
+    let mut data = Vec::new();
+    for row in rows.iter().take(limit as usize) {
+        data.push(events::render(ctx, row).await?);
+    }
+    let next_cursor = has_more
+        .then(|| rows.get(limit as usize - 1).map(|r| r.id.clone()))
+        .flatten();
+    let mut page = serde_json::json!({ "data": data, "hasMore": has_more });
+    if let Some(cursor) = next_cursor {
+        page["nextCursor"] = cursor.into();
+    }
+    respond::json(200, &page)
+}
+
+async fn load(ctx: &Ctx, id: &str) -> Result<store::EventRow, Problem> {
+    if !validate::is_identifier(id) {
+        return Err(Problem::not_found("The event"));
+    }
+    store::get(ctx.db(), id)
+        .await?
+        .ok_or_else(|| Problem::not_found("The event"))
+}
+
+/// The event, with how its delivery went (every attempt, as the merchant's endpoint answered).
+pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
+    let row = load(ctx, id).await?;
+    let mut event = events::render(ctx, &row).await?;
+    let attempts: Vec<serde_json::Value> = store::deliveries(ctx.db(), &row.id)
+        .await?
+        .into_iter()
+        .map(|d| {
+            let mut a = serde_json::json!({
+                "attempt": d.attempt,
+                "latencyMs": d.latency_ms,
+                "at": format_rfc3339(d.at),
+            });
+            if let Some(code) = d.status_code {
+                a["statusCode"] = code.into();
+            }
+            if let Some(error) = d.error {
+                a["error"] = error.into();
+            }
+            a
+        })
+        .collect();
+    event["delivery"] = serde_json::json!({
+        // pending and queued are one state to the merchant: on its way.
+        "status": match row.delivery.as_str() {
+            "pending" | "queued" => "pending",
+            other => other,
+        },
+        "attempts": attempts,
+    });
+    respond::json(200, &event)
+}
+
+/// Sends the event again, whatever became of earlier deliveries: a new round of attempts with
+/// the same `webhook-id`, so a receiver that deduplicates sees it once.
+pub async fn redeliver(req: &mut Request, ctx: &Ctx, id: &str) -> Result<Response, Problem> {
+    body::nothing(req).await?;
+    let row = load(ctx, id).await?;
+    if ctx.config.merchant_webhook.is_none() {
+        return Err(Problem::conflict(
+            "no-webhook-url",
+            "No webhook URL",
+            "MERCHANT_WEBHOOK_URL is not set: events are kept for the feed only.",
+        ));
+    }
+    store::redeliver(ctx.db(), &row.id).await?;
+    events::dispatch(ctx).await?;
+    respond::json(202, &events::render(ctx, &row).await?)
+}

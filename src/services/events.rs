@@ -1,0 +1,312 @@
+//! Events for the merchant: rendered from the outbox the database's triggers write, put on the
+//! EVENTS queue, and delivered to `MERCHANT_WEBHOOK_URL` signed as the Standard Webhooks
+//! specification says. Delivery is at least once: every attempt is recorded, a failure comes
+//! back after a growing delay for over a day, and after the last retry the event is marked
+//! failed (it stays in the feed, and can be redelivered).
+
+use std::pin::pin;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::future::{Either, select};
+use futures_util::stream;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use worker::{
+    AbortController, Delay, Env, Fetch, Headers, MessageBatch, MessageExt, Method, Queue,
+    QueueRetryOptionsBuilder, RawMessage, Request, RequestInit, console_error, console_log,
+};
+
+use crate::billing::time::format_rfc3339;
+use crate::config::MerchantWebhook;
+use crate::context::Ctx;
+use crate::http::problem::Problem;
+use crate::merchant_webhook::sign;
+use crate::store::charges::ChargeRow;
+use crate::store::checkouts::CheckoutRow;
+use crate::store::events::{self, Attempted, EventRow};
+use crate::store::payment_methods::{self, MaskedCard};
+use crate::store::refunds::RefundRow;
+use crate::store::subscriptions::SubscriptionRow;
+use crate::views;
+
+/// Messages per `sendBatch` call (the platform's limit).
+const SEND_BATCH: usize = 100;
+/// A queued event whose message was not heard of for this long is queued again.
+const LOST_AFTER_MS: i64 = 6 * 3_600_000;
+
+/// The queue message of an event delivery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventJob {
+    pub event: String,
+}
+
+/// An event as the merchant receives it: `data` is the resource exactly as the API returns
+/// it, rendered from the row as it was at the change.
+pub async fn render(ctx: &Ctx, row: &EventRow) -> Result<Value, Problem> {
+    let broken = || Problem::internal(format!("Event {} has an unreadable snapshot.", row.id));
+    let data = match row.resource.as_str() {
+        "charge" => {
+            let c: ChargeRow = serde_json::from_str(&row.snapshot).map_err(|_| broken())?;
+            serde_json::to_value(views::charge(&c))
+        }
+        "subscription" => {
+            let s: SubscriptionRow = serde_json::from_str(&row.snapshot).map_err(|_| broken())?;
+            serde_json::to_value(views::subscription(&s))
+        }
+        "refund" => {
+            let r: RefundRow = serde_json::from_str(&row.snapshot).map_err(|_| broken())?;
+            serde_json::to_value(views::refund(&r))
+        }
+        "checkout" => {
+            let c: CheckoutRow = serde_json::from_str(&row.snapshot).map_err(|_| broken())?;
+            let card = match (&c.order_id, c.status.as_str()) {
+                (Some(order_id), "paid") => {
+                    payment_methods::masked_by_order(ctx.db(), order_id).await?
+                }
+                _ => None,
+            };
+            serde_json::to_value(views::checkout(&c, card))
+        }
+        "payment_method" => {
+            #[derive(Deserialize)]
+            struct Pm {
+                customer_ref: String,
+                brand: Option<String>,
+                last4: Option<String>,
+                exp_month: Option<u8>,
+                exp_year: Option<u16>,
+                created_at: i64,
+            }
+            let pm: Pm = serde_json::from_str(&row.snapshot).map_err(|_| broken())?;
+            let card = MaskedCard {
+                brand: pm.brand,
+                last4: pm.last4,
+                exp_month: pm.exp_month,
+                exp_year: pm.exp_year,
+            };
+            serde_json::to_value(views::payment_method(
+                &pm.customer_ref,
+                &card,
+                pm.created_at,
+            ))
+        }
+        _ => return Err(broken()),
+    }
+    .map_err(|_| broken())?;
+    Ok(serde_json::json!({
+        "id": row.id,
+        "type": row.kind,
+        "createdAt": format_rfc3339(row.created_at),
+        "data": data,
+    }))
+}
+
+/// Puts every event waiting for delivery on the EVENTS queue (or delivers them here when the
+/// worker has no such queue). Called after each change-making invocation and by the cron,
+/// which also finds events whose message was lost. Returns how many were dispatched.
+pub async fn dispatch(ctx: &Ctx) -> Result<u32, Problem> {
+    let db = ctx.db();
+    if ctx.config.merchant_webhook.is_none() {
+        events::mark_feed_only(db).await?;
+        return Ok(0);
+    }
+    let wall = ctx.wall_ms();
+    let ids = events::claim_for_delivery(db, wall, wall - LOST_AFTER_MS, SEND_BATCH as u32).await?;
+    let count = ids.len() as u32;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    match ctx.events_queue() {
+        Some(queue) => send(queue, ids).await,
+        // No queue: one attempt each, here; a failed one is retried by a later dispatch.
+        None => {
+            for id in ids {
+                deliver(ctx, &id).await?;
+            }
+        }
+    }
+    Ok(count)
+}
+
+async fn send(queue: &Queue, ids: Vec<String>) {
+    let jobs: Vec<EventJob> = ids.into_iter().map(|event| EventJob { event }).collect();
+    // Not sent: still `queued`, so the cron dispatches them again once they count as lost.
+    if let Err(e) = queue.send_batch(jobs).await {
+        console_error!("events queue: not sent: {e}");
+    }
+}
+
+/// How one delivery attempt of an event ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Delivered now, or nothing (more) to do for it.
+    Done,
+    /// Failed; try again after this many seconds.
+    RetryIn(u32),
+}
+
+/// One attempt to deliver an event, recorded with its outcome.
+pub async fn deliver(ctx: &Ctx, event_id: &str) -> Result<Delivery, Problem> {
+    let Some(webhook) = ctx.config.merchant_webhook.clone() else {
+        return Ok(Delivery::Done);
+    };
+    let Some(row) = events::get(ctx.db(), event_id).await? else {
+        return Ok(Delivery::Done);
+    };
+    if !matches!(row.delivery.as_str(), "queued" | "pending") {
+        return Ok(Delivery::Done);
+    }
+    let body = render(ctx, &row).await?.to_string();
+    let attempt = row.attempts + 1;
+    let wall = ctx.wall_ms();
+    let started = wall;
+    let (status, error) = post(ctx, &webhook, &row.id, wall / 1000, &body).await;
+    let latency = ctx.wall_ms() - started;
+    let delays = &ctx.config.event_retry_delays_s;
+    let round_attempt = (attempt - row.round_base) as usize;
+    let (outcome, result) = match (&status, &error) {
+        (Some(s), None) if (200..300).contains(s) => (Attempted::Delivered, Delivery::Done),
+        _ => {
+            let error = error.as_deref().unwrap_or("http_error");
+            match delays.get(round_attempt - 1) {
+                Some(&delay) => (Attempted::Retry { error }, Delivery::RetryIn(delay)),
+                None => (Attempted::GaveUp { error }, Delivery::Done),
+            }
+        }
+    };
+    ctx.db()
+        .batch(events::record_attempt(
+            &row.id, attempt, status, latency, &outcome, wall,
+        ))
+        .await?;
+    console_log!(
+        "event {} {} attempt {attempt} -> {} {latency}ms",
+        row.id,
+        row.kind,
+        match (&status, &error) {
+            (Some(s), None) => s.to_string(),
+            (_, Some(e)) => e.clone(),
+            (None, None) => "-".into(),
+        }
+    );
+    Ok(result)
+}
+
+/// POSTs a signed event; the status code, or why there is none (the merchant's free text is
+/// never kept: it could be anything).
+async fn post(
+    ctx: &Ctx,
+    webhook: &MerchantWebhook,
+    id: &str,
+    timestamp: i64,
+    body: &str,
+) -> (Option<u16>, Option<String>) {
+    let headers = Headers::new();
+    let signature = sign(&webhook.key, id, timestamp, body);
+    for (name, value) in [
+        ("content-type", "application/json"),
+        ("user-agent", "recurring-edge-webhooks"),
+        ("webhook-id", id),
+        ("webhook-timestamp", &timestamp.to_string()),
+        ("webhook-signature", &signature),
+    ] {
+        if headers.set(name, value).is_err() {
+            return (None, Some("bad_header".into()));
+        }
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(body.into()));
+    let Ok(request) = Request::new_with_init(&webhook.url, &init) else {
+        return (None, Some("bad_url".into()));
+    };
+    let _connection = ctx.connections().acquire().await;
+    ctx.meter.subrequest();
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let exchange = async {
+        let mut response = Fetch::Request(request).send_with_signal(&signal).await?;
+        let status = response.status_code();
+        // The body is read (and dropped) so the connection is free for the next request.
+        let _ = response.bytes().await;
+        Ok::<u16, worker::Error>(status)
+    };
+    let timeout = Delay::from(Duration::from_millis(u64::from(webhook.timeout_ms)));
+    match select(pin!(exchange), pin!(timeout)).await {
+        Either::Left((Ok(status), _)) if (200..300).contains(&status) => (Some(status), None),
+        Either::Left((Ok(status), _)) => (Some(status), Some(format!("http_{status}"))),
+        Either::Left((Err(_), _)) => (None, Some("network".into())),
+        Either::Right(_) => {
+            controller.abort();
+            (None, Some("timeout".into()))
+        }
+    }
+}
+
+/// Whether a queue message is an event delivery (the queue handler serves both queues).
+pub fn is_event_job(raw: &RawMessage) -> bool {
+    parse_job(raw).is_some()
+}
+
+fn parse_job(raw: &RawMessage) -> Option<EventJob> {
+    let text: String = js_sys::JSON::stringify(&raw.body()).ok()?.into();
+    serde_json::from_str(&text).ok()
+}
+
+/// The `queue` handler for the events queue: one attempt per event, many at once.
+pub async fn consume(batch: MessageBatch<Value>, env: Env) -> worker::Result<()> {
+    let Ok(config) = crate::api::load_config(&env) else {
+        batch.retry_all_with_options(
+            &QueueRetryOptionsBuilder::new()
+                .with_delay_seconds(60)
+                .build(),
+        );
+        return Ok(());
+    };
+    let Ok(ctx) = Ctx::from_env(&env, config) else {
+        batch.retry_all();
+        return Ok(());
+    };
+    let jobs: Vec<(RawMessage, Option<EventJob>)> = batch
+        .raw_iter()
+        .map(|raw| {
+            let job = parse_job(&raw);
+            (raw, job)
+        })
+        .collect();
+    let ctx = &ctx;
+    let results: Vec<_> = stream::iter(jobs)
+        .map(|(raw, job)| async move {
+            let outcome = match &job {
+                Some(job) => deliver(ctx, &job.event).await,
+                None => Ok(Delivery::Done),
+            };
+            (raw, outcome)
+        })
+        .buffer_unordered(ctx.config.consumer_concurrency as usize)
+        .collect()
+        .await;
+    for (raw, outcome) in results {
+        match outcome {
+            Ok(Delivery::Done) => raw.ack(),
+            Ok(Delivery::RetryIn(seconds)) => raw.retry_with_options(
+                &QueueRetryOptionsBuilder::new()
+                    .with_delay_seconds(seconds)
+                    .build(),
+            ),
+            // The ledger could not be read or written: the same attempt, a little later.
+            Err(p) => {
+                console_error!("events queue: {}", p.detail.unwrap_or_default());
+                raw.retry_with_options(
+                    &QueueRetryOptionsBuilder::new()
+                        .with_delay_seconds(30)
+                        .build(),
+                );
+            }
+        }
+    }
+    Ok(())
+}
