@@ -45,6 +45,9 @@ pub struct ChargeView<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub incidents: Vec<String>,
     created_at: String,
+    /// When the resource last changed: of two copies (events may arrive out of order), the
+    /// newer `updatedAt` wins.
+    updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     settled_at: Option<String>,
 }
@@ -94,6 +97,7 @@ pub fn charge(c: &ChargeRow) -> ChargeView<'_> {
             .flatten(),
         incidents: Vec::new(),
         created_at: format_rfc3339(c.created_at),
+        updated_at: format_rfc3339(c.updated_at),
         settled_at: c.settled_at.map(format_rfc3339),
     }
 }

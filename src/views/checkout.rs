@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::billing::time::format_rfc3339;
 use crate::store::checkouts::CheckoutRow;
 use crate::store::payment_methods::MaskedCard;
 
@@ -30,6 +31,10 @@ pub struct CheckoutView<'a> {
     settles_charge_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     failure_reason: Option<&'a str>,
+    created_at: String,
+    /// When the checkout last changed: of two copies (events may arrive out of order), the
+    /// newer `updatedAt` wins.
+    updated_at: String,
 }
 
 /// `card`: the card the checkout put on file, once paid.
@@ -50,6 +55,8 @@ pub fn checkout(c: &CheckoutRow, card: Option<MaskedCard>) -> CheckoutView<'_> {
         failure_reason: (c.status == "failed")
             .then_some(c.failure_reason.as_deref())
             .flatten(),
+        created_at: format_rfc3339(c.created_at),
+        updated_at: format_rfc3339(c.updated_at),
     }
 }
 

@@ -22,6 +22,9 @@ pub struct RefundView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reverses_payment_id: Option<&'a str>,
     created_at: String,
+    /// When the resource last changed: of two copies (events may arrive out of order), the
+    /// newer `updatedAt` wins.
+    updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     settled_at: Option<String>,
 }
@@ -42,6 +45,7 @@ pub fn refund(r: &RefundRow) -> RefundView<'_> {
         provider_order_id: r.order_id.as_deref(),
         reverses_payment_id: r.reverses_payment_id.as_deref(),
         created_at: format_rfc3339(r.created_at),
+        updated_at: format_rfc3339(r.updated_at),
         settled_at: r.settled_at.map(format_rfc3339),
     }
 }

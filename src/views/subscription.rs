@@ -36,6 +36,9 @@ pub struct SubscriptionView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     canceled_at: Option<String>,
     created_at: String,
+    /// When the resource last changed: of two copies (events may arrive out of order), the
+    /// newer `updatedAt` wins.
+    updated_at: String,
 }
 
 pub fn subscription(s: &SubscriptionRow) -> SubscriptionView<'_> {
@@ -62,5 +65,6 @@ pub fn subscription(s: &SubscriptionRow) -> SubscriptionView<'_> {
         paused_at: s.paused_at.map(format_rfc3339),
         canceled_at: s.canceled_at.map(format_rfc3339),
         created_at: format_rfc3339(s.created_at),
+        updated_at: format_rfc3339(s.updated_at),
     }
 }

@@ -317,3 +317,42 @@ fn without_a_webhook_url_the_feed_still_has_every_event() {
     );
     reply.problem(409, "no-webhook-url");
 }
+
+/// The README's verification recipes (JavaScript and Python, standard library only) accept a
+/// real delivery and refuse it tampered.
+#[test]
+fn the_readmes_recipes_verify_deliveries() {
+    let r = Receiver::start();
+    let s = events_stack(&r, vec![]);
+    subscribe(&s, "ev-recipe", "basic-monthly", APPROVE);
+    all_delivered(&s, &r, 30);
+    let d = r.deliveries()[0].clone();
+    let headers = json!({
+        "webhook-id": d.id,
+        "webhook-timestamp": d.timestamp,
+        "webhook-signature": d.signature,
+    });
+    let js = readme_block("<!-- verify-event: javascript -->");
+    let python = readme_block("<!-- verify-event: python -->");
+    for (body, expected) in [
+        (d.body.clone(), "true"),
+        (d.body.replacen('}', " }", 1), "false"),
+    ] {
+        let mut node = std::process::Command::new("node");
+        node.args(["--input-type=module", "-e"])
+            .arg(format!(
+                "{js}\nconst [secret, headers, body] = JSON.parse(process.argv[1]);\
+             \nconsole.log(verify(secret, headers, body));"
+            ))
+            .arg(json!([receiver::SECRET, headers, body]).to_string());
+        assert_eq!(run(node), expected, "JavaScript recipe");
+        let mut py = std::process::Command::new("python3");
+        py.arg("-c")
+            .arg(format!(
+                "{python}\nimport json, sys\nsecret, headers, body = json.loads(sys.argv[1])\
+             \nprint(str(verify(secret, headers, body.encode())).lower())"
+            ))
+            .arg(json!([receiver::SECRET, headers, body]).to_string());
+        assert_eq!(run(py), expected, "Python recipe");
+    }
+}

@@ -404,3 +404,36 @@ pub fn minutes_from_now(minutes: i64) -> String {
         .as_millis() as i64;
     recurring_edge::billing::time::format_rfc3339(now + minutes * 60_000)
 }
+
+/// The code block that follows `marker` in the README, without the indentation it has there
+/// (a block inside a list item is indented).
+pub fn readme_block(marker: &str) -> String {
+    let readme = std::fs::read_to_string(crate::stack::root().join("README.md")).unwrap();
+    let after = readme
+        .split_once(marker)
+        .unwrap_or_else(|| panic!("{marker} is not in the README"))
+        .1;
+    let fence_start = after.find("```").unwrap();
+    let indent = after[..fence_start]
+        .rsplit('\n')
+        .next()
+        .map_or(0, |line| line.len());
+    let body_start = fence_start + after[fence_start..].find('\n').unwrap() + 1;
+    let body_end = body_start + after[body_start..].find("```").unwrap();
+    after[body_start..body_end]
+        .lines()
+        .map(|line| line.get(indent.min(line.len())..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Runs an interpreter and returns what it printed; fails the test with its errors otherwise.
+pub fn run(mut command: std::process::Command) -> String {
+    let out = command.output().expect("the interpreter runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}

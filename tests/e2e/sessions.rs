@@ -14,7 +14,7 @@ use recurring_edge::session::{self, Claims, SessionKey, SessionKeys};
 
 use crate::flows::*;
 use crate::http::Reply;
-use crate::stack::{ORIGIN, Options, SESSION_SECRET, Stack, root};
+use crate::stack::{ORIGIN, Options, SESSION_SECRET, Stack};
 
 fn now_s() -> i64 {
     std::time::SystemTime::now()
@@ -343,29 +343,6 @@ fn a_missing_session_secret_is_named_by_health_never_shown() {
     assert!(!r.text.contains("too-short"), "{}", r.text);
     // Nothing is served with a broken configuration.
     mint_session(&s, &json!({"customerRef": "c"})).problem(500, "misconfigured");
-}
-
-/// The code block that follows `marker` in the README.
-fn readme_block(marker: &str) -> String {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let after = readme
-        .split_once(marker)
-        .unwrap_or_else(|| panic!("{marker} is not in the README"))
-        .1;
-    let fence_start = after.find("```").unwrap();
-    let body_start = fence_start + after[fence_start..].find('\n').unwrap() + 1;
-    let body_end = body_start + after[body_start..].find("```").unwrap();
-    after[body_start..body_end].to_owned()
-}
-
-fn run(mut command: Command) -> String {
-    let out = command.output().expect("the interpreter runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 #[test]
