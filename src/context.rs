@@ -30,6 +30,9 @@ pub struct Ctx {
     events_queue: Option<Queue>,
     /// Business time, once read: the test clock when it is on, else the wall clock.
     now: Cell<Option<i64>>,
+    /// Test mode: whether any named test clock exists (read with the global clock). Without
+    /// one, every charge runs on the global clock and needs no lookup of its own.
+    named_clocks: Cell<bool>,
 }
 
 impl Ctx {
@@ -49,6 +52,7 @@ impl Ctx {
             charges_queue: env.queue("CHARGES").ok(),
             events_queue: env.queue("EVENTS").ok(),
             now: Cell::new(None),
+            named_clocks: Cell::new(false),
         })
     }
 
@@ -94,18 +98,67 @@ impl Ctx {
         let now = if self.config.test_clock {
             #[derive(Deserialize)]
             struct Row {
-                now_ms: i64,
+                now_ms: Option<i64>,
+                named: i64,
             }
             let row: Option<Row> = self
                 .db()
-                .first("SELECT now_ms FROM test_clock WHERE id = 1", vec![])
+                .first(
+                    "SELECT (SELECT now_ms FROM test_clock WHERE id = 1) AS now_ms,
+                            EXISTS (SELECT 1 FROM test_clocks) AS named",
+                    vec![],
+                )
                 .await?;
-            row.map_or_else(|| self.wall_ms(), |r| r.now_ms)
+            self.named_clocks
+                .set(row.as_ref().is_some_and(|r| r.named != 0));
+            row.and_then(|r| r.now_ms).unwrap_or_else(|| self.wall_ms())
         } else {
             self.wall_ms()
         };
         self.now.set(Some(now));
         Ok(now)
+    }
+
+    /// Business time on a named test clock (`None`: the global one). A named clock that was
+    /// never advanced reads as the global clock.
+    pub async fn now_on(&self, clock: Option<&str>) -> Result<i64, Problem> {
+        let global = self.now().await?;
+        let Some(name) = clock.filter(|_| self.config.test_clock && self.named_clocks.get()) else {
+            return Ok(global);
+        };
+        #[derive(Deserialize)]
+        struct Row {
+            now_ms: i64,
+        }
+        let row: Option<Row> = self
+            .db()
+            .first(
+                "SELECT now_ms FROM test_clocks WHERE name = ?",
+                crate::params![name],
+            )
+            .await?;
+        Ok(row.map_or(global, |r| r.now_ms))
+    }
+
+    /// Business time for a charge: its subscription's named test clock, if it has one.
+    pub async fn now_for_charge(&self, charge_id: &str) -> Result<i64, Problem> {
+        let global = self.now().await?;
+        if !self.config.test_clock || !self.named_clocks.get() {
+            return Ok(global);
+        }
+        #[derive(Deserialize)]
+        struct Row {
+            now_ms: Option<i64>,
+        }
+        let row: Option<Row> = self
+            .db()
+            .first(
+                "SELECT t.now_ms FROM charges c LEFT JOIN test_clocks t ON t.name = c.test_clock
+                 WHERE c.id = ?",
+                crate::params![charge_id],
+            )
+            .await?;
+        Ok(row.and_then(|r| r.now_ms).unwrap_or(global))
     }
 
     /// Runs the rest of the invocation "as of" `now` (the scheduler and the test clock).

@@ -104,6 +104,10 @@ pub struct Claims {
     pub email: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The named test clock the customer's checkouts and subscriptions run on (test mode only:
+    /// the worker refuses to mint one with the test clock off).
+    #[serde(rename = "clk", skip_serializing_if = "Option::is_none")]
+    pub test_clock: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,6 +232,7 @@ fn parse_claims(json: &[u8]) -> Option<Claims> {
     let mut kid = None;
     let mut email = None;
     let mut name = None;
+    let mut test_clock = None;
     for (key, value) in map {
         match (key.as_str(), value) {
             ("c", Value::String(s)) => customer_ref = Some(s),
@@ -235,6 +240,7 @@ fn parse_claims(json: &[u8]) -> Option<Claims> {
             ("kid", Value::String(s)) => kid = Some(s),
             ("email", Value::String(s)) => email = Some(s),
             ("name", Value::String(s)) => name = Some(s),
+            ("clk", Value::String(s)) if validate::is_identifier(&s) => test_clock = Some(s),
             _ => return None,
         }
     }
@@ -244,6 +250,7 @@ fn parse_claims(json: &[u8]) -> Option<Claims> {
         kid: kid?,
         email,
         name,
+        test_clock,
     };
     claim_errors(
         Some(&claims.customer_ref),
@@ -275,7 +282,23 @@ mod tests {
             kid: String::new(),
             email: Some("ada@example.com".into()),
             name: Some("Ada Lovelace".into()),
+            test_clock: None,
         }
+    }
+
+    #[test]
+    fn a_test_clock_claim_round_trips_and_must_be_an_identifier() {
+        let k = keys("current-secret-0123456789abcdef0123", None);
+        let on_clock = Claims {
+            test_clock: Some("visitor-7".into()),
+            ..claims(NOW + 60)
+        };
+        let secret = mint(&k.current, &on_clock);
+        assert_eq!(
+            verify(&k, &secret, NOW, MAX).unwrap().test_clock.as_deref(),
+            Some("visitor-7")
+        );
+        assert!(parse_claims(br#"{"c":"a","exp":1,"kid":"k","clk":"a/b"}"#).is_none());
     }
 
     #[test]

@@ -122,6 +122,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx, customer: &Claims) -> Result<R
         cancel_url: &cancel_url,
         lease_token: &lease_token,
         lease_until: ctx.wall_ms() + hosted_checkout::lease_ms(ctx),
+        test_clock: customer.test_clock.as_deref(),
         now,
     };
     let hash = request_fingerprint(

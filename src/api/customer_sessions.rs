@@ -21,6 +21,8 @@ struct SessionCreated<'a> {
     client_secret: String,
     customer_ref: &'a str,
     expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_clock: Option<&'a str>,
 }
 
 pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
@@ -29,6 +31,19 @@ pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
     let email = f.optional_string("email");
     let name = f.optional_string("name");
     let lifetime = f.optional_integer("expiresInSeconds");
+    let test_clock = f.optional_string("testClock");
+    if let Some(clock) = &test_clock {
+        f.check(
+            ctx.config.test_clock,
+            "testClock",
+            "is only accepted with the test clock on (TEST_CLOCK)",
+        );
+        f.check(
+            crate::validate::is_identifier(clock),
+            "testClock",
+            "must be 1-64 characters of A-Z a-z 0-9 . _ : -",
+        );
+    }
     let max = ctx.config.session_max_lifetime_s;
     if let Some(seconds) = lifetime {
         f.check(
@@ -37,7 +52,8 @@ pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
             &format!("must be from {MIN_LIFETIME_SECONDS} to {max}"),
         );
     }
-    let claims = claims(&mut f, customer_ref, email, name, ctx, lifetime);
+    let claims = claims(&mut f, customer_ref, email, name, ctx, lifetime)
+        .map(|c| Claims { test_clock, ..c });
     f.finish()?;
     mint(ctx, claims)
 }
@@ -68,7 +84,13 @@ pub async fn demo(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
     }
     let email = f.optional_string("email");
     let name = f.optional_string("name");
-    let claims = claims(&mut f, customer_ref, email, name, ctx, None);
+    // Each visitor's subscriptions run on a clock of their own: moving it bills nobody else.
+    let test_clock = customer_ref
+        .as_deref()
+        .filter(|_| ctx.config.test_clock)
+        .map(|c| format!("clock-{c}"));
+    let claims =
+        claims(&mut f, customer_ref, email, name, ctx, None).map(|c| Claims { test_clock, ..c });
     f.finish()?;
     mint(ctx, claims)
 }
@@ -96,6 +118,7 @@ fn claims(
         kid: String::new(),
         email,
         name: name.map(|n| n.trim().to_owned()),
+        test_clock: None,
     })
 }
 
@@ -109,6 +132,7 @@ fn mint(ctx: &Ctx, claims: Option<Claims>) -> Result<Response, Problem> {
             client_secret,
             customer_ref: &claims.customer_ref,
             expires_at: format_rfc3339(claims.exp * 1000),
+            test_clock: claims.test_clock.as_deref(),
         },
     )
 }

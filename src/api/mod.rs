@@ -199,6 +199,7 @@ async fn route_to(
         GetEvent(id) => events::get(ctx, &id).await,
         RedeliverEvent(id) => events::redeliver(&mut req, ctx, &id).await,
         TestClockTick => test_clock::tick(&mut req, ctx).await,
+        ReadTestClock => test_clock::read(&req, ctx).await,
         Health => unreachable!("answered before configuration is read"),
         CreateCheckout
         | GetCheckout(_)

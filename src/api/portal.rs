@@ -281,6 +281,7 @@ pub async fn replace_card(
             cancel_url: &cancel_url,
             lease_token: &lease_token,
             lease_until: ctx.wall_ms() + hosted_checkout::lease_ms(ctx),
+            test_clock: customer.test_clock.as_deref(),
             now,
         };
         let customer_row = checkouts::upsert_customer(

@@ -1,21 +1,45 @@
-//! `POST /v1/test-clock/tick {"now": "<RFC 3339>"}`: sets business time and runs the scheduler
-//! tick as of then. Exists only with TEST_CLOCK=on, so tests and demos can walk a subscription
-//! through months in seconds; a production deployment answers 404.
+//! The test clock (TEST_CLOCK=on only; a production deployment answers 404), so tests and demos
+//! can walk subscriptions through months in seconds.
+//!
+//! `POST /v1/test-clock/tick {"now": "<RFC 3339>", "clock"?: "<name>"}` moves business time
+//! forward and runs the scheduler tick as of then. Without `clock` it moves the global clock and
+//! bills everything not on a named clock; with it, only the subscriptions of customers whose
+//! session named that clock. `GET /v1/test-clock?clock=<name>` reads a clock.
 
+use serde::Deserialize;
 use worker::{Request, Response};
 
 use super::{body, respond};
-use crate::billing::time::parse_rfc3339;
+use crate::billing::time::{format_rfc3339, parse_rfc3339};
 use crate::context::Ctx;
 use crate::http::problem::Problem;
 use crate::input::Fields;
 use crate::params;
 use crate::services::tick;
+use crate::validate;
+
+fn require_test_clock(ctx: &Ctx, path: &str) -> Result<(), Problem> {
+    if ctx.config.test_clock {
+        Ok(())
+    } else {
+        Err(Problem::route_not_found(path))
+    }
+}
+
+fn clock_name(f: &mut Fields) -> Option<String> {
+    let clock = f.optional_string("clock");
+    if let Some(c) = &clock {
+        f.check(
+            validate::is_identifier(c),
+            "clock",
+            "must be 1-64 characters of A-Z a-z 0-9 . _ : -",
+        );
+    }
+    clock
+}
 
 pub async fn tick(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
-    if !ctx.config.test_clock {
-        return Err(Problem::route_not_found("/v1/test-clock/tick"));
-    }
+    require_test_clock(ctx, "/v1/test-clock/tick")?;
     let mut f = Fields::new(body::object(req).await?);
     let now = f.string("now");
     let now = now.and_then(|n| match parse_rfc3339(&n) {
@@ -25,18 +49,34 @@ pub async fn tick(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
             None
         }
     });
+    let clock = clock_name(&mut f);
     f.finish()?;
     let now = now.unwrap_or_default();
-    // Time only moves forward: billed periods must stay billed.
-    let changes = ctx
-        .db()
-        .run(
-            "INSERT INTO test_clock (id, now_ms) VALUES (1, ?)
-             ON CONFLICT (id) DO UPDATE SET now_ms = excluded.now_ms
-             WHERE excluded.now_ms >= test_clock.now_ms",
-            params![now],
-        )
-        .await?;
+    // Time only moves forward: billed periods must stay billed. A named clock starts where the
+    // global clock stands.
+    let changes = match &clock {
+        None => {
+            ctx.db()
+                .run(
+                    "INSERT INTO test_clock (id, now_ms) VALUES (1, ?)
+                     ON CONFLICT (id) DO UPDATE SET now_ms = excluded.now_ms
+                     WHERE excluded.now_ms >= test_clock.now_ms",
+                    params![now],
+                )
+                .await?
+        }
+        Some(name) => {
+            let global = ctx.now().await?;
+            ctx.db()
+                .run(
+                    "INSERT INTO test_clocks (name, now_ms) SELECT ?1, ?2 WHERE ?2 >= ?3
+                     ON CONFLICT (name) DO UPDATE SET now_ms = excluded.now_ms
+                     WHERE excluded.now_ms >= test_clocks.now_ms",
+                    params![name.as_str(), now, global],
+                )
+                .await?
+        }
+    };
     if changes == 0 {
         return Err(Problem::conflict(
             "clock-backwards",
@@ -45,6 +85,43 @@ pub async fn tick(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
         ));
     }
     ctx.set_now(now);
-    let report = tick::run(ctx, "test-clock").await?;
+    let report = tick::run(ctx, "test-clock", clock.as_deref()).await?;
     respond::json(200, &report)
+}
+
+/// `GET /v1/test-clock?clock=`: business time on a clock (the global one without `clock`).
+pub async fn read(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
+    require_test_clock(ctx, "/v1/test-clock")?;
+    let clock = body::query_param(req, "clock");
+    if clock
+        .as_deref()
+        .is_some_and(|c| !validate::is_identifier(c))
+    {
+        return Err(Problem::invalid_request("clock is not a clock name."));
+    }
+    #[derive(Deserialize)]
+    struct Row {
+        now_ms: i64,
+    }
+    let now = match &clock {
+        None => ctx.now().await?,
+        Some(name) => {
+            let row: Option<Row> = ctx
+                .db()
+                .first(
+                    "SELECT now_ms FROM test_clocks WHERE name = ?",
+                    params![name.as_str()],
+                )
+                .await?;
+            match row {
+                Some(r) => r.now_ms,
+                None => ctx.now().await?,
+            }
+        }
+    };
+    let mut body = serde_json::json!({ "now": format_rfc3339(now) });
+    if let Some(name) = clock {
+        body["clock"] = name.into();
+    }
+    respond::json(200, &body)
 }

@@ -62,6 +62,7 @@ pub enum Route {
     GetEvent(String),
     RedeliverEvent(String),
     TestClockTick,
+    ReadTestClock,
     PortalSubscriptions,
     PortalSubscriptionAction(String, PortalAction),
     PortalCharges,
@@ -101,7 +102,8 @@ impl Route {
             | ListEvents
             | GetEvent(_)
             | RedeliverEvent(_)
-            | TestClockTick => Access::Merchant,
+            | TestClockTick
+            | ReadTestClock => Access::Merchant,
         }
     }
 }
@@ -214,6 +216,7 @@ pub fn resolve(method: &str, path: &str) -> Matched {
             is(method, "POST").then(|| RedeliverEvent(owned(id))),
         ),
         ["v1", "test-clock", "tick"] => (&["POST"], is(method, "POST").then_some(TestClockTick)),
+        ["v1", "test-clock"] => (&["GET"], is(method, "GET").then_some(ReadTestClock)),
         _ => return Matched::NotFound,
     };
     match route {

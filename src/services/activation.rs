@@ -53,7 +53,8 @@ pub async fn reconcile(ctx: &Ctx, checkout: &CheckoutRow) -> Result<Activation, 
         Ok(status) => status,
         Err(e) => return Ok(Activation::Pending { reason: e.code() }),
     };
-    let now = ctx.now().await?;
+    // The subscription starts on the customer's test clock, when the session named one.
+    let now = ctx.now_on(checkout.test_clock.as_deref()).await?;
     match page_outcome(&status) {
         PageOutcome::Pending => Ok(Activation::Pending {
             reason: "order_not_completed".into(),

@@ -64,7 +64,7 @@ pub async fn drive_charge_end(
     mode: Mode,
     patience: Patience<'_>,
 ) -> Result<DriveEnd, Problem> {
-    let now = ctx.now().await?;
+    let now = ctx.now_for_charge(charge_id).await?;
     let wall = ctx.wall_ms();
     // A live driver keeps its lease for a whole drive; a dead one's lease expires and the next
     // driver resumes from what the ledger recorded.

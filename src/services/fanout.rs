@@ -35,7 +35,12 @@ pub struct ChargeJob {
 
 /// Marks up to `limit` due charges as enqueued and returns their ids, in one statement: an
 /// overlapping tick sees the mark and does not enqueue them again while it holds.
-pub async fn claim_due(ctx: &Ctx, now: i64, limit: u32) -> Result<Vec<String>, Problem> {
+pub async fn claim_due(
+    ctx: &Ctx,
+    now: i64,
+    clock: Option<&str>,
+    limit: u32,
+) -> Result<Vec<String>, Problem> {
     #[derive(Deserialize)]
     struct Due {
         id: String,
@@ -52,11 +57,11 @@ pub async fn claim_due(ctx: &Ctx, now: i64, limit: u32) -> Result<Vec<String>, P
                        AND (next_retry_at IS NULL OR next_retry_at <= ?1))
                       OR (status = 'failed' AND next_retry_at <= ?1))
                  AND (lease_until IS NULL OR lease_until < ?2)
-                 AND (queued_until IS NULL OR queued_until < ?2)
+                 AND (queued_until IS NULL OR queued_until < ?2) AND test_clock IS ?5
                ORDER BY COALESCE(next_retry_at, created_at), id
                LIMIT ?4)
              RETURNING id",
-            params![now, wall, hold_until, limit],
+            params![now, wall, hold_until, limit, clock],
         )
         .await?;
     Ok(due.into_iter().map(|d| d.id).collect())

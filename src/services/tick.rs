@@ -77,7 +77,7 @@ pub async fn on_cron(event: ScheduledEvent, env: Env) {
             return;
         }
     };
-    match run(&ctx, &event.cron()).await {
+    match run(&ctx, &event.cron(), None).await {
         Ok(report) => console_log!(
             "tick {}",
             serde_json::to_string(&report).unwrap_or_default()
@@ -86,7 +86,9 @@ pub async fn on_cron(event: ScheduledEvent, env: Env) {
     }
 }
 
-pub async fn run(ctx: &Ctx, trigger: &str) -> Result<TickReport, Problem> {
+/// One tick as of the current business time. `clock`: a named test clock, whose subscriptions
+/// and charges alone it bills (`None`: everything not on a named clock, as in production).
+pub async fn run(ctx: &Ctx, trigger: &str, clock: Option<&str>) -> Result<TickReport, Problem> {
     let started = ctx.wall_ms();
     let now = ctx.now().await?;
     let mut report = TickReport {
@@ -101,17 +103,19 @@ pub async fn run(ctx: &Ctx, trigger: &str) -> Result<TickReport, Problem> {
         )
         .await?;
 
-    close_due_periods(ctx, now, &mut report).await?;
-    drive_due_charges(ctx, now, started, &mut report).await?;
-    if within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
+    close_due_periods(ctx, now, clock, &mut report).await?;
+    drive_due_charges(ctx, now, clock, started, &mut report).await?;
+    // Reconciliation is the provider's business, not a clock's: the global tick does it.
+    let global = clock.is_none();
+    if global && within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
         let older = now - RECONCILE_AFTER_MS;
         report.checkouts_settled = activation::reconcile_stale(ctx, older, 10).await?;
         report.refunds_settled = settle_refunds(ctx, older).await?;
     }
-    if within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
+    if global && within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
         report.webhooks_confirmed = webhook_events::confirm_due(ctx, 20).await?;
     }
-    if within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
+    if global && within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
         report.orders_watched = order_watching::look_at_due(ctx, 20).await?;
     }
     // Events written by this tick, and any a crash kept from leaving.
@@ -137,14 +141,20 @@ fn within_budget(ctx: &Ctx, started: i64, next_cost: u32) -> bool {
 
 /// Claims the next period of every subscription whose period ended, oldest first. Each claim is
 /// cheap (D1 only); the provider work happens in the drive phase.
-async fn close_due_periods(ctx: &Ctx, now: i64, report: &mut TickReport) -> Result<(), Problem> {
+async fn close_due_periods(
+    ctx: &Ctx,
+    now: i64,
+    clock: Option<&str>,
+    report: &mut TickReport,
+) -> Result<(), Problem> {
     let limit = ctx.config.tick.max_charges;
     let sql = format!(
-        "SELECT {} FROM subscriptions WHERE status = 'active' AND current_period_end <= ?
+        "SELECT {} FROM subscriptions
+         WHERE status = 'active' AND current_period_end <= ? AND test_clock IS ?
          ORDER BY current_period_end LIMIT ?",
         subscriptions::COLUMNS
     );
-    let due: Vec<SubscriptionRow> = ctx.db().all(&sql, params![now, limit]).await?;
+    let due: Vec<SubscriptionRow> = ctx.db().all(&sql, params![now, clock, limit]).await?;
     if due.len() as u32 == limit {
         report.work_left = true;
     }
@@ -438,6 +448,7 @@ fn plan_name<'a>(ctx: &'a Ctx, plan_id: &'a str) -> &'a str {
 async fn drive_due_charges(
     ctx: &Ctx,
     now: i64,
+    clock: Option<&str>,
     started: i64,
     report: &mut TickReport,
 ) -> Result<(), Problem> {
@@ -450,7 +461,7 @@ async fn drive_due_charges(
     // not be sent is driven here, so a queue outage never stops billing.
     let mut unsent = Vec::new();
     if let Some(queue) = ctx.charges_queue() {
-        let ids = fanout::claim_due(ctx, now, budget.max_charges).await?;
+        let ids = fanout::claim_due(ctx, now, clock, budget.max_charges).await?;
         if ids.len() as u32 == budget.max_charges {
             report.work_left = true;
         }
@@ -471,10 +482,10 @@ async fn drive_due_charges(
                AND ((status IN ('processing', 'pending')
                      AND (next_retry_at IS NULL OR next_retry_at <= ?1))
                     OR (status = 'failed' AND next_retry_at <= ?1))
-               AND (lease_until IS NULL OR lease_until < ?2)
+               AND (lease_until IS NULL OR lease_until < ?2) AND test_clock IS ?4
              ORDER BY COALESCE(next_retry_at, created_at), id
              LIMIT ?3",
-                params![now, ctx.wall_ms(), budget.max_charges],
+                params![now, ctx.wall_ms(), budget.max_charges, clock],
             )
             .await?
     };

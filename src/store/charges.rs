@@ -74,9 +74,10 @@ const CLAIM_SQL: &str = "INSERT INTO charges (id, charge_key, customer_ref, subs
 
 const CLAIM_FOR_PERIOD_SQL: &str = "INSERT INTO charges (id, charge_key, customer_ref,
         subscription_id, period_index, kind, amount, currency, description, metadata,
-        request_hash, status, created_at, updated_at)
-    SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'processing', ?, ?
-    WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ? AND current_period = ?)
+        request_hash, status, created_at, updated_at, test_clock)
+    SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'processing', ?12, ?13,
+        (SELECT test_clock FROM subscriptions WHERE id = ?4)
+    WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ?14 AND current_period = ?15)
     ON CONFLICT (charge_key) DO NOTHING";
 
 fn claim_params(c: &NewCharge<'_>) -> Vec<P> {
@@ -122,8 +123,9 @@ pub fn record_settled(
     stmt(
         "INSERT INTO charges (id, charge_key, customer_ref, subscription_id, period_index, kind,
              amount, currency, description, metadata, request_hash, status, order_id, payment_id,
-             payment_method_id, attempts, created_at, updated_at, settled_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'succeeded', ?, ?, ?, 1, ?, ?, ?)
+             payment_method_id, attempts, created_at, updated_at, settled_at, test_clock)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'succeeded', ?12, ?13, ?14, 1, ?15,
+                 ?16, ?17, (SELECT test_clock FROM subscriptions WHERE id = ?4))
          ON CONFLICT (charge_key) DO NOTHING",
         params![
             c.id,

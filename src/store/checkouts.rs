@@ -40,12 +40,13 @@ pub struct CheckoutRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub completed_at: Option<i64>,
+    pub test_clock: Option<String>,
 }
 
 const COLUMNS: &str = "id, customer_ref, purpose, plan_id, plan, installments, amount, currency, \
     settles_charge_id, parked_retry_at, card_outcome, order_id, payment_page_url, return_url, \
     cancel_url, status, failure_reason, subscription_id, lease_token, lease_until, created_at, \
-    updated_at, completed_at";
+    updated_at, completed_at, test_clock";
 
 pub const PURPOSE_SUBSCRIPTION: &str = "subscription";
 pub const PURPOSE_CARD: &str = "card";
@@ -65,6 +66,8 @@ pub struct NewCheckout<'a> {
     /// The creator's lease: it alone calls the provider until `lease_until` (wall ms).
     pub lease_token: &'a str,
     pub lease_until: i64,
+    /// The named test clock of the customer's session (test mode only).
+    pub test_clock: Option<&'a str>,
     pub now: i64,
 }
 
@@ -114,6 +117,7 @@ pub fn claim(
         c.cancel_url,
         c.lease_token,
         c.lease_until,
+        c.test_clock,
         c.now,
         c.now,
         c.customer_ref,
@@ -123,10 +127,10 @@ pub fn claim(
     let mut statements = vec![stmt(
         "INSERT INTO checkouts (id, customer_ref, purpose, plan_id, plan, installments, amount,
              currency, settles_charge_id, parked_retry_at, return_url, cancel_url, status,
-             lease_token, lease_until, created_at, updated_at)
+             lease_token, lease_until, test_clock, created_at, updated_at)
          SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?,
                 (SELECT next_retry_at FROM charges WHERE id = ?),
-                ?, ?, 'creating', ?, ?, ?, ?
+                ?, ?, 'creating', ?, ?, ?, ?, ?
          WHERE (SELECT COUNT(*) FROM checkouts
                 WHERE customer_ref = ? AND status IN ('creating', 'pending')) < ?
            AND NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = ? AND key = ?)

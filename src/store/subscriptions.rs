@@ -68,8 +68,9 @@ pub fn insert(s: &NewSubscription<'_>) -> Stmt {
         "INSERT INTO subscriptions (id, customer_ref, checkout_id, plan_id, kind, amount, currency,
              interval_unit, interval_count, unit_amount, installments_total, anchor_at,
              current_period, current_period_start, current_period_end, status, status_reason,
-             created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 'active', 'checkout paid', ?, ?)
+             created_at, updated_at, test_clock)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 'active', 'checkout paid', ?, ?,
+                 (SELECT test_clock FROM checkouts WHERE id = ?))
          ON CONFLICT (checkout_id) DO NOTHING",
         params![
             s.id,
@@ -87,7 +88,8 @@ pub fn insert(s: &NewSubscription<'_>) -> Stmt {
             s.anchor_at,
             s.period_end,
             s.now,
-            s.now
+            s.now,
+            s.checkout_id
         ],
     )
 }

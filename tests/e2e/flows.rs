@@ -437,3 +437,31 @@ pub fn run(mut command: std::process::Command) -> String {
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
+
+/// From now on `customer` acts with a session on the named test clock `clock`: their
+/// checkouts, subscriptions and charges run on it.
+pub fn put_on_clock(s: &Stack, customer: &str, clock: &str) {
+    let r = mint_session(
+        s,
+        &json!({"customerRef": customer, "email": "ada@example.com", "testClock": clock}),
+    );
+    assert_eq!(r.status, 201, "session on {clock}: {}", r.text);
+    assert_eq!(r.json()["testClock"], clock);
+    let token = r.json()["clientSecret"].as_str().unwrap().to_owned();
+    s.memo
+        .lock()
+        .unwrap()
+        .sessions
+        .insert(customer.to_owned(), token);
+}
+
+/// Runs the scheduler on a named test clock as of `now`: only that clock's subscriptions.
+pub fn tick_clock(s: &Stack, clock: &str, now: &str) -> Value {
+    let r = s.worker.post_with(
+        "/v1/test-clock/tick",
+        &json!({"now": now, "clock": clock}),
+        &merchant(),
+    );
+    assert_eq!(r.status, 200, "tick of {clock} at {now}: {}", r.text);
+    r.json()
+}

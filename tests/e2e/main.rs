@@ -17,3 +17,4 @@ mod fanout;
 mod foundation;
 mod portal;
 mod sessions;
+mod test_clocks;
