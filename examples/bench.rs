@@ -113,8 +113,8 @@ fn main() {
             let log = s.worker_log();
             let lines: Vec<&str> = log.lines().collect();
             for line in &lines[log_seen.min(lines.len())..] {
-                if let Some(json) = line.split("charges consumed ").nth(1)
-                    && let Ok(v) = serde_json::from_str::<Value>(json.trim())
+                if let Ok(v) = serde_json::from_str::<Value>(line)
+                    && v["msg"] == "charges consumed"
                 {
                     costs.charges += v["succeeded"].as_f64().unwrap_or(0.0);
                     costs.add_usage(&v["usage"]);

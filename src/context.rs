@@ -1,6 +1,7 @@
 //! What one invocation works with: settings, bindings, the meter, and the clock.
 
 use std::cell::Cell;
+use std::rc::Rc;
 
 use serde::Deserialize;
 use worker::kv::KvStore;
@@ -8,8 +9,10 @@ use worker::{D1Database, Env, Queue};
 
 use crate::config::Config;
 use crate::http::problem::Problem;
+use crate::log::Log;
 use crate::meter::Meter;
 use crate::psp::client::PspClient;
+use crate::secure::new_id;
 use crate::slots::Slots;
 use crate::store::db::Db;
 use crate::store::vault::Vault;
@@ -20,6 +23,8 @@ pub const CONNECTIONS: usize = 6;
 pub struct Ctx {
     pub config: Config,
     pub meter: Meter,
+    /// The invocation's log: its lines share a request id and what the invocation is about.
+    pub log: Rc<Log>,
     /// The invocation's outgoing connections, shared by everything it drives at once.
     connections: Slots,
     d1: D1Database,
@@ -36,7 +41,13 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// A context with a log of its own (the cron, a queue batch, work after an answer).
     pub fn from_env(env: &Env, config: Config) -> Result<Ctx, Problem> {
+        Ctx::with_log(env, config, Rc::new(Log::new(new_id("inv"))))
+    }
+
+    /// A context whose lines go to `log` (a request's, which logs its own line at the end).
+    pub fn with_log(env: &Env, config: Config, log: Rc<Log>) -> Result<Ctx, Problem> {
         let d1 = env
             .d1("DB")
             .map_err(|_| Problem::misconfigured("The D1 binding DB is missing."))?;
@@ -46,6 +57,7 @@ impl Ctx {
         Ok(Ctx {
             config,
             meter: Meter::default(),
+            log,
             connections: Slots::new(CONNECTIONS),
             d1,
             kv,
@@ -73,7 +85,7 @@ impl Ctx {
     }
 
     pub fn db(&self) -> Db<'_> {
-        Db::new(&self.d1, &self.meter)
+        Db::new(&self.d1, &self.meter, Some(&self.log))
     }
 
     pub fn vault(&self) -> Vault<'_> {
@@ -81,7 +93,7 @@ impl Ctx {
     }
 
     pub fn psp(&self) -> PspClient<'_> {
-        PspClient::new(&self.config.psp, &self.meter, &self.connections)
+        PspClient::new(&self.config.psp, &self.meter, &self.connections, &self.log)
     }
 
     /// Wall-clock milliseconds: for leases and timeouts, which must follow real time even when

@@ -12,6 +12,7 @@ pub mod config;
 pub mod context;
 pub mod http;
 pub mod input;
+pub mod log;
 pub mod merchant_webhook;
 pub mod meter;
 pub mod psp;

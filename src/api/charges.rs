@@ -33,6 +33,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
     let map = body::object(req).await?;
     let hash = request_fingerprint("charge", &Value::Object(map.clone()));
     let input = read(map, ctx)?;
+    ctx.log.tag("customerRef", &input.customer_ref);
     let amount = input.amount;
     let db = ctx.db();
 
@@ -54,6 +55,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
 
     let now = ctx.now().await?;
     let charge_id = new_id("ch");
+    ctx.log.tag("chargeId", &charge_id);
     let metadata = input
         .metadata
         .as_ref()

@@ -109,6 +109,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx, customer: &Claims) -> Result<R
     let now = ctx.now().await?;
 
     let checkout_id = new_id("co");
+    ctx.log.tag("checkoutId", &checkout_id);
     let lease_token = hosted_checkout::new_lease_token();
     let new = NewCheckout {
         id: &checkout_id,

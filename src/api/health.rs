@@ -128,7 +128,7 @@ async fn schema_check(d1: &worker::D1Database) -> Check {
         name: String,
     }
     let meter = Meter::default();
-    let db = Db::new(d1, &meter);
+    let db = Db::new(d1, &meter, None);
     // wrangler records applied migrations in d1_migrations; the newest tells the schema version.
     match db
         .first::<Migration>(

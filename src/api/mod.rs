@@ -19,7 +19,13 @@ pub mod test_clock;
 pub mod usage;
 pub mod webhooks;
 
-use worker::{Context, Env, Request, Response, console_log};
+use std::rc::Rc;
+
+use serde_json::json;
+use worker::{Context, Env, Request, Response};
+
+use crate::log::{Level, Log};
+use crate::secure::new_id;
 
 use crate::config::Config;
 use crate::context::Ctx;
@@ -34,35 +40,55 @@ pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> worker::Resu
     let started = worker::Date::now().as_millis();
     let method = req.method().to_string();
     let path = req.path();
+    // The platform's id of the request, so a line can be found from the request and back.
+    let request_id = req
+        .headers()
+        .get("cf-ray")
+        .ok()
+        .flatten()
+        .filter(|id| id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .unwrap_or_else(|| new_id("req"));
+    let log = Rc::new(Log::new(request_id));
     let changes_state = !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS");
     let events_env =
         (changes_state && env.var("MERCHANT_WEBHOOK_URL").is_ok()).then(|| env.clone());
-    let response = match dispatch(req, env, &worker_ctx, &method, &path).await {
+    let response = match dispatch(req, env, &worker_ctx, &method, &path, &log).await {
         Ok(response) => response,
         Err(problem) => respond::problem(&problem),
     };
     // A change may have written events: they leave for the merchant after the answer.
     if let Some(env) = events_env {
-        worker_ctx.wait_until(dispatch_events(env));
+        worker_ctx.wait_until(dispatch_events(env, log.request_id()));
     }
-    // Method, path and status only: bodies and headers can carry secrets.
-    console_log!(
-        "{method} {path} -> {} {}ms",
-        response.status_code(),
-        worker::Date::now().as_millis().saturating_sub(started)
+    // The route and what it touched, never a body or a header: they can carry secrets.
+    let status = response.status_code();
+    log.emit(
+        if status >= 500 {
+            Level::Error
+        } else {
+            Level::Info
+        },
+        "request",
+        json!({
+            "method": method,
+            "route": path,
+            "status": status,
+            "durationMs": worker::Date::now().as_millis().saturating_sub(started),
+        }),
     );
     Ok(response)
 }
 
-async fn dispatch_events(env: Env) {
+async fn dispatch_events(env: Env, request_id: String) {
     let Ok(config) = load_config(&env) else {
         return;
     };
-    if let Ok(ctx) = Ctx::from_env(&env, config)
+    let log = Rc::new(Log::new(request_id));
+    if let Ok(ctx) = Ctx::with_log(&env, config, log.clone())
         && let Err(p) = crate::services::events::dispatch(&ctx).await
     {
         // The cron dispatches them instead: they are in the outbox.
-        worker::console_error!("events not dispatched: {}", p.detail.unwrap_or_default());
+        log.error("events not dispatched", json!({"detail": p.detail}));
     }
 }
 
@@ -72,6 +98,7 @@ async fn dispatch(
     worker_ctx: &Context,
     method: &str,
     path: &str,
+    log: &Rc<Log>,
 ) -> Result<Response, Problem> {
     if method == "OPTIONS" {
         return preflight(&req, &env, path);
@@ -98,7 +125,8 @@ async fn dispatch(
     };
     // Everything from here on answers with the CORS headers, errors included, so that a page
     // can read why it was refused.
-    let result = authenticate_and_route(route, access, req, &env, worker_ctx, config).await;
+    let result =
+        authenticate_and_route(route, access, req, &env, worker_ctx, config, log.clone()).await;
     let mut response = match result {
         Ok(response) => response,
         Err(problem) => respond::problem(&problem),
@@ -116,6 +144,7 @@ async fn authenticate_and_route(
     env: &Env,
     worker_ctx: &Context,
     config: Config,
+    log: Rc<Log>,
 ) -> Result<Response, Problem> {
     let customer = match access {
         Access::Public => {
@@ -139,7 +168,10 @@ async fn authenticate_and_route(
         }
         Access::Provider | Access::Open => None,
     };
-    let ctx = Ctx::from_env(env, config)?;
+    if let Some(claims) = &customer {
+        log.tag("customerRef", &claims.customer_ref);
+    }
+    let ctx = Ctx::with_log(env, config, log)?;
     match customer {
         Some(customer) => customer_route(route, req, &ctx, &customer).await,
         None => route_to(route, req, &ctx, env, worker_ctx).await,
@@ -233,7 +265,11 @@ fn preflight(req: &Request, env: &Env, path: &str) -> Result<Response, Problem> 
 
 pub fn load_config(env: &Env) -> Result<Config, Problem> {
     Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string())).map_err(|e| {
-        worker::console_error!("{e}");
+        crate::log::emit_plain(
+            crate::log::Level::Error,
+            "configuration invalid",
+            serde_json::json!({"detail": e.to_string()}),
+        );
         Problem::misconfigured(
             "The service is not configured correctly; the operator has been told which \
              settings are wrong.",

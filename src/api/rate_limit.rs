@@ -1,10 +1,12 @@
 //! The Workers Rate Limiting binding in front of the routes browsers call: per customer when a
 //! session names one, per client address otherwise.
 
-use worker::{Env, Request, console_error};
+use serde_json::json;
+use worker::{Env, Request};
 
 use crate::config::{Config, RATE_LIMIT_BINDING, RATE_LIMIT_PERIOD_SECONDS};
 use crate::http::problem::Problem;
+use crate::log::{self, Level};
 
 /// Who a request is counted against.
 pub enum Subject<'a> {
@@ -40,14 +42,22 @@ pub async fn check(env: &Env, config: &Config, subject: &Subject<'_>) -> Result<
         return Ok(());
     }
     let limiter = env.rate_limiter(RATE_LIMIT_BINDING).map_err(|_| {
-        console_error!("the rate limiter binding {RATE_LIMIT_BINDING} is missing");
+        log::emit_plain(
+            Level::Error,
+            "rate limiter binding missing",
+            json!({"binding": RATE_LIMIT_BINDING}),
+        );
         Problem::misconfigured("The rate limiter is not configured.")
     })?;
     match limiter.limit(subject.key()).await {
         Ok(outcome) if outcome.success => Ok(()),
         Ok(_) => Err(Problem::too_many_requests(RATE_LIMIT_PERIOD_SECONDS)),
         Err(e) => {
-            console_error!("rate limiter failed, request let through: {e}");
+            log::emit_plain(
+                Level::Warn,
+                "rate limiter failed, request let through",
+                json!({"error": e.to_string()}),
+            );
             Ok(())
         }
     }

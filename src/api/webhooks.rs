@@ -6,7 +6,8 @@
 //! them. Its confirmation (reading the order status) runs after the answer, and again from the
 //! cron until the order settles. 503 means only that the event could not be recorded.
 
-use worker::{Context, Env, Request, Response, console_error};
+use serde_json::json;
+use worker::{Context, Env, Request, Response};
 
 use super::{body, respond};
 use crate::context::Ctx;
@@ -63,8 +64,9 @@ pub async fn receive(
     };
     let env = env.clone();
     let config = ctx.config.clone();
+    let log = ctx.log.clone();
     worker_ctx.wait_until(async move {
-        let confirmed = match Ctx::from_env(&env, config) {
+        let confirmed = match Ctx::with_log(&env, config, log.clone()) {
             Ok(ctx) => match webhook_events::confirm(&ctx, &received).await {
                 // What the confirmation changed leaves for the merchant now.
                 Ok(_) => crate::services::events::dispatch(&ctx).await.map(|_| ()),
@@ -74,10 +76,9 @@ pub async fn receive(
         };
         // The cron confirms it later: the event is recorded.
         if let Err(p) = confirmed {
-            console_error!(
-                "webhook {}: confirmation deferred: {}",
-                received.event_id,
-                p.detail.unwrap_or_default()
+            log.warn(
+                "webhook confirmation deferred to the cron",
+                json!({"eventId": received.event_id, "detail": p.detail}),
             );
         }
     });

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use futures_util::future::{Either, select};
 use serde::de::DeserializeOwned;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, console_log};
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
 
 use super::envelope::{PspError, interpret};
 use super::types::*;
 use crate::config::PspConfig;
+use crate::log::{Level, Log};
 use crate::meter::Meter;
 use crate::slots::Slots;
 
@@ -18,14 +19,21 @@ pub struct PspClient<'a> {
     config: &'a PspConfig,
     meter: &'a Meter,
     connections: &'a Slots,
+    log: &'a Log,
 }
 
 impl<'a> PspClient<'a> {
-    pub fn new(config: &'a PspConfig, meter: &'a Meter, connections: &'a Slots) -> Self {
+    pub fn new(
+        config: &'a PspConfig,
+        meter: &'a Meter,
+        connections: &'a Slots,
+        log: &'a Log,
+    ) -> Self {
         PspClient {
             config,
             meter,
             connections,
+            log,
         }
     }
 
@@ -122,9 +130,21 @@ impl<'a> PspClient<'a> {
             Err(e) => e.code(),
         };
         // Paths carry order ids only; bodies (which can carry a token) are never logged.
-        console_log!(
-            "psp {operation} {path} -> {} {outcome} {elapsed}ms",
-            result.0.map_or("-".to_owned(), |s| s.to_string())
+        let level = match &result.1 {
+            Ok(_) => Level::Info,
+            Err(e) if e.is_refusal() => Level::Info,
+            Err(_) => Level::Warn,
+        };
+        self.log.emit(
+            level,
+            "psp call",
+            serde_json::json!({
+                "operation": operation,
+                "path": path,
+                "status": result.0,
+                "outcome": outcome,
+                "durationMs": elapsed,
+            }),
         );
         result.1
     }

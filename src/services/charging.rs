@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use worker::{Delay, console_log, console_warn};
+use serde_json::json;
+use worker::Delay;
 
 use crate::billing::charge_driver::{
     Attention, ChargeFailure, ChargeIo, DriveEnd, DriveOptions, drive,
@@ -96,7 +97,10 @@ pub async fn drive_charge_end(
         charges::release_lease(ctx.db(), charge_id).await?;
     }
     if let Ok(end) = &outcome {
-        console_log!("charge {charge_id} drive -> {end:?}");
+        ctx.log.info(
+            "charge driven",
+            json!({"chargeId": charge_id, "end": format!("{end:?}")}),
+        );
     }
     outcome
 }
@@ -385,7 +389,10 @@ impl ChargeIo for LedgerCharge<'_> {
 
     async fn record_fenced(&mut self, number: u32) -> Result<(), Problem> {
         let (id, now) = (&self.charge.id, self.now);
-        console_warn!("charge {id}: attempt {number} outcome unknown; its order was cancelled");
+        self.ctx.log.warn(
+            "charge attempt fenced: outcome unknown, its order was cancelled",
+            json!({"chargeId": id, "attempt": number}),
+        );
         let batch = vec![stmt(
             "UPDATE charge_attempts SET status = 'fenced', updated_at = ?
              WHERE charge_id = ? AND attempt = ? AND status = 'claimed'",
@@ -403,9 +410,9 @@ impl ChargeIo for LedgerCharge<'_> {
     ) -> Result<(), Problem> {
         let (id, now) = (&self.charge.id, self.now);
         if status == AttemptStatus::Abandoned {
-            console_warn!(
-                "charge {id}: attempt {number} never shown by the provider; order {order_id} \
-                 given up and watched"
+            self.ctx.log.warn(
+                "charge attempt abandoned: the provider never showed its order, which is watched",
+                json!({"chargeId": id, "attempt": number, "orderId": order_id}),
             );
         }
         let mut batch = vec![stmt(
@@ -427,11 +434,9 @@ impl ChargeIo for LedgerCharge<'_> {
         let c = &self.charge;
         let now = self.now;
         if amount.is_some_and(|a| a != c.amount) {
-            console_warn!(
-                "charge {}: provider reports {} for a charge of {}",
-                c.id,
-                amount.unwrap_or_default(),
-                c.amount
+            self.ctx.log.warn(
+                "provider reports another amount",
+                json!({"chargeId": c.id, "reported": amount, "amount": c.amount}),
             );
         }
         let mut batch = vec![
@@ -563,7 +568,10 @@ impl ChargeIo for LedgerCharge<'_> {
                 format!("providerRefused:{id}"),
             ),
         };
-        console_warn!("charge {id} needs attention: {}", why.kind());
+        self.ctx.log.warn(
+            "charge needs attention",
+            json!({"chargeId": id, "attention": why.kind()}),
+        );
         let key = format!("{id}:{key}");
         let batch = vec![
             stmt(
@@ -610,7 +618,10 @@ impl ChargeIo for LedgerCharge<'_> {
 
     async fn record_deferred(&mut self, limit: CardLimit) -> Result<(), Problem> {
         let (id, now) = (&self.charge.id, self.now);
-        console_warn!("charge {id}: deferred a day: {limit}");
+        self.ctx.log.warn(
+            "charge deferred a day",
+            json!({"chargeId": id, "limit": limit.to_string()}),
+        );
         let batch = vec![stmt(
             "UPDATE charges SET next_retry_at = ?, last_error = 'card_retry_limit', updated_at = ?,
                  lease_until = NULL, queued_until = NULL

@@ -11,10 +11,10 @@ use futures_util::StreamExt;
 use futures_util::future::{Either, select};
 use futures_util::stream;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use worker::{
     AbortController, Delay, Env, Fetch, Headers, MessageBatch, MessageExt, Method, Queue,
-    QueueRetryOptionsBuilder, RawMessage, Request, RequestInit, console_error, console_log,
+    QueueRetryOptionsBuilder, RawMessage, Request, RequestInit,
 };
 
 use crate::billing::time::format_rfc3339;
@@ -119,7 +119,7 @@ pub async fn dispatch(ctx: &Ctx) -> Result<u32, Problem> {
         return Ok(0);
     }
     match ctx.events_queue() {
-        Some(queue) => send(queue, ids).await,
+        Some(queue) => send(ctx, queue, ids).await,
         // No queue: one attempt each, here; a failed one is retried by a later dispatch.
         None => {
             for id in ids {
@@ -130,11 +130,15 @@ pub async fn dispatch(ctx: &Ctx) -> Result<u32, Problem> {
     Ok(count)
 }
 
-async fn send(queue: &Queue, ids: Vec<String>) {
+async fn send(ctx: &Ctx, queue: &Queue, ids: Vec<String>) {
+    let count = ids.len();
     let jobs: Vec<EventJob> = ids.into_iter().map(|event| EventJob { event }).collect();
     // Not sent: still `queued`, so the cron dispatches them again once they count as lost.
     if let Err(e) = queue.send_batch(jobs).await {
-        console_error!("events queue: not sent: {e}");
+        ctx.log.error(
+            "events not queued",
+            json!({"count": count, "error": e.to_string()}),
+        );
     }
 }
 
@@ -181,15 +185,16 @@ pub async fn deliver(ctx: &Ctx, event_id: &str) -> Result<Delivery, Problem> {
             &row.id, attempt, status, latency, &outcome, wall,
         ))
         .await?;
-    console_log!(
-        "event {} {} attempt {attempt} -> {} {latency}ms",
-        row.id,
-        row.kind,
-        match (&status, &error) {
-            (Some(s), None) => s.to_string(),
-            (_, Some(e)) => e.clone(),
-            (None, None) => "-".into(),
-        }
+    ctx.log.info(
+        "event delivery",
+        json!({
+            "eventId": row.id,
+            "type": row.kind,
+            "attempt": attempt,
+            "status": status,
+            "error": error,
+            "durationMs": latency,
+        }),
     );
     Ok(result)
 }
@@ -299,7 +304,8 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env) -> worker::Result<()>
             ),
             // The ledger could not be read or written: the same attempt, a little later.
             Err(p) => {
-                console_error!("events queue: {}", p.detail.unwrap_or_default());
+                ctx.log
+                    .error("event not delivered", json!({"detail": p.detail}));
                 raw.retry_with_options(
                     &QueueRetryOptionsBuilder::new()
                         .with_delay_seconds(30)

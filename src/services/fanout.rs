@@ -9,6 +9,7 @@
 use futures_util::StreamExt;
 use futures_util::stream;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use worker::{Env, MessageBatch, MessageExt, Queue, QueueRetryOptionsBuilder, RawMessage};
 
 use crate::billing::charge_driver::DriveEnd;
@@ -69,7 +70,7 @@ pub async fn claim_due(
 
 /// Sends the ids in batches; returns the ones that could not be sent (the caller drives them
 /// itself, so a queue outage never stops billing).
-pub async fn send(queue: &Queue, ids: Vec<String>) -> Vec<String> {
+pub async fn send(ctx: &Ctx, queue: &Queue, ids: Vec<String>) -> Vec<String> {
     let mut unsent = Vec::new();
     for chunk in ids.chunks(SEND_BATCH) {
         let jobs: Vec<ChargeJob> = chunk
@@ -77,7 +78,10 @@ pub async fn send(queue: &Queue, ids: Vec<String>) -> Vec<String> {
             .map(|id| ChargeJob { charge: id.clone() })
             .collect();
         if let Err(e) = queue.send_batch(jobs).await {
-            worker::console_error!("charges queue: {} not sent: {e}", chunk.len());
+            ctx.log.error(
+                "charges not queued",
+                json!({"count": chunk.len(), "error": e.to_string()}),
+            );
             unsent.extend_from_slice(chunk);
         }
     }
@@ -131,7 +135,8 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     let started = ctx.wall_ms();
     // Business time is read once for the whole batch, before its drives start at once.
     if let Err(p) = ctx.now().await {
-        worker::console_error!("charges queue: {}", p.detail.unwrap_or_default());
+        ctx.log
+            .error("charges batch not started", json!({"detail": p.detail}));
         batch.retry_all();
         return Ok(());
     }
@@ -146,7 +151,10 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
                 None => jobs.push((job.charge, vec![raw])),
             },
             None => {
-                worker::console_error!("charges queue: a message that is not a charge job");
+                ctx.log.error(
+                    "a charges queue message that is not a charge job",
+                    json!({}),
+                );
                 raw.ack();
             }
         }
@@ -186,9 +194,9 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
             }
             Err(p) => {
                 // The ledger could not be read or written: try the message again later.
-                worker::console_error!(
-                    "charges queue: {id} not driven: {}",
-                    p.detail.unwrap_or_default()
+                ctx.log.error(
+                    "charge not driven",
+                    json!({"chargeId": id, "detail": p.detail}),
                 );
                 report.retried += 1;
                 let retry = QueueRetryOptionsBuilder::new()
@@ -200,13 +208,14 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     }
     // The charges' events leave with this invocation (the cron catches any it could not send).
     if let Err(p) = crate::services::events::dispatch(&ctx).await {
-        worker::console_error!("events not dispatched: {}", p.detail.unwrap_or_default());
+        ctx.log
+            .error("events not dispatched", json!({"detail": p.detail}));
     }
     report.usage = ctx.meter.usage();
     report.wall_ms = ctx.wall_ms() - started;
-    worker::console_log!(
-        "charges consumed {}",
-        serde_json::to_string(&report).unwrap_or_default()
+    ctx.log.info(
+        "charges consumed",
+        serde_json::to_value(&report).unwrap_or_default(),
     );
     Ok(())
 }

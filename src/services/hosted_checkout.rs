@@ -8,7 +8,8 @@
 
 use std::time::Duration;
 
-use worker::{Delay, console_warn};
+use serde_json::json;
+use worker::Delay;
 
 use crate::config::Config;
 use crate::context::Ctx;
@@ -264,7 +265,10 @@ fn split_name(full: &str) -> PersonName {
 /// provider answers, reconciliation watches it and refunds a payment that completes there.
 pub async fn cancel_unused(ctx: &Ctx, order_id: &str) {
     if let Err(e) = ctx.psp().cancel_order(order_id).await {
-        console_warn!("fenced order {order_id}: cancel failed ({})", e.code());
+        ctx.log.warn(
+            "cancel of a fenced order failed",
+            json!({"orderId": order_id, "code": e.code()}),
+        );
     }
 }
 

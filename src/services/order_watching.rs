@@ -3,7 +3,7 @@
 //! an order looks at once.
 
 use serde::Deserialize;
-use worker::console_warn;
+use serde_json::json;
 
 use crate::billing::decline::classify;
 use crate::billing::order_watch::{Adoption, Looked, Owner, WATCH, WatchIo, WatchedOrder, look};
@@ -31,10 +31,9 @@ pub async fn look_at_due(ctx: &Ctx, limit: u32) -> Result<u32, Problem> {
         match look_at(ctx, order).await {
             Ok(_) => looked += 1,
             // One order the ledger cannot handle must not stop the others.
-            Err(p) => console_warn!(
-                "watched order {}: {}",
-                order.order_id,
-                p.detail.unwrap_or_default()
+            Err(p) => ctx.log.warn(
+                "watched order not looked at",
+                json!({"orderId": order.order_id, "detail": p.detail}),
             ),
         }
     }
@@ -144,9 +143,9 @@ impl WatchIo for LedgerWatch<'_> {
             return Ok(Adoption::Declined);
         }
         if amount.is_some_and(|a| a != c.amount) {
-            console_warn!(
-                "charge {charge_id}: a late payment of {amount:?} for {}",
-                c.amount
+            self.ctx.log.warn(
+                "late payment of another amount",
+                json!({"chargeId": charge_id, "reported": amount, "amount": c.amount}),
             );
         }
         let mut batch: Vec<Stmt> = vec![
@@ -268,9 +267,9 @@ impl WatchIo for LedgerWatch<'_> {
             }),
         ])
         .await?;
-        console_warn!(
-            "order {}: unexpected payment refunded ({kind}, refund {refund_id})",
-            order.order_id
+        self.ctx.log.warn(
+            "unexpected payment refunded",
+            json!({"orderId": order.order_id, "kind": kind, "refundId": refund_id}),
         );
         // The return order is created at most once per refund, whoever gets here first.
         if let Some(refund) = refunds::by_reversed_payment(db, payment_id).await? {

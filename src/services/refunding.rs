@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use worker::{Delay, console_warn};
+use serde_json::json;
+use worker::Delay;
 
 use crate::context::Ctx;
 use crate::http::problem::Problem;
@@ -80,10 +81,9 @@ pub async fn start(ctx: &Ctx, refund: &RefundRow, charge: &ChargeRow) -> Result<
         Err(e) => {
             // The return order may exist. Creating another could refund twice, so the refund
             // waits for the order's webhook (which names the refund) or for an operator.
-            console_warn!(
-                "refund {}: return order outcome unknown ({})",
-                refund.id,
-                e.code()
+            ctx.log.warn(
+                "return order outcome unknown",
+                json!({"refundId": refund.id, "code": e.code()}),
             );
             refunds::note(ctx.db(), &refund.id, &e.code(), now).await?;
         }

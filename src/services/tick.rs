@@ -10,7 +10,10 @@
 use futures_util::StreamExt;
 use futures_util::stream;
 use serde::{Deserialize, Serialize};
-use worker::{Env, ScheduledEvent, console_error, console_log};
+use serde_json::json;
+use worker::{Env, ScheduledEvent};
+
+use crate::log::{self, Level};
 
 use crate::billing::charge_driver::DriveEnd;
 use crate::billing::renewal::{self, Close};
@@ -73,16 +76,14 @@ pub async fn on_cron(event: ScheduledEvent, env: Env) {
     let ctx = match Ctx::from_env(&env, config) {
         Ok(ctx) => ctx,
         Err(p) => {
-            console_error!("tick not run: {}", p.detail.unwrap_or_default());
+            log::emit_plain(Level::Error, "tick not run", json!({"detail": p.detail}));
             return;
         }
     };
     match run(&ctx, &event.cron(), None).await {
-        Ok(report) => console_log!(
-            "tick {}",
-            serde_json::to_string(&report).unwrap_or_default()
-        ),
-        Err(p) => console_error!("tick failed: {}", p.detail.unwrap_or_default()),
+        // The report is the line: what the tick did and what it spent.
+        Ok(report) => ctx.log.info("tick", json!(report)),
+        Err(p) => ctx.log.error("tick failed", json!({"detail": p.detail})),
     }
 }
 
@@ -170,10 +171,9 @@ async fn close_due_periods(
             Ok(Some((closed, statements))) => planned.push((closed, statements, &sub.id)),
             Ok(None) => {}
             // One broken subscription must not stop the others' billing.
-            Err(p) => console_error!(
-                "subscription {}: period not closed: {}",
-                sub.id,
-                p.detail.unwrap_or_default()
+            Err(p) => ctx.log.error(
+                "period not closed",
+                json!({"subscriptionId": sub.id, "detail": p.detail}),
             ),
         }
     }
@@ -234,9 +234,9 @@ async fn close_one_by_one<'a>(
             Ok(Some(Closed::Renewed)) => report.periods_closed += 1,
             Ok(Some(Closed::Canceled)) => report.subscriptions_canceled += 1,
             Ok(None) => {}
-            Err(p) => console_error!(
-                "subscription {id}: period not closed: {}",
-                p.detail.unwrap_or_default()
+            Err(p) => ctx.log.error(
+                "period not closed",
+                json!({"subscriptionId": id, "detail": p.detail}),
             ),
         }
     }
@@ -466,7 +466,7 @@ async fn drive_due_charges(
             report.work_left = true;
         }
         report.charges_enqueued = ids.len() as u32;
-        unsent = fanout::send(queue, ids).await;
+        unsent = fanout::send(ctx, queue, ids).await;
         report.charges_enqueued -= unsent.len() as u32;
         if unsent.is_empty() {
             return Ok(());
@@ -576,9 +576,9 @@ async fn drive_all(
             }
             Some(Err(p)) => {
                 report.failed += 1;
-                console_error!(
-                    "tick: a charge could not be driven: {}",
-                    p.detail.unwrap_or_default()
+                ctx.log.error(
+                    "charge not driven",
+                    json!({"chargeId": id, "detail": p.detail}),
                 );
             }
         }

@@ -4,7 +4,7 @@
 //! only says which order to look at, and the status decides.
 
 use serde::Deserialize;
-use worker::console_log;
+use serde_json::json;
 
 use crate::context::Ctx;
 use crate::http::problem::Problem;
@@ -124,11 +124,14 @@ pub async fn confirm(ctx: &Ctx, event: &Received) -> Result<Handled, Problem> {
             params![outcome, next_check_at, outcome, now, &event.event_id],
         )
         .await?;
-    console_log!(
-        "webhook {} {} order {} -> {handled:?}",
-        event.event_id,
-        event.event_type,
-        event.order_id.as_deref().unwrap_or("-")
+    ctx.log.info(
+        "webhook confirmed",
+        json!({
+            "eventId": event.event_id,
+            "type": event.event_type,
+            "orderId": event.order_id,
+            "outcome": format!("{handled:?}"),
+        }),
     );
     Ok(handled)
 }

@@ -2,7 +2,9 @@
 
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
-use worker::{D1Database, D1PreparedStatement, console_error};
+use worker::{D1Database, D1PreparedStatement};
+
+use crate::log::{Level, Log};
 
 use crate::http::problem::Problem;
 use crate::meter::Meter;
@@ -94,11 +96,16 @@ impl Stmt {
 pub struct Db<'a> {
     d1: &'a D1Database,
     meter: &'a Meter,
+    log: Option<&'a Log>,
 }
 
 impl<'a> Db<'a> {
-    pub fn new(d1: &'a D1Database, meter: &'a Meter) -> Self {
-        Db { d1, meter }
+    pub fn new(d1: &'a D1Database, meter: &'a Meter, log: Option<&'a Log>) -> Self {
+        Db { d1, meter, log }
+    }
+
+    fn failure(&self, sql: &str, error: &worker::Error) -> Problem {
+        db_failure(self.log, sql, error)
     }
 
     fn prepare(&self, sql: &str, params: &[P]) -> Result<D1PreparedStatement, Problem> {
@@ -106,7 +113,7 @@ impl<'a> Db<'a> {
         self.d1
             .prepare(sql)
             .bind(&values)
-            .map_err(|e| db_failure(sql, &e))
+            .map_err(|e| self.failure(sql, &e))
     }
 
     pub async fn all<T: DeserializeOwned>(
@@ -119,8 +126,8 @@ impl<'a> Db<'a> {
             .prepare(sql, &params)?
             .all()
             .await
-            .map_err(|e| db_failure(sql, &e))?;
-        result.results::<T>().map_err(|e| db_failure(sql, &e))
+            .map_err(|e| self.failure(sql, &e))?;
+        result.results::<T>().map_err(|e| self.failure(sql, &e))
     }
 
     pub async fn first<T: DeserializeOwned>(
@@ -138,7 +145,7 @@ impl<'a> Db<'a> {
             .prepare(sql, &params)?
             .run()
             .await
-            .map_err(|e| db_failure(sql, &e))?;
+            .map_err(|e| self.failure(sql, &e))?;
         Ok(changes(&result))
     }
 
@@ -165,7 +172,7 @@ impl<'a> Db<'a> {
             .d1
             .batch(prepared)
             .await
-            .map_err(|e| db_failure(&first_sql, &e))?;
+            .map_err(|e| self.failure(&first_sql, &e))?;
         Ok(results
             .into_iter()
             .map(|result| BatchResult {
@@ -185,7 +192,7 @@ impl BatchResult {
     pub fn rows<T: DeserializeOwned>(&self) -> Result<Vec<T>, Problem> {
         self.result
             .results::<T>()
-            .map_err(|e| db_failure("batch read", &e))
+            .map_err(|e| db_failure(None, "batch read", &e))
     }
 }
 
@@ -203,9 +210,13 @@ fn changes(result: &worker::D1Result) -> usize {
 
 /// Logs the database's own message (it names tables and constraints, never bound values) and
 /// answers a generic 500.
-fn db_failure(sql: &str, error: &worker::Error) -> Problem {
+fn db_failure(log: Option<&Log>, sql: &str, error: &worker::Error) -> Problem {
     let statement: String = sql.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
-    console_error!("d1 error in `{statement} ...`: {error}");
+    let fields = serde_json::json!({"statement": statement, "error": error.to_string()});
+    match log {
+        Some(log) => log.error("d1 error", fields),
+        None => crate::log::emit_plain(Level::Error, "d1 error", fields),
+    }
     Problem::internal(
         "The ledger could not be read or written. Retrying with the same Idempotency-Key is safe.",
     )

@@ -3,7 +3,6 @@
 //! moves, because it is eventually consistent.
 
 use serde::{Deserialize, Serialize};
-use worker::console_error;
 use worker::kv::KvStore;
 
 use crate::http::problem::Problem;
@@ -112,6 +111,10 @@ impl<'a> Vault<'a> {
 
 fn vault_failure(action: &str, error: &worker::kv::KvError) -> Problem {
     // KvError texts describe the operation, not the stored value.
-    console_error!("kv {action} failed: {error}");
+    crate::log::emit_plain(
+        crate::log::Level::Error,
+        "kv error",
+        serde_json::json!({"action": action, "error": error.to_string()}),
+    );
     Problem::internal("The card vault could not be reached. Retry the request.")
 }

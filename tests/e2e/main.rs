@@ -15,6 +15,7 @@ mod checkout;
 mod events;
 mod fanout;
 mod foundation;
+mod logs;
 mod portal;
 mod sessions;
 mod test_clocks;

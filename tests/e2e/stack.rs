@@ -327,6 +327,17 @@ impl Stack {
         fs::read_to_string(self.dir.join("wrangler.log")).unwrap_or_default()
     }
 
+    /// The worker's structured log lines with this message (one JSON object per line), oldest
+    /// first.
+    pub fn logged(&self, msg: &str) -> Vec<Value> {
+        self.worker_log()
+            .lines()
+            .filter(|line| line.starts_with('{'))
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["msg"] == msg)
+            .collect()
+    }
+
     pub fn sandbox_log(&self) -> String {
         fs::read_to_string(self.dir.join("sandbox.log")).unwrap_or_default()
     }
