@@ -88,6 +88,12 @@ pub async fn drive_charge_end(
         Lease::Refused(charge) if charge.status == "succeeded" => return Ok(DriveEnd::Succeeded),
         Lease::Refused(_) => return Ok(DriveEnd::Busy),
     };
+    let about = json!({
+        "chargeId": charge_id,
+        "customerRef": leased.charge.customer_ref,
+        "subscriptionId": leased.charge.subscription_id,
+        "kind": leased.charge.kind,
+    });
     let outcome = drive_leased(ctx, *leased, mode, patience, now).await;
     // The last write of a drive usually released the lease already; otherwise (a wait, an
     // error) release it here.
@@ -97,10 +103,9 @@ pub async fn drive_charge_end(
         charges::release_lease(ctx.db(), charge_id).await?;
     }
     if let Ok(end) = &outcome {
-        ctx.log.info(
-            "charge driven",
-            json!({"chargeId": charge_id, "end": format!("{end:?}")}),
-        );
+        let mut line = about;
+        line["end"] = format!("{end:?}").into();
+        ctx.log.info("charge driven", line);
     }
     outcome
 }

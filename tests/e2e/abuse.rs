@@ -35,18 +35,44 @@ fn the_rate_limiter_answers_429_per_customer_and_per_address() {
     // Minting is the merchant's backend: not limited.
     session_for(&s, "limited-a");
     session_for(&s, "limited-b");
-    start_of_a_fresh_window();
+    // The limiter counts per minute: a burst that a slow machine stretched over two minutes is
+    // measured again in the next one.
+    for attempt in 1.. {
+        start_of_a_fresh_window();
+        let minute = current_minute();
+        let burst = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| limited_burst(&s)));
+        match burst {
+            Ok(()) => break,
+            Err(_) if current_minute() != minute && attempt < 3 => continue,
+            Err(e) => std::panic::resume_unwind(e),
+        }
+    }
+    // The merchant's backend is never limited by it.
+    for _ in 0..8 {
+        merchant_get(&s, "/v1/subscriptions");
+    }
+    assert_eq!(orders(&s), 0);
+}
 
+fn current_minute() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        / 60_000
+}
+
+fn limited_burst(s: &Stack) {
     for _ in 0..5 {
-        let r = customer_get(&s, "limited-a", "/v1/portal/subscriptions");
+        let r = customer_get(s, "limited-a", "/v1/portal/subscriptions");
         assert_eq!(r.status, 200, "{}", r.text);
     }
-    let r = customer_get(&s, "limited-a", "/v1/portal/subscriptions");
+    let r = customer_get(s, "limited-a", "/v1/portal/subscriptions");
     r.problem(429, "too-many-requests");
     assert_eq!(r.header("retry-after"), Some("60"));
     // Another customer has a count of their own.
     assert_eq!(
-        customer_get(&s, "limited-b", "/v1/portal/subscriptions").status,
+        customer_get(s, "limited-b", "/v1/portal/subscriptions").status,
         200
     );
 
@@ -71,11 +97,6 @@ fn the_rate_limiter_answers_429_per_customer_and_per_address() {
             &[("Authorization", "Bearer v1.guess.guess")],
         )
         .problem(429, "too-many-requests");
-    // The merchant's backend is never limited by it.
-    for _ in 0..8 {
-        merchant_get(&s, "/v1/subscriptions");
-    }
-    assert_eq!(orders(&s), 0);
 }
 
 #[test]

@@ -222,7 +222,7 @@ fn a_checkout_whose_creator_died_is_taken_over_when_its_lease_ends() {
     });
     set_faults(
         &s,
-        json!([{"endpoint": "create_order", "latency_ms": 3000}]),
+        json!([{"endpoint": "create_order", "latency_ms": 4000, "times": 1}]),
     );
     session_for(&s, "crash-1");
     let headers = [("Idempotency-Key", "crash-key-1")];
@@ -242,8 +242,8 @@ fn a_checkout_whose_creator_died_is_taken_over_when_its_lease_ends() {
             )
             .map(|r| r.status)
     });
-    // Timing the crash, not waiting for an outcome: the request is in flight by then.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // The crash lands once the order's creation is at the provider, however slow the machine.
+    wait_faults_used(&s, 30);
     s.kill_worker();
     assert!(
         doomed.join().unwrap().is_err(),

@@ -1,8 +1,6 @@
 //! The billing engine, walked through months with the test clock: renewals, dunning,
 //! installments, metered usage, cancellation, and ticks that overlap or die halfway.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::flows::*;
@@ -435,18 +433,20 @@ fn a_tick_killed_halfway_is_finished_by_the_next_one() {
         .map(|i| subscribe(&s, &format!("m-kill-{i}"), "weekly", APPROVE))
         .collect();
     let due = period_end(&s, &subs[0].subscription_id);
+    let payments = |s: &Stack| s.ledger()["payments"].as_array().map_or(0, Vec::len);
+    let before = payments(&s);
     let worker = s.worker.clone();
     let body = json!({"now": due});
     let killed =
         std::thread::spawn(move || worker.post_with("/v1/test-clock/tick", &body, &merchant()));
-    // Mid-tick: periods claimed, payments in flight at the provider.
-    std::thread::sleep(Duration::from_millis(1200));
+    // Mid-tick: periods claimed, a renewal's payment in flight at the provider (each takes
+    // 1.5 s there), however long the machine took to get this far.
+    eventually(60, "a renewal payment to start", || payments(&s) > before);
     s.kill_worker();
     let _ = killed.join();
     s.restart_worker();
     // Leases of the dead tick expire (CHARGE_LEASE_SECONDS=5 in tests), then ticks finish it.
-    std::thread::sleep(Duration::from_secs(6));
-    eventually(60, "every renewal to settle", || {
+    eventually(90, "every renewal to settle", || {
         tick(&s, &due);
         (0..8).all(|i| {
             renewal_charges(&s, &format!("m-kill-{i}"))

@@ -63,8 +63,16 @@ fn a_lost_webhook_is_made_good_by_the_return_page_poll() {
     set_faults(&s, json!([{"endpoint": "webhook", "drop_rate": 1.0}]));
     let r = start_checkout(&s, "cust-2", "basic-monthly", json!({}));
     let created = r.json();
-    pay(&s, created["orderId"].as_str().unwrap(), APPROVE);
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let order_id = created["orderId"].as_str().unwrap();
+    pay(&s, order_id, APPROVE);
+    // The provider has completed the payment (and dropped its webhook): only a poll tells.
+    eventually(30, "the payment to complete at the provider", || {
+        s.ledger()["payments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["orderId"] == order_id && p["status"] == "PAYMENT_COMPLETED")
+    });
     assert_eq!(
         payment_method(&s, "cust-2").status,
         404,

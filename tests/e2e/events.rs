@@ -214,7 +214,7 @@ fn every_event_arrives_however_the_endpoint_misbehaves() {
         r.deliveries().len() >= 6
     });
     r.set_mode(Mode::Down);
-    std::thread::sleep(Duration::from_secs(2));
+    eventually(30, "a delivery to find the endpoint down", || r.refused() > 0);
     r.set_mode(Mode::Accept);
     let events = all_delivered(&s, &r, 90);
     assert_eq!(counts(&events).get("checkout.completed"), Some(&2));

@@ -278,6 +278,17 @@ pub fn set_faults(s: &Stack, rules: Value) {
     assert!(r.status < 300, "{}", r.text);
 }
 
+/// Waits until every rule limited by `times` has met its calls: the calls are at the provider
+/// (inside their latency, say), whatever the machine's speed.
+pub fn wait_faults_used(s: &Stack, secs: u64) {
+    eventually(secs, "the faulted calls to reach the provider", || {
+        let rules = s.sandbox.get("/_sandbox/faults").json()["rules"].clone();
+        rules
+            .as_array()
+            .is_some_and(|rules| rules.iter().all(|r| r["times"].as_u64().unwrap_or(0) == 0))
+    });
+}
+
 pub fn clear_faults(s: &Stack) {
     let r = s.sandbox.send("DELETE", "/_sandbox/faults", "", &[]);
     assert!(r.status < 300, "{}", r.text);

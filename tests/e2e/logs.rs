@@ -55,6 +55,8 @@ fn every_line_of_a_charge_names_its_request_and_its_charge() {
     let driven = mine(s.logged("charge driven"));
     assert_eq!(driven.len(), 1, "{driven:?}");
     assert_eq!(driven[0]["end"], "Succeeded");
+    assert_eq!(driven[0]["customerRef"], "cust-log");
+    assert_eq!(driven[0]["kind"], "api");
 
     // Every line is JSON, and nothing secret is in any of them.
     let log = s.worker_log();

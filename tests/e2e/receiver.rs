@@ -50,6 +50,8 @@ impl Delivery {
 #[derive(Default)]
 struct State {
     deliveries: Vec<Delivery>,
+    /// Connections closed unanswered while `Down`.
+    refused: usize,
     mode: Option<Mode>,
 }
 
@@ -80,6 +82,10 @@ impl Receiver {
         self.state.lock().unwrap().mode = Some(mode);
     }
 
+    pub fn refused(&self) -> usize {
+        self.state.lock().unwrap().refused
+    }
+
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.state.lock().unwrap().deliveries.clone()
     }
@@ -101,6 +107,7 @@ impl Receiver {
 fn serve(mut stream: TcpStream, state: &Mutex<State>) {
     let mode = state.lock().unwrap().mode.unwrap_or(Mode::Accept);
     if mode == Mode::Down {
+        state.lock().unwrap().refused += 1;
         return;
     }
     let Some((headers, body)) = read_request(&stream) else {
