@@ -214,7 +214,9 @@ fn every_event_arrives_however_the_endpoint_misbehaves() {
         r.deliveries().len() >= 6
     });
     r.set_mode(Mode::Down);
-    eventually(30, "a delivery to find the endpoint down", || r.refused() > 0);
+    eventually(30, "a delivery to find the endpoint down", || {
+        r.refused() > 0
+    });
     r.set_mode(Mode::Accept);
     let events = all_delivered(&s, &r, 90);
     assert_eq!(counts(&events).get("checkout.completed"), Some(&2));

@@ -121,9 +121,42 @@ impl Stack {
             rate_limit: options.rate_limit.unwrap_or(DEFAULT_RATE_LIMIT),
             memo: Mutex::new(Memo::default()),
         };
+        stack.start_watchdog();
         stack.start_sandbox();
         stack.start_worker();
         stack
+    }
+
+    /// A test killed outright (a timeout's SIGKILL) runs no `Drop`: a small shell outside the
+    /// test's process watches it and then stops the process groups the stack left running.
+    fn start_watchdog(&self) {
+        self.record_groups();
+        let script = r#"while kill -0 "$1" 2>/dev/null && [ -e "$2" ]; do sleep 1; done
+[ -e "$2" ] && for g in $(cat "$2"); do env kill -KILL -- "-$g" 2>/dev/null; done
+exit 0"#;
+        let _ = Command::new("sh")
+            .args(["-c", script, "watchdog"])
+            .arg(std::process::id().to_string())
+            .arg(self.groups_file())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn();
+    }
+
+    fn groups_file(&self) -> PathBuf {
+        self.dir.join("process-groups")
+    }
+
+    /// Tells the watchdog which process groups are ours now (each child leads its own).
+    fn record_groups(&self) {
+        let groups: Vec<String> = [&self.wrangler, &self.sandbox_process]
+            .into_iter()
+            .flatten()
+            .map(|c| c.id().to_string())
+            .collect();
+        let _ = fs::write(self.groups_file(), groups.join("\n"));
     }
 
     fn start_sandbox(&mut self) {
@@ -181,6 +214,7 @@ impl Stack {
         self.sandbox_url = url.clone();
         self.sandbox = Client::new(url);
         self.sandbox_process = Some(child);
+        self.record_groups();
     }
 
     fn start_worker(&mut self) {
@@ -275,6 +309,7 @@ impl Stack {
             .spawn()
             .expect("wrangler dev starts");
         self.wrangler = Some(child);
+        self.record_groups();
         self.worker_url = format!("http://127.0.0.1:{}", self.worker_port);
         self.worker = Client::new(self.worker_url.clone());
         let deadline = Instant::now() + Duration::from_secs(90);
@@ -309,6 +344,7 @@ impl Stack {
         if let Some(child) = self.wrangler.take() {
             kill_group(child, "KILL");
         }
+        self.record_groups();
     }
 
     /// Starts the worker again on the same port and state, as after a crash.
@@ -360,6 +396,8 @@ impl Drop for Stack {
             );
             eprintln!("---- sandbox log ----\n{}", tail(&self.sandbox_log(), 80));
         }
+        // Stopped here: the watchdog stands down, and never signals a group id reused later.
+        let _ = fs::remove_file(self.groups_file());
         if let Some(child) = self.wrangler.take() {
             kill_group(child, "TERM");
         }
