@@ -16,5 +16,5 @@ fi
 rm -rf "${E2E_DIR:-${CARGO_TARGET_DIR:-target}/e2e}"
 raw=$(stat -c %s build/index_bg.wasm)
 gz=$(gzip -9 -c build/index_bg.wasm | wc -c)
-printf 'worker wasm (release): %s bytes raw, %s bytes gzip -9 (budget: 307200 gzip, see BENCHMARKS.md)\n' "$raw" "$gz"
+printf 'worker wasm (release): %s bytes raw, %s bytes gzip -9\n' "$raw" "$gz"
 cargo run --release --locked --example tick_bench -- "${1:-1000}"
