@@ -4,6 +4,12 @@
 # since the last successful one (the sources, the manifests, the toolchain, the pinned tools,
 # this script): an unchanged tree gives the same wasm, and wasm-opt alone takes a minute on a
 # small machine. `--force` (or FORCE_BUILD=1) builds anyway.
+#
+# wasm-opt runs here rather than inside worker-build (Cargo.toml turns that step off), because
+# worker-build always keeps the wasm name section: function names only make stack traces
+# readable, and they are about a sixth of the gzipped wasm. A panic's message and source
+# location still reach the log without them. KEEP_WASM_NAMES=1 keeps the names, for measuring
+# the wasm with twiggy (see BENCHMARKS.md).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -28,8 +34,8 @@ inputs_digest() {
     worker-build --version
     "$WASM_BINDGEN_BIN" --version
     # Flags that change what cargo produces.
-    env | grep -E '^(RUSTFLAGS|CARGO_ENCODED_RUSTFLAGS|CARGO_PROFILE_[A-Z_]+|CARGO_BUILD_[A-Z_]+)=' | LC_ALL=C sort || true
-    sha256sum Cargo.toml Cargo.lock package-lock.json scripts/build-worker.sh scripts/env.sh
+    env | grep -E '^(RUSTFLAGS|CARGO_ENCODED_RUSTFLAGS|CARGO_PROFILE_[A-Z_]+|CARGO_BUILD_[A-Z_]+|KEEP_WASM_NAMES)=' | LC_ALL=C sort || true
+    sha256sum Cargo.toml Cargo.lock .cargo/config.toml package-lock.json scripts/build-worker.sh scripts/env.sh
     find src -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
   } | sha256sum | cut -d' ' -f1
 }
@@ -53,4 +59,17 @@ built || {
   echo "build-worker: worker-build finished but ${OUTPUTS[*]} are not all there" >&2
   exit 1
 }
+
+# The same optimisation worker-build would run (-O, and exactly its list of wasm features, so
+# that no encoding newer than workerd supports is emitted), minus the name section.
+wasm_opt_args=(-O)
+for feature in mutable-globals sign-ext nontrapping-float-to-int bulk-memory multivalue \
+  reference-types exception-handling; do
+  wasm_opt_args+=("--enable-$feature")
+done
+if [ -n "${KEEP_WASM_NAMES:-}" ]; then
+  wasm_opt_args+=(--debuginfo)
+fi
+"$WASM_OPT_BIN" "$OUT/index_bg.wasm" -o "$OUT/index_bg.opt.wasm" "${wasm_opt_args[@]}"
+mv "$OUT/index_bg.opt.wasm" "$OUT/index_bg.wasm"
 printf '%s\n' "$digest" >"$STAMP"

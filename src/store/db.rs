@@ -121,13 +121,18 @@ impl<'a> Db<'a> {
         sql: &str,
         params: Vec<P>,
     ) -> Result<Vec<T>, Problem> {
+        let result = self.query(sql, &params).await?;
+        result.results::<T>().map_err(|e| self.failure(sql, &e))
+    }
+
+    // The part of `all` that does not depend on the row type, kept out of it so that each row
+    // type does not carry its own copy of the query's state machine.
+    async fn query(&self, sql: &str, params: &[P]) -> Result<worker::D1Result, Problem> {
         self.meter.d1(1);
-        let result = self
-            .prepare(sql, &params)?
+        self.prepare(sql, params)?
             .all()
             .await
-            .map_err(|e| self.failure(sql, &e))?;
-        result.results::<T>().map_err(|e| self.failure(sql, &e))
+            .map_err(|e| self.failure(sql, &e))
     }
 
     pub async fn first<T: DeserializeOwned>(
