@@ -11,6 +11,7 @@ use crate::http::problem::Problem;
 use crate::services::events;
 use crate::store::events as store;
 use crate::validate;
+use crate::views::event::{AttemptView, DeliveryView, delivery_status};
 
 /// Every event type the backend writes (the database's triggers name them).
 pub const TYPES: [&str; 18] = [
@@ -60,16 +61,22 @@ pub async fn list(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
     let has_more = rows.len() > limit as usize;
     let mut data = Vec::new();
     for row in rows.iter().take(limit as usize) {
-        data.push(events::render(ctx, row).await?);
+        data.push(events::render(ctx, row, None).await?);
     }
     let next_cursor = has_more
         .then(|| rows.get(limit as usize - 1).map(|r| r.id.clone()))
         .flatten();
-    let mut page = serde_json::json!({ "data": data, "hasMore": has_more });
-    if let Some(cursor) = next_cursor {
-        page["nextCursor"] = cursor.into();
-    }
-    respond::json(200, &page)
+    // The events are JSON text already (as delivered): the page is put together around them.
+    let cursor = next_cursor
+        .map(|c| format!(",\"nextCursor\":{}", serde_json::Value::String(c)))
+        .unwrap_or_default();
+    respond::json_text(
+        200,
+        format!(
+            "{{\"data\":[{}],\"hasMore\":{has_more}{cursor}}}",
+            data.join(",")
+        ),
+    )
 }
 
 async fn load(ctx: &Ctx, id: &str) -> Result<store::EventRow, Problem> {
@@ -84,34 +91,22 @@ async fn load(ctx: &Ctx, id: &str) -> Result<store::EventRow, Problem> {
 /// The event, with how its delivery went (every attempt, as the merchant's endpoint answered).
 pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
     let row = load(ctx, id).await?;
-    let mut event = events::render(ctx, &row).await?;
-    let attempts: Vec<serde_json::Value> = store::deliveries(ctx.db(), &row.id)
+    let attempts = store::deliveries(ctx.db(), &row.id)
         .await?
         .into_iter()
-        .map(|d| {
-            let mut a = serde_json::json!({
-                "attempt": d.attempt,
-                "latencyMs": d.latency_ms,
-                "at": format_rfc3339(d.at),
-            });
-            if let Some(code) = d.status_code {
-                a["statusCode"] = code.into();
-            }
-            if let Some(error) = d.error {
-                a["error"] = error.into();
-            }
-            a
+        .map(|d| AttemptView {
+            attempt: d.attempt,
+            at: format_rfc3339(d.at),
+            latency_ms: d.latency_ms,
+            status_code: d.status_code,
+            error: d.error,
         })
         .collect();
-    event["delivery"] = serde_json::json!({
-        // pending and queued are one state to the merchant: on its way.
-        "status": match row.delivery.as_str() {
-            "pending" | "queued" => "pending",
-            other => other,
-        },
-        "attempts": attempts,
-    });
-    respond::json(200, &event)
+    let delivery = DeliveryView {
+        status: delivery_status(&row.delivery),
+        attempts,
+    };
+    respond::json_text(200, events::render(ctx, &row, Some(&delivery)).await?)
 }
 
 /// Sends the event again, whatever became of earlier deliveries: a new round of attempts with
@@ -128,5 +123,5 @@ pub async fn redeliver(req: &mut Request, ctx: &Ctx, id: &str) -> Result<Respons
     }
     store::redeliver(ctx.db(), &row.id).await?;
     events::dispatch(ctx).await?;
-    respond::json(202, &events::render(ctx, &row).await?)
+    respond::json_text(202, events::render(ctx, &row, None).await?)
 }

@@ -9,6 +9,11 @@ use crate::http::problem::{self, Problem};
 pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response, Problem> {
     let text = serde_json::to_string(body)
         .map_err(|_| Problem::internal("The response could not be encoded."))?;
+    json_text(status, text)
+}
+
+/// A body that is JSON text already.
+pub fn json_text(status: u16, text: String) -> Result<Response, Problem> {
     build(status, "application/json", text, &[])
 }
 

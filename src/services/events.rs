@@ -17,7 +17,6 @@ use worker::{
     QueueRetryOptionsBuilder, RawMessage, Request, RequestInit,
 };
 
-use crate::billing::time::format_rfc3339;
 use crate::config::MerchantWebhook;
 use crate::context::Ctx;
 use crate::http::problem::Problem;
@@ -29,6 +28,7 @@ use crate::store::payment_methods::{self, MaskedCard};
 use crate::store::refunds::RefundRow;
 use crate::store::subscriptions::SubscriptionRow;
 use crate::views;
+use crate::views::event::DeliveryView;
 
 /// Messages per `sendBatch` call (the platform's limit).
 const SEND_BATCH: usize = 100;
@@ -42,32 +42,37 @@ pub struct EventJob {
     pub event: String,
 }
 
-/// An event as the merchant receives it: `data` is the resource exactly as the API returns
-/// it, rendered from the row as it was at the change.
-pub async fn render(ctx: &Ctx, row: &EventRow) -> Result<Value, Problem> {
+/// An event as the merchant receives it, as JSON text: `data` is the resource exactly as the
+/// API returns it, rendered from the row as it was at the change. With `delivery`, how its
+/// delivery went (`GET /v1/events/:id`).
+pub async fn render(
+    ctx: &Ctx,
+    row: &EventRow,
+    delivery: Option<&DeliveryView>,
+) -> Result<String, Problem> {
     let broken = || Problem::internal(format!("Event {} has an unreadable snapshot.", row.id));
-    let data = match row.resource.as_str() {
+    let text = match row.resource.as_str() {
         "charge" => {
-            let c: ChargeRow = serde_json::from_str(&row.snapshot).map_err(|_| broken())?;
-            serde_json::to_value(views::charge(&c))
+            let c: ChargeRow = snapshot(row).ok_or_else(broken)?;
+            text(row, views::charge(&c), delivery)
         }
         "subscription" => {
-            let s: SubscriptionRow = serde_json::from_str(&row.snapshot).map_err(|_| broken())?;
-            serde_json::to_value(views::subscription(&s))
+            let s: SubscriptionRow = snapshot(row).ok_or_else(broken)?;
+            text(row, views::subscription(&s), delivery)
         }
         "refund" => {
-            let r: RefundRow = serde_json::from_str(&row.snapshot).map_err(|_| broken())?;
-            serde_json::to_value(views::refund(&r))
+            let r: RefundRow = snapshot(row).ok_or_else(broken)?;
+            text(row, views::refund(&r), delivery)
         }
         "checkout" => {
-            let c: CheckoutRow = serde_json::from_str(&row.snapshot).map_err(|_| broken())?;
+            let c: CheckoutRow = snapshot(row).ok_or_else(broken)?;
             let card = match (&c.order_id, c.status.as_str()) {
                 (Some(order_id), "paid") => {
                     payment_methods::masked_by_order(ctx.db(), order_id).await?
                 }
                 _ => None,
             };
-            serde_json::to_value(views::checkout(&c, card))
+            text(row, views::checkout(&c, card), delivery)
         }
         "payment_method" => {
             #[derive(Deserialize)]
@@ -79,28 +84,40 @@ pub async fn render(ctx: &Ctx, row: &EventRow) -> Result<Value, Problem> {
                 exp_year: Option<u16>,
                 created_at: i64,
             }
-            let pm: Pm = serde_json::from_str(&row.snapshot).map_err(|_| broken())?;
+            let pm: Pm = snapshot(row).ok_or_else(broken)?;
             let card = MaskedCard {
                 brand: pm.brand,
                 last4: pm.last4,
                 exp_month: pm.exp_month,
                 exp_year: pm.exp_year,
             };
-            serde_json::to_value(views::payment_method(
-                &pm.customer_ref,
-                &card,
-                pm.created_at,
-            ))
+            let data = views::payment_method(&pm.customer_ref, &card, pm.created_at);
+            text(row, data, delivery)
         }
         _ => return Err(broken()),
-    }
-    .map_err(|_| broken())?;
-    Ok(serde_json::json!({
-        "id": row.id,
-        "type": row.kind,
-        "createdAt": format_rfc3339(row.created_at),
-        "data": data,
-    }))
+    };
+    text.map_err(|_| broken())
+}
+
+fn text<T: Serialize>(
+    row: &EventRow,
+    data: T,
+    delivery: Option<&DeliveryView>,
+) -> serde_json::Result<String> {
+    serde_json::to_string(&views::event(
+        &row.id,
+        row.kind.as_str(),
+        row.created_at,
+        data,
+        delivery,
+    ))
+}
+
+/// The row as the trigger saw it. Read the way D1 rows are (through a JavaScript value), so
+/// each row type keeps a single decoder in the wasm.
+fn snapshot<T: serde::de::DeserializeOwned>(row: &EventRow) -> Option<T> {
+    let value = js_sys::JSON::parse(&row.snapshot).ok()?;
+    serde_wasm_bindgen::from_value(value).ok()
 }
 
 /// Puts every event waiting for delivery on the EVENTS queue (or delivers them here when the
@@ -162,7 +179,7 @@ pub async fn deliver(ctx: &Ctx, event_id: &str) -> Result<Delivery, Problem> {
     if !matches!(row.delivery.as_str(), "queued" | "pending") {
         return Ok(Delivery::Done);
     }
-    let body = render(ctx, &row).await?.to_string();
+    let body = render(ctx, &row, None).await?;
     let attempt = row.attempts + 1;
     let wall = ctx.wall_ms();
     let started = wall;
@@ -257,8 +274,7 @@ pub fn is_event_job(raw: &RawMessage) -> bool {
 }
 
 fn parse_job(raw: &RawMessage) -> Option<EventJob> {
-    let text: String = js_sys::JSON::stringify(&raw.body()).ok()?.into();
-    serde_json::from_str(&text).ok()
+    serde_wasm_bindgen::from_value(raw.body()).ok()
 }
 
 /// The `queue` handler for the events queue: one attempt per event, many at once.

@@ -89,8 +89,7 @@ pub async fn send(ctx: &Ctx, queue: &Queue, ids: Vec<String>) -> Vec<String> {
 }
 
 fn parse_job(raw: &RawMessage) -> Option<ChargeJob> {
-    let text: String = js_sys::JSON::stringify(&raw.body()).ok()?.into();
-    serde_json::from_str(&text).ok()
+    serde_wasm_bindgen::from_value(raw.body()).ok()
 }
 
 /// What one consumer invocation did, logged as one line.

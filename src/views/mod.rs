@@ -4,12 +4,14 @@
 
 pub mod charge;
 pub mod checkout;
+pub mod event;
 pub mod payment_method;
 pub mod refund;
 pub mod subscription;
 
 pub use charge::charge;
 pub use checkout::checkout;
+pub use event::event;
 pub use payment_method::payment_method;
 pub use refund::refund;
 pub use subscription::subscription;
