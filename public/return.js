@@ -1,168 +1,315 @@
 // The return and account page. After the hosted page it polls the checkout until the payment is
-// confirmed (the backend asks the provider itself if the webhook is late); then, and on a plain
-// visit, it shows the customer portal: subscriptions, the card on file, the charges. Every call
-// is made as the customer of the session.
-import { api, customerApi, customerRef, money, date } from "/common.js";
+// confirmed (the backend asks the provider itself if the webhook is late): approved, or declined
+// with a way to pay with another card. Then, and on a plain visit, it shows the customer portal
+// (subscriptions, the card on file, the charges) as the customer of the session, and the merchant
+// console (the merchant's view of the same subscriptions, and the test clock).
+import { api, customerApi, customerRef, startPayment, endAttempt, busy, statusBadge, sleep, money, date } from "/common.js";
+import { advanceClock } from "/clock.js";
 
-const params = new URLSearchParams(location.search);
-const checkoutId = params.get("checkoutId");
-const statusBox = document.getElementById("status");
-const accountError = document.getElementById("account-error");
-const keyInput = document.getElementById("key");
-const consoleError = document.getElementById("console-error");
+const $ = (id) => document.getElementById(id);
+const checkoutId = new URLSearchParams(location.search).get("checkoutId");
+const keyInput = $("key");
+let checkout = null;
 let subscriptions = [];
+let charges = [];
 let chargesCursor = null;
 
 if (["127.0.0.1", "localhost"].includes(location.hostname)) keyInput.value = "dev-merchant-key";
 
-async function poll() {
-  document.getElementById("payment").hidden = false;
-  for (let i = 0; i < 60; i++) {
-    const checkout = await customerApi("GET", `/v1/checkout/${encodeURIComponent(checkoutId)}`);
-    if (checkout.status === "paid") return paid(checkout);
-    if (checkout.status === "failed") {
-      statusBox.textContent = `The payment did not go through (${checkout.failureReason ?? "declined"}). Nothing was charged.`;
-      statusBox.className = "status failed";
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  statusBox.textContent = "Still waiting for the provider. This page can be reloaded later.";
+function headline(text) {
+  $("title").textContent = text;
+  document.title = `${text} · Demo store`;
 }
 
-function paid(checkout) {
-  const amount = money(checkout.amount, checkout.currency);
-  statusBox.textContent =
+function cardText(card) {
+  if (!card) return "your card";
+  return `${card.brand ?? "card"} •••• ${card.last4 ?? "????"}`;
+}
+
+async function poll() {
+  $("payment").hidden = false;
+  headline("Confirming your payment");
+  for (let i = 0; i < 60; i++) {
+    const found = await customerApi("GET", `/v1/checkout/${encodeURIComponent(checkoutId)}`);
+    if (found.status !== "pending") {
+      checkout = found;
+      // The attempt is over either way: paying again is a new attempt, with a new key.
+      endAttempt(found.checkoutId);
+      return found.status === "paid" ? approved(found) : declined(found);
+    }
+    await sleep(1000);
+  }
+  $("status").textContent = "Still waiting for the provider. This page can be reloaded later.";
+}
+
+function approved(c) {
+  const amount = money(c.amount, c.currency);
+  headline(c.purpose === "card" ? "Card replaced" : "Payment received");
+  $("payment-title").textContent = "Payment approved";
+  $("status").textContent =
+    c.purpose === "card"
+      ? c.outcome === "settled"
+        ? `Your new card (${cardText(c.card)}) is on file, and it paid the ${amount} that was outstanding.`
+        : `Your new card (${cardText(c.card)}) is on file. The ${amount} verification payment is refunded.`
+      : `Paid ${amount} with ${cardText(c.card)}. Thank you!`;
+  $("status").className = "status paid";
+}
+
+function declined(c) {
+  const amount = money(c.amount, c.currency);
+  headline("Payment declined");
+  $("payment-title").textContent = "Your card was declined";
+  $("status").textContent =
+    `The payment of ${amount} did not go through (${c.failureReason ?? "declined"}). ` +
+    "Nothing was charged. You can pay with another card.";
+  $("status").className = "status failed";
+  $("payment-actions").hidden = false;
+}
+
+// Paying again after a decline: a new hosted page for the same purchase (a new attempt).
+$("retry").addEventListener("click", () => {
+  $("payment-error").textContent = "";
+  const returnUrl = `${location.origin}/return`;
+  const [path, body] =
     checkout.purpose === "card"
-      ? checkout.outcome === "settled"
-        ? `Your new card is on file, and it paid the ${amount} that was outstanding.`
-        : `Your new card is on file. The ${amount} verification payment is refunded.`
-      : `Paid ${amount}. Your subscription is active.`;
-  statusBox.className = "status paid";
+      ? ["/v1/portal/payment-method", { returnUrl }]
+      : ["/v1/checkout", { planId: checkout.planId, returnUrl, ...(checkout.installments ? { installments: checkout.installments } : {}) }];
+  busy(
+    $("retry"),
+    "Opening the payment page…",
+    async () => {
+      const next = await startPayment(path, body);
+      location.assign(next.paymentPageUrl);
+    },
+    { stay: true },
+  ).catch((e) => ($("payment-error").textContent = e.message));
+});
+
+// The subscription the payment started, in the state the API gives now (after a renewal, a
+// declined renewal, a cancellation), not the state it had when the payment was made.
+function renderPaymentSubscription() {
+  const sub = checkout?.subscriptionId && subscriptions.find((s) => s.id === checkout.subscriptionId);
+  $("payment-subscription").hidden = !sub;
+  if (sub) $("payment-subscription-status").replaceChildren(statusBadge(sub.status));
 }
 
 function rows(pairs) {
   const dl = document.createElement("dl");
   dl.append(
-    ...pairs.flatMap(([k, v]) => [
-      Object.assign(document.createElement("dt"), { textContent: k }),
-      Object.assign(document.createElement("dd"), { textContent: v }),
-    ]),
+    ...pairs.flatMap(([k, v]) => {
+      const dd = document.createElement("dd");
+      dd.append(...(Array.isArray(v) ? v : [v]));
+      return [Object.assign(document.createElement("dt"), { textContent: k }), dd];
+    }),
   );
   return dl;
 }
 
 function button(text, onClick) {
   const b = Object.assign(document.createElement("button"), { textContent: text });
-  b.addEventListener("click", onClick);
+  b.addEventListener("click", () => onClick(b));
   return b;
 }
 
-async function refresh() {
-  accountError.textContent = "";
-  try {
-    ({ data: subscriptions } = await customerApi("GET", "/v1/portal/subscriptions"));
-    const box = document.getElementById("subscriptions");
-    if (!subscriptions.length) box.textContent = "No subscriptions yet.";
-    else
-      box.replaceChildren(
-        ...subscriptions.map((sub) => {
-          const item = document.createElement("div");
-          item.append(
-            rows([
-              ["Plan", `${sub.planId}: ${money(sub.amount, sub.currency)} per ${sub.interval}`],
-              ["Status", `${sub.status} (${sub.statusReason})`],
-              ["Current period", `${date(sub.currentPeriodStart)} → ${date(sub.currentPeriodEnd)}`],
-              ["Next charge", sub.nextChargeAt ? date(sub.nextChargeAt) : sub.cancelAtPeriodEnd ? "none: ends with this period" : "none scheduled"],
-            ]),
-          );
-          const actions = Object.assign(document.createElement("div"), { className: "actions" });
-          if (sub.status === "active" && sub.kind === "recurring") {
-            actions.append(
-              sub.cancelAtPeriodEnd
-                ? button("Keep my subscription", () => act(sub.id, "reactivate"))
-                : button("Cancel at period end", () => act(sub.id, "cancel")),
-            );
-          }
-          item.append(actions);
-          return item;
-        }),
-      );
-    try {
-      const card = await customerApi("GET", `/v1/customers/${customerRef()}/payment-method`);
-      document.getElementById("card-text").textContent =
-        `${card.brand ?? "Card"} •••• ${card.last4 ?? "????"}, expires ${String(card.expMonth ?? "").padStart(2, "0")}/${card.expYear ?? ""}`;
-    } catch (e) {
-      if (e.status !== 404) throw e;
-      document.getElementById("card-text").textContent = "No card on file.";
-    }
-    chargesCursor = null;
-    document.getElementById("charges").replaceChildren();
-    await moreCharges();
-  } catch (e) {
-    accountError.textContent = e.message;
+function nextCharge(sub) {
+  if (sub.nextChargeAt) return date(sub.nextChargeAt);
+  const retry = charges.find((c) => c.subscriptionId === sub.id && c.status === "failed" && c.nextRetryAt);
+  if (retry) return `payment retry ${date(retry.nextRetryAt)}`;
+  return sub.cancelAtPeriodEnd ? "none: ends with this period" : "none scheduled";
+}
+
+function renderSubscriptions() {
+  const box = $("subscriptions");
+  if (!subscriptions.length) {
+    box.textContent = "No subscriptions yet.";
+    return;
   }
+  box.replaceChildren(
+    ...subscriptions.map((sub) => {
+      const item = document.createElement("div");
+      item.className = "subscription";
+      item.dataset.subscriptionId = sub.id;
+      item.append(
+        rows([
+          ["Plan", `${sub.planId}: ${money(sub.amount, sub.currency)} per ${sub.interval}`],
+          ["Status", [statusBadge(sub.status), ` ${sub.statusReason}`]],
+          ["Period", `${sub.currentPeriod}: ${date(sub.currentPeriodStart)} → ${date(sub.currentPeriodEnd)}`],
+          ["Next charge", nextCharge(sub)],
+        ]),
+      );
+      const actions = Object.assign(document.createElement("div"), { className: "actions" });
+      if (sub.status === "active" && sub.kind === "recurring") {
+        actions.append(
+          sub.cancelAtPeriodEnd
+            ? button("Keep my subscription", (b) => act(b, sub.id, "reactivate"))
+            : button("Cancel at period end", (b) => act(b, sub.id, "cancel")),
+        );
+      }
+      if (actions.childElementCount) item.append(actions);
+      return item;
+    }),
+  );
+}
+
+async function renderCard() {
+  const text = $("card-text");
+  // A customer without a subscription never paid: there is no card to ask for.
+  if (!subscriptions.length) {
+    text.textContent = "No card on file.";
+    return;
+  }
+  try {
+    const card = await customerApi("GET", `/v1/customers/${customerRef()}/payment-method`);
+    text.textContent = `${cardText(card)}, expires ${String(card.expMonth ?? "").padStart(2, "0")}/${card.expYear ?? ""}`;
+  } catch (e) {
+    if (e.status !== 404) throw e;
+    text.textContent = "No card on file.";
+  }
+}
+
+// Charges are read before subscriptions: a charge's outcome and its subscription's status are
+// written together, so a settled charge read first is never shown beside a stale status.
+async function refresh() {
+  $("account-error").textContent = "";
+  try {
+    chargesCursor = null;
+    charges = [];
+    $("charges").replaceChildren();
+    await moreCharges();
+    ({ data: subscriptions } = await customerApi("GET", "/v1/portal/subscriptions"));
+    renderSubscriptions();
+    renderPaymentSubscription();
+    await renderCard();
+  } catch (e) {
+    $("account-error").textContent = e.message;
+  }
+  await merchantView();
 }
 
 async function moreCharges() {
   const after = chargesCursor ? `&startingAfter=${encodeURIComponent(chargesCursor)}` : "";
   const page = await customerApi("GET", `/v1/portal/charges?limit=10${after}`);
-  document.getElementById("charges").append(
+  charges.push(...page.data);
+  $("charges").append(
     ...page.data.map((c) => {
       const tr = document.createElement("tr");
-      const details = c.status === "failed"
-        ? `${c.failureReason ?? ""}${c.nextRetryAt ? `, retry ${date(c.nextRetryAt)}` : ""}`
-        : c.refundedAmount ? `refunded ${money(c.refundedAmount, c.currency)}` : "";
-      for (const text of [date(c.createdAt), c.description, money(c.amount, c.currency), c.status, details]) {
-        tr.append(Object.assign(document.createElement("td"), { textContent: text }));
-      }
       tr.className = c.status;
+      tr.dataset.chargeId = c.id;
+      const details =
+        c.status === "failed"
+          ? `${c.failureReason ?? ""}${c.nextRetryAt ? `, retry ${date(c.nextRetryAt)}` : ""}`
+          : c.refundedAmount
+            ? `refunded ${money(c.refundedAmount, c.currency)}`
+            : "";
+      const cells = { Created: date(c.createdAt), Description: c.description, Amount: money(c.amount, c.currency), Status: c.status, Details: details };
+      for (const [label, text] of Object.entries(cells)) {
+        const td = Object.assign(document.createElement("td"), { textContent: text });
+        td.dataset.label = label;
+        tr.append(td);
+      }
       return tr;
     }),
   );
   chargesCursor = page.nextCursor ?? null;
-  document.getElementById("more-charges").hidden = !page.hasMore;
+  $("more-charges").hidden = !page.hasMore;
 }
 
-async function act(id, action) {
-  try {
+async function act(b, id, action) {
+  await busy(b, action === "cancel" ? "Cancelling…" : "Keeping…", async () => {
     await customerApi("POST", `/v1/portal/subscriptions/${encodeURIComponent(id)}/${action}`);
     await refresh();
+  }).catch((e) => ($("account-error").textContent = e.message));
+}
+
+// The merchant's own view of this customer's subscriptions (merchant API, API key): the same
+// statuses the portal shows.
+async function merchantView() {
+  const body = $("merchant-subscriptions");
+  if (!keyInput.value) {
+    body.replaceChildren();
+    return;
+  }
+  try {
+    const page = await api("GET", `/v1/subscriptions?customerRef=${encodeURIComponent(customerRef())}`, undefined, {
+      Authorization: `Bearer ${keyInput.value}`,
+    });
+    body.replaceChildren(
+      ...page.data.map((sub) => {
+        const tr = document.createElement("tr");
+        tr.dataset.subscriptionId = sub.id;
+        const cells = [
+          ["Subscription", sub.id],
+          ["Plan", sub.planId],
+          ["Status", statusBadge(sub.status)],
+          ["Period", `${sub.currentPeriod}, ends ${date(sub.currentPeriodEnd)}`],
+        ];
+        for (const [label, value] of cells) {
+          const td = document.createElement("td");
+          td.dataset.label = label;
+          td.append(value);
+          tr.append(td);
+        }
+        return tr;
+      }),
+    );
   } catch (e) {
-    accountError.textContent = e.message;
+    $("console-error").textContent = `Merchant view: ${e.message}`;
   }
 }
 
-document.getElementById("more-charges").addEventListener("click", () => moreCharges().catch((e) => (accountError.textContent = e.message)));
-document.getElementById("replace-card").addEventListener("click", async () => {
-  try {
-    const checkout = await customerApi(
-      "POST",
-      "/v1/portal/payment-method",
-      { returnUrl: `${location.origin}/return` },
-      { "Idempotency-Key": crypto.randomUUID() },
-    );
-    location.assign(checkout.paymentPageUrl);
-  } catch (e) {
-    accountError.textContent = e.message;
+// The next moment something is billed for this customer: a renewal, or a payment retry.
+function nextDue() {
+  const moments = [
+    ...subscriptions.map((s) => s.nextChargeAt),
+    ...charges.filter((c) => c.status === "failed").map((c) => c.nextRetryAt),
+  ].filter(Boolean);
+  return moments.sort((a, b) => Date.parse(a) - Date.parse(b))[0];
+}
+
+async function advance() {
+  $("console-error").textContent = "";
+  const due = nextDue();
+  if (!due) {
+    $("console-error").textContent = "Nothing is due: no renewal or payment retry is scheduled.";
+    return;
   }
-});
-document.getElementById("advance").addEventListener("click", async () => {
-  consoleError.textContent = "";
-  const due = subscriptions
-    .filter((s) => ["active", "past_due", "unpaid"].includes(s.status))
-    .map((s) => s.currentPeriodEnd)
-    .sort()[0];
-  if (!due) return (consoleError.textContent = "No subscription to bill.");
-  try {
-    // Business time jumps to the next period end; the tick bills what is due then.
-    await api("POST", "/v1/test-clock/tick", { now: due }, { Authorization: `Bearer ${keyInput.value}` });
+  const report = await advanceClock(due, keyInput.value);
+  $("clock").textContent = `Business time is now ${date(report.asOf)}.`;
+  // With the charges fanned out over the queue they are driven after the tick answered: show
+  // the account again until nothing is pending and it stopped changing.
+  let before = null;
+  for (let i = 0; i < 30; i++) {
     await refresh();
-  } catch (e) {
-    consoleError.textContent = e.message;
+    const now = JSON.stringify([subscriptions, charges]);
+    if (now === before && !charges.some((c) => c.status === "pending")) break;
+    before = now;
+    await sleep(1000);
   }
+}
+
+$("advance").addEventListener("click", () =>
+  busy($("advance"), "Billing…", advance).catch((e) => ($("console-error").textContent = e.message)),
+);
+keyInput.addEventListener("change", () => {
+  $("console-error").textContent = "";
+  merchantView();
+});
+$("more-charges").addEventListener("click", () =>
+  busy($("more-charges"), "Loading…", moreCharges).catch((e) => ($("account-error").textContent = e.message)),
+);
+$("replace-card").addEventListener("click", () => {
+  $("account-error").textContent = "";
+  busy(
+    $("replace-card"),
+    "Opening the payment page…",
+    async () => {
+      const next = await startPayment("/v1/portal/payment-method", { returnUrl: `${location.origin}/return` });
+      location.assign(next.paymentPageUrl);
+    },
+    { stay: true },
+  ).catch((e) => ($("account-error").textContent = e.message));
 });
 
 (checkoutId ? poll() : Promise.resolve())
-  .catch((e) => (statusBox.textContent = e.message))
+  .catch((e) => ($("status").textContent = e.message))
   .finally(refresh);

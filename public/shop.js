@@ -1,10 +1,11 @@
 // The storefront: lists the server's plans and starts a checkout for the visitor, who is the
 // customer of the session (never a reference typed here). Prices shown here are for display
 // only; the server prices the checkout from its own catalog.
-import { api, customerApi, customerRef, profile, saveProfile, money, every } from "/common.js";
+import { api, customerApi, customerRef, profile, saveProfile, startPayment, busy, statusBadge, money, every } from "/common.js";
 
 const form = document.getElementById("checkout");
 const plansBox = document.getElementById("plans");
+const payButton = document.getElementById("pay");
 const error = document.getElementById("error");
 let selected = null;
 
@@ -41,34 +42,55 @@ function describe(plan) {
 
 function select(plan) {
   selected = plan;
-  document.getElementById("pay").disabled = false;
+  if (!payButton.hasAttribute("aria-busy")) payButton.disabled = false;
   const field = document.getElementById("installments-field");
   field.hidden = !plan.installments;
-  if (plan.installments) {
-    form.installments.replaceChildren(
-      ...plan.installments.map((n) =>
-        Object.assign(document.createElement("option"), { value: n, textContent: `${n} × ${money(Math.floor(plan.amount / n), plan.currency)}` }),
-      ),
-    );
-  }
+  form.installments.replaceChildren(
+    ...(plan.installments ?? []).map((n) =>
+      Object.assign(document.createElement("option"), { value: n, textContent: `${n} × ${money(Math.floor(plan.amount / n), plan.currency)}` }),
+    ),
+  );
 }
 
-form.addEventListener("submit", async (event) => {
+form.addEventListener("submit", (event) => {
   event.preventDefault();
+  if (!selected) return;
   error.textContent = "";
-  // In a real store the profile is the merchant's record of the customer; the session carries it.
-  saveProfile({ name: form.name.value.trim() || undefined, email: form.email.value.trim() || undefined });
-  const body = { planId: selected.id, returnUrl: `${location.origin}/return` };
-  if (selected.installments) body.installments = Number(form.installments.value);
-  try {
-    // One key per click: a double submit or a network retry reuses the same checkout.
-    const checkout = await customerApi("POST", "/v1/checkout", body, { "Idempotency-Key": crypto.randomUUID() });
-    location.assign(checkout.paymentPageUrl);
-  } catch (e) {
-    error.textContent = e.message;
-  }
+  busy(
+    payButton,
+    "Starting payment…",
+    async () => {
+      // In a real store the profile is the merchant's record of the customer; the session carries it.
+      saveProfile({ name: form.name.value.trim() || undefined, email: form.email.value.trim() || undefined });
+      const body = { planId: selected.id, returnUrl: `${location.origin}/return` };
+      if (selected.installments) body.installments = Number(form.installments.value);
+      try {
+        const checkout = await startPayment("/v1/checkout", body);
+        location.assign(checkout.paymentPageUrl);
+      } catch (e) {
+        error.textContent = `The payment could not start. ${e.message}`;
+        throw e;
+      }
+    },
+    { stay: true },
+  ).catch(() => {});
 });
+
+// What the customer already has, with the status the API gives (the same on every page).
+async function mine() {
+  const { data } = await customerApi("GET", "/v1/portal/subscriptions");
+  document.getElementById("mine").hidden = !data.length;
+  document.getElementById("my-subscriptions").replaceChildren(
+    ...data.map((sub) => {
+      const li = document.createElement("li");
+      li.dataset.subscriptionId = sub.id;
+      li.append(`${sub.planId}: `, statusBadge(sub.status), " ", Object.assign(document.createElement("a"), { href: "/return", textContent: "details" }));
+      return li;
+    }),
+  );
+}
 
 api("GET", "/v1/plans")
   .then(({ plans }) => renderPlans(plans))
   .catch((e) => (plansBox.textContent = `Could not load plans: ${e.message}`));
+mine().catch((e) => (error.textContent = `Could not load your subscriptions. ${e.message}`));

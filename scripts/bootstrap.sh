@@ -66,11 +66,11 @@ fi
 lock_stamp="$ROOT/node_modules/.recurring-edge-lock"
 lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -f "$lock_stamp" ] || [ "$(cat "$lock_stamp")" != "$lock_sum" ]; then
-  say "installing the pinned Node.js tools (wrangler, esbuild, binaryen)"
+  say "installing the pinned Node.js tools (wrangler, esbuild, binaryen, playwright-core)"
   npm ci --no-audit --no-fund --loglevel=error >&2 || die "npm ci failed; check that the npm registry is reachable."
   printf '%s' "$lock_sum" >"$lock_stamp"
 fi
 
-for bin in wrangler esbuild wasm-opt; do
+for bin in wrangler esbuild wasm-opt playwright-core; do
   [ -x "node_modules/.bin/$bin" ] || die "node_modules/.bin/$bin is missing after npm ci."
 done

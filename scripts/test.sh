@@ -9,6 +9,17 @@ cd "$ROOT"
 scripts/bootstrap.sh
 . scripts/env.sh
 
+# The browser suite (tests/e2e/browser.rs) drives Debian's Chromium. Installed once; a machine
+# that has it spends a dpkg query here.
+if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed" || [ ! -x /usr/bin/chromium ]; then
+  printf 'test: installing Chromium (Debian package) for the browser suite\n' >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  command -v apt-get >/dev/null || { echo "test: apt-get not found; install Debian's chromium package by hand" >&2; exit 1; }
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >&2
+fi
+
 step() { printf '\n==> %s\n' "$*" >&2; }
 
 step "format"

@@ -28,6 +28,10 @@ fn the_page_is_a_real_one_shot_form() {
         assert!(page.text.contains(part), "{part} in {}", page.text);
     }
     assert!(!page.text.contains("src=\"http"), "no external assets");
+    // Browsers ask a page without an icon for /favicon.ico, which the page's host does not serve.
+    assert!(page.text.contains(r#"<link rel="icon" href="data:,">"#));
+    // Sent once: the button turns busy and refuses a second submit (a double click).
+    assert!(page.text.contains("button.disabled=true") && page.text.contains("aria-busy"));
 
     // A typo is shown on the page and does not spend the link.
     let typo = s.form(

@@ -9,6 +9,7 @@ mod stack;
 mod abuse;
 mod attacks;
 mod billing;
+mod browser;
 mod charge_safety;
 mod charges;
 mod checkout;
