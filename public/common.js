@@ -52,17 +52,26 @@ export function saveProfile(p) {
 }
 
 async function session() {
+  return (await minted()).clientSecret;
+}
+
+// The visitor's own test clock (the demo session names it): moving it bills this visitor only.
+export async function testClock() {
+  return (await minted()).testClock;
+}
+
+async function minted() {
   const cached = JSON.parse(sessionStorage.getItem("demoSession") ?? "null");
   if (cached && cached.customerRef === customerRef() && Date.parse(cached.expiresAt) - Date.now() > 60_000) {
-    return cached.clientSecret;
+    return cached;
   }
   const body = { customerRef: customerRef() };
   const { name, email } = profile();
   if (name) body.name = name;
   if (email) body.email = email;
-  const minted = await api("POST", "/v1/demo/session", body);
-  sessionStorage.setItem("demoSession", JSON.stringify(minted));
-  return minted.clientSecret;
+  const fresh = await api("POST", "/v1/demo/session", body);
+  sessionStorage.setItem("demoSession", JSON.stringify(fresh));
+  return fresh;
 }
 
 // A call as the customer: the session names them; the body and the path never do.

@@ -187,14 +187,19 @@ async function holdRequest(page, match) {
   const gate = new Promise((resolve) => (release = resolve));
   let passed;
   const through = new Promise((resolve) => (passed = resolve));
+  let seen;
+  const body = new Promise((resolve) => (seen = resolve));
   const handler = async (route) => {
     if (route.request().method() !== "POST") return route.fallback();
+    seen(route.request().postDataJSON());
     await gate;
     await route.fallback();
     passed();
   };
   await page.route(match, handler);
   return {
+    // The held request's JSON body, once the page has sent it.
+    body: () => body,
     release: async () => {
       release();
       await through;
@@ -308,6 +313,10 @@ async function advanceClock(v) {
   await page.locator("#key").fill(merchantKey);
   const held = await holdRequest(page, `${workerUrl}/v1/test-clock/tick`);
   await clickExpectingBusy(v, "#advance", "Billing");
+  // The visitor's own clock moves: nobody else's subscriptions are billed by this click.
+  const ref = await customerRefOf(page);
+  const tick = await held.body();
+  check(tick?.clock === `clock-${ref}`, `${v.label}: the tick names the visitor's clock (${JSON.stringify(tick)})`);
   await held.release();
   await page.waitForFunction(() => !document.querySelector("#advance").disabled, null, { timeout: WAIT * 2 });
   check((await page.locator("#console-error").textContent()) === "", `${v.label}: the clock moved without error: ${await page.locator("#console-error").textContent()}`);
