@@ -29,7 +29,8 @@ inputs_digest() {
     "$WASM_BINDGEN_BIN" --version
     # Flags that change what cargo produces.
     env | grep -E '^(RUSTFLAGS|CARGO_ENCODED_RUSTFLAGS|CARGO_PROFILE_[A-Z_]+|CARGO_BUILD_[A-Z_]+)=' | LC_ALL=C sort || true
-    sha256sum Cargo.toml Cargo.lock package-lock.json scripts/build-worker.sh scripts/env.sh
+    # openapi.json is built into the worker (GET /openapi.json).
+    sha256sum Cargo.toml Cargo.lock package-lock.json openapi.json scripts/build-worker.sh scripts/env.sh
     find src -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
   } | sha256sum | cut -d' ' -f1
 }

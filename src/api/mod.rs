@@ -6,6 +6,7 @@ pub mod checkout;
 pub mod customer_sessions;
 pub mod health;
 pub mod incidents;
+pub mod openapi;
 pub mod page;
 pub mod payment_method;
 pub mod plans;
@@ -61,8 +62,12 @@ async fn dispatch(
         Matched::MethodNotAllowed(allowed) => return Err(Problem::method_not_allowed(allowed)),
         Matched::NotFound => return Err(Problem::route_not_found(path)),
     };
-    if route == Route::Health {
-        return health::get(&env).await;
+    // Both answer whatever the settings: monitoring must see a broken deployment, and tooling
+    // must be able to read what it serves.
+    match route {
+        Route::Health => return health::get(&env).await,
+        Route::OpenApiDocument => return openapi::get(),
+        _ => {}
     }
     let config = load_config(&env)?;
     let access = route.access();
@@ -176,7 +181,7 @@ async fn route_to(
         ListIncidents => incidents::list(&req, ctx).await,
         GetIncident(id) => incidents::get(ctx, &id).await,
         TestClockTick => test_clock::tick(&mut req, ctx).await,
-        Health => unreachable!("answered before configuration is read"),
+        Health | OpenApiDocument => unreachable!("answered before configuration is read"),
         CreateCheckout
         | GetCheckout(_)
         | GetPaymentMethod(_)

@@ -12,6 +12,21 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response, Problem> {
     build(status, "application/json", text, &[])
 }
 
+/// A public, unchanging JSON text (the API description): any page may read it, and it may be
+/// cached for a while since it changes only with a deployment.
+pub fn static_json(text: &'static str) -> Result<Response, Problem> {
+    let headers = [
+        ("Content-Type", "application/json".to_owned()),
+        ("Cache-Control", "public, max-age=300".to_owned()),
+        ("X-Content-Type-Options", "nosniff".to_owned()),
+        ("Access-Control-Allow-Origin", "*".to_owned()),
+    ];
+    let response = Response::ok(text)
+        .map_err(|_| Problem::internal("The response could not be built."))?
+        .with_headers(header_map(&headers));
+    Ok(response)
+}
+
 pub fn problem(p: &Problem) -> Response {
     build(p.status, problem::CONTENT_TYPE, p.body(), &p.headers).unwrap_or_else(|_| {
         Response::error("Internal error", 500).expect("a plain error response can be built")

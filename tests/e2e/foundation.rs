@@ -31,6 +31,20 @@ fn health_reports_the_bindings_and_the_schema() {
 }
 
 #[test]
+fn the_worker_serves_its_own_api_description() {
+    let s = Stack::start();
+    let r = s.worker.get("/openapi.json");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.content_type.starts_with("application/json"));
+    // Byte for byte the repository's document: the one every answer here is checked against.
+    assert_eq!(r.text, crate::openapi::TEXT);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    let r = s.worker.post_raw("/openapi.json", "", &[]);
+    r.problem(405, "method-not-allowed");
+    assert_eq!(r.header("allow"), Some("GET"));
+}
+
+#[test]
 fn unknown_routes_and_wrong_methods_answer_problem_json() {
     let s = Stack::start();
     let r = s.worker.get("/v1/nothing-here");
