@@ -21,7 +21,11 @@ const ANNOUNCED: &[(&str, &str)] = &[
     ("GET", "/v1/events"),
     ("GET", "/v1/events/{eventId}"),
     ("POST", "/v1/events/{eventId}/redeliver"),
+    ("GET", "/v1/test-clock"),
 ];
+
+/// Problem types the document lists before the code answers them (for the routes above).
+const ANNOUNCED_KINDS: &[&str] = &["no-webhook-url"];
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
@@ -273,9 +277,15 @@ fn every_problem_type_the_code_answers_is_documented_with_its_status() {
         }
     }
     for kind in &documented {
-        if !names.contains(kind.as_str()) {
+        let announced = ANNOUNCED_KINDS.contains(&kind.as_str());
+        if !names.contains(kind.as_str()) && !announced {
             errors.push(format!(
                 "ProblemType lists /problems/{kind}, which no code answers"
+            ));
+        }
+        if names.contains(kind.as_str()) && announced {
+            errors.push(format!(
+                "the code answers /problems/{kind}: remove it from ANNOUNCED_KINDS"
             ));
         }
     }

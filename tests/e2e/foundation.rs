@@ -37,7 +37,12 @@ fn the_worker_serves_its_own_api_description() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.content_type.starts_with("application/json"));
     // Byte for byte the repository's document: the one every answer here is checked against.
-    assert_eq!(r.text, crate::openapi::TEXT);
+    assert!(
+        r.text == crate::openapi::TEXT,
+        "the worker serves another openapi.json than the repository's ({} bytes, not {})",
+        r.text.len(),
+        crate::openapi::TEXT.len()
+    );
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     let r = s.worker.post_raw("/openapi.json", "", &[]);
     r.problem(405, "method-not-allowed");
