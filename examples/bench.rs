@@ -18,6 +18,9 @@ mod flows;
 #[path = "../tests/e2e/http.rs"]
 #[allow(dead_code)]
 mod http;
+#[path = "../tests/e2e/openapi.rs"]
+#[allow(dead_code)]
+mod openapi;
 #[path = "../tests/e2e/stack.rs"]
 #[allow(dead_code)]
 mod stack;

@@ -108,6 +108,7 @@ async fn dispatch(
         Matched::MethodNotAllowed(allowed) => return Err(Problem::method_not_allowed(allowed)),
         Matched::NotFound => return Err(Problem::route_not_found(path)),
     };
+    // Answered whatever the settings: monitoring must see a broken deployment.
     if route == Route::Health {
         return health::get(&env).await;
     }

@@ -56,10 +56,14 @@ pub async fn list(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
             STATUSES.join(", ")
         )));
     }
+    // An unknown cursor is a bad request, as on every other list, not a missing resource.
     let after = match body::query_param(req, "startingAfter") {
         None => None,
         Some(id) => {
-            let s = load(ctx, &id).await?;
+            let s = load(ctx, &id).await.map_err(|p| match p.status {
+                404 => Problem::invalid_request("startingAfter is not a subscription id."),
+                _ => p,
+            })?;
             Some((s.created_at, s.id))
         }
     };

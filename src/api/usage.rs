@@ -90,11 +90,13 @@ pub async fn record(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
         ));
     }
     if !matches!(sub.status.as_str(), "active" | "past_due") {
+        // The same title and extension as every other `invalid-subscription-state`.
         return Err(Problem::conflict(
             "invalid-subscription-state",
-            "Not billing",
+            "Not allowed in this state",
             format!("Usage cannot be recorded on a {} subscription.", sub.status),
-        ));
+        )
+        .with("subscriptionStatus", sub.status.clone()));
     }
     let interval = to_model(&sub)?.terms.interval;
     let period = crate::billing::period::period_index_at(sub.anchor_at, interval, occurred_at)

@@ -106,6 +106,120 @@ impl Route {
             | ReadTestClock => Access::Merchant,
         }
     }
+
+    /// The method and path template that resolve to this route, as `openapi.json` names them.
+    /// Exhaustive on purpose: a new route does not compile until it has its template, and the
+    /// tests then require it in [`ROUTES`] and in the document.
+    pub fn template(&self) -> (&'static str, &'static str) {
+        use Route::*;
+        match self {
+            Health => ("GET", "/health"),
+            ListPlans => ("GET", "/v1/plans"),
+            CreateCustomerSession => ("POST", "/v1/customer-sessions"),
+            DemoSession => ("POST", "/v1/demo/session"),
+            CreateCheckout => ("POST", "/v1/checkout"),
+            GetCheckout(_) => ("GET", "/v1/checkout/{checkoutId}"),
+            GetPaymentMethod(_) => ("GET", "/v1/customers/{customerRef}/payment-method"),
+            DeletePaymentMethod(_) => ("DELETE", "/v1/customers/{customerRef}/payment-method"),
+            ProviderWebhook => ("POST", "/v1/webhooks/psp"),
+            CreateCharge => ("POST", "/v1/charges"),
+            GetCharge(_) => ("GET", "/v1/charges/{chargeId}"),
+            ListCustomerCharges(_) => ("GET", "/v1/customers/{customerRef}/charges"),
+            CreateRefund(_) => ("POST", "/v1/charges/{chargeId}/refunds"),
+            ListRefunds(_) => ("GET", "/v1/charges/{chargeId}/refunds"),
+            GetRefund(_) => ("GET", "/v1/refunds/{refundId}"),
+            ListSubscriptions => ("GET", "/v1/subscriptions"),
+            GetSubscription(_) => ("GET", "/v1/subscriptions/{subscriptionId}"),
+            ListSubscriptionEvents(_) => ("GET", "/v1/subscriptions/{subscriptionId}/events"),
+            SubscriptionAction(_, action) => (
+                "POST",
+                match action {
+                    Action::Cancel => "/v1/subscriptions/{subscriptionId}/cancel",
+                    Action::Pause => "/v1/subscriptions/{subscriptionId}/pause",
+                    Action::Resume => "/v1/subscriptions/{subscriptionId}/resume",
+                    Action::ChangePlan => "/v1/subscriptions/{subscriptionId}/change-plan",
+                },
+            ),
+            RecordUsage => ("POST", "/v1/usage"),
+            ListIncidents => ("GET", "/v1/incidents"),
+            GetIncident(_) => ("GET", "/v1/incidents/{incidentId}"),
+            ListEvents => ("GET", "/v1/events"),
+            GetEvent(_) => ("GET", "/v1/events/{eventId}"),
+            RedeliverEvent(_) => ("POST", "/v1/events/{eventId}/redeliver"),
+            TestClockTick => ("POST", "/v1/test-clock/tick"),
+            ReadTestClock => ("GET", "/v1/test-clock"),
+            PortalSubscriptions => ("GET", "/v1/portal/subscriptions"),
+            PortalSubscriptionAction(_, action) => (
+                "POST",
+                match action {
+                    PortalAction::Cancel => "/v1/portal/subscriptions/{subscriptionId}/cancel",
+                    PortalAction::Reactivate => {
+                        "/v1/portal/subscriptions/{subscriptionId}/reactivate"
+                    }
+                },
+            ),
+            PortalCharges => ("GET", "/v1/portal/charges"),
+            PortalReplaceCard => ("POST", "/v1/portal/payment-method"),
+        }
+    }
+}
+
+/// Every route, as (method, path template): the list `openapi.json` must describe, no more and
+/// no fewer (`tests/openapi.rs`). Each entry is checked to resolve to the route of that template.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/v1/plans"),
+    ("POST", "/v1/customer-sessions"),
+    ("POST", "/v1/demo/session"),
+    ("POST", "/v1/checkout"),
+    ("GET", "/v1/checkout/{checkoutId}"),
+    ("GET", "/v1/customers/{customerRef}/payment-method"),
+    ("DELETE", "/v1/customers/{customerRef}/payment-method"),
+    ("GET", "/v1/customers/{customerRef}/charges"),
+    ("GET", "/v1/portal/subscriptions"),
+    ("POST", "/v1/portal/subscriptions/{subscriptionId}/cancel"),
+    (
+        "POST",
+        "/v1/portal/subscriptions/{subscriptionId}/reactivate",
+    ),
+    ("GET", "/v1/portal/charges"),
+    ("POST", "/v1/portal/payment-method"),
+    ("POST", "/v1/webhooks/psp"),
+    ("POST", "/v1/charges"),
+    ("GET", "/v1/charges/{chargeId}"),
+    ("POST", "/v1/charges/{chargeId}/refunds"),
+    ("GET", "/v1/charges/{chargeId}/refunds"),
+    ("GET", "/v1/refunds/{refundId}"),
+    ("GET", "/v1/subscriptions"),
+    ("GET", "/v1/subscriptions/{subscriptionId}"),
+    ("GET", "/v1/subscriptions/{subscriptionId}/events"),
+    ("POST", "/v1/subscriptions/{subscriptionId}/cancel"),
+    ("POST", "/v1/subscriptions/{subscriptionId}/pause"),
+    ("POST", "/v1/subscriptions/{subscriptionId}/resume"),
+    ("POST", "/v1/subscriptions/{subscriptionId}/change-plan"),
+    ("POST", "/v1/usage"),
+    ("GET", "/v1/incidents"),
+    ("GET", "/v1/incidents/{incidentId}"),
+    ("GET", "/v1/events"),
+    ("GET", "/v1/events/{eventId}"),
+    ("POST", "/v1/events/{eventId}/redeliver"),
+    ("POST", "/v1/test-clock/tick"),
+    ("GET", "/v1/test-clock"),
+];
+
+/// A concrete path for a template: each `{parameter}` becomes a sample value.
+pub fn sample_path(template: &str) -> String {
+    template
+        .split('/')
+        .map(|segment| {
+            if segment.starts_with('{') && segment.ends_with('}') {
+                "sample_1"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 // The route variant of the same name shadows the enum inside `resolve`.
@@ -252,6 +366,23 @@ mod tests {
             Matched::Route(Route::DeletePaymentMethod("c-9".into()))
         );
         assert_eq!(resolve("GET", "/health/"), Matched::Route(Route::Health));
+    }
+
+    #[test]
+    fn every_listed_route_resolves_to_the_route_of_its_template() {
+        let mut seen = std::collections::HashSet::new();
+        for &(method, template) in ROUTES {
+            assert!(seen.insert((method, template)), "{method} {template} twice");
+            let path = sample_path(template);
+            match resolve(method, &path) {
+                Matched::Route(route) => assert_eq!(
+                    route.template(),
+                    (method, template),
+                    "{method} {path} resolves to another route"
+                ),
+                other => panic!("{method} {path} does not resolve: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -211,6 +211,8 @@ fn a_payment_on_an_order_nobody_expects_is_refunded_and_recorded() {
     assert_eq!(incident["type"], "unexpectedPaymentRefunded", "{incident}");
     assert_eq!(incident["providerOrderId"], order_id);
     assert_eq!(incident["customerRef"], "orphan-1");
+    let id = incident["id"].as_str().unwrap();
+    assert_eq!(&merchant_get(&s, &format!("/v1/incidents/{id}")), incident);
     // The money that moved is on the customer's record, with its refund.
     let charges = charges_of(&s, "orphan-1");
     assert_eq!(charges.len(), 1, "{charges:?}");

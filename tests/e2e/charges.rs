@@ -381,6 +381,10 @@ fn refunds_never_exceed_what_was_captured() {
     assert_eq!(after["refundedAmount"], 10_000);
     let list = merchant_get(&s, &format!("/v1/charges/{id}/refunds"));
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
+    // Each refund reads back as it was answered.
+    let last = rest.json();
+    let read = merchant_get(&s, &format!("/v1/refunds/{}", last["id"].as_str().unwrap()));
+    assert_eq!(read, last);
 
     // At the provider: return orders against the purchase, summing to exactly the charge.
     let ledger = s.ledger();

@@ -64,6 +64,15 @@ fn all_delivered(s: &Stack, r: &Receiver, secs: u64) -> Vec<Value> {
         let accepted = r.accepted_ids();
         !ids.is_empty() && ids.iter().all(|id| accepted.contains(id))
     });
+    // Every delivery, as sent, is what openapi.json's webhooks section says.
+    for d in r.deliveries() {
+        let headers = [
+            ("webhook-id".to_owned(), d.id.clone()),
+            ("webhook-timestamp".to_owned(), d.timestamp.clone()),
+            ("webhook-signature".to_owned(), d.signature.clone()),
+        ];
+        crate::openapi::validate_delivery(&headers, &d.body);
+    }
     events
 }
 

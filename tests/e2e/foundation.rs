@@ -32,6 +32,26 @@ fn health_reports_the_bindings_and_the_schema() {
 }
 
 #[test]
+fn the_worker_serves_its_own_api_description() {
+    let s = Stack::start();
+    let r = s.worker.get("/openapi.json");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.content_type.starts_with("application/json"));
+    // Byte for byte the repository's document: the one every answer here is checked against.
+    assert!(
+        r.text == crate::openapi::TEXT,
+        "the worker serves another openapi.json than the repository's ({} bytes, not {})",
+        r.text.len(),
+        crate::openapi::TEXT.len()
+    );
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert!(
+        r.header("cache-control")
+            .is_some_and(|c| c.contains("max-age=300"))
+    );
+}
+
+#[test]
 fn unknown_routes_and_wrong_methods_answer_problem_json() {
     let s = Stack::start();
     let r = s.worker.get("/v1/nothing-here");

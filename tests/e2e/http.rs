@@ -1,8 +1,12 @@
-//! A small blocking HTTP client for the tests: every status is a value to assert on.
+//! A small blocking HTTP client for the tests: every status is a value to assert on. The
+//! worker's client checks every answer against `openapi.json` (see `openapi.rs`) before the test
+//! sees it, so no test needs to remember to.
 
 use std::time::Duration;
 
 use serde_json::Value;
+
+use super::openapi;
 
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -45,28 +49,48 @@ impl Reply {
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    /// Check every answer against the API description (the worker's answers, not the sandbox's).
+    checked: bool,
 }
 
 pub type Headers<'a> = &'a [(&'a str, &'a str)];
 
 impl Client {
+    /// A client of the worker: an answer that `openapi.json` does not describe fails the test.
     pub fn new(base: String) -> Client {
+        Client {
+            checked: true,
+            ..Client::unchecked(base)
+        }
+    }
+
+    /// A client of another server (the sandbox), whose answers are not the API's.
+    pub fn unchecked(base: String) -> Client {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
             .max_redirects(0)
             .build()
             .into();
-        Client { base, agent }
+        Client {
+            base,
+            agent,
+            checked: false,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
+    /// A GET whose transport failure is a value (the readiness probe). Only the worker's own
+    /// answers are checked: while it starts, wrangler may answer for it.
     pub fn try_get(&self, path: &str) -> Result<Reply, ureq::Error> {
-        let r = self.agent.get(&self.url(path)).call()?;
-        Ok(read(r))
+        let reply = read(self.agent.get(&self.url(path)).call()?);
+        if reply.content_type.contains("json") {
+            self.check("GET", path, &reply);
+        }
+        Ok(reply)
     }
 
     pub fn get(&self, path: &str) -> Reply {
@@ -78,7 +102,9 @@ impl Client {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        read(req.call().unwrap_or_else(|e| panic!("GET {path}: {e}")))
+        let reply = read(req.call().unwrap_or_else(|e| panic!("GET {path}: {e}")));
+        self.check("GET", path, &reply);
+        reply
     }
 
     pub fn delete_with(&self, path: &str, headers: Headers<'_>) -> Reply {
@@ -86,7 +112,9 @@ impl Client {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        read(req.call().unwrap_or_else(|e| panic!("DELETE {path}: {e}")))
+        let reply = read(req.call().unwrap_or_else(|e| panic!("DELETE {path}: {e}")));
+        self.check("DELETE", path, &reply);
+        reply
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Reply {
@@ -131,7 +159,9 @@ impl Client {
             req = req.header(*k, *v);
         }
         let req = req.body(body.to_string()).expect("request builds");
-        self.agent.run(req).map(read)
+        let reply = self.agent.run(req).map(read)?;
+        self.check("POST", path, &reply);
+        Ok(reply)
     }
 
     pub fn send(&self, method: &str, path: &str, body: &str, headers: Headers<'_>) -> Reply {
@@ -142,11 +172,27 @@ impl Client {
             req = req.header(*k, *v);
         }
         let req = req.body(body.to_owned()).expect("request builds");
-        read(
+        let reply = read(
             self.agent
                 .run(req)
                 .unwrap_or_else(|e| panic!("{method} {path}: {e}")),
-        )
+        );
+        self.check(method, path, &reply);
+        reply
+    }
+
+    fn check(&self, method: &str, path: &str, reply: &Reply) {
+        if !self.checked {
+            return;
+        }
+        if let Err(e) =
+            openapi::check_answer(method, path, reply.status, &reply.headers, &reply.text)
+        {
+            panic!(
+                "{method} {path} answered {} ({}) unlike openapi.json describes:\n{e}\nbody: {}",
+                reply.status, reply.content_type, reply.text
+            );
+        }
     }
 }
 

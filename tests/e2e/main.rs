@@ -3,6 +3,7 @@
 
 mod flows;
 mod http;
+pub mod openapi;
 mod receiver;
 mod stack;
 

@@ -106,7 +106,7 @@ impl Stack {
 
         let mut stack = Stack {
             worker: Client::new(String::new()),
-            sandbox: Client::new(String::new()),
+            sandbox: Client::unchecked(String::new()),
             worker_url: String::new(),
             sandbox_url: String::new(),
             dir,
@@ -212,7 +212,7 @@ exit 0"#;
             .and_then(|p| p.parse().ok())
             .expect("port");
         self.sandbox_url = url.clone();
-        self.sandbox = Client::new(url);
+        self.sandbox = Client::unchecked(url);
         self.sandbox_process = Some(child);
         self.record_groups();
     }
