@@ -61,7 +61,10 @@ fn declined_at_most_once(payments: &[Value]) {
     let declined = seen.iter().filter(|s| **s == "PAYMENT_FAILED").count();
     assert!(declined <= 1, "the card was declined twice: {seen:?}");
     let live = seen.iter().filter(|s| **s != "PAYMENT_CANCELLED").count();
-    assert!(live <= 1, "more than one payment reached the card: {seen:?}");
+    assert!(
+        live <= 1,
+        "more than one payment reached the card: {seen:?}"
+    );
     if let Some(at) = seen.iter().position(|s| *s != "PAYMENT_CANCELLED") {
         assert_eq!(at, seen.len() - 1, "a payment after the decline: {seen:?}");
     }
