@@ -305,8 +305,8 @@ pub fn eventually(what: &str, check: impl FnMut() -> bool) {
     eventually_since(what, Instant::now(), check);
 }
 
-/// As [`eventually`], with the patience counted from `since` plus `extra` (something that is
-/// meant to take `extra` first, such as a slow payment).
+/// As [`eventually`], for something meant to take `extra` first (a slow payment): the patience
+/// starts once `extra` has passed.
 pub fn eventually_after(what: &str, extra: Duration, check: impl FnMut() -> bool) {
     eventually_since(what, Instant::now() + extra, check);
 }
