@@ -151,29 +151,13 @@ fn a_year_of_renewals_with_dunning_delivers_the_right_events() {
                 .sandbox
                 .put(&format!("/_sandbox/tokens/{token}/behaviour"), &behaviour);
             assert!(put.status < 300, "{}", put.text);
-            // Each retry runs once the previous attempt is on record: a tick that meets the
-            // charge still leased (a webhook confirming the decline) leaves it to the next.
-            let attempts = || {
-                charges_of(&s, "ev-year")
-                    .iter()
-                    .find(|c| c["periodIndex"] == month - 1)
-                    .map_or(0, |c| c["attempts"].as_u64().unwrap_or(0))
-            };
-            let retries = [
-                due.clone(),
-                format!("{year}-{m:02}-16T10:00:00Z"),
-                format!("{year}-{m:02}-18T10:00:00Z"),
-            ];
-            for (n, at) in retries.iter().enumerate() {
-                eventually(60, "the attempt to be made", || {
-                    tick(&s, at);
-                    attempts() > n as u64
-                });
-            }
-            due = retries[2].clone();
+            // Each attempt's outcome is on record before the clock moves to the next one.
+            tick_settled(&s, &due);
+            tick_settled(&s, &format!("{year}-{m:02}-16T10:00:00Z"));
+            due = format!("{year}-{m:02}-18T10:00:00Z");
         }
+        tick_settled(&s, &due);
         eventually(60, "the period's charge to settle", || {
-            tick(&s, &due);
             subscription(&s, &sub.subscription_id)["status"] == "active"
                 && charges_of(&s, "ev-year")
                     .iter()
