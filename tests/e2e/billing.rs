@@ -1,6 +1,7 @@
 //! The billing engine, walked through months with the test clock: renewals, dunning,
 //! installments, metered usage, cancellation, and ticks that overlap or die halfway.
 
+use recurring_edge::billing::time::{format_rfc3339, parse_rfc3339};
 use serde_json::{Value, json};
 
 use crate::flows::*;
@@ -445,9 +446,14 @@ fn a_tick_killed_halfway_is_finished_by_the_next_one() {
     s.kill_worker();
     let _ = killed.join();
     s.restart_worker();
-    // Leases of the dead tick expire (CHARGE_LEASE_SECONDS=5 in tests), then ticks finish it.
+    // Leases of the dead tick expire (CHARGE_LEASE_SECONDS=5 in tests), then later ticks finish
+    // it. The kill may land between an order and its payment: such an attempt is fenced and its
+    // charge waits out the settle window (15 minutes of business time) before a new order, so
+    // the ticks that finish the work come from after that window, as cron's would.
+    let due_ms = parse_rfc3339(&due).unwrap();
+    let after_window = format_rfc3339(due_ms + 16 * 60_000);
     eventually(90, "every renewal to settle", || {
-        tick(&s, &due);
+        tick(&s, &after_window);
         (0..8).all(|i| {
             renewal_charges(&s, &format!("m-kill-{i}"))
                 .first()
@@ -456,6 +462,63 @@ fn a_tick_killed_halfway_is_finished_by_the_next_one() {
     });
     for (i, sub) in subs.iter().enumerate() {
         let customer = format!("m-kill-{i}");
+        assert_eq!(renewal_charges(&s, &customer).len(), 1, "{customer}");
+        assert_eq!(token_payments(&s, &sub.order_id), (1, 0), "{customer}");
+        assert_ledgers_agree(&s, &customer);
+    }
+}
+
+#[test]
+fn a_tick_killed_between_orders_and_payments_is_finished_after_the_settle_window() {
+    let mut s = Stack::start();
+    clock_at(&s, "2027-03-03T00:00:00Z");
+    let subs: Vec<Subscribed> = (0..4)
+        .map(|i| subscribe(&s, &format!("m-gap-{i}"), "weekly", APPROVE))
+        .collect();
+    let due = period_end(&s, &subs[0].subscription_id);
+    let orders = |s: &Stack| s.ledger()["orders"].as_array().map_or(0, Vec::len);
+    let before = orders(&s);
+    // The provider holds every payment request and does nothing with it: the tick dies with
+    // its renewals' orders created and their payment requests sent, none of them started.
+    set_faults(
+        &s,
+        json!([{"endpoint": "initiate_payment", "fault": "timeout_before", "timeout_ms": 60000}]),
+    );
+    let worker = s.worker.clone();
+    let body = json!({"now": due});
+    let killed =
+        std::thread::spawn(move || worker.post_with("/v1/test-clock/tick", &body, &merchant()));
+    eventually(60, "the renewals' orders to exist", || {
+        orders(&s) >= before + 4
+    });
+    s.kill_worker();
+    let _ = killed.join();
+    clear_faults(&s);
+    s.restart_worker();
+    // Within the settle window a payment request without a payment is in doubt (the payment
+    // may still show up at the provider): however often the tick runs, nothing is charged anew.
+    for _ in 0..3 {
+        tick(&s, &due);
+    }
+    let renewal_orders = s.ledger()["orders"].as_array().unwrap().len() - before;
+    assert_eq!(renewal_orders, 4, "no new order within the window");
+    for (i, sub) in subs.iter().enumerate() {
+        assert_eq!(token_payments(&s, &sub.order_id), (0, 0), "m-gap-{i}");
+        let charge = &renewal_charges(&s, &format!("m-gap-{i}"))[0];
+        assert_eq!(charge["status"], "pending", "m-gap-{i}: {charge}");
+    }
+    let due_ms = parse_rfc3339(&due).unwrap();
+    let after_window = format_rfc3339(due_ms + 16 * 60_000);
+    eventually(90, "every renewal to settle after the window", || {
+        tick(&s, &after_window);
+        (0..4).all(|i| {
+            renewal_charges(&s, &format!("m-gap-{i}"))
+                .first()
+                .is_some_and(|c| c["status"] == "succeeded")
+        })
+    });
+    for (i, sub) in subs.iter().enumerate() {
+        let customer = format!("m-gap-{i}");
         assert_eq!(renewal_charges(&s, &customer).len(), 1, "{customer}");
         assert_eq!(token_payments(&s, &sub.order_id), (1, 0), "{customer}");
         assert_ledgers_agree(&s, &customer);
