@@ -10,7 +10,8 @@
 //! operations) come from the worker's own meters: the tick's report and one log line per
 //! consumer invocation, not from timers here.
 //!
-//! Usage: cargo run --release --example bench -- [renewals] (default 1000)
+//! Usage: cargo run --release --example bench -- [renewals] (default 1000). `BENCH_LATENCIES_MS`
+//! (say `50`, or `0,150`) measures only those latencies, for a long run at one of them.
 
 #[path = "../tests/e2e/flows.rs"]
 #[allow(dead_code)]
@@ -32,6 +33,16 @@ use serde_json::{Value, json};
 use stack::{API_KEY, API_SECRET, Options, Stack};
 
 const LATENCIES_MS: [u64; 3] = [0, 50, 150];
+
+fn latencies() -> Vec<u64> {
+    match std::env::var("BENCH_LATENCIES_MS") {
+        Ok(list) if !list.trim().is_empty() => list
+            .split(',')
+            .map(|ms| ms.trim().parse().expect("BENCH_LATENCIES_MS: milliseconds, comma-separated"))
+            .collect(),
+        _ => LATENCIES_MS.to_vec(),
+    }
+}
 /// Charges each plain loop makes per latency.
 const LOOP_CHARGES: usize = 120;
 const MERCHANT_ID: &str = "5a1e0f3c2b4d6e8f90";
@@ -94,13 +105,14 @@ fn main() {
     // Each group subscribes (monthly) on its own day, three days after the previous one, so
     // that its renewals fall due together and alone a month later.
     let day = |group: usize| 1 + 3 * group;
-    let groups: Vec<Vec<String>> = (0..LATENCIES_MS.len())
+    let latencies = latencies();
+    let groups: Vec<Vec<String>> = (0..latencies.len())
         .map(|group| {
             flows::tick(&s, &format!("2027-01-{:02}T06:00:00Z", day(group)));
             subscribe_all(&s, group, n)
         })
         .collect();
-    for ((group, latency), tokens) in LATENCIES_MS.into_iter().enumerate().zip(groups) {
+    for ((group, latency), tokens) in latencies.iter().copied().enumerate().zip(groups) {
         let due = format!("2027-02-{:02}T06:00:00Z", day(group));
         set_latency(&s, latency);
         let started = Instant::now();
@@ -169,7 +181,7 @@ fn main() {
         .count();
     println!(
         "\nprovider ledger: {renewals} completed renewal payments for {} renewals (plus the loops' own)",
-        n * LATENCIES_MS.len()
+        n * latencies.len()
     );
 }
 

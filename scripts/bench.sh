@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: builds the release worker and sandbox, prints the wasm size, then measures
 # renewals fanned out over the charges queue against plain create → pay → poll loops, at 0, 50
-# and 150 ms of provider latency (1,000 renewals per latency; pass another count).
+# and 150 ms of provider latency (1,000 renewals per latency; pass another count, and
+# BENCH_LATENCIES_MS=50 to measure one latency only).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
