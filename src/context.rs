@@ -3,7 +3,6 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use serde::Deserialize;
 use worker::kv::KvStore;
 use worker::{D1Database, Env, Queue};
 
@@ -108,10 +107,11 @@ impl Ctx {
             return Ok(now);
         }
         let now = if self.config.test_clock {
-            #[derive(Deserialize)]
-            struct Row {
-                now_ms: Option<i64>,
-                named: i64,
+            crate::row! {
+                struct Row {
+                    now_ms: Option<i64>,
+                    named: i64,
+                }
             }
             let row: Option<Row> = self
                 .db()
@@ -138,9 +138,10 @@ impl Ctx {
         let Some(name) = clock.filter(|_| self.config.test_clock && self.named_clocks.get()) else {
             return Ok(global);
         };
-        #[derive(Deserialize)]
-        struct Row {
-            now_ms: i64,
+        crate::row! {
+            struct Row {
+                now_ms: i64,
+            }
         }
         let row: Option<Row> = self
             .db()
@@ -158,9 +159,10 @@ impl Ctx {
         if !self.config.test_clock || !self.named_clocks.get() {
             return Ok(global);
         }
-        #[derive(Deserialize)]
-        struct Row {
-            now_ms: Option<i64>,
+        crate::row! {
+            struct Row {
+                now_ms: Option<i64>,
+            }
         }
         let row: Option<Row> = self
             .db()

@@ -7,7 +7,7 @@ use std::pin::pin;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::{AbortController, Delay, Env, Fetch, Method, Request, RequestInit, Response};
 
 use super::respond;
@@ -123,9 +123,10 @@ async fn d1_check(env: &Env) -> Check {
 }
 
 async fn schema_check(d1: &worker::D1Database) -> Check {
-    #[derive(Deserialize)]
-    struct Migration {
-        name: String,
+    crate::row! {
+        struct Migration {
+            name: String,
+        }
     }
     let meter = Meter::default();
     let db = Db::new(d1, &meter, None);

@@ -6,7 +6,6 @@
 //! bills everything not on a named clock; with it, only the subscriptions of customers whose
 //! session named that clock. `GET /v1/test-clock?clock=<name>` reads a clock.
 
-use serde::Deserialize;
 use worker::{Request, Response};
 
 use super::{body, respond};
@@ -99,9 +98,10 @@ pub async fn read(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
     {
         return Err(Problem::invalid_request("clock is not a clock name."));
     }
-    #[derive(Deserialize)]
-    struct Row {
-        now_ms: i64,
+    crate::row! {
+        struct Row {
+            now_ms: i64,
+        }
     }
     let now = match &clock {
         None => ctx.now().await?,

@@ -1,7 +1,7 @@
 //! `POST /v1/usage`: metered usage, billed at the close of the period it happened in. Idempotent
 //! by key, so a usage reporter can retry freely without billing a unit twice.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::{Request, Response};
 
 use super::{body, respond};
@@ -20,13 +20,15 @@ use crate::validate;
 const CLOCK_SKEW_MS: i64 = 5 * 60_000;
 const MAX_QUANTITY: i64 = 1_000_000_000;
 
-#[derive(Serialize, Deserialize)]
-struct UsageRow {
-    id: String,
-    subscription_id: String,
-    period_index: u32,
-    quantity: i64,
-    occurred_at: i64,
+crate::row! {
+    #[derive(Serialize)]
+    struct UsageRow {
+        id: String,
+        subscription_id: String,
+        period_index: u32,
+        quantity: i64,
+        occurred_at: i64,
+    }
 }
 
 pub async fn record(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {

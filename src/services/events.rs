@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
 use futures_util::stream;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 use worker::{
     AbortController, Delay, Env, Fetch, Headers, MessageBatch, MessageExt, Method, Queue,
@@ -26,6 +26,7 @@ use crate::store::checkouts::CheckoutRow;
 use crate::store::events::{self, Attempted, EventRow};
 use crate::store::payment_methods::{self, MaskedCard};
 use crate::store::refunds::RefundRow;
+use crate::store::row::FromRow;
 use crate::store::subscriptions::SubscriptionRow;
 use crate::views;
 use crate::views::event::DeliveryView;
@@ -35,11 +36,13 @@ const SEND_BATCH: usize = 100;
 /// A queued event whose message was not heard of for this long is queued again.
 const LOST_AFTER_MS: i64 = 6 * 3_600_000;
 
-/// The queue message of an event delivery.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventJob {
-    pub event: String,
+crate::row! {
+    /// The queue message of an event delivery. Read like a row (the body is a JavaScript
+    /// object).
+    #[derive(Debug, Clone, Serialize)]
+    pub struct EventJob {
+        pub event: String,
+    }
 }
 
 /// An event as the merchant receives it, as JSON text: `data` is the resource exactly as the
@@ -75,14 +78,15 @@ pub async fn render(
             text(row, views::checkout(&c, card), delivery)
         }
         "payment_method" => {
-            #[derive(Deserialize)]
-            struct Pm {
-                customer_ref: String,
-                brand: Option<String>,
-                last4: Option<String>,
-                exp_month: Option<u8>,
-                exp_year: Option<u16>,
-                created_at: i64,
+            crate::row! {
+                struct Pm {
+                    customer_ref: String,
+                    brand: Option<String>,
+                    last4: Option<String>,
+                    exp_month: Option<u8>,
+                    exp_year: Option<u16>,
+                    created_at: i64,
+                }
             }
             let pm: Pm = snapshot(row).ok_or_else(broken)?;
             let card = MaskedCard {
@@ -115,9 +119,9 @@ fn text<T: Serialize>(
 
 /// The row as the trigger saw it. Read the way D1 rows are (through a JavaScript value), so
 /// each row type keeps a single decoder in the wasm.
-fn snapshot<T: serde::de::DeserializeOwned>(row: &EventRow) -> Option<T> {
+fn snapshot<T: FromRow>(row: &EventRow) -> Option<T> {
     let value = js_sys::JSON::parse(&row.snapshot).ok()?;
-    serde_wasm_bindgen::from_value(value).ok()
+    crate::store::row::one(value).ok()
 }
 
 /// Puts every event waiting for delivery on the EVENTS queue (or delivers them here when the
@@ -274,7 +278,7 @@ pub fn is_event_job(raw: &RawMessage) -> bool {
 }
 
 fn parse_job(raw: &RawMessage) -> Option<EventJob> {
-    serde_wasm_bindgen::from_value(raw.body()).ok()
+    crate::store::row::one(raw.body()).ok()
 }
 
 /// The `queue` handler for the events queue: one attempt per event, many at once.

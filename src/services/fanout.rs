@@ -8,7 +8,7 @@
 
 use futures_util::StreamExt;
 use futures_util::stream;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 use worker::{Env, MessageBatch, MessageExt, Queue, QueueRetryOptionsBuilder, RawMessage};
 
@@ -27,11 +27,12 @@ pub const CONSUMER_POLL_DELAYS_MS: [u32; 4] = [150, 300, 600, 1200];
 /// Messages per `sendBatch` call (the platform's limit).
 const SEND_BATCH: usize = 100;
 
-/// A queue message: which work to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ChargeJob {
-    pub charge: String,
+crate::row! {
+    /// A queue message: which work to do. Read like a row (the body is a JavaScript object).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+    pub struct ChargeJob {
+        pub charge: String,
+    }
 }
 
 /// Marks up to `limit` due charges as enqueued and returns their ids, in one statement: an
@@ -42,9 +43,10 @@ pub async fn claim_due(
     clock: Option<&str>,
     limit: u32,
 ) -> Result<Vec<String>, Problem> {
-    #[derive(Deserialize)]
-    struct Due {
-        id: String,
+    crate::row! {
+        struct Due {
+            id: String,
+        }
     }
     let wall = ctx.wall_ms();
     let hold_until = wall + ctx.config.charge_queue_hold_ms;
@@ -89,7 +91,7 @@ pub async fn send(ctx: &Ctx, queue: &Queue, ids: Vec<String>) -> Vec<String> {
 }
 
 fn parse_job(raw: &RawMessage) -> Option<ChargeJob> {
-    serde_wasm_bindgen::from_value(raw.body()).ok()
+    crate::store::row::one(raw.body()).ok()
 }
 
 /// What one consumer invocation did, logged as one line.

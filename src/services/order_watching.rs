@@ -2,7 +2,6 @@
 //! cron looks at every order we stopped using, with backoff, for a week; a webhook about such
 //! an order looks at once.
 
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::billing::decline::classify;
@@ -373,9 +372,10 @@ pub async fn adopt_unknown(
     order_id: &str,
     reference_id: &str,
 ) -> Result<Option<Looked>, Problem> {
-    #[derive(Deserialize)]
-    struct Found {
-        n: i64,
+    crate::row! {
+        struct Found {
+            n: i64,
+        }
     }
     let kind = if reference_id.starts_with("co_") {
         "checkout"

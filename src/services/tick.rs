@@ -9,7 +9,7 @@
 
 use futures_util::StreamExt;
 use futures_util::stream;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 use worker::{Env, ScheduledEvent};
 
@@ -265,9 +265,10 @@ async fn plan_close(
     sub: &SubscriptionRow,
     now: i64,
 ) -> Result<Option<(Closed, Vec<Stmt>)>, Problem> {
-    #[derive(Deserialize)]
-    struct Sum {
-        quantity: i64,
+    crate::row! {
+        struct Sum {
+            quantity: i64,
+        }
     }
     let db = ctx.db();
     let usage: i64 = match sub.unit_amount {
@@ -452,9 +453,10 @@ async fn drive_due_charges(
     started: i64,
     report: &mut TickReport,
 ) -> Result<(), Problem> {
-    #[derive(Deserialize)]
-    struct Due {
-        id: String,
+    crate::row! {
+        struct Due {
+            id: String,
+        }
     }
     let budget = ctx.config.tick;
     // Fanned out: the consumers drive them, each invocation inside its own budget. What could

@@ -3,7 +3,6 @@
 //! after the answer and again from the cron until the order settles. An event is a hint: it
 //! only says which order to look at, and the status decides.
 
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::context::Ctx;
@@ -16,17 +15,19 @@ use crate::services::{order_watching, refunding};
 use crate::store::checkouts;
 use crate::store::orders::{self, OwnerRow};
 
-/// An event as recorded, with what its confirmation needs.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Received {
-    pub event_id: String,
-    pub event_type: String,
-    pub order_id: Option<String>,
-    /// The reference the signed event echoes; absent when the event was too old to trust it
-    /// for anything but a status read.
-    pub reference_id: Option<String>,
-    pub checks: u32,
-    pub received_at: i64,
+crate::row! {
+    /// An event as recorded, with what its confirmation needs.
+    #[derive(Debug, Clone)]
+    pub struct Received {
+        pub event_id: String,
+        pub event_type: String,
+        pub order_id: Option<String>,
+        /// The reference the signed event echoes; absent when the event was too old to trust it
+        /// for anything but a status read.
+        pub reference_id: Option<String>,
+        pub checks: u32,
+        pub received_at: i64,
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -40,9 +41,10 @@ pub enum Recorded {
 
 /// Records a verified event. Only a failure to record it keeps the provider from its 200.
 pub async fn record(ctx: &Ctx, event: &WebhookEvent, stale: bool) -> Result<Recorded, Problem> {
-    #[derive(Deserialize)]
-    struct Seen {
-        outcome: String,
+    crate::row! {
+        struct Seen {
+            outcome: String,
+        }
     }
     let now = ctx.now().await?;
     let reference = if stale { None } else { event.reference_id() };

@@ -94,14 +94,16 @@ pub fn record(p: &Paid<'_>) -> Vec<Stmt> {
     ]
 }
 
-/// The customer's oldest charge that a new card could pay now: failed, of a subscription that
-/// waits for it (`past_due` or `unpaid`), and not being retried at this moment.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct Outstanding {
-    pub id: String,
-    pub amount: i64,
-    pub currency: String,
-    pub description: String,
+crate::row! {
+    /// The customer's oldest charge that a new card could pay now: failed, of a subscription that
+    /// waits for it (`past_due` or `unpaid`), and not being retried at this moment.
+    #[derive(Debug, Clone)]
+    pub struct Outstanding {
+        pub id: String,
+        pub amount: i64,
+        pub currency: String,
+        pub description: String,
+    }
 }
 
 pub async fn outstanding(
@@ -126,9 +128,10 @@ pub async fn customer_currency(
     db: super::db::Db<'_>,
     customer_ref: &str,
 ) -> Result<Option<String>, crate::http::problem::Problem> {
-    #[derive(serde::Deserialize)]
-    struct Row {
-        currency: String,
+    crate::row! {
+        struct Row {
+            currency: String,
+        }
     }
     let row: Option<Row> = db
         .first(

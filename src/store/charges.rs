@@ -1,8 +1,6 @@
 //! Charge rows and their attempts. A charge is claimed by inserting its deterministic
 //! `charge_key`; whoever holds the unexpired lease drives it; every attempt is its own claim.
 
-use serde::Deserialize;
-
 use super::db::{Db, P, Stmt, stmt};
 use crate::billing::charge_machine::{Attempt, AttemptStatus, CardGuard};
 use crate::billing::dunning::{CARD_MAX_DECLINES_24H, CARD_MAX_DECLINES_30D, CardDeclines};
@@ -10,38 +8,40 @@ use crate::billing::time::{DAY_MS, days};
 use crate::http::problem::Problem;
 use crate::params;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct ChargeRow {
-    pub id: String,
-    pub charge_key: String,
-    pub customer_ref: String,
-    pub subscription_id: Option<String>,
-    pub period_index: Option<u32>,
-    pub kind: String,
-    pub amount: i64,
-    pub currency: String,
-    pub description: String,
-    pub metadata: Option<String>,
-    pub request_hash: Option<String>,
-    pub status: String,
-    pub failure_reason: Option<String>,
-    pub decline_class: Option<String>,
-    pub order_id: Option<String>,
-    pub payment_id: Option<String>,
-    pub payment_method_id: Option<String>,
-    pub attempts: u32,
-    pub provider_refusals: u32,
-    pub last_error: Option<String>,
-    pub declines: u32,
-    pub first_failed_at: Option<i64>,
-    pub next_retry_at: Option<i64>,
-    pub lease_until: Option<i64>,
-    pub refunded_amount: i64,
-    /// Why the charge needs an operator, while it stays open.
-    pub attention: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub settled_at: Option<i64>,
+crate::row! {
+    #[derive(Debug, Clone)]
+    pub struct ChargeRow {
+        pub id: String,
+        pub charge_key: String,
+        pub customer_ref: String,
+        pub subscription_id: Option<String>,
+        pub period_index: Option<u32>,
+        pub kind: String,
+        pub amount: i64,
+        pub currency: String,
+        pub description: String,
+        pub metadata: Option<String>,
+        pub request_hash: Option<String>,
+        pub status: String,
+        pub failure_reason: Option<String>,
+        pub decline_class: Option<String>,
+        pub order_id: Option<String>,
+        pub payment_id: Option<String>,
+        pub payment_method_id: Option<String>,
+        pub attempts: u32,
+        pub provider_refusals: u32,
+        pub last_error: Option<String>,
+        pub declines: u32,
+        pub first_failed_at: Option<i64>,
+        pub next_retry_at: Option<i64>,
+        pub lease_until: Option<i64>,
+        pub refunded_amount: i64,
+        /// Why the charge needs an operator, while it stays open.
+        pub attention: Option<String>,
+        pub created_at: i64,
+        pub updated_at: i64,
+        pub settled_at: Option<i64>,
+    }
 }
 
 pub const COLUMNS: &str = "id, charge_key, customer_ref, subscription_id, period_index, kind, \
@@ -189,12 +189,13 @@ const CARD_SQL: &str = "SELECT pm.id AS payment_method_id,
       AND pm.status = 'active'
     ORDER BY pm.created_at DESC LIMIT 1";
 
-#[derive(Deserialize)]
-struct CardRow {
-    payment_method_id: String,
-    hard: i64,
-    last_24h: u32,
-    last_30d: u32,
+crate::row! {
+    struct CardRow {
+        payment_method_id: String,
+        hard: i64,
+        last_24h: u32,
+        last_30d: u32,
+    }
 }
 
 /// A fresh charge's first attempt, claimed in the lease's own round trip when the charge is
@@ -316,13 +317,14 @@ pub async fn release_lease(db: Db<'_>, id: &str) -> Result<(), Problem> {
     Ok(())
 }
 
-#[derive(Deserialize)]
-struct AttemptRow {
-    attempt: u32,
-    order_id: Option<String>,
-    payment_id: Option<String>,
-    status: String,
-    created_at: i64,
+crate::row! {
+    struct AttemptRow {
+        attempt: u32,
+        order_id: Option<String>,
+        payment_id: Option<String>,
+        status: String,
+        created_at: i64,
+    }
 }
 
 const ATTEMPTS_SQL: &str = "SELECT attempt, order_id, payment_id, status, created_at

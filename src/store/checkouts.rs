@@ -5,42 +5,42 @@
 //! only the holder of the lease creates the provider order, and an order recorded too late
 //! (the lease was lost) is fenced: recorded as `fenced` in `provider_orders` and cancelled.
 
-use serde::Deserialize;
-
 use super::db::{Db, Stmt, stmt};
 use crate::billing::order_watch::WATCH;
 use crate::catalog::Plan;
 use crate::http::problem::Problem;
 use crate::params;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct CheckoutRow {
-    pub id: String,
-    pub customer_ref: String,
-    /// `subscription` or `card` (a card replacement).
-    pub purpose: String,
-    pub plan_id: Option<String>,
-    /// JSON of the plan as priced when the checkout started.
-    pub plan: Option<String>,
-    pub installments: Option<u32>,
-    pub amount: i64,
-    pub currency: String,
-    pub settles_charge_id: Option<String>,
-    pub parked_retry_at: Option<i64>,
-    pub card_outcome: Option<String>,
-    pub order_id: Option<String>,
-    pub payment_page_url: Option<String>,
-    pub return_url: String,
-    pub cancel_url: String,
-    pub status: String,
-    pub failure_reason: Option<String>,
-    pub subscription_id: Option<String>,
-    pub lease_token: Option<String>,
-    pub lease_until: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub completed_at: Option<i64>,
-    pub test_clock: Option<String>,
+crate::row! {
+    #[derive(Debug, Clone)]
+    pub struct CheckoutRow {
+        pub id: String,
+        pub customer_ref: String,
+        /// `subscription` or `card` (a card replacement).
+        pub purpose: String,
+        pub plan_id: Option<String>,
+        /// JSON of the plan as priced when the checkout started.
+        pub plan: Option<String>,
+        pub installments: Option<u32>,
+        pub amount: i64,
+        pub currency: String,
+        pub settles_charge_id: Option<String>,
+        pub parked_retry_at: Option<i64>,
+        pub card_outcome: Option<String>,
+        pub order_id: Option<String>,
+        pub payment_page_url: Option<String>,
+        pub return_url: String,
+        pub cancel_url: String,
+        pub status: String,
+        pub failure_reason: Option<String>,
+        pub subscription_id: Option<String>,
+        pub lease_token: Option<String>,
+        pub lease_until: Option<i64>,
+        pub created_at: i64,
+        pub updated_at: i64,
+        pub completed_at: Option<i64>,
+        pub test_clock: Option<String>,
+    }
 }
 
 const COLUMNS: &str = "id, customer_ref, purpose, plan_id, plan, installments, amount, currency, \
@@ -367,10 +367,11 @@ pub async fn unrefunded_verifications(db: Db<'_>, limit: u32) -> Result<Vec<Chec
 /// Whether `order_id` is a checkout's hosted-page order (a charge settled by a card
 /// replacement is carried by one).
 pub async fn owns_order(db: Db<'_>, order_id: &str) -> Result<bool, Problem> {
-    #[derive(Deserialize)]
-    struct Row {
-        #[allow(dead_code)]
-        id: String,
+    crate::row! {
+        struct Row {
+            #[allow(dead_code)]
+            id: String,
+        }
     }
     let row: Option<Row> = db
         .first(

@@ -1,30 +1,30 @@
 //! Events for the merchant (the outbox the database's triggers write) and their deliveries.
 
-use serde::Deserialize;
-
 use super::db::{Db, Stmt, stmt};
 use crate::http::problem::Problem;
 use crate::params;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct EventRow {
-    pub seq: i64,
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub resource: String,
-    pub resource_id: String,
-    /// The resource's row at the change, as JSON.
-    pub snapshot: String,
-    pub created_at: i64,
-    pub delivery: String,
-    pub attempts: u32,
-    pub round_base: u32,
-    pub last_error: Option<String>,
-    pub delivered_at: Option<i64>,
+crate::row! {
+    #[derive(Debug, Clone)]
+    pub struct EventRow {
+        pub seq: i64,
+        pub id: String,
+        /// The `type` column.
+        pub kind: String,
+        pub resource: String,
+        pub resource_id: String,
+        /// The resource's row at the change, as JSON.
+        pub snapshot: String,
+        pub created_at: i64,
+        pub delivery: String,
+        pub attempts: u32,
+        pub round_base: u32,
+        pub last_error: Option<String>,
+        pub delivered_at: Option<i64>,
+    }
 }
 
-const COLUMNS: &str = "seq, id, type, resource, resource_id, snapshot, created_at, delivery, \
+const COLUMNS: &str = "seq, id, type AS kind, resource, resource_id, snapshot, created_at, delivery, \
     attempts, round_base, last_error, delivered_at";
 
 /// Oldest first, after `after_seq`, optionally of one type.
@@ -56,9 +56,10 @@ pub async fn claim_for_delivery(
     lost_before: i64,
     limit: u32,
 ) -> Result<Vec<String>, Problem> {
-    #[derive(Deserialize)]
-    struct Id {
-        id: String,
+    crate::row! {
+        struct Id {
+            id: String,
+        }
     }
     let ids: Vec<Id> = db
         .all(
@@ -146,13 +147,15 @@ pub async fn redeliver(db: Db<'_>, id: &str) -> Result<bool, Problem> {
     Ok(changes > 0)
 }
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-pub struct DeliveryRow {
-    pub attempt: u32,
-    pub status_code: Option<u16>,
-    pub latency_ms: i64,
-    pub error: Option<String>,
-    pub at: i64,
+crate::row! {
+    #[derive(Debug, Clone, serde::Serialize)]
+    pub struct DeliveryRow {
+        pub attempt: u32,
+        pub status_code: Option<u16>,
+        pub latency_ms: i64,
+        pub error: Option<String>,
+        pub at: i64,
+    }
 }
 
 pub async fn deliveries(db: Db<'_>, event_id: &str) -> Result<Vec<DeliveryRow>, Problem> {

@@ -1,8 +1,6 @@
 //! Idempotency keys: the first request with a key claims it; the same request again finds the
 //! resource it created; another request with the same key is refused.
 
-use serde::Deserialize;
-
 use super::db::{Db, P, Stmt, stmt};
 use crate::http::problem::Problem;
 use crate::params;
@@ -15,10 +13,11 @@ pub enum Claim {
     Replay { resource_id: String },
 }
 
-#[derive(Deserialize)]
-struct Row {
-    request_hash: String,
-    resource_id: String,
+crate::row! {
+    struct Row {
+        request_hash: String,
+        resource_id: String,
+    }
 }
 
 /// SQL suffix that makes a statement of the batch run only if this claim won: append to an

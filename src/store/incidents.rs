@@ -2,27 +2,27 @@
 //! (a second payment refunded, an unexpected payment refunded, an order the provider lost, an
 //! outcome nobody can tell). Each is one row per `incident_key`, whatever retries.
 
-use serde::Deserialize;
-
 use super::db::{Db, Stmt, stmt};
 use crate::http::problem::Problem;
 use crate::params;
 use crate::secure::new_id;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct IncidentRow {
-    pub id: String,
-    pub kind: String,
-    pub charge_id: Option<String>,
-    pub checkout_id: Option<String>,
-    pub order_id: Option<String>,
-    pub payment_id: Option<String>,
-    pub refund_id: Option<String>,
-    pub customer_ref: Option<String>,
-    pub amount: Option<i64>,
-    pub currency: Option<String>,
-    pub detail: String,
-    pub created_at: i64,
+crate::row! {
+    #[derive(Debug, Clone)]
+    pub struct IncidentRow {
+        pub id: String,
+        pub kind: String,
+        pub charge_id: Option<String>,
+        pub checkout_id: Option<String>,
+        pub order_id: Option<String>,
+        pub payment_id: Option<String>,
+        pub refund_id: Option<String>,
+        pub customer_ref: Option<String>,
+        pub amount: Option<i64>,
+        pub currency: Option<String>,
+        pub detail: String,
+        pub created_at: i64,
+    }
 }
 
 const COLUMNS: &str = "id, kind, charge_id, checkout_id, order_id, payment_id, refund_id, \
@@ -96,9 +96,10 @@ pub async fn get(db: Db<'_>, id: &str) -> Result<Option<IncidentRow>, Problem> {
 
 /// The kinds of incident recorded on a charge, oldest first.
 pub async fn kinds_for_charge(db: Db<'_>, charge_id: &str) -> Result<Vec<String>, Problem> {
-    #[derive(Deserialize)]
-    struct Row {
-        kind: String,
+    crate::row! {
+        struct Row {
+            kind: String,
+        }
     }
     let rows: Vec<Row> = db
         .all(

@@ -10,5 +10,6 @@ pub mod incidents;
 pub mod orders;
 pub mod payment_methods;
 pub mod refunds;
+pub mod row;
 pub mod subscriptions;
 pub mod vault;

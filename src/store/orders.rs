@@ -1,8 +1,6 @@
 //! Provider orders this backend created or learned about, and the watch over those it stopped
 //! using (`status = 'fenced'`): each is looked at again at `next_check_at` until `closed`.
 
-use serde::Deserialize;
-
 use super::db::{Db, Stmt, stmt};
 use crate::billing::order_watch::{Owner, WATCH, WatchedOrder};
 use crate::http::problem::Problem;
@@ -39,19 +37,21 @@ pub fn watch(order_id: &str, owner_kind: &str, owner_id: &str, now: i64) -> Stmt
     )
 }
 
-/// A watched order with what the ledger says of its owner now.
-#[derive(Debug, Deserialize)]
-struct DueRow {
-    order_id: String,
-    owner_kind: String,
-    owner_id: String,
-    watch_since: Option<i64>,
-    created_at: i64,
-    checks: u32,
-    charge_status: Option<String>,
-    charge_payment_id: Option<String>,
-    checkout_order_id: Option<String>,
-    checkout_status: Option<String>,
+crate::row! {
+    /// A watched order with what the ledger says of its owner now.
+    #[derive(Debug)]
+    struct DueRow {
+        order_id: String,
+        owner_kind: String,
+        owner_id: String,
+        watch_since: Option<i64>,
+        created_at: i64,
+        checks: u32,
+        charge_status: Option<String>,
+        charge_payment_id: Option<String>,
+        checkout_order_id: Option<String>,
+        checkout_status: Option<String>,
+    }
 }
 
 const DUE_SQL: &str = "SELECT o.order_id, o.owner_kind, o.owner_id, o.watch_since, o.created_at,
@@ -117,12 +117,14 @@ pub fn close(order_id: &str) -> Stmt {
     )
 }
 
-/// Who an order belongs to, and whether it is watched.
-#[derive(Debug, Clone, Deserialize)]
-pub struct OwnerRow {
-    pub owner_kind: String,
-    pub owner_id: String,
-    pub status: String,
+crate::row! {
+    /// Who an order belongs to, and whether it is watched.
+    #[derive(Debug, Clone)]
+    pub struct OwnerRow {
+        pub owner_kind: String,
+        pub owner_id: String,
+        pub status: String,
+    }
 }
 
 pub fn owner_sql(order_id: &str) -> Stmt {

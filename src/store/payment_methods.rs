@@ -16,12 +16,13 @@ pub struct MaskedCard {
     pub exp_year: Option<u16>,
 }
 
-#[derive(Deserialize)]
-struct Row {
-    brand: Option<String>,
-    last4: Option<String>,
-    exp_month: Option<u8>,
-    exp_year: Option<u16>,
+crate::row! {
+    struct Row {
+        brand: Option<String>,
+        last4: Option<String>,
+        exp_month: Option<u8>,
+        exp_year: Option<u16>,
+    }
 }
 
 impl From<Row> for MaskedCard {
@@ -39,9 +40,10 @@ impl From<Row> for MaskedCard {
 /// eventually consistent, and a late activation may write a card back into it after the
 /// merchant removed it.
 pub async fn has_active(db: Db<'_>, customer_ref: &str) -> Result<bool, Problem> {
-    #[derive(Deserialize)]
-    struct Found {
-        n: i64,
+    crate::row! {
+        struct Found {
+            n: i64,
+        }
     }
     let found: Option<Found> = db
         .first(

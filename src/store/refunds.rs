@@ -2,30 +2,30 @@
 //! the database in the same statement that claims the refund, so concurrent refunds cannot
 //! together exceed the charge.
 
-use serde::Deserialize;
-
 use super::db::{Db, Stmt, stmt};
 use crate::http::problem::Problem;
 use crate::params;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct RefundRow {
-    pub id: String,
-    pub charge_id: String,
-    pub amount: i64,
-    pub currency: String,
-    pub status: String,
-    pub order_id: Option<String>,
-    /// The purchase order whose money goes back.
-    pub purchase_order_id: Option<String>,
-    /// Set on automatic refunds of a payment nobody expected (a second payment of a charge, a
-    /// payment on an order we had given up): that payment.
-    pub reverses_payment_id: Option<String>,
-    pub failure_reason: Option<String>,
-    pub lease_until: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub settled_at: Option<i64>,
+crate::row! {
+    #[derive(Debug, Clone)]
+    pub struct RefundRow {
+        pub id: String,
+        pub charge_id: String,
+        pub amount: i64,
+        pub currency: String,
+        pub status: String,
+        pub order_id: Option<String>,
+        /// The purchase order whose money goes back.
+        pub purchase_order_id: Option<String>,
+        /// Set on automatic refunds of a payment nobody expected (a second payment of a charge, a
+        /// payment on an order we had given up): that payment.
+        pub reverses_payment_id: Option<String>,
+        pub failure_reason: Option<String>,
+        pub lease_until: Option<i64>,
+        pub created_at: i64,
+        pub updated_at: i64,
+        pub settled_at: Option<i64>,
+    }
 }
 
 const COLUMNS: &str = "id, charge_id, amount, currency, status, order_id, purchase_order_id, \
@@ -56,9 +56,10 @@ macro_rules! remaining_sql {
 }
 
 pub async fn remaining(db: Db<'_>, charge_id: &str) -> Result<i64, Problem> {
-    #[derive(Deserialize)]
-    struct Row {
-        remaining: Option<i64>,
+    crate::row! {
+        struct Row {
+            remaining: Option<i64>,
+        }
     }
     let row: Option<Row> = db
         .first(

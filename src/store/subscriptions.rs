@@ -1,8 +1,6 @@
 //! Subscription rows. Status changes are recorded by a database trigger with `status_reason`,
 //! so every UPDATE of `status` here also sets the reason.
 
-use serde::Deserialize;
-
 use super::db::{Db, Stmt, stmt};
 use crate::billing::dunning::{DunningStep, GiveUpReason};
 use crate::billing::interval::{Interval, IntervalUnit};
@@ -11,33 +9,35 @@ use crate::catalog::Plan;
 use crate::http::problem::Problem;
 use crate::params;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct SubscriptionRow {
-    pub id: String,
-    pub customer_ref: String,
-    pub checkout_id: String,
-    pub plan_id: String,
-    pub kind: String,
-    pub amount: i64,
-    pub currency: String,
-    pub interval_unit: String,
-    pub interval_count: u32,
-    pub unit_amount: Option<i64>,
-    pub installments_total: Option<u32>,
-    pub anchor_at: i64,
-    pub anchor_period: u32,
-    pub current_period: u32,
-    pub current_period_start: i64,
-    pub current_period_end: i64,
-    pub status: String,
-    pub status_reason: String,
-    pub cancel_at_period_end: i64,
-    pub pending_plan_id: Option<String>,
-    pub pending_plan: Option<String>,
-    pub paused_at: Option<i64>,
-    pub canceled_at: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
+crate::row! {
+    #[derive(Debug, Clone)]
+    pub struct SubscriptionRow {
+        pub id: String,
+        pub customer_ref: String,
+        pub checkout_id: String,
+        pub plan_id: String,
+        pub kind: String,
+        pub amount: i64,
+        pub currency: String,
+        pub interval_unit: String,
+        pub interval_count: u32,
+        pub unit_amount: Option<i64>,
+        pub installments_total: Option<u32>,
+        pub anchor_at: i64,
+        pub anchor_period: u32,
+        pub current_period: u32,
+        pub current_period_start: i64,
+        pub current_period_end: i64,
+        pub status: String,
+        pub status_reason: String,
+        pub cancel_at_period_end: i64,
+        pub pending_plan_id: Option<String>,
+        pub pending_plan: Option<String>,
+        pub paused_at: Option<i64>,
+        pub canceled_at: Option<i64>,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
 }
 
 pub const COLUMNS: &str = "id, customer_ref, checkout_id, plan_id, kind, amount, currency, \
@@ -258,12 +258,14 @@ pub async fn list(
     .await
 }
 
-#[derive(Debug, Deserialize, serde::Serialize)]
-pub struct EventRow {
-    pub from_status: Option<String>,
-    pub to_status: String,
-    pub reason: String,
-    pub at: i64,
+crate::row! {
+    #[derive(Debug, serde::Serialize)]
+    pub struct EventRow {
+        pub from_status: Option<String>,
+        pub to_status: String,
+        pub reason: String,
+        pub at: i64,
+    }
 }
 
 pub async fn events(db: Db<'_>, id: &str) -> Result<Vec<EventRow>, Problem> {

@@ -1,0 +1,169 @@
+//! Rows as D1 returns them (one JavaScript object per row, a property per column), read into
+//! the ledger's row types. Each type lists its columns once, in [`row!`](crate::row); reading a
+//! column is one small shared function per column type, so a row type costs a few bytes per
+//! column instead of a deserializer of its own.
+//!
+//! The rules are the ones a derived `Deserialize` through `serde_wasm_bindgen` applied: a
+//! text column must hold a string, an integer column a safe integer in the type's range, an
+//! `Option` column is `None` when NULL or absent, and anything else is an error naming the
+//! column.
+
+use std::fmt;
+
+use wasm_bindgen::JsValue;
+
+/// One row: a JavaScript object.
+pub struct Row(JsValue);
+
+/// A column that is missing or holds a value of the wrong kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub column: &'static str,
+    pub expected: &'static str,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.column.is_empty() {
+            write!(f, "a row is not an object")
+        } else {
+            write!(f, "column `{}`: expected {}", self.column, self.expected)
+        }
+    }
+}
+
+impl Row {
+    /// The row, if `value` is an object.
+    pub fn new(value: JsValue) -> Result<Row, RowError> {
+        if value.is_object() {
+            Ok(Row(value))
+        } else {
+            Err(RowError {
+                column: "",
+                expected: "an object",
+            })
+        }
+    }
+
+    fn value(&self, column: &str) -> JsValue {
+        js_sys::Reflect::get(&self.0, &JsValue::from_str(column)).unwrap_or(JsValue::UNDEFINED)
+    }
+
+    pub fn get<T: Column>(&self, column: &'static str) -> Result<T, RowError> {
+        T::read(self.value(column)).ok_or(RowError {
+            column,
+            expected: T::EXPECTED,
+        })
+    }
+}
+
+/// A row type: built from a row by reading its columns.
+pub trait FromRow: Sized {
+    fn from_row(row: &Row) -> Result<Self, RowError>;
+}
+
+/// A column's type.
+pub trait Column: Sized {
+    const EXPECTED: &'static str;
+    fn read(value: JsValue) -> Option<Self>;
+}
+
+impl Column for String {
+    const EXPECTED: &'static str = "text";
+    fn read(value: JsValue) -> Option<Self> {
+        value.as_string()
+    }
+}
+
+/// A JavaScript number that is a safe integer (or a BigInt within `i64`).
+fn integer(value: JsValue) -> Option<i64> {
+    if value.is_bigint() {
+        return i64::try_from(value).ok();
+    }
+    if js_sys::Number::is_safe_integer(&value) {
+        return value.as_f64().map(|n| n as i64);
+    }
+    None
+}
+
+impl Column for i64 {
+    const EXPECTED: &'static str = "an integer";
+    fn read(value: JsValue) -> Option<Self> {
+        integer(value)
+    }
+}
+
+impl Column for u32 {
+    const EXPECTED: &'static str = "an integer from 0 to 4294967295";
+    fn read(value: JsValue) -> Option<Self> {
+        integer(value).and_then(|n| u32::try_from(n).ok())
+    }
+}
+
+impl Column for u16 {
+    const EXPECTED: &'static str = "an integer from 0 to 65535";
+    fn read(value: JsValue) -> Option<Self> {
+        integer(value).and_then(|n| u16::try_from(n).ok())
+    }
+}
+
+impl Column for u8 {
+    const EXPECTED: &'static str = "an integer from 0 to 255";
+    fn read(value: JsValue) -> Option<Self> {
+        integer(value).and_then(|n| u8::try_from(n).ok())
+    }
+}
+
+impl<T: Column> Column for Option<T> {
+    const EXPECTED: &'static str = T::EXPECTED;
+    fn read(value: JsValue) -> Option<Self> {
+        if value.is_null() || value.is_undefined() {
+            Some(None)
+        } else {
+            T::read(value).map(Some)
+        }
+    }
+}
+
+/// Reads every row of a D1 `results` array.
+pub fn all<T: FromRow>(rows: &js_sys::Array) -> Result<Vec<T>, RowError> {
+    let mut out = Vec::with_capacity(rows.length() as usize);
+    for value in rows.iter() {
+        out.push(T::from_row(&Row::new(value)?)?);
+    }
+    Ok(out)
+}
+
+/// Reads one JavaScript object (a row, or a row kept as JSON and parsed back).
+pub fn one<T: FromRow>(value: JsValue) -> Result<T, RowError> {
+    T::from_row(&Row::new(value)?)
+}
+
+/// Declares a row type and how it is read: the struct as written, and a [`FromRow`] that reads
+/// each field from the column of the same name.
+///
+/// [`FromRow`]: crate::store::row::FromRow
+#[macro_export]
+macro_rules! row {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $( $(#[$fmeta:meta])* $fvis:vis $field:ident : $ty:ty ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $( $(#[$fmeta])* $fvis $field: $ty ),*
+        }
+
+        impl $crate::store::row::FromRow for $name {
+            fn from_row(
+                row: &$crate::store::row::Row,
+            ) -> ::core::result::Result<Self, $crate::store::row::RowError> {
+                Ok($name {
+                    $( $field: row.get(stringify!($field))? ),*
+                })
+            }
+        }
+    };
+}
