@@ -6,7 +6,6 @@
 //! them. Its confirmation (reading the order status) runs after the answer, and again from the
 //! cron until the order settles. 503 means only that the event could not be recorded.
 
-use serde_json::json;
 use worker::{Context, Env, Request, Response};
 
 use super::{body, respond};
@@ -78,7 +77,7 @@ pub async fn receive(
         if let Err(p) = confirmed {
             log.warn(
                 "webhook confirmation deferred to the cron",
-                json!({"eventId": received.event_id, "detail": p.detail}),
+                crate::fields! {"eventId": received.event_id, "detail": p.detail},
             );
         }
     });

@@ -138,13 +138,13 @@ impl<'a> PspClient<'a> {
         self.log.emit(
             level,
             "psp call",
-            serde_json::json!({
+            crate::fields! {
                 "operation": operation,
                 "path": path,
                 "status": result.0,
                 "outcome": outcome,
                 "durationMs": elapsed,
-            }),
+            },
         );
         result.1
     }

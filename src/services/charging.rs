@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 use worker::Delay;
 
 use crate::billing::charge_driver::{
@@ -88,12 +87,11 @@ pub async fn drive_charge_end(
         Lease::Refused(charge) if charge.status == "succeeded" => return Ok(DriveEnd::Succeeded),
         Lease::Refused(_) => return Ok(DriveEnd::Busy),
     };
-    let about = json!({
-        "chargeId": charge_id,
-        "customerRef": leased.charge.customer_ref,
-        "subscriptionId": leased.charge.subscription_id,
-        "kind": leased.charge.kind,
-    });
+    let (customer_ref, subscription_id, kind) = (
+        leased.charge.customer_ref.clone(),
+        leased.charge.subscription_id.clone(),
+        leased.charge.kind.clone(),
+    );
     let outcome = drive_leased(ctx, *leased, mode, patience, now).await;
     // The last write of a drive usually released the lease already; otherwise (a wait, an
     // error) release it here.
@@ -103,9 +101,16 @@ pub async fn drive_charge_end(
         charges::release_lease(ctx.db(), charge_id).await?;
     }
     if let Ok(end) = &outcome {
-        let mut line = about;
-        line["end"] = format!("{end:?}").into();
-        ctx.log.info("charge driven", line);
+        ctx.log.info(
+            "charge driven",
+            crate::fields! {
+                "chargeId": charge_id,
+                "customerRef": customer_ref,
+                "subscriptionId": subscription_id,
+                "kind": kind,
+                "end": end.name(),
+            },
+        );
     }
     outcome
 }
@@ -396,7 +401,7 @@ impl ChargeIo for LedgerCharge<'_> {
         let (id, now) = (&self.charge.id, self.now);
         self.ctx.log.warn(
             "charge attempt fenced: outcome unknown, its order was cancelled",
-            json!({"chargeId": id, "attempt": number}),
+            crate::fields! {"chargeId": id, "attempt": number},
         );
         let batch = vec![stmt(
             "UPDATE charge_attempts SET status = 'fenced', updated_at = ?
@@ -417,7 +422,7 @@ impl ChargeIo for LedgerCharge<'_> {
         if status == AttemptStatus::Abandoned {
             self.ctx.log.warn(
                 "charge attempt abandoned: the provider never showed its order, which is watched",
-                json!({"chargeId": id, "attempt": number, "orderId": order_id}),
+                crate::fields! {"chargeId": id, "attempt": number, "orderId": order_id},
             );
         }
         let mut batch = vec![stmt(
@@ -441,7 +446,7 @@ impl ChargeIo for LedgerCharge<'_> {
         if amount.is_some_and(|a| a != c.amount) {
             self.ctx.log.warn(
                 "provider reports another amount",
-                json!({"chargeId": c.id, "reported": amount, "amount": c.amount}),
+                crate::fields! {"chargeId": c.id, "reported": amount, "amount": c.amount},
             );
         }
         let mut batch = vec![
@@ -575,7 +580,7 @@ impl ChargeIo for LedgerCharge<'_> {
         };
         self.ctx.log.warn(
             "charge needs attention",
-            json!({"chargeId": id, "attention": why.kind()}),
+            crate::fields! {"chargeId": id, "attention": why.kind()},
         );
         let key = format!("{id}:{key}");
         let batch = vec![
@@ -625,7 +630,7 @@ impl ChargeIo for LedgerCharge<'_> {
         let (id, now) = (&self.charge.id, self.now);
         self.ctx.log.warn(
             "charge deferred a day",
-            json!({"chargeId": id, "limit": limit.to_string()}),
+            crate::fields! {"chargeId": id, "limit": limit.to_string()},
         );
         let batch = vec![stmt(
             "UPDATE charges SET next_retry_at = ?, last_error = 'card_retry_limit', updated_at = ?,

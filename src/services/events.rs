@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use futures_util::future::{Either, select};
 use futures_util::stream;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use worker::{
     AbortController, Delay, Env, Fetch, Headers, MessageBatch, MessageExt, Method, Queue,
     QueueRetryOptionsBuilder, RawMessage, Request, RequestInit,
@@ -158,7 +158,7 @@ async fn send(ctx: &Ctx, queue: &Queue, ids: Vec<String>) {
     if let Err(e) = queue.send_batch(jobs).await {
         ctx.log.error(
             "events not queued",
-            json!({"count": count, "error": e.to_string()}),
+            crate::fields! {"count": count, "error": e.to_string()},
         );
     }
 }
@@ -208,14 +208,14 @@ pub async fn deliver(ctx: &Ctx, event_id: &str) -> Result<Delivery, Problem> {
         .await?;
     ctx.log.info(
         "event delivery",
-        json!({
+        crate::fields! {
             "eventId": row.id,
             "type": row.kind,
             "attempt": attempt,
             "status": status,
             "error": error,
             "durationMs": latency,
-        }),
+        },
     );
     Ok(result)
 }
@@ -325,7 +325,7 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env) -> worker::Result<()>
             // The ledger could not be read or written: the same attempt, a little later.
             Err(p) => {
                 ctx.log
-                    .error("event not delivered", json!({"detail": p.detail}));
+                    .error("event not delivered", crate::fields! {"detail": p.detail});
                 raw.retry_with_options(
                     &QueueRetryOptionsBuilder::new()
                         .with_delay_seconds(30)

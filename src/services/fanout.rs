@@ -9,7 +9,6 @@
 use futures_util::StreamExt;
 use futures_util::stream;
 use serde::Serialize;
-use serde_json::json;
 use worker::{Env, MessageBatch, MessageExt, Queue, QueueRetryOptionsBuilder, RawMessage};
 
 use crate::billing::charge_driver::DriveEnd;
@@ -82,7 +81,7 @@ pub async fn send(ctx: &Ctx, queue: &Queue, ids: Vec<String>) -> Vec<String> {
         if let Err(e) = queue.send_batch(jobs).await {
             ctx.log.error(
                 "charges not queued",
-                json!({"count": chunk.len(), "error": e.to_string()}),
+                crate::fields! {"count": chunk.len(), "error": e.to_string()},
             );
             unsent.extend_from_slice(chunk);
         }
@@ -136,8 +135,10 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     let started = ctx.wall_ms();
     // Business time is read once for the whole batch, before its drives start at once.
     if let Err(p) = ctx.now().await {
-        ctx.log
-            .error("charges batch not started", json!({"detail": p.detail}));
+        ctx.log.error(
+            "charges batch not started",
+            crate::fields! {"detail": p.detail},
+        );
         batch.retry_all();
         return Ok(());
     }
@@ -154,7 +155,7 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
             None => {
                 ctx.log.error(
                     "a charges queue message that is not a charge job",
-                    json!({}),
+                    crate::fields! {},
                 );
                 raw.ack();
             }
@@ -197,7 +198,7 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
                 // The ledger could not be read or written: try the message again later.
                 ctx.log.error(
                     "charge not driven",
-                    json!({"chargeId": id, "detail": p.detail}),
+                    crate::fields! {"chargeId": id, "detail": p.detail},
                 );
                 report.retried += 1;
                 let retry = QueueRetryOptionsBuilder::new()
@@ -210,13 +211,10 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     // The charges' events leave with this invocation (the cron catches any it could not send).
     if let Err(p) = crate::services::events::dispatch(&ctx).await {
         ctx.log
-            .error("events not dispatched", json!({"detail": p.detail}));
+            .error("events not dispatched", crate::fields! {"detail": p.detail});
     }
     report.usage = ctx.meter.usage();
     report.wall_ms = ctx.wall_ms() - started;
-    ctx.log.info(
-        "charges consumed",
-        serde_json::to_value(&report).unwrap_or_default(),
-    );
+    ctx.log.report("charges consumed", &report);
     Ok(())
 }

@@ -2,8 +2,6 @@
 //! cron looks at every order we stopped using, with backoff, for a week; a webhook about such
 //! an order looks at once.
 
-use serde_json::json;
-
 use crate::billing::decline::classify;
 use crate::billing::order_watch::{Adoption, Looked, Owner, WATCH, WatchIo, WatchedOrder, look};
 use crate::context::Ctx;
@@ -32,7 +30,7 @@ pub async fn look_at_due(ctx: &Ctx, limit: u32) -> Result<u32, Problem> {
             // One order the ledger cannot handle must not stop the others.
             Err(p) => ctx.log.warn(
                 "watched order not looked at",
-                json!({"orderId": order.order_id, "detail": p.detail}),
+                crate::fields! {"orderId": order.order_id, "detail": p.detail},
             ),
         }
     }
@@ -144,7 +142,7 @@ impl WatchIo for LedgerWatch<'_> {
         if amount.is_some_and(|a| a != c.amount) {
             self.ctx.log.warn(
                 "late payment of another amount",
-                json!({"chargeId": charge_id, "reported": amount, "amount": c.amount}),
+                crate::fields! {"chargeId": charge_id, "reported": amount, "amount": c.amount},
             );
         }
         let mut batch: Vec<Stmt> = vec![
@@ -268,7 +266,7 @@ impl WatchIo for LedgerWatch<'_> {
         .await?;
         self.ctx.log.warn(
             "unexpected payment refunded",
-            json!({"orderId": order.order_id, "kind": kind, "refundId": refund_id}),
+            crate::fields! {"orderId": order.order_id, "kind": kind, "refundId": refund_id},
         );
         // The return order is created at most once per refund, whoever gets here first.
         if let Some(refund) = refunds::by_reversed_payment(db, payment_id).await? {

@@ -10,7 +10,6 @@
 use futures_util::StreamExt;
 use futures_util::stream;
 use serde::Serialize;
-use serde_json::json;
 use worker::{Env, ScheduledEvent};
 
 use crate::log::{self, Level};
@@ -76,14 +75,20 @@ pub async fn on_cron(event: ScheduledEvent, env: Env) {
     let ctx = match Ctx::from_env(&env, config) {
         Ok(ctx) => ctx,
         Err(p) => {
-            log::emit_plain(Level::Error, "tick not run", json!({"detail": p.detail}));
+            log::emit_plain(
+                Level::Error,
+                "tick not run",
+                crate::fields! {"detail": p.detail},
+            );
             return;
         }
     };
     match run(&ctx, &event.cron(), None).await {
         // The report is the line: what the tick did and what it spent.
-        Ok(report) => ctx.log.info("tick", json!(report)),
-        Err(p) => ctx.log.error("tick failed", json!({"detail": p.detail})),
+        Ok(report) => ctx.log.report("tick", &report),
+        Err(p) => ctx
+            .log
+            .error("tick failed", crate::fields! {"detail": p.detail}),
     }
 }
 
@@ -173,7 +178,7 @@ async fn close_due_periods(
             // One broken subscription must not stop the others' billing.
             Err(p) => ctx.log.error(
                 "period not closed",
-                json!({"subscriptionId": sub.id, "detail": p.detail}),
+                crate::fields! {"subscriptionId": sub.id, "detail": p.detail},
             ),
         }
     }
@@ -236,7 +241,7 @@ async fn close_one_by_one<'a>(
             Ok(None) => {}
             Err(p) => ctx.log.error(
                 "period not closed",
-                json!({"subscriptionId": id, "detail": p.detail}),
+                crate::fields! {"subscriptionId": id, "detail": p.detail},
             ),
         }
     }
@@ -580,7 +585,7 @@ async fn drive_all(
                 report.failed += 1;
                 ctx.log.error(
                     "charge not driven",
-                    json!({"chargeId": id, "detail": p.detail}),
+                    crate::fields! {"chargeId": id, "detail": p.detail},
                 );
             }
         }

@@ -3,8 +3,6 @@
 //! after the answer and again from the cron until the order settles. An event is a hint: it
 //! only says which order to look at, and the status decides.
 
-use serde_json::json;
-
 use crate::context::Ctx;
 use crate::http::problem::Problem;
 use crate::params;
@@ -92,6 +90,16 @@ pub enum Handled {
 }
 
 impl Handled {
+    /// The variant's name, as logged.
+    pub fn name(self) -> &'static str {
+        match self {
+            Handled::Settled => "Settled",
+            Handled::Noted => "Noted",
+            Handled::Unconfirmed => "Unconfirmed",
+            Handled::Ignored => "Ignored",
+        }
+    }
+
     fn outcome(self) -> &'static str {
         match self {
             Handled::Settled => "settled",
@@ -128,12 +136,12 @@ pub async fn confirm(ctx: &Ctx, event: &Received) -> Result<Handled, Problem> {
         .await?;
     ctx.log.info(
         "webhook confirmed",
-        json!({
+        crate::fields! {
             "eventId": event.event_id,
             "type": event.event_type,
             "orderId": event.order_id,
-            "outcome": format!("{handled:?}"),
-        }),
+            "outcome": handled.name(),
+        },
     );
     Ok(handled)
 }
@@ -238,4 +246,21 @@ async fn unknown_order(ctx: &Ctx, event: &Received, order_id: &str) -> Result<Ha
             None => Handled::Ignored,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Handled;
+
+    #[test]
+    fn an_outcome_is_logged_by_its_variant_name() {
+        for handled in [
+            Handled::Settled,
+            Handled::Noted,
+            Handled::Unconfirmed,
+            Handled::Ignored,
+        ] {
+            assert_eq!(handled.name(), format!("{handled:?}"));
+        }
+    }
 }

@@ -241,7 +241,7 @@ fn changes(result: &JsValue) -> usize {
 /// answers a generic 500.
 fn db_failure(log: Option<&Log>, sql: &str, error: &str) -> Problem {
     let statement: String = sql.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
-    let fields = serde_json::json!({"statement": statement, "error": error});
+    let fields = crate::fields! {"statement": statement, "error": error};
     match log {
         Some(log) => log.error("d1 error", fields),
         None => crate::log::emit_plain(Level::Error, "d1 error", fields),
