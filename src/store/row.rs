@@ -8,15 +8,19 @@
 //! `Option` column is `None` when NULL or absent, and anything else is an error naming the
 //! column.
 
+use std::cell::Cell;
 use std::fmt;
 
 use wasm_bindgen::JsValue;
 
-/// One row: a JavaScript object.
-pub struct Row(JsValue);
+/// One row: a JavaScript object, and the first column that could not be read.
+pub struct Row {
+    value: JsValue,
+    error: Cell<Option<RowError>>,
+}
 
 /// A column that is missing or holds a value of the wrong kind.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowError {
     pub column: &'static str,
     pub expected: &'static str,
@@ -36,7 +40,10 @@ impl Row {
     /// The row, if `value` is an object.
     pub fn new(value: JsValue) -> Result<Row, RowError> {
         if value.is_object() {
-            Ok(Row(value))
+            Ok(Row {
+                value,
+                error: Cell::new(None),
+            })
         } else {
             Err(RowError {
                 column: "",
@@ -46,14 +53,31 @@ impl Row {
     }
 
     fn value(&self, column: &str) -> JsValue {
-        js_sys::Reflect::get(&self.0, &JsValue::from_str(column)).unwrap_or(JsValue::UNDEFINED)
+        js_sys::Reflect::get(&self.value, &JsValue::from_str(column)).unwrap_or(JsValue::UNDEFINED)
     }
 
-    pub fn get<T: Column>(&self, column: &'static str) -> Result<T, RowError> {
-        T::read(self.value(column)).ok_or(RowError {
-            column,
-            expected: T::EXPECTED,
+    /// The column's value. One that cannot be read gives the type's default and is remembered
+    /// for [`Row::finish`], so a row type is read without an early return (and without the
+    /// code that would drop the columns read before it) at every column.
+    #[inline(never)]
+    pub fn get<T: Column + Default>(&self, column: &'static str) -> T {
+        T::read(self.value(column)).unwrap_or_else(|| {
+            if self.error.get().is_none() {
+                self.error.set(Some(RowError {
+                    column,
+                    expected: T::EXPECTED,
+                }));
+            }
+            T::default()
         })
+    }
+
+    /// The row read, or the first column that could not be.
+    pub fn finish<T>(&self, read: T) -> Result<T, RowError> {
+        match self.error.get() {
+            None => Ok(read),
+            Some(error) => Err(error),
+        }
     }
 }
 
@@ -160,9 +184,10 @@ macro_rules! row {
             fn from_row(
                 row: &$crate::store::row::Row,
             ) -> ::core::result::Result<Self, $crate::store::row::RowError> {
-                Ok($name {
-                    $( $field: row.get(stringify!($field))? ),*
-                })
+                let read = $name {
+                    $( $field: row.get(stringify!($field)) ),*
+                };
+                row.finish(read)
             }
         }
     };
