@@ -15,6 +15,7 @@ pub mod input;
 pub mod log;
 pub mod merchant_webhook;
 pub mod meter;
+pub mod outbound;
 pub mod psp;
 pub mod secure;
 pub mod services;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::future::{Either, select};
 use serde::Serialize;
-use worker::{AbortController, Delay, Env, Fetch, Method, Request, RequestInit, Response};
+use worker::{AbortController, Delay, Env, Fetch, Response};
 
 use super::respond;
 use crate::config::{Config, is_http_url};
@@ -153,9 +153,7 @@ async fn provider_check(base_url: &str) -> Check {
         return Check::failed("PSP_BASE_URL is a placeholder: not probed");
     }
     let url = format!("{}/", base_url.trim_end_matches('/'));
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get);
-    let Ok(request) = Request::new_with_init(&url, &init) else {
+    let Some(request) = crate::outbound::request("GET", &url, None, None) else {
         return Check::failed("PSP_BASE_URL is not a valid URL");
     };
     let controller = AbortController::default();

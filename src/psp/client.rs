@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::future::{Either, select};
 use serde::de::DeserializeOwned;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use worker::{AbortController, Delay, Fetch, Headers, Method};
 
 use super::envelope::{PspError, interpret};
 use super::types::*;
@@ -96,12 +96,9 @@ impl<'a> PspClient<'a> {
         set("MERCHANT-ID", &self.config.merchant_id)?;
         set("Content-Type", "application/json")?;
         set("Accept", "application/json")?;
-        let mut init = RequestInit::new();
-        init.with_method(method).with_headers(headers);
-        if let Some(body) = body {
-            init.with_body(Some(body.into()));
-        }
-        let request = Request::new_with_init(&url, &init).map_err(|_| PspError::Network)?;
+        let request =
+            crate::outbound::request(method.as_ref(), &url, Some(&headers), body.as_deref())
+                .ok_or(PspError::Network)?;
 
         // The timeout starts once a connection is ours, never while waiting for one.
         let _connection = self.connections.acquire().await;

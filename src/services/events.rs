@@ -13,8 +13,8 @@ use futures_util::stream;
 use serde::Serialize;
 use serde_json::Value;
 use worker::{
-    AbortController, Delay, Env, Fetch, Headers, MessageBatch, MessageExt, Method, Queue,
-    QueueRetryOptionsBuilder, RawMessage, Request, RequestInit,
+    AbortController, Delay, Env, Fetch, Headers, MessageBatch, MessageExt, Queue,
+    QueueRetryOptionsBuilder, RawMessage,
 };
 
 use crate::config::MerchantWebhook;
@@ -242,11 +242,8 @@ async fn post(
             return (None, Some("bad_header".into()));
         }
     }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()));
-    let Ok(request) = Request::new_with_init(&webhook.url, &init) else {
+    let Some(request) = crate::outbound::request("POST", &webhook.url, Some(&headers), Some(body))
+    else {
         return (None, Some("bad_url".into()));
     };
     let _connection = ctx.connections().acquire().await;
