@@ -8,6 +8,7 @@
 pub mod api;
 pub mod billing;
 pub mod catalog;
+pub mod concurrently;
 pub mod config;
 pub mod context;
 pub mod http;

@@ -7,9 +7,9 @@
 use std::pin::pin;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use std::cell::RefCell;
+
 use futures_util::future::{Either, select};
-use futures_util::stream;
 use serde::Serialize;
 use serde_json::Value;
 use worker::{
@@ -17,6 +17,7 @@ use worker::{
     QueueRetryOptionsBuilder, RawMessage,
 };
 
+use crate::concurrently::{self, Job};
 use crate::config::MerchantWebhook;
 use crate::context::Ctx;
 use crate::http::problem::Problem;
@@ -300,18 +301,19 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env) -> worker::Result<()>
         })
         .collect();
     let ctx = &ctx;
-    let results: Vec<_> = stream::iter(jobs)
-        .map(|(raw, job)| async move {
+    let results = RefCell::new(Vec::new());
+    let done = &results;
+    let mut deliveries = jobs.into_iter().map(|(raw, job)| -> Job<'_> {
+        Box::pin(async move {
             let outcome = match &job {
                 Some(job) => deliver(ctx, &job.event).await,
                 None => Ok(Delivery::Done),
             };
-            (raw, outcome)
+            done.borrow_mut().push((raw, outcome));
         })
-        .buffer_unordered(ctx.config.consumer_concurrency as usize)
-        .collect()
-        .await;
-    for (raw, outcome) in results {
+    });
+    concurrently::run(ctx.config.consumer_concurrency as usize, &mut deliveries).await;
+    for (raw, outcome) in results.into_inner() {
         match outcome {
             Ok(Delivery::Done) => raw.ack(),
             Ok(Delivery::RetryIn(seconds)) => raw.retry_with_options(

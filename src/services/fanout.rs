@@ -6,8 +6,9 @@
 //! drive takes the charge's lease, claims each attempt, and stops at once for a charge that is
 //! final or driven elsewhere, so a duplicated, redelivered or late message changes nothing.
 
-use futures_util::StreamExt;
-use futures_util::stream;
+use std::cell::RefCell;
+
+use crate::concurrently::{self, Job};
 use serde::Serialize;
 use worker::{Env, MessageBatch, MessageExt, Queue, QueueRetryOptionsBuilder, RawMessage};
 
@@ -162,24 +163,22 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
         }
     }
     let concurrency = ctx.config.consumer_concurrency as usize;
-    let results: Vec<_> = stream::iter(jobs)
-        .map(|(id, messages)| {
-            let ctx = &ctx;
-            async move {
-                let end = charging::drive_charge_end(
-                    ctx,
-                    &id,
-                    Mode::Initiate,
-                    Patience::Poll(&CONSUMER_POLL_DELAYS_MS),
-                )
-                .await;
-                (id, messages, end)
-            }
+    let results = RefCell::new(Vec::new());
+    let (done, ctx_ref) = (&results, &ctx);
+    let mut drives = jobs.into_iter().map(|(id, messages)| -> Job<'_> {
+        Box::pin(async move {
+            let end = charging::drive_charge_end(
+                ctx_ref,
+                &id,
+                Mode::Initiate,
+                Patience::Poll(&CONSUMER_POLL_DELAYS_MS),
+            )
+            .await;
+            done.borrow_mut().push((id, messages, end));
         })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    for (id, messages, end) in results {
+    });
+    concurrently::run(concurrency, &mut drives).await;
+    for (id, messages, end) in results.into_inner() {
         match end {
             Ok(end) => {
                 report.charges_driven += 1;

@@ -7,8 +7,8 @@
 //! driven only under its lease. Two overlapping ticks, a retried tick, or one that died halfway
 //! can neither charge a period twice nor skip one.
 
-use futures_util::StreamExt;
-use futures_util::stream;
+use std::cell::RefCell;
+
 use serde::Serialize;
 use worker::{Env, ScheduledEvent};
 
@@ -16,6 +16,7 @@ use crate::log::{self, Level};
 
 use crate::billing::charge_driver::DriveEnd;
 use crate::billing::renewal::{self, Close};
+use crate::concurrently::{self, Job};
 use crate::context::Ctx;
 use crate::http::problem::Problem;
 use crate::meter::Usage;
@@ -550,21 +551,24 @@ async fn drive_all(
         Pass::Start => Patience::StartOnly,
         Pass::Settle => Patience::Poll(&[]),
     };
-    let results: Vec<(String, Option<Result<DriveEnd, Problem>>)> = stream::iter(ids)
-        .map(|id| async move {
+    type Driven = (String, Option<Result<DriveEnd, Problem>>);
+    let results: RefCell<Vec<Driven>> = RefCell::new(Vec::new());
+    let done = &results;
+    let mut jobs = ids.into_iter().map(|id| -> Job<'_> {
+        Box::pin(async move {
             // Checked as each charge starts, so the budget holds however fast others finish.
             if !within_budget(ctx, started, CALLS_PER_CHARGE + reserve) {
-                return (id, None);
+                done.borrow_mut().push((id, None));
+                return;
             }
             let end =
                 charging::drive_charge_end(ctx, &id, charging::Mode::Initiate, patience).await;
-            (id, Some(end))
+            done.borrow_mut().push((id, Some(end)));
         })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
+    });
+    concurrently::run(concurrency, &mut jobs).await;
     let mut waiting = Vec::new();
-    for (id, result) in results {
+    for (id, result) in results.into_inner() {
         match result {
             None => report.work_left = true,
             Some(Ok(end)) => {
