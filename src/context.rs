@@ -116,8 +116,10 @@ impl Ctx {
             let row: Option<Row> = self
                 .db()
                 .first(
-                    "SELECT (SELECT now_ms FROM test_clock WHERE id = 1) AS now_ms,
-                            EXISTS (SELECT 1 FROM test_clocks) AS named",
+                    crate::sql!(
+                        "SELECT (SELECT now_ms FROM test_clock WHERE id = 1) AS now_ms,
+                            EXISTS (SELECT 1 FROM test_clocks) AS named"
+                    ),
                     vec![],
                 )
                 .await?;
@@ -146,7 +148,7 @@ impl Ctx {
         let row: Option<Row> = self
             .db()
             .first(
-                "SELECT now_ms FROM test_clocks WHERE name = ?",
+                crate::sql!("SELECT now_ms FROM test_clocks WHERE name = ?"),
                 crate::params![name],
             )
             .await?;
@@ -167,8 +169,8 @@ impl Ctx {
         let row: Option<Row> = self
             .db()
             .first(
-                "SELECT t.now_ms FROM charges c LEFT JOIN test_clocks t ON t.name = c.test_clock
-                 WHERE c.id = ?",
+                crate::sql!("SELECT t.now_ms FROM charges c LEFT JOIN test_clocks t ON t.name = c.test_clock
+                 WHERE c.id = ?"),
                 crate::params![charge_id],
             )
             .await?;

@@ -133,7 +133,7 @@ async fn schema_check(d1: &worker::D1Database) -> Check {
     // wrangler records applied migrations in d1_migrations; the newest tells the schema version.
     match db
         .first::<Migration>(
-            "SELECT name FROM d1_migrations ORDER BY id DESC LIMIT 1",
+            crate::sql!("SELECT name FROM d1_migrations ORDER BY id DESC LIMIT 1"),
             vec![],
         )
         .await

@@ -34,8 +34,10 @@ pub async fn get(ctx: &Ctx, session: &Claims, customer: &str) -> Result<Response
     let row: Option<Row> = ctx
         .db()
         .first(
-            "SELECT brand, last4, exp_month, exp_year, created_at FROM payment_methods
-             WHERE customer_ref = ? AND status = 'active' ORDER BY created_at DESC LIMIT 1",
+            crate::sql!(
+                "SELECT brand, last4, exp_month, exp_year, created_at FROM payment_methods
+             WHERE customer_ref = ? AND status = 'active' ORDER BY created_at DESC LIMIT 1"
+            ),
             params![customer],
         )
         .await?;

@@ -57,9 +57,11 @@ pub async fn tick(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
         None => {
             ctx.db()
                 .run(
-                    "INSERT INTO test_clock (id, now_ms) VALUES (1, ?)
+                    crate::sql!(
+                        "INSERT INTO test_clock (id, now_ms) VALUES (1, ?)
                      ON CONFLICT (id) DO UPDATE SET now_ms = excluded.now_ms
-                     WHERE excluded.now_ms >= test_clock.now_ms",
+                     WHERE excluded.now_ms >= test_clock.now_ms"
+                    ),
                     params![now],
                 )
                 .await?
@@ -68,9 +70,11 @@ pub async fn tick(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
             let global = ctx.now().await?;
             ctx.db()
                 .run(
-                    "INSERT INTO test_clocks (name, now_ms) SELECT ?1, ?2 WHERE ?2 >= ?3
+                    crate::sql!(
+                        "INSERT INTO test_clocks (name, now_ms) SELECT ?1, ?2 WHERE ?2 >= ?3
                      ON CONFLICT (name) DO UPDATE SET now_ms = excluded.now_ms
-                     WHERE excluded.now_ms >= test_clocks.now_ms",
+                     WHERE excluded.now_ms >= test_clocks.now_ms"
+                    ),
                     params![name.as_str(), now, global],
                 )
                 .await?
@@ -109,7 +113,7 @@ pub async fn read(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
             let row: Option<Row> = ctx
                 .db()
                 .first(
-                    "SELECT now_ms FROM test_clocks WHERE name = ?",
+                    crate::sql!("SELECT now_ms FROM test_clocks WHERE name = ?"),
                     params![name.as_str()],
                 )
                 .await?;

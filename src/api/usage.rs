@@ -113,11 +113,11 @@ pub async fn record(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
     // Inserted only while its period is still open: once a period's charge is claimed its
     // usage is frozen, and a late record would never be billed.
     let insert = stmt(
-        "INSERT INTO usage_records (id, subscription_id, period_index, quantity, occurred_at, created_at)
+        crate::sql!("INSERT INTO usage_records (id, subscription_id, period_index, quantity, occurred_at, created_at)
          SELECT ?, ?, ?, ?, ?, ?
          WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ? AND current_period <= ?
                          AND status IN ('active', 'past_due'))
-           AND EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = ? AND key = ? AND resource_id = ?)",
+           AND EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = ? AND key = ? AND resource_id = ?)"),
         insert_params,
     );
     match idempotency::claim(db, "usage", &key, &hash, &usage_id, now, vec![insert]).await? {
@@ -128,7 +128,7 @@ pub async fn record(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
                 // The period closed between our read and the insert: release the key so that
                 // nothing of this request remains.
                 db.run(
-                    "DELETE FROM idempotency_keys WHERE scope = 'usage' AND key = ? AND resource_id = ?",
+                    crate::sql!("DELETE FROM idempotency_keys WHERE scope = 'usage' AND key = ? AND resource_id = ?"),
                     params![&key, &usage_id],
                 )
                 .await?;
@@ -149,7 +149,7 @@ fn period_closed() -> Problem {
 async fn get(ctx: &Ctx, id: &str) -> Result<Option<UsageRow>, Problem> {
     ctx.db()
         .first(
-            "SELECT id, subscription_id, period_index, quantity, occurred_at FROM usage_records WHERE id = ?",
+            crate::sql!("SELECT id, subscription_id, period_index, quantity, occurred_at FROM usage_records WHERE id = ?"),
             params![id],
         )
         .await

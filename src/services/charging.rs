@@ -200,7 +200,9 @@ impl LedgerCharge<'_> {
         let (id, now) = (&self.charge.id, self.now);
         [
             stmt(
-                "UPDATE charges SET order_id = NULL, updated_at = ? WHERE id = ? AND order_id = ?",
+                crate::sql!(
+                    "UPDATE charges SET order_id = NULL, updated_at = ? WHERE id = ? AND order_id = ?"
+                ),
                 params![now, id, order_id],
             ),
             orders::watch(order_id, "charge", id, now),
@@ -298,15 +300,19 @@ impl ChargeIo for LedgerCharge<'_> {
         let (id, now) = (&self.charge.id, self.now);
         let mut batch = vec![
             stmt(
-                "UPDATE charges SET order_id = ?, updated_at = ? WHERE id = ? AND order_id IS NULL",
+                crate::sql!(
+                    "UPDATE charges SET order_id = ?, updated_at = ? WHERE id = ? AND order_id IS NULL"
+                ),
                 params![order_id, now, id],
             ),
             orders::record(order_id, "charge", id, now),
         ];
         if let Some(number) = claimed_ahead {
             batch.push(stmt(
-                "UPDATE charge_attempts SET order_id = ?, updated_at = ?
-                 WHERE charge_id = ? AND attempt = ? AND order_id IS NULL",
+                crate::sql!(
+                    "UPDATE charge_attempts SET order_id = ?, updated_at = ?
+                 WHERE charge_id = ? AND attempt = ? AND order_id IS NULL"
+                ),
                 params![order_id, now, id, number],
             ));
         }
@@ -320,10 +326,10 @@ impl ChargeIo for LedgerCharge<'_> {
             .db()
             .batch(vec![
                 stmt(
-                    "INSERT INTO charge_attempts (charge_id, attempt, order_id, payment_method_id,
+                    crate::sql!("INSERT INTO charge_attempts (charge_id, attempt, order_id, payment_method_id,
                          status, created_at, updated_at)
                      VALUES (?, ?, ?, ?, 'claimed', ?, ?)
-                     ON CONFLICT (charge_id, attempt) DO NOTHING",
+                     ON CONFLICT (charge_id, attempt) DO NOTHING"),
                     params![
                         id,
                         number,
@@ -334,9 +340,9 @@ impl ChargeIo for LedgerCharge<'_> {
                     ],
                 ),
                 stmt(
-                    "UPDATE charges SET attempts = MAX(attempts, ?), status = 'pending',
+                    crate::sql!("UPDATE charges SET attempts = MAX(attempts, ?), status = 'pending',
                          next_retry_at = NULL, updated_at = ?
-                     WHERE id = ? AND status != 'succeeded'",
+                     WHERE id = ? AND status != 'succeeded'"),
                     params![number, now, id],
                 ),
             ])
@@ -348,18 +354,22 @@ impl ChargeIo for LedgerCharge<'_> {
         let (id, now) = (&self.charge.id, self.now);
         let batch = vec![
             stmt(
-                "UPDATE charge_attempts SET payment_id = ?,
+                crate::sql!(
+                    "UPDATE charge_attempts SET payment_id = ?,
                      status = CASE status WHEN 'claimed' THEN 'initiated' ELSE status END,
                      updated_at = ?
-                 WHERE charge_id = ? AND attempt = ? AND status IN ('claimed', 'fenced')",
+                 WHERE charge_id = ? AND attempt = ? AND status IN ('claimed', 'fenced')"
+                ),
                 params![payment_id, now, id, number],
             ),
             stmt(
-                "UPDATE charges SET payment_id = ?,
+                crate::sql!(
+                    "UPDATE charges SET payment_id = ?,
                      payment_method_id = COALESCE(?, payment_method_id), updated_at = ?,
                      lease_until = CASE WHEN ? THEN NULL ELSE lease_until END,
                      queued_until = CASE WHEN ? THEN NULL ELSE queued_until END
-                 WHERE id = ? AND status = 'pending'",
+                 WHERE id = ? AND status = 'pending'"
+                ),
                 params![
                     payment_id,
                     self.payment_method_id.as_deref(),
@@ -382,14 +392,16 @@ impl ChargeIo for LedgerCharge<'_> {
     ) -> Result<(), Problem> {
         let (id, now) = (&self.charge.id, self.now);
         let mut batch = vec![stmt(
-            "UPDATE charges SET provider_refusals = ?, last_error = ?, updated_at = ?
-             WHERE id = ? AND status != 'succeeded'",
+            crate::sql!(
+                "UPDATE charges SET provider_refusals = ?, last_error = ?, updated_at = ?
+             WHERE id = ? AND status != 'succeeded'"
+            ),
             params![refusals, code, now, id],
         )];
         if let Some((number, order_id)) = attempt {
             batch.push(stmt(
-                "UPDATE charge_attempts SET status = 'rejected', failure_reason = ?, updated_at = ?
-                 WHERE charge_id = ? AND attempt = ? AND status = 'claimed'",
+                crate::sql!("UPDATE charge_attempts SET status = 'rejected', failure_reason = ?, updated_at = ?
+                 WHERE charge_id = ? AND attempt = ? AND status = 'claimed'"),
                 params![code, now, id, number],
             ));
             batch.extend(self.give_up_order(order_id));
@@ -404,8 +416,10 @@ impl ChargeIo for LedgerCharge<'_> {
             crate::fields! {"chargeId": id, "attempt": number},
         );
         let batch = vec![stmt(
-            "UPDATE charge_attempts SET status = 'fenced', updated_at = ?
-             WHERE charge_id = ? AND attempt = ? AND status = 'claimed'",
+            crate::sql!(
+                "UPDATE charge_attempts SET status = 'fenced', updated_at = ?
+             WHERE charge_id = ? AND attempt = ? AND status = 'claimed'"
+            ),
             params![now, id, number],
         )];
         self.write(batch, false).await
@@ -426,9 +440,11 @@ impl ChargeIo for LedgerCharge<'_> {
             );
         }
         let mut batch = vec![stmt(
-            "UPDATE charge_attempts SET status = ?, payment_id = COALESCE(?, payment_id),
+            crate::sql!(
+                "UPDATE charge_attempts SET status = ?, payment_id = COALESCE(?, payment_id),
                  updated_at = ?
-             WHERE charge_id = ? AND attempt = ? AND status IN ('claimed', 'initiated', 'fenced')",
+             WHERE charge_id = ? AND attempt = ? AND status IN ('claimed', 'initiated', 'fenced')"
+            ),
             params![status.as_str(), payment_id, now, id, number],
         )];
         batch.extend(self.give_up_order(order_id));
@@ -451,16 +467,16 @@ impl ChargeIo for LedgerCharge<'_> {
         }
         let mut batch = vec![
             stmt(
-                "UPDATE charge_attempts SET status = 'succeeded', payment_id = ?, updated_at = ?
-                 WHERE charge_id = ? AND attempt = ?",
+                crate::sql!("UPDATE charge_attempts SET status = 'succeeded', payment_id = ?, updated_at = ?
+                 WHERE charge_id = ? AND attempt = ?"),
                 params![payment_id, now, &c.id, number],
             ),
             stmt(
-                "UPDATE charges SET status = 'succeeded', payment_id = ?, failure_reason = NULL,
+                crate::sql!("UPDATE charges SET status = 'succeeded', payment_id = ?, failure_reason = NULL,
                      decline_class = NULL, next_retry_at = NULL, last_error = NULL,
                      attention = NULL, settled_at = ?, updated_at = ?, lease_until = NULL,
                      queued_until = NULL
-                 WHERE id = ? AND status != 'succeeded'",
+                 WHERE id = ? AND status != 'succeeded'"),
                 params![payment_id, now, now, &c.id],
             ),
         ];
@@ -496,17 +512,17 @@ impl ChargeIo for LedgerCharge<'_> {
         };
         let mut batch = vec![
             stmt(
-                "UPDATE charge_attempts SET status = 'failed', payment_id = ?, failure_reason = ?,
+                crate::sql!("UPDATE charge_attempts SET status = 'failed', payment_id = ?, failure_reason = ?,
                      decline_class = ?, updated_at = ?
-                 WHERE charge_id = ? AND attempt = ?",
+                 WHERE charge_id = ? AND attempt = ?"),
                 params![payment_id, reason, class.as_str(), now, &c.id, number],
             ),
             stmt(
-                "UPDATE charges SET status = 'failed', failure_reason = ?, decline_class = ?,
+                crate::sql!("UPDATE charges SET status = 'failed', failure_reason = ?, decline_class = ?,
                      declines = ?, first_failed_at = ?, next_retry_at = ?, payment_id = ?,
                      attention = NULL, updated_at = ?, lease_until = NULL,
                      queued_until = NULL
-                 WHERE id = ? AND status != 'succeeded'",
+                 WHERE id = ? AND status != 'succeeded'"),
                 params![
                     reason,
                     class.as_str(),
@@ -543,8 +559,10 @@ impl ChargeIo for LedgerCharge<'_> {
         self.ctx
             .db()
             .run(
-                "UPDATE charges SET last_error = ?, updated_at = ?
-                 WHERE id = ? AND status IN ('processing', 'pending')",
+                crate::sql!(
+                    "UPDATE charges SET last_error = ?, updated_at = ?
+                 WHERE id = ? AND status IN ('processing', 'pending')"
+                ),
                 params![code, now, id],
             )
             .await?;
@@ -585,9 +603,11 @@ impl ChargeIo for LedgerCharge<'_> {
         let key = format!("{id}:{key}");
         let batch = vec![
             stmt(
-                "UPDATE charges SET attention = ?, next_retry_at = ?, updated_at = ?,
+                crate::sql!(
+                    "UPDATE charges SET attention = ?, next_retry_at = ?, updated_at = ?,
                      lease_until = NULL, queued_until = NULL
-                 WHERE id = ? AND status IN ('processing', 'pending')",
+                 WHERE id = ? AND status IN ('processing', 'pending')"
+                ),
                 params![why.kind(), now + ATTENTION_RECHECK_MS, now, &id],
             ),
             self.incident(why.kind(), key, order_id, detail),
@@ -600,10 +620,12 @@ impl ChargeIo for LedgerCharge<'_> {
         let now = self.now;
         let code = failure.code();
         let mut batch = vec![stmt(
-            "UPDATE charges SET status = 'failed', failure_reason = ?, decline_class = NULL,
+            crate::sql!(
+                "UPDATE charges SET status = 'failed', failure_reason = ?, decline_class = NULL,
                  next_retry_at = NULL, attention = NULL, updated_at = ?, lease_until = NULL,
                  queued_until = NULL
-             WHERE id = ? AND status != 'succeeded'",
+             WHERE id = ? AND status != 'succeeded'"
+            ),
             params![code, now, &c.id],
         )];
         let why = match failure {
@@ -633,9 +655,9 @@ impl ChargeIo for LedgerCharge<'_> {
             crate::fields! {"chargeId": id, "limit": limit.to_string()},
         );
         let batch = vec![stmt(
-            "UPDATE charges SET next_retry_at = ?, last_error = 'card_retry_limit', updated_at = ?,
+            crate::sql!("UPDATE charges SET next_retry_at = ?, last_error = 'card_retry_limit', updated_at = ?,
                  lease_until = NULL, queued_until = NULL
-             WHERE id = ? AND status != 'succeeded'",
+             WHERE id = ? AND status != 'succeeded'"),
             params![now + DAY_MS, now, id],
         )];
         self.write(batch, true).await

@@ -53,7 +53,8 @@ pub async fn claim_due(
     let due: Vec<Due> = ctx
         .db()
         .all(
-            "UPDATE charges SET queued_until = ?3
+            crate::sql!(
+                "UPDATE charges SET queued_until = ?3
              WHERE id IN (SELECT id FROM charges
                WHERE kind != 'checkout'
                  AND ((status IN ('processing', 'pending')
@@ -63,7 +64,8 @@ pub async fn claim_due(
                  AND (queued_until IS NULL OR queued_until < ?2) AND test_clock IS ?5
                ORDER BY COALESCE(next_retry_at, created_at), id
                LIMIT ?4)
-             RETURNING id",
+             RETURNING id"
+            ),
             params![now, wall, hold_until, limit, clock],
         )
         .await?;

@@ -105,7 +105,9 @@ pub async fn run(ctx: &Ctx, trigger: &str, clock: Option<&str>) -> Result<TickRe
     };
     ctx.db()
         .run(
-            "INSERT INTO tick_runs (id, trigger, as_of, started_at) VALUES (?, ?, ?, ?)",
+            crate::sql!(
+                "INSERT INTO tick_runs (id, trigger, as_of, started_at) VALUES (?, ?, ?, ?)"
+            ),
             params![&report.tick_id, trigger, now, started],
         )
         .await?;
@@ -133,7 +135,7 @@ pub async fn run(ctx: &Ctx, trigger: &str, clock: Option<&str>) -> Result<TickRe
     let stats = serde_json::to_string(&report).unwrap_or_default();
     ctx.db()
         .run(
-            "UPDATE tick_runs SET finished_at = ?, stats = ? WHERE id = ?",
+            crate::sql!("UPDATE tick_runs SET finished_at = ?, stats = ? WHERE id = ?"),
             params![ctx.wall_ms(), stats, &report.tick_id],
         )
         .await?;
@@ -155,13 +157,14 @@ async fn close_due_periods(
     report: &mut TickReport,
 ) -> Result<(), Problem> {
     let limit = ctx.config.tick.max_charges;
-    let sql = format!(
-        "SELECT {} FROM subscriptions
+    let sql = crate::sql!(
+        "SELECT ",
+        subscriptions::COLUMNS,
+        " FROM subscriptions
          WHERE status = 'active' AND current_period_end <= ? AND test_clock IS ?
-         ORDER BY current_period_end LIMIT ?",
-        subscriptions::COLUMNS
+         ORDER BY current_period_end LIMIT ?"
     );
-    let due: Vec<SubscriptionRow> = ctx.db().all(&sql, params![now, clock, limit]).await?;
+    let due: Vec<SubscriptionRow> = ctx.db().all(sql, params![now, clock, limit]).await?;
     if due.len() as u32 == limit {
         report.work_left = true;
     }
@@ -281,8 +284,10 @@ async fn plan_close(
         None => 0,
         Some(_) => db
             .first::<Sum>(
-                "SELECT COALESCE(SUM(quantity), 0) AS quantity FROM usage_records
-                 WHERE subscription_id = ? AND period_index = ?",
+                crate::sql!(
+                    "SELECT COALESCE(SUM(quantity), 0) AS quantity FROM usage_records
+                 WHERE subscription_id = ? AND period_index = ?"
+                ),
                 params![&sub.id, sub.current_period],
             )
             .await?
@@ -350,7 +355,7 @@ async fn plan_close(
             ];
             advance_params.extend(guard_params);
             let advance = stmt(
-                concat!(
+                crate::sql!(concat!(
                     "UPDATE subscriptions SET current_period = ?, current_period_start = ?,
                          current_period_end = ?,
                          plan_id = COALESCE(?, plan_id), amount = COALESCE(?, amount),
@@ -360,7 +365,7 @@ async fn plan_close(
                          pending_plan_id = NULL, pending_plan = NULL,
                          anchor_at = ?, anchor_period = ?, updated_at = ? ",
                     unchanged_since_read!()
-                ),
+                )),
                 advance_params,
             );
             let charge = period_charge(
@@ -385,12 +390,12 @@ async fn plan_close(
             let mut cancel_params = params![period, now, now];
             cancel_params.extend(guard_params);
             let cancel = stmt(
-                concat!(
+                crate::sql!(concat!(
                     "UPDATE subscriptions SET current_period = ?, status = 'canceled',
                          status_reason = 'canceled at period end', canceled_at = ?,
                          updated_at = ? ",
                     unchanged_since_read!()
-                ),
+                )),
                 cancel_params,
             );
             let mut batch = vec![cancel];
@@ -485,14 +490,16 @@ async fn drive_due_charges(
     } else {
         ctx.db()
             .all(
-                "SELECT id FROM charges
+                crate::sql!(
+                    "SELECT id FROM charges
              WHERE kind != 'checkout'
                AND ((status IN ('processing', 'pending')
                      AND (next_retry_at IS NULL OR next_retry_at <= ?1))
                     OR (status = 'failed' AND next_retry_at <= ?1))
                AND (lease_until IS NULL OR lease_until < ?2) AND test_clock IS ?4
              ORDER BY COALESCE(next_retry_at, created_at), id
-             LIMIT ?3",
+             LIMIT ?3"
+                ),
                 params![now, ctx.wall_ms(), budget.max_charges, clock],
             )
             .await?

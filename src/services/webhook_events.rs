@@ -50,9 +50,9 @@ pub async fn record(ctx: &Ctx, event: &WebhookEvent, stale: bool) -> Result<Reco
         .db()
         .batch_results(vec![
             crate::store::db::stmt(
-                "INSERT INTO webhook_events (event_id, event_type, order_id, reference_id, outcome,
+                crate::sql!("INSERT INTO webhook_events (event_id, event_type, order_id, reference_id, outcome,
                      received_at, next_check_at)
-                 VALUES (?, ?, ?, ?, 'received', ?, ?) ON CONFLICT (event_id) DO NOTHING",
+                 VALUES (?, ?, ?, ?, 'received', ?, ?) ON CONFLICT (event_id) DO NOTHING"),
                 params![
                     &event.metadata.event_id,
                     &event.event_type,
@@ -63,7 +63,7 @@ pub async fn record(ctx: &Ctx, event: &WebhookEvent, stale: bool) -> Result<Reco
                 ],
             ),
             crate::store::db::stmt(
-                "SELECT outcome FROM webhook_events WHERE event_id = ?",
+                crate::sql!("SELECT outcome FROM webhook_events WHERE event_id = ?"),
                 params![&event.metadata.event_id],
             ),
         ])
@@ -128,9 +128,11 @@ pub async fn confirm(ctx: &Ctx, event: &Received) -> Result<Handled, Problem> {
     };
     ctx.db()
         .run(
-            "UPDATE webhook_events SET outcome = ?, checks = checks + 1, next_check_at = ?,
+            crate::sql!(
+                "UPDATE webhook_events SET outcome = ?, checks = checks + 1, next_check_at = ?,
                  settled_at = CASE WHEN ? = 'received' THEN NULL ELSE ? END
-             WHERE event_id = ? AND outcome = 'received'",
+             WHERE event_id = ? AND outcome = 'received'"
+            ),
             params![outcome, next_check_at, outcome, now, &event.event_id],
         )
         .await?;
@@ -157,9 +159,11 @@ pub async fn confirm_due(ctx: &Ctx, limit: u32) -> Result<u32, Problem> {
     let due: Vec<Received> = ctx
         .db()
         .all(
-            "SELECT event_id, event_type, order_id, reference_id, checks, received_at
+            crate::sql!(
+                "SELECT event_id, event_type, order_id, reference_id, checks, received_at
              FROM webhook_events WHERE outcome = 'received' AND next_check_at <= ?
-             ORDER BY next_check_at LIMIT ?",
+             ORDER BY next_check_at LIMIT ?"
+            ),
             params![now, limit],
         )
         .await?;

@@ -72,27 +72,14 @@ macro_rules! params {
     ($($v:expr),* $(,)?) => { vec![$($crate::store::db::P::from($v)),*] };
 }
 
-/// One statement of a batch.
+/// One statement of a batch. Its text is fixed at compile time (see [`sql!`](crate::sql)).
 pub struct Stmt {
-    pub sql: std::borrow::Cow<'static, str>,
+    pub sql: &'static str,
     pub params: Vec<P>,
 }
 
 pub fn stmt(sql: &'static str, params: Vec<P>) -> Stmt {
-    Stmt {
-        sql: sql.into(),
-        params,
-    }
-}
-
-impl Stmt {
-    /// A statement whose SQL is assembled at run time (from column lists, never from input).
-    pub fn owned(sql: String, params: Vec<P>) -> Stmt {
-        Stmt {
-            sql: sql.into(),
-            params,
-        }
-    }
+    Stmt { sql, params }
 }
 
 #[derive(Clone, Copy)]
@@ -159,10 +146,10 @@ impl<'a> Db<'a> {
     /// writes before them in the same batch.
     pub async fn batch_results(&self, statements: Vec<Stmt>) -> Result<Vec<BatchResult>, Problem> {
         self.meter.d1(statements.len() as u32);
-        let first_sql = statements.first().map_or("", |s| &*s.sql);
+        let first_sql = statements.first().map_or("", |s| s.sql);
         let prepared = js_sys::Array::new();
         for s in &statements {
-            prepared.push(self.prepare(&s.sql, &s.params)?.inner());
+            prepared.push(self.prepare(s.sql, &s.params)?.inner());
         }
         let database: &D1DatabaseSys = self.d1.as_ref().unchecked_ref();
         let results = settle(database.batch(prepared))

@@ -34,17 +34,19 @@ pub async fn list(
     kind: Option<&str>,
     limit: u32,
 ) -> Result<Vec<EventRow>, Problem> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM events WHERE seq > ?1 AND (?2 IS NULL OR type = ?2)
+    let sql = crate::sql!(
+        "SELECT ",
+        COLUMNS,
+        " FROM events WHERE seq > ?1 AND (?2 IS NULL OR type = ?2)
          ORDER BY seq LIMIT ?3"
     );
-    db.all(&sql, params![after_seq.unwrap_or(0), kind, limit])
+    db.all(sql, params![after_seq.unwrap_or(0), kind, limit])
         .await
 }
 
 pub async fn get(db: Db<'_>, id: &str) -> Result<Option<EventRow>, Problem> {
-    let sql = format!("SELECT {COLUMNS} FROM events WHERE id = ?");
-    db.first(&sql, params![id]).await
+    let sql = crate::sql!("SELECT ", COLUMNS, " FROM events WHERE id = ?");
+    db.first(sql, params![id]).await
 }
 
 /// Marks up to `limit` events for delivery and returns their ids: pending ones, and queued ones
@@ -63,11 +65,13 @@ pub async fn claim_for_delivery(
     }
     let ids: Vec<Id> = db
         .all(
-            "UPDATE events SET delivery = 'queued', queued_at = ?1
+            crate::sql!(
+                "UPDATE events SET delivery = 'queued', queued_at = ?1
              WHERE seq IN (SELECT seq FROM events
                WHERE delivery = 'pending' OR (delivery = 'queued' AND queued_at < ?2)
                ORDER BY seq LIMIT ?3)
-             RETURNING id",
+             RETURNING id"
+            ),
             params![wall_now, lost_before, limit],
         )
         .await?;
@@ -77,7 +81,7 @@ pub async fn claim_for_delivery(
 /// With no webhook URL configured, pending events are only for the feed.
 pub async fn mark_feed_only(db: Db<'_>) -> Result<(), Problem> {
     db.run(
-        "UPDATE events SET delivery = 'none' WHERE delivery = 'pending'",
+        crate::sql!("UPDATE events SET delivery = 'none' WHERE delivery = 'pending'"),
         params![],
     )
     .await?;
@@ -113,8 +117,8 @@ pub fn record_attempt(
     };
     vec![
         stmt(
-            "INSERT INTO event_deliveries (event_id, attempt, status_code, latency_ms, error, at)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, attempt) DO NOTHING",
+            crate::sql!("INSERT INTO event_deliveries (event_id, attempt, status_code, latency_ms, error, at)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, attempt) DO NOTHING"),
             params![
                 event_id,
                 attempt,
@@ -125,9 +129,9 @@ pub fn record_attempt(
             ],
         ),
         stmt(
-            "UPDATE events SET attempts = MAX(attempts, ?), delivery = ?, last_error = ?,
+            crate::sql!("UPDATE events SET attempts = MAX(attempts, ?), delivery = ?, last_error = ?,
                  queued_at = ?, delivered_at = CASE WHEN ? = 'delivered' THEN ? END
-             WHERE id = ? AND delivery IN ('queued', 'pending')",
+             WHERE id = ? AND delivery IN ('queued', 'pending')"),
             params![
                 attempt, delivery, error, wall_now, delivery, wall_now, event_id
             ],
@@ -139,8 +143,10 @@ pub fn record_attempt(
 pub async fn redeliver(db: Db<'_>, id: &str) -> Result<bool, Problem> {
     let changes = db
         .run(
-            "UPDATE events SET delivery = 'pending', queued_at = NULL, round_base = attempts
-             WHERE id = ?",
+            crate::sql!(
+                "UPDATE events SET delivery = 'pending', queued_at = NULL, round_base = attempts
+             WHERE id = ?"
+            ),
             params![id],
         )
         .await?;
@@ -160,8 +166,10 @@ crate::row! {
 
 pub async fn deliveries(db: Db<'_>, event_id: &str) -> Result<Vec<DeliveryRow>, Problem> {
     db.all(
-        "SELECT attempt, status_code, latency_ms, error, at FROM event_deliveries
-         WHERE event_id = ? ORDER BY attempt",
+        crate::sql!(
+            "SELECT attempt, status_code, latency_ms, error, at FROM event_deliveries
+         WHERE event_id = ? ORDER BY attempt"
+        ),
         params![event_id],
     )
     .await

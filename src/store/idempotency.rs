@@ -40,8 +40,10 @@ pub async fn claim(
     then: Vec<Stmt>,
 ) -> Result<Claim, Problem> {
     let mut batch = vec![stmt(
-        "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at)
-         VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO NOTHING",
+        crate::sql!(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at)
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO NOTHING"
+        ),
         params![scope, key, request_hash, resource_id, now],
     )];
     batch.extend(then);
@@ -69,7 +71,9 @@ pub async fn existing(
 ) -> Result<Option<String>, Problem> {
     let row: Option<Row> = db
         .first(
-            "SELECT request_hash, resource_id FROM idempotency_keys WHERE scope = ? AND key = ?",
+            crate::sql!(
+                "SELECT request_hash, resource_id FROM idempotency_keys WHERE scope = ? AND key = ?"
+            ),
             params![scope, key],
         )
         .await?;

@@ -48,10 +48,12 @@ pub struct NewIncident<'a> {
 
 pub fn record(i: &NewIncident<'_>) -> Stmt {
     stmt(
-        "INSERT INTO incidents (id, incident_key, kind, charge_id, checkout_id, order_id,
+        crate::sql!(
+            "INSERT INTO incidents (id, incident_key, kind, charge_id, checkout_id, order_id,
              payment_id, refund_id, customer_ref, amount, currency, detail, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (incident_key) DO NOTHING",
+         ON CONFLICT (incident_key) DO NOTHING"
+        ),
         params![
             new_id("inc"),
             i.key.as_str(),
@@ -79,19 +81,21 @@ pub async fn list(
     limit: u32,
 ) -> Result<Vec<IncidentRow>, Problem> {
     let (after_at, after_id) = after.unwrap_or((i64::MIN, ""));
-    let sql = format!(
-        "SELECT {COLUMNS} FROM incidents
+    let sql = crate::sql!(
+        "SELECT ",
+        COLUMNS,
+        " FROM incidents
          WHERE (created_at > ?1 OR (created_at = ?1 AND id > ?2))
            AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR charge_id = ?4)
          ORDER BY created_at, id LIMIT ?5"
     );
-    db.all(&sql, params![after_at, after_id, kind, charge_id, limit])
+    db.all(sql, params![after_at, after_id, kind, charge_id, limit])
         .await
 }
 
 pub async fn get(db: Db<'_>, id: &str) -> Result<Option<IncidentRow>, Problem> {
-    let sql = format!("SELECT {COLUMNS} FROM incidents WHERE id = ?");
-    db.first(&sql, params![id]).await
+    let sql = crate::sql!("SELECT ", COLUMNS, " FROM incidents WHERE id = ?");
+    db.first(sql, params![id]).await
 }
 
 /// The kinds of incident recorded on a charge, oldest first.
@@ -103,7 +107,7 @@ pub async fn kinds_for_charge(db: Db<'_>, charge_id: &str) -> Result<Vec<String>
     }
     let rows: Vec<Row> = db
         .all(
-            "SELECT kind FROM incidents WHERE charge_id = ? ORDER BY created_at, id",
+            crate::sql!("SELECT kind FROM incidents WHERE charge_id = ? ORDER BY created_at, id"),
             params![charge_id],
         )
         .await?;

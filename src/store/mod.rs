@@ -11,5 +11,6 @@ pub mod orders;
 pub mod payment_methods;
 pub mod refunds;
 pub mod row;
+pub mod sql;
 pub mod subscriptions;
 pub mod vault;
