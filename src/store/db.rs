@@ -5,7 +5,7 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::D1Database as D1DatabaseSys;
 use worker::{D1Database, D1PreparedStatement};
 
-use super::row::{self, FromRow};
+use super::row::{self, FromRow, RowError};
 
 use crate::log::{Level, Log};
 
@@ -103,8 +103,19 @@ impl<'a> Db<'a> {
     }
 
     pub async fn all<T: FromRow>(&self, sql: &str, params: Vec<P>) -> Result<Vec<T>, Problem> {
+        let rows = self.rows(sql, params).await?;
+        row::all(&rows).map_err(|e| self.unreadable(sql, e))
+    }
+
+    // The parts of `all` that do not depend on the row type, kept out of it so that each row
+    // type does not carry its own copy of them.
+    async fn rows(&self, sql: &str, params: Vec<P>) -> Result<js_sys::Array, Problem> {
         let result = self.query(sql, &params, Call::All).await?;
-        row::all(&rows_of(&result)).map_err(|e| db_failure(self.log, sql, &e.to_string()))
+        Ok(rows_of(&result))
+    }
+
+    fn unreadable(&self, sql: &str, error: RowError) -> Problem {
+        db_failure(self.log, sql, &error.to_string())
     }
 
     // The part of `all` and `run` that does not depend on the row type, kept out of `all` so
@@ -123,7 +134,9 @@ impl<'a> Db<'a> {
     }
 
     pub async fn first<T: FromRow>(&self, sql: &str, params: Vec<P>) -> Result<Option<T>, Problem> {
-        Ok(self.all(sql, params).await?.into_iter().next())
+        let mut rows = self.all(sql, params).await?;
+        rows.truncate(1);
+        Ok(rows.pop())
     }
 
     /// Runs a write and returns how many rows it changed: 0 means a conditional write lost.
@@ -208,8 +221,12 @@ pub struct BatchResult {
 
 impl BatchResult {
     pub fn rows<T: FromRow>(&self) -> Result<Vec<T>, Problem> {
-        row::all(&rows_of(&self.result)).map_err(|e| db_failure(None, "batch read", &e.to_string()))
+        row::all(&rows_of(&self.result)).map_err(unreadable_in_batch)
     }
+}
+
+fn unreadable_in_batch(error: RowError) -> Problem {
+    db_failure(None, "batch read", &error.to_string())
 }
 
 /// Rows the statement changed. D1 counts the rows its triggers wrote too (an event row beside

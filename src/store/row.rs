@@ -151,11 +151,23 @@ impl<T: Column> Column for Option<T> {
 
 /// Reads every row of a D1 `results` array.
 pub fn all<T: FromRow>(rows: &js_sys::Array) -> Result<Vec<T>, RowError> {
-    let mut out = Vec::with_capacity(rows.length() as usize);
-    for value in rows.iter() {
-        out.push(T::from_row(&Row::new(value)?)?);
-    }
+    let mut out = Vec::new();
+    each(rows, &mut |row| {
+        out.push(T::from_row(row)?);
+        Ok(())
+    })?;
     Ok(out)
+}
+
+// The loop of `all`, shared by every row type.
+fn each(
+    rows: &js_sys::Array,
+    read: &mut dyn FnMut(&Row) -> Result<(), RowError>,
+) -> Result<(), RowError> {
+    for value in rows.iter() {
+        read(&Row::new(value)?)?;
+    }
+    Ok(())
 }
 
 /// Reads one JavaScript object (a row, or a row kept as JSON and parsed back).
