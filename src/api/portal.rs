@@ -42,7 +42,7 @@ pub async fn subscriptions(ctx: &Ctx, customer: &Claims) -> Result<Response, Pro
     )
     .await?;
     let data: Vec<_> = rows.iter().map(views::subscription).collect();
-    respond::json(200, &json!({ "data": data }))
+    respond::data(200, &data)
 }
 
 /// A charge as its customer sees it: no provider ids, no merchant metadata.

@@ -81,16 +81,24 @@ pub async fn list(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
 pub async fn events(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
     load(ctx, id).await?;
     let events = subscriptions::events(ctx.db(), id).await?;
+    // Members in the order the API has always listed them.
+    #[derive(serde::Serialize)]
+    struct StatusChange<'a> {
+        at: String,
+        from: Option<&'a str>,
+        reason: &'a str,
+        to: &'a str,
+    }
     let data: Vec<_> = events
         .iter()
-        .map(|e| {
-            serde_json::json!({
-                "from": e.from_status, "to": e.to_status, "reason": e.reason,
-                "at": format_rfc3339(e.at),
-            })
+        .map(|e| StatusChange {
+            at: format_rfc3339(e.at),
+            from: e.from_status.as_deref(),
+            reason: &e.reason,
+            to: &e.to_status,
         })
         .collect();
-    respond::json(200, &serde_json::json!({ "data": data }))
+    respond::data(200, &data)
 }
 
 /// What each action reads from its body, before anything is looked up or changed.

@@ -123,9 +123,18 @@ pub async fn read(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
             }
         }
     };
-    let mut body = serde_json::json!({ "now": format_rfc3339(now) });
-    if let Some(name) = clock {
-        body["clock"] = name.into();
+    // Members in the order the API has always listed them.
+    #[derive(serde::Serialize)]
+    struct Clock {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        clock: Option<String>,
+        now: String,
     }
-    respond::json(200, &body)
+    respond::json(
+        200,
+        &Clock {
+            clock,
+            now: format_rfc3339(now),
+        },
+    )
 }

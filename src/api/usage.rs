@@ -162,12 +162,23 @@ async fn replay(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
     respond::json(200, &view(&row))
 }
 
-fn view(row: &UsageRow) -> serde_json::Value {
-    serde_json::json!({
-        "id": row.id,
-        "subscriptionId": row.subscription_id,
-        "quantity": row.quantity,
-        "timestamp": format_rfc3339(row.occurred_at),
-        "periodIndex": row.period_index,
-    })
+/// Members in the order the API has always listed them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageView<'a> {
+    id: &'a str,
+    period_index: u32,
+    quantity: i64,
+    subscription_id: &'a str,
+    timestamp: String,
+}
+
+fn view(row: &UsageRow) -> UsageView<'_> {
+    UsageView {
+        id: &row.id,
+        period_index: row.period_index,
+        quantity: row.quantity,
+        subscription_id: &row.subscription_id,
+        timestamp: format_rfc3339(row.occurred_at),
+    }
 }
