@@ -259,5 +259,5 @@ pub async fn health() -> Response {
 
 pub async fn ledger(State(sb): State<Shared>, Query(filter): Query<ledger::Filter>) -> Response {
     let guard = sb.lock();
-    Json(ledger::report(&guard.ledger, &filter)).into_response()
+    Json(ledger::report(&guard.ledger, &filter, &guard.steps_pending)).into_response()
 }

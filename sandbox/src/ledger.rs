@@ -1,7 +1,7 @@
 //! `GET /_sandbox/ledger`: everything the sandbox did, so a test can prove that nothing was
 //! charged twice and that the merchant's books agree with the provider's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -34,7 +34,9 @@ impl Filter {
     }
 }
 
-pub fn report(l: &Ledger, filter: &Filter) -> Value {
+/// `steps_pending`: the payments whose processing task is still alive (see
+/// [`crate::state::Inner::steps_pending`]).
+pub fn report(l: &Ledger, filter: &Filter, steps_pending: &HashSet<String>) -> Value {
     let orders: Vec<&Order> = l.orders.values().filter(|o| filter.keeps(l, o)).collect();
     let order_view = |o: &Order| {
         json!({
@@ -72,6 +74,7 @@ pub fn report(l: &Ledger, filter: &Filter) -> Value {
                 "cardBrand": p.card.as_ref().map(|c| &c.brand),
                 "truncatedPan": p.card.as_ref().map(|c| &c.last4),
                 "createdAt": crate::rfc3339(p.created_at),
+                "stepsPending": steps_pending.contains(&p.id),
             })
         })
         .collect();

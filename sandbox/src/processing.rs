@@ -57,7 +57,7 @@ pub fn start_payment(sb: &Shared, inner: &mut Inner, new: NewPayment<'_>) -> Str
     webhooks::emit(sb, inner, new.order_id, Some(&id), "order.paymentinitiated");
     sb.persist(inner);
     sb.notify_change();
-    spawn_processing(sb.clone(), id.clone());
+    spawn_processing(sb.clone(), inner, id.clone());
     id
 }
 
@@ -94,8 +94,8 @@ pub fn cancel_in_flight(
 
 /// Restarts the processing of payments that were in flight when the state was saved.
 pub fn resume_in_flight(sb: &Shared) {
-    let in_flight: Vec<String> = sb
-        .lock()
+    let mut guard = sb.lock();
+    let in_flight: Vec<String> = guard
         .ledger
         .payments
         .values()
@@ -103,7 +103,7 @@ pub fn resume_in_flight(sb: &Shared) {
         .map(|p| p.id.clone())
         .collect();
     for id in in_flight {
-        spawn_processing(sb.clone(), id);
+        spawn_processing(sb.clone(), &mut guard, id);
     }
 }
 
@@ -134,8 +134,27 @@ enum Step {
     Final,
 }
 
-fn spawn_processing(sb: Shared, payment_id: String) {
+/// Marks the payment's steps as pending until its task ends, however it ends (its last step,
+/// a payment found final or gone, or the runtime shutting down).
+struct StepsPending {
+    sb: Shared,
+    payment_id: String,
+}
+
+impl Drop for StepsPending {
+    fn drop(&mut self) {
+        self.sb.lock().steps_pending.remove(&self.payment_id);
+    }
+}
+
+fn spawn_processing(sb: Shared, inner: &mut Inner, payment_id: String) {
+    inner.steps_pending.insert(payment_id.clone());
+    let pending = StepsPending {
+        sb: sb.clone(),
+        payment_id: payment_id.clone(),
+    };
     tokio::spawn(async move {
+        let _pending = pending;
         let total = sb
             .lock()
             .ledger

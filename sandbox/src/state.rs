@@ -1,7 +1,7 @@
 //! The sandbox's shared state behind one lock (held briefly, never across an await), ids, the
 //! clock, and the state file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,6 +21,10 @@ pub struct Inner {
     pub held: HashMap<String, Event>,
     /// One delivery queue per webhook URL, so first attempts arrive in the order they happened.
     pub queues: HashMap<String, mpsc::UnboundedSender<Delivery>>,
+    /// Payments whose processing task is still alive: it has a step left to run, or will find
+    /// at its next step that the payment was cancelled. The ledger shows it (`stepsPending`), so
+    /// a test can wait until nothing more can happen to a payment instead of sleeping.
+    pub steps_pending: HashSet<String>,
 }
 
 pub struct Sandbox {
@@ -64,6 +68,7 @@ impl Sandbox {
                 faults: Faults::default(),
                 held: HashMap::new(),
                 queues: HashMap::new(),
+                steps_pending: HashSet::new(),
             }),
             changes: watch::Sender::new(0),
         }))

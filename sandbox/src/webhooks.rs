@@ -22,9 +22,9 @@ use crate::state::{Inner, Shared, new_id, now_ms};
 /// Console webhooks are retried after about 5 s, then up to 3 more times (1, 5, 10 minutes).
 pub const DEFAULT_RETRY_DELAYS_MS: [u64; 4] = [5_000, 60_000, 300_000, 600_000];
 /// How long a held-back event (`reorder` fault) waits for a later one before it goes anyway.
-const REORDER_HOLD_MS: u64 = 1_000;
+pub const REORDER_HOLD: Duration = Duration::from_secs(1);
 /// One delivery attempt gives up after this long.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -77,7 +77,7 @@ pub fn emit(
                 // Never hold an event forever: it goes anyway if no later event comes.
                 let (sb, order_id) = (sb.clone(), order_id.to_owned());
                 tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_millis(REORDER_HOLD_MS)).await;
+                    tokio::time::sleep(REORDER_HOLD).await;
                     let mut guard = sb.lock();
                     if let Some(held) = guard.held.remove(&order_id) {
                         dispatch(&sb, &mut guard, held, 0);

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{Value, json};
@@ -368,18 +368,35 @@ fn payments_refuse_what_the_provider_refuses() {
     );
     assert!(no_token.code().starts_with("PS_"), "{}", no_token.text);
 
-    // One payment at a time on an order.
-    s.control(
-        "PUT",
-        &format!("/_sandbox/tokens/{token}/behaviour"),
-        &json!({"outcome": "slow", "delay_ms": 300, "times": 1}),
+    // One payment at a time on an order: a second one while the first is in flight is refused.
+    conclusive(
+        "a second payment while the first is in flight",
+        1500,
+        |delay| {
+            s.control(
+                "PUT",
+                &format!("/_sandbox/tokens/{token}/behaviour"),
+                &json!({"outcome": "slow", "delay_ms": delay, "times": 1}),
+            );
+            let mit = s.mit_order(9900);
+            let before_first = Instant::now();
+            assert_eq!(s.charge(&mit, &token).body["status"], "SUCCESS");
+            let second = s.charge(&mit, &token);
+            let in_flight = within(before_first, delay);
+            assert_eq!(s.wait_final(&mit)["orderStatus"], "PAYMENT_COMPLETED");
+            if !in_flight && !second.is_business_error("PS_0042") {
+                return None;
+            }
+            assert!(second.is_business_error("PS_0042"), "{}", second.text);
+            let ledger = s.get(&format!("/_sandbox/ledger?orderId={mit}")).body;
+            assert_eq!(
+                ledger["payments"].as_array().unwrap().len(),
+                1,
+                "the refused payment left nothing"
+            );
+            Some(())
+        },
     );
-    let mit = s.mit_order(9900);
-    assert_eq!(s.charge(&mit, &token).body["status"], "SUCCESS");
-    assert!(s.charge(&mit, &token).is_business_error("PS_0042"));
-    assert_eq!(s.wait_final(&mit)["orderStatus"], "PAYMENT_COMPLETED");
-    let ledger = s.ledger();
-    assert_eq!(ledger["payments_per_token"][&token]["attempted"], 1);
 }
 
 #[test]
@@ -477,39 +494,67 @@ fn token_behaviour_applies_to_the_next_charges_then_falls_back() {
 
 #[test]
 fn a_slow_token_stays_in_flight_for_its_delay() {
+    // Steps at a third, two thirds and all of the delay. A busy machine can make the sandbox
+    // late, never early, and each step lasts at least its third, timed from the step before.
+    // With the instants around each call measured, two things are certain whatever the load:
+    // a read shows no step later than the time since the charge started allows, and two reads
+    // less than a third of the delay apart (start of one to end of the other) show the same step
+    // or the next. Every step must be seen; a run whose reads came too far apart to be sure of
+    // that proves nothing and runs again with a longer delay.
     let s = start();
     let token = s.token_for(APPROVE);
-    s.control(
-        "PUT",
-        &format!("/_sandbox/tokens/{token}/behaviour"),
-        &json!({"outcome": "slow", "delay_ms": 900}),
-    );
-    let mit = s.mit_order(9900);
-    let started = std::time::Instant::now();
-    s.charge(&mit, &token);
-    // Steps at 300, 600 and 900 ms; look in the middle of each.
-    let mut seen = Vec::new();
-    for at in [150, 450, 750] {
-        std::thread::sleep(Duration::from_millis(at).saturating_sub(started.elapsed()));
-        let st = s.status(&mit);
-        seen.push((
-            st["orderStatus"].as_str().unwrap().to_owned(),
-            st["payments"][0]["paymentStatus"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        ));
-    }
-    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
-    assert_eq!(
-        seen,
-        [
-            pair("PAYMENT_INITIATED", "PAYMENT_INITIATED"),
-            pair("PAYMENT_INITIATED", "PAYMENT_PROCESSING"),
-            pair("PAYMENT_PROCESSED", "PAYMENT_PROCESSED"),
-        ]
-    );
-    assert_eq!(s.wait_final(&mit)["orderStatus"], "PAYMENT_COMPLETED");
+    conclusive("seeing every step of a slow payment", 900, |delay| {
+        s.control(
+            "PUT",
+            &format!("/_sandbox/tokens/{token}/behaviour"),
+            &json!({"outcome": "slow", "delay_ms": delay}),
+        );
+        // As the sandbox computes them: the instants of the steps, and the shortest step.
+        let at = [delay / 3, delay * 2 / 3, delay];
+        let shortest = Duration::from_millis(at[0].min(at[1] - at[0]).min(at[2] - at[1]));
+        let mit = s.mit_order(9900);
+        let before_charge = Instant::now();
+        s.charge(&mit, &token);
+        let mut seen: Vec<(usize, Instant)> = Vec::new();
+        loop {
+            let read_start = Instant::now();
+            let st = s.status(&mit);
+            let read_end = Instant::now();
+            let step = step_of(&st["payments"][0]["paymentStatus"]);
+            let order_status = match step {
+                0 | 1 => "PAYMENT_INITIATED",
+                2 => "PAYMENT_PROCESSED",
+                _ => "PAYMENT_COMPLETED",
+            };
+            assert_eq!(st["orderStatus"], order_status, "{st}");
+            let since_charge = (read_end - before_charge).as_millis() as u64;
+            let latest = at.iter().filter(|a| **a <= since_charge).count();
+            assert!(
+                step <= latest,
+                "step {step} at most {since_charge} ms after the charge (delay {delay} ms): {st}"
+            );
+            if let Some(&(previous, previous_start)) = seen.last() {
+                assert!(step >= previous, "a step went back: {st}");
+                if read_end - previous_start < shortest {
+                    assert!(
+                        step <= previous + 1,
+                        "a step shorter than a third of the delay: {previous} then {step}"
+                    );
+                }
+            }
+            seen.push((step, read_start));
+            if step == FINAL {
+                break;
+            }
+            assert!(
+                before_charge.elapsed() < Duration::from_millis(delay) + PATIENCE,
+                "the payment never completed: {st}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let steps: std::collections::BTreeSet<usize> = seen.iter().map(|(step, _)| *step).collect();
+        (steps.len() == FINAL + 1).then_some(())
+    });
 }
 
 fn refund_body(purchase: &str, amount: i64, terminal: &str) -> Value {
@@ -622,24 +667,36 @@ fn return_orders_are_checked_like_the_provider_does() {
 #[test]
 fn cancelling_an_order_fences_a_payment_still_in_flight() {
     let s = start();
-    let token = s.token_for(APPROVE);
-    s.control(
-        "PUT",
-        &format!("/_sandbox/tokens/{token}/behaviour"),
-        &json!({"outcome": "approve", "delay_ms": 600}),
-    );
-    let mit = s.mit_order(9900);
-    let payment = s.charge(&mit, &token).body["data"]["paymentId"].clone();
-    std::thread::sleep(Duration::from_millis(450));
-    assert_eq!(
-        s.status(&mit)["payments"][0]["paymentStatus"],
-        "PAYMENT_PROCESSED",
-        "cancelled late in processing"
-    );
-    let cancel = s.api("DELETE", &format!("/orders/{mit}"), None);
-    assert_eq!(cancel.status, 200);
-    assert_eq!(cancel.body["status"], "SUCCESS", "{}", cancel.text);
-    std::thread::sleep(Duration::from_millis(300));
+    // Cancelled late in processing: once the payment shows PAYMENT_PROCESSED. That step lasts a
+    // third of the delay from when it began, which was after the last read that showed an
+    // earlier step; a cancel that ended within that third reached the payment in flight.
+    let (mit, token, payment) =
+        conclusive("a cancel while the payment is processed", 600, |delay| {
+            let token = s.token_for(APPROVE);
+            s.control(
+                "PUT",
+                &format!("/_sandbox/tokens/{token}/behaviour"),
+                &json!({"outcome": "approve", "delay_ms": delay}),
+            );
+            let mit = s.mit_order(9900);
+            let before_charge = Instant::now();
+            let payment = s.charge(&mit, &token).body["data"]["paymentId"].clone();
+            let (step, processed_after) = s.reach(&mit, 2, before_charge);
+            let cancel = s.api("DELETE", &format!("/orders/{mit}"), None);
+            if step != 2
+                || (!within(processed_after, delay - delay * 2 / 3)
+                    && cancel.body["status"] != "SUCCESS")
+            {
+                // The reads missed the step, or the cancel may have come after the payment completed.
+                s.wait_final(&mit);
+                return None;
+            }
+            assert_eq!(cancel.status, 200);
+            assert_eq!(cancel.body["status"], "SUCCESS", "{}", cancel.text);
+            Some((mit, token, payment))
+        });
+    // Once its processing has ended, nothing can move the payment any more: it stayed cancelled.
+    s.wait_steps_done(&mit);
     let st = s.status(&mit);
     assert_eq!(st["orderStatus"], "PAYMENT_CANCELLED", "{st}");
     assert_eq!(st["payments"][0]["paymentStatus"], "PAYMENT_CANCELLED");
@@ -685,9 +742,15 @@ fn the_fence_holds_under_concurrent_cancels_and_settlements() {
         let mit = s.mit_order(9900);
         s.charge(&mit, &token);
         std::thread::sleep(Duration::from_micros(i * 200));
-        let cancelled =
-            s.api("DELETE", &format!("/orders/{mit}"), None).body["status"] == "SUCCESS";
-        std::thread::sleep(Duration::from_millis(20));
+        let cancel = s.api("DELETE", &format!("/orders/{mit}"), None);
+        let cancelled = cancel.body["status"] == "SUCCESS";
+        assert!(
+            cancelled || cancel.is_business_error("OR_0040"),
+            "{}",
+            cancel.text
+        );
+        // Look once nothing can move the payment any more.
+        s.wait_steps_done(&mit);
         let st = s.status(&mit);
         if cancelled {
             assert_eq!(st["orderStatus"], "PAYMENT_CANCELLED", "{st}");
@@ -702,23 +765,31 @@ fn the_fence_holds_under_concurrent_cancels_and_settlements() {
 fn payments_can_be_cancelled_in_flight_and_voided_once_completed() {
     let s = start();
     let token = s.token_for(APPROVE);
-    s.control(
-        "PUT",
-        &format!("/_sandbox/tokens/{token}/behaviour"),
-        &json!({"outcome": "approve", "delay_ms": 300, "times": 1}),
-    );
-    let mit = s.mit_order(9900);
-    let slow = s.charge(&mit, &token).body["data"]["paymentId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = s.api("DELETE", &format!("/payments/{slow}"), None);
-    assert_eq!(
-        r.body["data"]["paymentStatus"], "PAYMENT_CANCELLED",
-        "{}",
-        r.text
-    );
-    std::thread::sleep(Duration::from_millis(350));
+    let (mit, slow) = conclusive("a cancel of a payment in flight", 300, |delay| {
+        s.control(
+            "PUT",
+            &format!("/_sandbox/tokens/{token}/behaviour"),
+            &json!({"outcome": "approve", "delay_ms": delay, "times": 1}),
+        );
+        let mit = s.mit_order(9900);
+        let before_charge = Instant::now();
+        let slow = s.charge(&mit, &token).body["data"]["paymentId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = s.api("DELETE", &format!("/payments/{slow}"), None);
+        if !within(before_charge, delay) && r.body["data"]["paymentStatus"] != "PAYMENT_CANCELLED" {
+            return None;
+        }
+        assert_eq!(
+            r.body["data"]["paymentStatus"], "PAYMENT_CANCELLED",
+            "{}",
+            r.text
+        );
+        Some((mit, slow))
+    });
+    // Once its processing has ended, nothing can move the payment any more: it stayed cancelled.
+    s.wait_steps_done(&mit);
     assert_eq!(
         s.status(&mit)["payments"][0]["paymentStatus"],
         "PAYMENT_CANCELLED"

@@ -6,6 +6,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Instant;
 
 use common::*;
 use psp_sandbox::Config;
@@ -27,7 +28,7 @@ fn the_state_file_keeps_everything_across_a_restart() {
         state_file: Some(file.clone()),
         ..Config::default()
     };
-    let (order, token, slow_order) = {
+    let (order, token) = {
         let s = start_with(config());
         let order = s.page_order(9900, json!({"referenceId": "kept"}));
         s.pay(&order, APPROVE);
@@ -41,21 +42,42 @@ fn the_state_file_keeps_everything_across_a_restart() {
         let mit = s.mit_order(9900);
         s.charge(&mit, &token);
         assert_eq!(s.wait_final(&mit)["orderStatus"], "PAYMENT_FAILED");
-        // A slow payment still in flight when the sandbox stops.
-        s.control(
-            "PUT",
-            &format!("/_sandbox/tokens/{token}/behaviour"),
-            &json!({"outcome": "approve", "delay_ms": 300, "times": 1}),
-        );
-        let slow_order = s.mit_order(9900);
-        s.charge(&slow_order, &token);
-        (order, token, slow_order)
+        (order, token)
     };
     assert!(file.exists());
     assert!(
         !dir.join("state.json.tmp").exists(),
         "written through a renamed temp file"
     );
+
+    // A slow payment still in flight when the sandbox stops, as the file it left shows. A
+    // sandbox stopped within the delay cannot have finished it; one stopped later may have,
+    // and then this try (one more completed charge of the token) proved nothing.
+    let mut completed_before_stop = 0;
+    let slow_order = conclusive("a payment in flight at the stop", 600, |delay| {
+        let s = start_with(config());
+        s.control(
+            "PUT",
+            &format!("/_sandbox/tokens/{token}/behaviour"),
+            &json!({"outcome": "approve", "delay_ms": delay, "times": 1}),
+        );
+        let slow_order = s.mit_order(9900);
+        let before_charge = Instant::now();
+        let payment = s.charge(&slow_order, &token).body["data"]["paymentId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        drop(s);
+        let saved: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        let step = step_of(&saved["payments"][&payment]["status"]);
+        if !within(before_charge, delay) && step == FINAL {
+            completed_before_stop += 1;
+            return None;
+        }
+        assert!(step < FINAL, "{}", saved["payments"][&payment]);
+        Some(slow_order)
+    });
 
     let s = start_with(config());
     assert_eq!(s.token_of(&order), token);
@@ -75,7 +97,10 @@ fn the_state_file_keeps_everything_across_a_restart() {
     s.charge(&mit, &token);
     assert_eq!(s.wait_final(&mit)["orderStatus"], "PAYMENT_COMPLETED");
     let ledger = s.ledger();
-    assert_eq!(ledger["payments_per_token"][&token]["attempted"], 4);
+    assert_eq!(
+        ledger["payments_per_token"][&token]["attempted"],
+        4 + completed_before_stop
+    );
 
     assert_eq!(s.call("POST", "/_sandbox/reset", None, false).status, 204);
     drop(s);

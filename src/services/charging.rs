@@ -18,7 +18,7 @@ use crate::http::problem::Problem;
 use crate::params;
 use crate::psp::envelope::PspError;
 use crate::psp::types::*;
-use crate::store::charges::{self, ChargeRow, ClaimFirst, Lease, Leased};
+use crate::store::charges::{self, ChargeRow, ClaimFirst, Lease, LeaseFor, Leased};
 use crate::store::db::{Stmt, stmt};
 use crate::store::incidents::{self, NewIncident};
 use crate::store::orders;
@@ -69,16 +69,19 @@ pub async fn drive_charge_end(
     // A live driver keeps its lease for a whole drive; a dead one's lease expires and the next
     // driver resumes from what the ledger recorded.
     // The charge's owner claims a fresh charge's first attempt with the lease: one round trip.
-    let claim_first = (mode == Mode::Initiate).then_some(ClaimFirst {
-        start_deadline_ms: API_START_DEADLINE_MS,
-    });
+    let purpose = match mode {
+        Mode::Initiate => LeaseFor::Drive(Some(ClaimFirst {
+            start_deadline_ms: API_START_DEADLINE_MS,
+        })),
+        Mode::SettleOnly => LeaseFor::Settle,
+    };
     let lease = charges::lease_and_load(
         ctx.db(),
         charge_id,
         now,
         wall,
         ctx.config.charge_lease_ms,
-        claim_first,
+        purpose,
     )
     .await?;
     let leased = match lease {

@@ -11,7 +11,7 @@ use crate::psp::envelope::PspError;
 use crate::psp::types::OrderStatus;
 use crate::secure::digest_id;
 use crate::services::refunding;
-use crate::store::charges::{self, ChargeRow, Lease, NewCharge};
+use crate::store::charges::{self, ChargeRow, Lease, LeaseFor, NewCharge};
 use crate::store::checkouts;
 use crate::store::db::{Stmt, stmt};
 use crate::store::incidents::{self, NewIncident};
@@ -118,7 +118,7 @@ impl WatchIo for LedgerWatch<'_> {
             now,
             wall,
             self.ctx.config.charge_lease_ms,
-            None,
+            LeaseFor::Drive(None),
         )
         .await?;
         let leased = match lease {

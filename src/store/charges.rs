@@ -240,26 +240,48 @@ pub struct ClaimFirst {
     pub start_deadline_ms: i64,
 }
 
+/// What a lease is taken for.
+#[derive(Debug, Clone, Copy)]
+pub enum LeaseFor {
+    /// Driving the charge; with a claim, a fresh charge's first attempt is claimed in the same
+    /// round trip (the charge's owner only).
+    Drive(Option<ClaimFirst>),
+    /// Learning what became of an attempt in doubt (a provider webhook): a charge with none
+    /// has nothing to learn, and is not leased, so it stays free for whoever drives it next.
+    Settle,
+}
+
 /// Takes the lease on a charge that may need provider work, and reads it with its attempts and
-/// its card in the same round trip; with `claim_first`, a fresh charge's first attempt is
-/// claimed in it too. `now` is business time, `wall_now` real time (leases).
+/// its card in the same round trip. `now` is business time, `wall_now` real time (leases).
 pub async fn lease_and_load(
     db: Db<'_>,
     id: &str,
     now: i64,
     wall_now: i64,
     lease_ms: i64,
-    claim_first: Option<ClaimFirst>,
+    purpose: LeaseFor,
 ) -> Result<Lease, Problem> {
     let lease = wall_now + lease_ms;
-    let mut batch = vec![stmt(
-        crate::sql!(
-            "UPDATE charges SET lease_until = ?
-         WHERE id = ? AND status != 'succeeded' AND (lease_until IS NULL OR lease_until < ?)"
+    let mut batch = vec![match purpose {
+        LeaseFor::Drive(_) => stmt(
+            crate::sql!(
+                "UPDATE charges SET lease_until = ?
+             WHERE id = ? AND status != 'succeeded' AND (lease_until IS NULL OR lease_until < ?)"
+            ),
+            params![lease, id, wall_now],
         ),
-        params![lease, id, wall_now],
-    )];
-    if let Some(claim) = claim_first {
+        LeaseFor::Settle => stmt(
+            crate::sql!(
+                "UPDATE charges SET lease_until = ?
+             WHERE id = ? AND status != 'succeeded' AND (lease_until IS NULL OR lease_until < ?)
+               AND EXISTS (SELECT 1 FROM charge_attempts a
+                           WHERE a.charge_id = charges.id AND a.order_id IS NOT NULL
+                             AND a.status IN ('claimed', 'initiated', 'fenced'))"
+            ),
+            params![lease, id, wall_now],
+        ),
+    }];
+    if let LeaseFor::Drive(Some(claim)) = purpose {
         batch.push(stmt(
             CLAIM_FIRST_SQL,
             params![

@@ -74,8 +74,16 @@ async function visitor(browser, size, flow) {
   // Every answer of the worker passes through here and is kept as the page receives it (a page
   // that reads an answer and navigates at once leaves nothing to read afterwards).
   await context.route(`${workerUrl}/**`, async (route) => {
-    const response = await route.fetch({ maxRedirects: 0 });
-    const body = await response.body();
+    let response, body;
+    try {
+      response = await route.fetch({ maxRedirects: 0 });
+      body = await response.body();
+    } catch {
+      // The visitor's context closed while this answer was on its way (a poll in flight when a
+      // flow ends): nobody is left to read it, and nothing was checked against it.
+      await route.abort().catch(() => {});
+      return;
+    }
     seen.bodies.push({ url: route.request().url(), status: response.status(), text: body.toString("utf8") });
     // A request the page gave up meanwhile (it navigated away) has nobody to answer.
     await route.fulfill({ response, body }).catch(() => {});

@@ -1,6 +1,7 @@
 //! The billing engine, walked through months with the test clock: renewals, dunning,
 //! installments, metered usage, cancellation, and ticks that overlap or die halfway.
 
+use recurring_edge::billing::time::{format_rfc3339, parse_rfc3339};
 use serde_json::{Value, json};
 
 use crate::flows::*;
@@ -121,7 +122,7 @@ fn a_soft_declining_card_goes_through_dunning_and_recovers() {
     clock_at(&s, "2027-03-01T08:00:00Z");
     let sub = subscribe(&s, "m-dun", "basic-monthly", SOFT_DECLINE_LATER);
     let due = period_end(&s, &sub.subscription_id);
-    tick(&s, &due);
+    tick_settled(&s, &due);
     let state = subscription(&s, &sub.subscription_id);
     assert_eq!(state["status"], "past_due", "{state}");
     let failed = &renewal_charges(&s, "m-dun")[0];
@@ -134,9 +135,9 @@ fn a_soft_declining_card_goes_through_dunning_and_recovers() {
     );
 
     // Nothing happens before the retry is due.
-    let early = tick(&s, "2027-04-01T20:00:00Z");
+    let early = tick_settled(&s, "2027-04-01T20:00:00Z");
     assert_eq!(early["chargesDriven"], 0, "{early}");
-    tick(&s, &retry1);
+    tick_settled(&s, &retry1);
     let retry2 = renewal_charges(&s, "m-dun")[0]["nextRetryAt"]
         .as_str()
         .unwrap()
@@ -148,7 +149,7 @@ fn a_soft_declining_card_goes_through_dunning_and_recovers() {
 
     // The customer's bank lets the next one through.
     set_behaviour(&s, &sub.order_id, json!({"outcome": "approve"}));
-    tick(&s, &retry2);
+    tick_settled(&s, &retry2);
     let charge = &renewal_charges(&s, "m-dun")[0];
     assert_eq!(charge["status"], "succeeded", "{charge}");
     assert_eq!(charge["attempts"], 3);
@@ -183,13 +184,13 @@ fn dunning_gives_up_after_the_schedule_and_leaves_the_subscription_unpaid() {
     let s = Stack::start();
     clock_at(&s, "2027-05-10T12:00:00Z");
     let sub = subscribe(&s, "m-unpaid", "basic-monthly", SOFT_DECLINE_LATER);
-    tick(&s, &period_end(&s, &sub.subscription_id));
+    tick_settled(&s, &period_end(&s, &sub.subscription_id));
     for _ in 0..4 {
         let at = renewal_charges(&s, "m-unpaid")[0]["nextRetryAt"]
             .as_str()
             .unwrap()
             .to_owned();
-        tick(&s, &at);
+        tick_settled(&s, &at);
     }
     let charge = &renewal_charges(&s, "m-unpaid")[0];
     assert_eq!(charge["status"], "failed");
@@ -197,7 +198,7 @@ fn dunning_gives_up_after_the_schedule_and_leaves_the_subscription_unpaid() {
     assert_eq!(charge["attempts"], 5, "the first try and four retries");
     assert_eq!(subscription(&s, &sub.subscription_id)["status"], "unpaid");
     // Months later: no more attempts, no renewals.
-    tick(&s, "2027-09-01T00:00:00Z");
+    tick_settled(&s, "2027-09-01T00:00:00Z");
     assert_eq!(token_payments(&s, &sub.order_id), (0, 5));
     assert_eq!(renewal_charges(&s, "m-unpaid").len(), 1);
     assert_ledgers_agree(&s, "m-unpaid");
@@ -208,7 +209,7 @@ fn a_hard_decline_is_never_retried() {
     let s = Stack::start();
     clock_at(&s, "2027-06-01T00:00:00Z");
     let sub = subscribe(&s, "m-hard", "basic-monthly", HARD_DECLINE_LATER);
-    tick(&s, &period_end(&s, &sub.subscription_id));
+    tick_settled(&s, &period_end(&s, &sub.subscription_id));
     let charge = &renewal_charges(&s, "m-hard")[0];
     assert_eq!(charge["declineCategory"], "hard");
     assert!(charge["nextRetryAt"].is_null());
@@ -218,13 +219,13 @@ fn a_hard_decline_is_never_retried() {
         state["statusReason"].as_str().unwrap().contains("new card"),
         "{state}"
     );
-    tick(&s, "2027-07-15T00:00:00Z");
-    tick(&s, "2027-08-15T00:00:00Z");
+    tick_settled(&s, "2027-07-15T00:00:00Z");
+    tick_settled(&s, "2027-08-15T00:00:00Z");
     assert_eq!(token_payments(&s, &sub.order_id), (0, 1));
 
     // A new card on file brings it back: the outstanding charge is retried with it.
     subscribe(&s, "m-hard", "weekly", APPROVE);
-    tick(&s, "2027-08-15T00:00:01Z");
+    tick_settled(&s, "2027-08-15T00:00:01Z");
     let charge = &renewal_charges(&s, "m-hard")[0];
     assert_eq!(charge["status"], "succeeded", "{charge}");
     assert_eq!(subscription(&s, &sub.subscription_id)["status"], "active");
@@ -237,7 +238,7 @@ fn four_installments_add_up_to_the_price_and_then_stop() {
     clock_at(&s, "2027-01-15T09:00:00Z");
     let sub = subscribe_with(&s, "m-inst", "course", APPROVE, json!({"installments": 4}));
     for _ in 0..3 {
-        tick(&s, &period_end(&s, &sub.subscription_id));
+        tick_settled(&s, &period_end(&s, &sub.subscription_id));
     }
     let state = subscription(&s, &sub.subscription_id);
     assert_eq!(state["status"], "completed", "{state}");
@@ -259,7 +260,7 @@ fn four_installments_add_up_to_the_price_and_then_stop() {
     // 999.99 kr in four: equal shares, the remainder on the last, not a öre lost.
     assert_eq!(amounts, [24_999, 24_999, 24_999, 25_002]);
     assert!(all.iter().all(|c| c["status"] == "succeeded"));
-    tick(&s, "2028-01-01T00:00:00Z");
+    tick_settled(&s, "2028-01-01T00:00:00Z");
     assert_eq!(
         charges_of(&s, "m-inst").len(),
         4,
@@ -280,7 +281,7 @@ fn metered_usage_is_billed_once_with_the_next_base_fee() {
     let s = Stack::start();
     clock_at(&s, "2027-02-01T00:00:00Z");
     let sub = subscribe(&s, "m-meter", "api-metered", APPROVE);
-    tick(&s, "2027-02-10T00:00:00Z");
+    tick_settled(&s, "2027-02-10T00:00:00Z");
     let ten = json!({"subscriptionId": sub.subscription_id, "quantity": 10, "timestamp": "2027-02-05T12:00:00Z"});
     assert_eq!(usage(&s, "u-1", &ten).status, 201);
     // The reporter retried: same key, same usage, counted once.
@@ -292,7 +293,7 @@ fn metered_usage_is_billed_once_with_the_next_base_fee() {
     usage(&s, "u-3", &json!({"subscriptionId": sub.subscription_id, "quantity": -1, "timestamp": "2027-02-09T00:00:00Z"}))
         .problem(400, "validation-error");
 
-    tick(&s, &period_end(&s, &sub.subscription_id));
+    tick_settled(&s, &period_end(&s, &sub.subscription_id));
     let renewal = &renewal_charges(&s, "m-meter")[0];
     assert_eq!(renewal["amount"], 4900 + 25 * 15, "{renewal}");
     assert_eq!(renewal["status"], "succeeded");
@@ -311,7 +312,7 @@ fn cancel_at_period_end_stops_the_next_renewal() {
     let s = Stack::start();
     clock_at(&s, "2027-04-01T00:00:00Z");
     let sub = subscribe(&s, "m-cancel", "basic-monthly", APPROVE);
-    tick(&s, &period_end(&s, &sub.subscription_id));
+    tick_settled(&s, &period_end(&s, &sub.subscription_id));
     let r = s.worker.post_with(
         &format!("/v1/subscriptions/{}/cancel", sub.subscription_id),
         &json!({"atPeriodEnd": true}),
@@ -320,10 +321,10 @@ fn cancel_at_period_end_stops_the_next_renewal() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["cancelAtPeriodEnd"], true);
     assert!(r.json()["nextChargeAt"].is_null());
-    tick(&s, &period_end(&s, &sub.subscription_id));
+    tick_settled(&s, &period_end(&s, &sub.subscription_id));
     let state = subscription(&s, &sub.subscription_id);
     assert_eq!(state["status"], "canceled");
-    tick(&s, "2027-12-01T00:00:00Z");
+    tick_settled(&s, "2027-12-01T00:00:00Z");
     assert_eq!(
         renewal_charges(&s, "m-cancel").len(),
         1,
@@ -352,7 +353,7 @@ fn pause_skips_periods_and_a_plan_change_applies_from_the_next_period() {
             .status,
         200
     );
-    tick(&s, "2027-04-20T00:00:00Z");
+    tick_settled(&s, "2027-04-20T00:00:00Z");
     assert!(
         renewal_charges(&s, "m-pause").is_empty(),
         "no charge while paused"
@@ -377,7 +378,7 @@ fn pause_skips_periods_and_a_plan_change_applies_from_the_next_period() {
     );
     assert_eq!(changed.status, 200, "{}", changed.text);
     assert_eq!(changed.json()["pendingPlanId"], "pro-yearly");
-    tick(&s, "2027-05-10T00:00:00Z");
+    tick_settled(&s, "2027-05-10T00:00:00Z");
     let state = subscription(&s, &sub.subscription_id);
     assert_eq!(state["planId"], "pro-yearly");
     assert!(
@@ -445,9 +446,14 @@ fn a_tick_killed_halfway_is_finished_by_the_next_one() {
     s.kill_worker();
     let _ = killed.join();
     s.restart_worker();
-    // Leases of the dead tick expire (CHARGE_LEASE_SECONDS=5 in tests), then ticks finish it.
+    // Leases of the dead tick expire (CHARGE_LEASE_SECONDS=5 in tests), then later ticks finish
+    // it. The kill may land between an order and its payment: such an attempt is fenced and its
+    // charge waits out the settle window (15 minutes of business time) before a new order, so
+    // the ticks that finish the work come from after that window, as cron's would.
+    let due_ms = parse_rfc3339(&due).unwrap();
+    let after_window = format_rfc3339(due_ms + 16 * 60_000);
     eventually(90, "every renewal to settle", || {
-        tick(&s, &due);
+        tick(&s, &after_window);
         (0..8).all(|i| {
             renewal_charges(&s, &format!("m-kill-{i}"))
                 .first()
@@ -456,6 +462,63 @@ fn a_tick_killed_halfway_is_finished_by_the_next_one() {
     });
     for (i, sub) in subs.iter().enumerate() {
         let customer = format!("m-kill-{i}");
+        assert_eq!(renewal_charges(&s, &customer).len(), 1, "{customer}");
+        assert_eq!(token_payments(&s, &sub.order_id), (1, 0), "{customer}");
+        assert_ledgers_agree(&s, &customer);
+    }
+}
+
+#[test]
+fn a_tick_killed_between_orders_and_payments_is_finished_after_the_settle_window() {
+    let mut s = Stack::start();
+    clock_at(&s, "2027-03-03T00:00:00Z");
+    let subs: Vec<Subscribed> = (0..4)
+        .map(|i| subscribe(&s, &format!("m-gap-{i}"), "weekly", APPROVE))
+        .collect();
+    let due = period_end(&s, &subs[0].subscription_id);
+    let orders = |s: &Stack| s.ledger()["orders"].as_array().map_or(0, Vec::len);
+    let before = orders(&s);
+    // The provider holds every payment request and does nothing with it: the tick dies with
+    // its renewals' orders created and their payment requests sent, none of them started.
+    set_faults(
+        &s,
+        json!([{"endpoint": "initiate_payment", "fault": "timeout_before", "timeout_ms": 60000}]),
+    );
+    let worker = s.worker.clone();
+    let body = json!({"now": due});
+    let killed =
+        std::thread::spawn(move || worker.post_with("/v1/test-clock/tick", &body, &merchant()));
+    eventually(60, "the renewals' orders to exist", || {
+        orders(&s) >= before + 4
+    });
+    s.kill_worker();
+    let _ = killed.join();
+    clear_faults(&s);
+    s.restart_worker();
+    // Within the settle window a payment request without a payment is in doubt (the payment
+    // may still show up at the provider): however often the tick runs, nothing is charged anew.
+    for _ in 0..3 {
+        tick(&s, &due);
+    }
+    let renewal_orders = s.ledger()["orders"].as_array().unwrap().len() - before;
+    assert_eq!(renewal_orders, 4, "no new order within the window");
+    for (i, sub) in subs.iter().enumerate() {
+        assert_eq!(token_payments(&s, &sub.order_id), (0, 0), "m-gap-{i}");
+        let charge = &renewal_charges(&s, &format!("m-gap-{i}"))[0];
+        assert_eq!(charge["status"], "pending", "m-gap-{i}: {charge}");
+    }
+    let due_ms = parse_rfc3339(&due).unwrap();
+    let after_window = format_rfc3339(due_ms + 16 * 60_000);
+    eventually(90, "every renewal to settle after the window", || {
+        tick(&s, &after_window);
+        (0..4).all(|i| {
+            renewal_charges(&s, &format!("m-gap-{i}"))
+                .first()
+                .is_some_and(|c| c["status"] == "succeeded")
+        })
+    });
+    for (i, sub) in subs.iter().enumerate() {
+        let customer = format!("m-gap-{i}");
         assert_eq!(renewal_charges(&s, &customer).len(), 1, "{customer}");
         assert_eq!(token_payments(&s, &sub.order_id), (1, 0), "{customer}");
         assert_ledgers_agree(&s, &customer);

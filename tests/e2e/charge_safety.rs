@@ -50,6 +50,26 @@ fn statuses(payments: &[Value]) -> Vec<&str> {
         .collect()
 }
 
+/// The charge's payments, oldest first, never reached the card after a decline: at most one
+/// declined and nothing after it. Before it there may be payments the fence cancelled while
+/// they were still in flight (on a slow machine the cancel can land before the card answers);
+/// those moved no money, and trying again after them is right.
+fn declined_at_most_once(payments: &[Value]) {
+    let mut payments = payments.to_vec();
+    payments.sort_by(|a, b| a["createdAt"].as_str().cmp(&b["createdAt"].as_str()));
+    let seen = statuses(&payments);
+    let declined = seen.iter().filter(|s| **s == "PAYMENT_FAILED").count();
+    assert!(declined <= 1, "the card was declined twice: {seen:?}");
+    let live = seen.iter().filter(|s| **s != "PAYMENT_CANCELLED").count();
+    assert!(
+        live <= 1,
+        "more than one payment reached the card: {seen:?}"
+    );
+    if let Some(at) = seen.iter().position(|s| *s != "PAYMENT_CANCELLED") {
+        assert_eq!(at, seen.len() - 1, "a payment after the decline: {seen:?}");
+    }
+}
+
 /// The subscription never left `active`: no decline was booked against it.
 fn never_past_due(s: &Stack, subscription_id: &str) {
     let events = merchant_get(s, &format!("/v1/subscriptions/{subscription_id}/events"));
@@ -141,10 +161,10 @@ fn a_decline_hidden_by_a_lagging_status_is_not_charged_again() {
         .as_str()
         .unwrap()
         .to_owned();
-    // However often the scheduler runs meanwhile, nothing new is attempted.
+    // However often the scheduler runs meanwhile, nothing new is attempted on the card.
     for _ in 0..3 {
         tick(&s, due);
-        assert_eq!(payments_for(&s, &id).len(), 1);
+        declined_at_most_once(&payments_for(&s, &id));
     }
     eventually(60, "the hard decline to be learned", || {
         tick(&s, due);
@@ -154,7 +174,9 @@ fn a_decline_hidden_by_a_lagging_status_is_not_charged_again() {
     // A day later, and a week later: a hard-declined card is never charged again.
     tick(&s, "2027-03-09T09:00:00Z");
     tick(&s, "2027-03-16T09:00:00Z");
-    assert_eq!(statuses(&payments_for(&s, &id)), ["PAYMENT_FAILED"]);
+    let payments = payments_for(&s, &id);
+    declined_at_most_once(&payments);
+    assert_eq!(statuses(&payments).last(), Some(&"PAYMENT_FAILED"));
     let charge = merchant_get(&s, &format!("/v1/charges/{id}"));
     assert_eq!(charge["status"], "failed", "{charge}");
     assert_eq!(charge["failureReason"], "DENIED_DO_NOT_TRY_AGAIN");

@@ -207,6 +207,23 @@ pub fn tick(s: &Stack, now: &str) -> Value {
     r.json()
 }
 
+/// Runs the scheduler as of `now`, and again at the same moment until nothing it drove is left
+/// in flight or held by another driver. On a slow machine a payment can still be settling when
+/// a tick answers; its outcome (a decline, say) must be on record as of this moment before a
+/// test moves the clock on, or dunning would count from a later one. Returns the first report.
+pub fn tick_settled(s: &Stack, now: &str) -> Value {
+    let first = tick(s, now);
+    let mut last = first.clone();
+    eventually(60, "the tick's charges to settle", || {
+        if last["waiting"] == 0 && last["busy"] == 0 {
+            return true;
+        }
+        last = tick(s, now);
+        false
+    });
+    first
+}
+
 pub fn merchant_get(s: &Stack, path: &str) -> Value {
     let r = s.worker.get_with(path, &merchant());
     assert_eq!(r.status, 200, "GET {path}: {}", r.text);

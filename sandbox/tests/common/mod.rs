@@ -238,21 +238,50 @@ impl Sandbox {
         r
     }
 
-    /// The order's status once its last payment is final (or after 5 s).
+    /// The order's status once its last payment is final.
     pub fn wait_final(&self, order: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + PATIENCE;
         loop {
             let s = self.status(order);
             let last = s["payments"].as_array().and_then(|p| p.last().cloned());
-            let settled = last.is_some_and(|p| {
-                ["PAYMENT_COMPLETED", "PAYMENT_FAILED", "PAYMENT_CANCELLED"]
-                    .contains(&p["paymentStatus"].as_str().unwrap_or(""))
-            });
-            if settled || Instant::now() > deadline {
+            if last.is_some_and(|p| step_of(&p["paymentStatus"]) == FINAL) {
                 return s;
             }
+            assert!(
+                Instant::now() < deadline,
+                "no final payment on {order} within {PATIENCE:?}: {s}"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Waits until no payment of `order` has a step left to run (the ledger's `stepsPending`):
+    /// from then on nothing moves them any more, so what they show is what they keep. This is
+    /// how a test knows that something did *not* happen, instead of sleeping and hoping.
+    pub fn wait_steps_done(&self, order: &str) {
+        eventually("the payments' processing to end", || {
+            let ledger = self.get(&format!("/_sandbox/ledger?orderId={order}")).body;
+            let payments = ledger["payments"].as_array().cloned().unwrap_or_default();
+            !payments.is_empty() && payments.iter().all(|p| p["stepsPending"] == false)
+        });
+    }
+
+    /// Reads the order's status until its first payment is at `step` or beyond. Answers the step
+    /// seen, and an instant the payment reached it after: just before the last read that still
+    /// showed an earlier step (or `since`, taken before the payment was started, if the first
+    /// read already showed it).
+    pub fn reach(&self, order: &str, step: usize, since: Instant) -> (usize, Instant) {
+        let mut after = since;
+        let mut seen = 0;
+        eventually_since("the payment's step", since, || {
+            let read = Instant::now();
+            seen = step_of(&self.status(order)["payments"][0]["paymentStatus"]);
+            if seen < step {
+                after = read;
+            }
+            seen >= step
+        });
+        (seen, after)
     }
 
     pub fn receiver(&self, fail_per_event: usize) -> Receiver {
@@ -268,16 +297,81 @@ pub fn merge(into: &mut Value, extra: Value) {
     }
 }
 
+/// How long a test waits for something that takes milliseconds on an idle machine: long enough
+/// that only a sandbox that is wrong (or stuck) runs out of it on a slow, busy one.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
 pub fn eventually(what: &str, check: impl FnMut() -> bool) {
-    eventually_within(what, 5, check);
+    eventually_since(what, Instant::now(), check);
 }
 
-pub fn eventually_within(what: &str, seconds: u64, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+/// As [`eventually`], for something meant to take `extra` first (a slow payment): the patience
+/// starts once `extra` has passed.
+pub fn eventually_after(what: &str, extra: Duration, check: impl FnMut() -> bool) {
+    eventually_since(what, Instant::now() + extra, check);
+}
+
+fn eventually_since(what: &str, since: Instant, mut check: impl FnMut() -> bool) {
+    let deadline = since + PATIENCE;
     while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what} ({PATIENCE:?})"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The steps of a payment, in the order the sandbox moves it (a third of its processing time
+/// each); any final status counts as the last.
+pub const STEPS: [&str; 3] = [
+    "PAYMENT_INITIATED",
+    "PAYMENT_PROCESSING",
+    "PAYMENT_PROCESSED",
+];
+pub const FINAL: usize = STEPS.len();
+
+/// The index of a `paymentStatus` in [`STEPS`], [`FINAL`] for a final one.
+pub fn step_of(status: &Value) -> usize {
+    let status = status
+        .as_str()
+        .unwrap_or_else(|| panic!("a paymentStatus: {status}"));
+    match STEPS.iter().position(|s| *s == status) {
+        Some(i) => i,
+        None if ["PAYMENT_COMPLETED", "PAYMENT_FAILED", "PAYMENT_CANCELLED"].contains(&status) => {
+            FINAL
+        }
+        None => panic!("unknown paymentStatus {status}"),
+    }
+}
+
+/// How many tries [`conclusive`] makes, doubling the allowance each time.
+const TRIES: u32 = 5;
+
+/// For a check whose premise is about time ("the cancel reached the payment before its delay
+/// could have passed"): runs `attempt` with an allowance in milliseconds (a delay, a lag) that
+/// doubles on each try, until an attempt is conclusive (`Some`). An attempt answers `None` only
+/// when it measured that the machine was too slow for its premise to hold (the calls took longer
+/// than the allowance); everything it could decide, it asserts. A sandbox that is wrong fails
+/// inside an attempt; a slow machine costs a try.
+pub fn conclusive<T>(what: &str, first_ms: u64, mut attempt: impl FnMut(u64) -> Option<T>) -> T {
+    let mut allowance = first_ms;
+    for _ in 0..TRIES {
+        if let Some(done) = attempt(allowance) {
+            return done;
+        }
+        eprintln!("{what}: the machine was too slow for this try to prove anything; again");
+        allowance *= 2;
+    }
+    panic!(
+        "{what}: no conclusive try in {TRIES}, up to {} ms",
+        allowance / 2
+    );
+}
+
+/// Whether less than `ms` milliseconds passed since `since`.
+pub fn within(since: Instant, ms: u64) -> bool {
+    since.elapsed() < Duration::from_millis(ms)
 }
 
 /// One delivery a receiver saw.
