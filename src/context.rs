@@ -3,7 +3,6 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use serde::Deserialize;
 use worker::kv::KvStore;
 use worker::{D1Database, Env, Queue};
 
@@ -108,16 +107,19 @@ impl Ctx {
             return Ok(now);
         }
         let now = if self.config.test_clock {
-            #[derive(Deserialize)]
-            struct Row {
-                now_ms: Option<i64>,
-                named: i64,
+            crate::row! {
+                struct Row {
+                    now_ms: Option<i64>,
+                    named: i64,
+                }
             }
             let row: Option<Row> = self
                 .db()
                 .first(
-                    "SELECT (SELECT now_ms FROM test_clock WHERE id = 1) AS now_ms,
-                            EXISTS (SELECT 1 FROM test_clocks) AS named",
+                    crate::sql!(
+                        "SELECT (SELECT now_ms FROM test_clock WHERE id = 1) AS now_ms,
+                            EXISTS (SELECT 1 FROM test_clocks) AS named"
+                    ),
                     vec![],
                 )
                 .await?;
@@ -138,14 +140,15 @@ impl Ctx {
         let Some(name) = clock.filter(|_| self.config.test_clock && self.named_clocks.get()) else {
             return Ok(global);
         };
-        #[derive(Deserialize)]
-        struct Row {
-            now_ms: i64,
+        crate::row! {
+            struct Row {
+                now_ms: i64,
+            }
         }
         let row: Option<Row> = self
             .db()
             .first(
-                "SELECT now_ms FROM test_clocks WHERE name = ?",
+                crate::sql!("SELECT now_ms FROM test_clocks WHERE name = ?"),
                 crate::params![name],
             )
             .await?;
@@ -158,15 +161,16 @@ impl Ctx {
         if !self.config.test_clock || !self.named_clocks.get() {
             return Ok(global);
         }
-        #[derive(Deserialize)]
-        struct Row {
-            now_ms: Option<i64>,
+        crate::row! {
+            struct Row {
+                now_ms: Option<i64>,
+            }
         }
         let row: Option<Row> = self
             .db()
             .first(
-                "SELECT t.now_ms FROM charges c LEFT JOIN test_clocks t ON t.name = c.test_clock
-                 WHERE c.id = ?",
+                crate::sql!("SELECT t.now_ms FROM charges c LEFT JOIN test_clocks t ON t.name = c.test_clock
+                 WHERE c.id = ?"),
                 crate::params![charge_id],
             )
             .await?;

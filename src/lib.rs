@@ -8,6 +8,7 @@
 pub mod api;
 pub mod billing;
 pub mod catalog;
+pub mod concurrently;
 pub mod config;
 pub mod context;
 pub mod http;
@@ -15,6 +16,7 @@ pub mod input;
 pub mod log;
 pub mod merchant_webhook;
 pub mod meter;
+pub mod outbound;
 pub mod psp;
 pub mod secure;
 pub mod services;

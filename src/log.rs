@@ -6,8 +6,6 @@
 
 use std::cell::RefCell;
 
-use serde_json::{Map, Value};
-
 use crate::billing::time::format_rfc3339;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,18 +25,84 @@ impl Level {
     }
 }
 
+/// The value of one field of a line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field<'a> {
+    Text(&'a str),
+    Int(i64),
+    Bool(bool),
+    Null,
+}
+
+/// What a line's fields can be made of: text, integers, and `Option`s of them (`None` is null).
+pub trait ToField {
+    fn to_field(&self) -> Field<'_>;
+}
+
+impl ToField for str {
+    fn to_field(&self) -> Field<'_> {
+        Field::Text(self)
+    }
+}
+
+impl ToField for String {
+    fn to_field(&self) -> Field<'_> {
+        Field::Text(self)
+    }
+}
+
+impl ToField for bool {
+    fn to_field(&self) -> Field<'_> {
+        Field::Bool(*self)
+    }
+}
+
+macro_rules! integer_fields {
+    ($($t:ty),*) => {$(
+        impl ToField for $t {
+            fn to_field(&self) -> Field<'_> {
+                Field::Int(*self as i64)
+            }
+        }
+    )*};
+}
+integer_fields!(i64, u64, u32, u16, usize);
+
+impl<T: ToField + ?Sized> ToField for &T {
+    fn to_field(&self) -> Field<'_> {
+        (**self).to_field()
+    }
+}
+
+impl<T: ToField> ToField for Option<T> {
+    fn to_field(&self) -> Field<'_> {
+        self.as_ref().map_or(Field::Null, ToField::to_field)
+    }
+}
+
+/// The fields of a line: `fields!{"chargeId": id, "attempt": number}`.
+#[macro_export]
+macro_rules! fields {
+    ($($key:literal : $value:expr),* $(,)?) => {
+        &[$(($key, $crate::log::ToField::to_field(&$value))),*]
+    };
+}
+
+/// The members every line has; fields and tags of the same name are left out.
+const OWN: [&str; 4] = ["time", "level", "msg", "requestId"];
+
 /// The log of one invocation.
 pub struct Log {
     request_id: RefCell<String>,
     /// Ids of what the invocation is about, added to every line from then on.
-    tags: RefCell<Map<String, Value>>,
+    tags: RefCell<Vec<(String, String)>>,
 }
 
 impl Log {
     pub fn new(request_id: String) -> Log {
         Log {
             request_id: RefCell::new(request_id),
-            tags: RefCell::new(Map::new()),
+            tags: RefCell::new(Vec::new()),
         }
     }
 
@@ -52,25 +116,44 @@ impl Log {
 
     /// Names what the invocation is about (`customerRef`, `chargeId`, `subscriptionId`, ...).
     pub fn tag(&self, key: &str, value: &str) {
-        self.tags
-            .borrow_mut()
-            .insert(key.to_owned(), Value::String(value.to_owned()));
+        let mut tags = self.tags.borrow_mut();
+        match tags.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = value.to_owned(),
+            None => tags.push((key.to_owned(), value.to_owned())),
+        }
     }
 
-    pub fn info(&self, msg: &str, fields: Value) {
+    pub fn info(&self, msg: &str, fields: &[(&str, Field<'_>)]) {
         self.emit(Level::Info, msg, fields);
     }
 
-    pub fn warn(&self, msg: &str, fields: Value) {
+    pub fn warn(&self, msg: &str, fields: &[(&str, Field<'_>)]) {
         self.emit(Level::Warn, msg, fields);
     }
 
-    pub fn error(&self, msg: &str, fields: Value) {
+    pub fn error(&self, msg: &str, fields: &[(&str, Field<'_>)]) {
         self.emit(Level::Error, msg, fields);
     }
 
-    pub fn emit(&self, level: Level, msg: &str, fields: Value) {
-        let line = line(
+    pub fn emit(&self, level: Level, msg: &str, fields: &[(&str, Field<'_>)]) {
+        self.write_line(level, msg, fields, None);
+    }
+
+    /// A line whose fields are the members of a report (a struct that serializes to a JSON
+    /// object whose member names differ from the line's own and from the tags).
+    pub fn report<T: serde::Serialize>(&self, msg: &str, report: &T) {
+        let members = serde_json::to_string(report).unwrap_or_default();
+        self.write_line(Level::Info, msg, &[], Some(&members));
+    }
+
+    fn write_line(
+        &self,
+        level: Level,
+        msg: &str,
+        fields: &[(&str, Field<'_>)],
+        members: Option<&str>,
+    ) {
+        let mut text = line(
             level,
             msg,
             &self.request_id.borrow(),
@@ -78,13 +161,16 @@ impl Log {
             fields,
             now_ms(),
         );
-        write(level, &line);
+        if let Some(members) = members {
+            append_members(&mut text, members);
+        }
+        write(level, &text);
     }
 }
 
 /// A line for code that has no invocation context (yet): configuration errors.
-pub fn emit_plain(level: Level, msg: &str, fields: Value) {
-    let line = line(level, msg, "-", &Map::new(), fields, now_ms());
+pub fn emit_plain(level: Level, msg: &str, fields: &[(&str, Field<'_>)]) {
+    let line = line(level, msg, "-", &[], fields, now_ms());
     write(level, &line);
 }
 
@@ -93,53 +179,124 @@ fn now_ms() -> i64 {
 }
 
 fn write(level: Level, line: &str) {
+    use worker::web_sys::console;
+    let line = wasm_bindgen::JsValue::from_str(line);
     match level {
-        Level::Info => worker::console_log!("{line}"),
-        Level::Warn => worker::console_warn!("{line}"),
-        Level::Error => worker::console_error!("{line}"),
+        Level::Info => console::log_1(&line),
+        Level::Warn => console::warn_1(&line),
+        Level::Error => console::error_1(&line),
     }
 }
 
-/// The JSON text of one line. Fields may not overwrite the line's own members.
+/// The JSON text of one line: its own members, the tags, then the fields. A tag or field may
+/// not replace a member before it.
 pub fn line(
     level: Level,
     msg: &str,
     request_id: &str,
-    tags: &Map<String, Value>,
-    fields: Value,
+    tags: &[(String, String)],
+    fields: &[(&str, Field<'_>)],
     time_ms: i64,
 ) -> String {
-    let mut out = Map::new();
-    out.insert("time".into(), format_rfc3339(time_ms).into());
-    out.insert("level".into(), level.as_str().into());
-    out.insert("msg".into(), msg.into());
-    out.insert("requestId".into(), request_id.into());
-    for (k, v) in tags {
-        out.insert(k.clone(), v.clone());
+    let mut out = String::with_capacity(256);
+    out.push('{');
+    let time = format_rfc3339(time_ms);
+    let own = [time.as_str(), level.as_str(), msg, request_id];
+    for (name, value) in OWN.iter().zip(own) {
+        member(&mut out, name, &Field::Text(value));
     }
-    if let Value::Object(fields) = fields {
-        for (k, v) in fields {
-            out.entry(k).or_insert(v);
+    let mut names: Vec<&str> = OWN.to_vec();
+    for (name, value) in tags {
+        if !names.contains(&name.as_str()) {
+            names.push(name);
+            member(&mut out, name, &Field::Text(value));
         }
     }
-    Value::Object(out).to_string()
+    for (name, value) in fields {
+        if !names.contains(name) {
+            names.push(name);
+            member(&mut out, name, value);
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// Adds the members of the JSON object `object` to the line.
+fn append_members(line: &mut String, object: &str) {
+    if let Some(members) = object
+        .strip_prefix('{')
+        .and_then(|m| m.strip_suffix('}'))
+        .filter(|m| !m.is_empty())
+    {
+        line.pop();
+        line.push(',');
+        line.push_str(members);
+        line.push('}');
+    }
+}
+
+fn member(out: &mut String, name: &str, value: &Field<'_>) {
+    if out.len() > 1 {
+        out.push(',');
+    }
+    string(out, name);
+    out.push(':');
+    value_text(out, value);
+}
+
+fn value_text(out: &mut String, value: &Field<'_>) {
+    match value {
+        Field::Text(s) => string(out, s),
+        Field::Int(n) => out.push_str(&n.to_string()),
+        Field::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Field::Null => out.push_str("null"),
+    }
+}
+
+/// A JSON string literal.
+fn string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(HEX[(c as usize) >> 4] as char);
+                out.push(HEX[(c as usize) & 15] as char);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::Value;
 
     #[test]
     fn a_line_is_one_json_object_with_its_context() {
-        let mut tags = Map::new();
-        tags.insert("chargeId".into(), "ch_1".into());
+        let tags = vec![("chargeId".to_owned(), "ch_1".to_owned())];
         let text = line(
             Level::Warn,
             "psp call",
             "8d2c",
             &tags,
-            json!({"status": 500, "msg": "cannot override", "level": "nor this"}),
+            crate::fields! {
+                "status": 500_u32,
+                "msg": "cannot override",
+                "level": "nor this",
+                "chargeId": "nor this",
+                "orderId": None::<String>,
+                "workLeft": true,
+            },
             1_800_000_000_000,
         );
         assert!(!text.contains('\n'));
@@ -150,5 +307,54 @@ mod tests {
         assert_eq!(v["requestId"], "8d2c");
         assert_eq!(v["chargeId"], "ch_1");
         assert_eq!(v["status"], 500);
+        assert_eq!(v["orderId"], Value::Null);
+        assert_eq!(v["workLeft"], true);
+        assert_eq!(v.as_object().unwrap().len(), 8, "{text}");
+    }
+
+    #[test]
+    fn text_is_escaped_as_json() {
+        let odd = "quote \" back \\ nl \n tab \t cr \r bell \u{7} nul \u{0} é ✓";
+        let text = line(
+            Level::Info,
+            odd,
+            "r",
+            &[],
+            crate::fields! {"detail": odd},
+            0,
+        );
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["msg"], odd);
+        assert_eq!(v["detail"], odd);
+        assert_eq!(v["time"], "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn a_report_adds_its_members() {
+        let mut text = line(Level::Info, "tick", "r", &[], &[], 0);
+        append_members(&mut text, r#"{"tickId":"t1","usage":{"d1Calls":3}}"#);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["tickId"], "t1");
+        assert_eq!(v["usage"]["d1Calls"], 3);
+        let mut empty = line(Level::Info, "tick", "r", &[], &[], 0);
+        let before = empty.clone();
+        append_members(&mut empty, "{}");
+        assert_eq!(empty, before);
+    }
+
+    #[test]
+    fn reports_name_no_member_a_line_has_already() {
+        let tick = serde_json::to_value(crate::services::tick::TickReport::default()).unwrap();
+        let consumer =
+            serde_json::to_value(crate::services::fanout::ConsumerReport::default()).unwrap();
+        let tags = ["customerRef", "chargeId", "checkoutId", "subscriptionId"];
+        for report in [tick, consumer] {
+            for name in report.as_object().unwrap().keys() {
+                assert!(
+                    !OWN.contains(&name.as_str()) && !tags.contains(&name.as_str()),
+                    "{name}"
+                );
+            }
+        }
     }
 }

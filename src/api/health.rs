@@ -7,8 +7,8 @@ use std::pin::pin;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
-use serde::{Deserialize, Serialize};
-use worker::{AbortController, Delay, Env, Fetch, Method, Request, RequestInit, Response};
+use serde::Serialize;
+use worker::{AbortController, Delay, Env, Fetch, Response};
 
 use super::respond;
 use crate::config::{Config, is_http_url};
@@ -123,16 +123,17 @@ async fn d1_check(env: &Env) -> Check {
 }
 
 async fn schema_check(d1: &worker::D1Database) -> Check {
-    #[derive(Deserialize)]
-    struct Migration {
-        name: String,
+    crate::row! {
+        struct Migration {
+            name: String,
+        }
     }
     let meter = Meter::default();
     let db = Db::new(d1, &meter, None);
     // wrangler records applied migrations in d1_migrations; the newest tells the schema version.
     match db
         .first::<Migration>(
-            "SELECT name FROM d1_migrations ORDER BY id DESC LIMIT 1",
+            crate::sql!("SELECT name FROM d1_migrations ORDER BY id DESC LIMIT 1"),
             vec![],
         )
         .await
@@ -152,9 +153,7 @@ async fn provider_check(base_url: &str) -> Check {
         return Check::failed("PSP_BASE_URL is a placeholder: not probed");
     }
     let url = format!("{}/", base_url.trim_end_matches('/'));
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get);
-    let Ok(request) = Request::new_with_init(&url, &init) else {
+    let Some(request) = crate::outbound::request("GET", &url, None, None) else {
         return Check::failed("PSP_BASE_URL is not a valid URL");
     };
     let controller = AbortController::default();

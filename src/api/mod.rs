@@ -21,7 +21,6 @@ pub mod webhooks;
 
 use std::rc::Rc;
 
-use serde_json::json;
 use worker::{Context, Env, Request, Response};
 
 use crate::log::{Level, Log};
@@ -69,12 +68,12 @@ pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> worker::Resu
             Level::Info
         },
         "request",
-        json!({
+        crate::fields! {
             "method": method,
             "route": path,
             "status": status,
             "durationMs": worker::Date::now().as_millis().saturating_sub(started),
-        }),
+        },
     );
     Ok(response)
 }
@@ -88,7 +87,7 @@ async fn dispatch_events(env: Env, request_id: String) {
         && let Err(p) = crate::services::events::dispatch(&ctx).await
     {
         // The cron dispatches them instead: they are in the outbox.
-        log.error("events not dispatched", json!({"detail": p.detail}));
+        log.error("events not dispatched", crate::fields! {"detail": p.detail});
     }
 }
 
@@ -269,7 +268,7 @@ pub fn load_config(env: &Env) -> Result<Config, Problem> {
         crate::log::emit_plain(
             crate::log::Level::Error,
             "configuration invalid",
-            serde_json::json!({"detail": e.to_string()}),
+            crate::fields! {"detail": e.to_string()},
         );
         Problem::misconfigured(
             "The service is not configured correctly; the operator has been told which \

@@ -2,7 +2,6 @@
 //! and `DELETE` (forget the card, the merchant's call). The provider cannot delete tokens, so
 //! forgetting a card means deleting our only copy.
 
-use serde::Deserialize;
 use worker::Response;
 
 use super::respond;
@@ -15,13 +14,14 @@ use crate::store::payment_methods::MaskedCard;
 use crate::validate;
 use crate::views;
 
-#[derive(Deserialize)]
-struct Row {
-    brand: Option<String>,
-    last4: Option<String>,
-    exp_month: Option<u8>,
-    exp_year: Option<u16>,
-    created_at: i64,
+crate::row! {
+    struct Row {
+        brand: Option<String>,
+        last4: Option<String>,
+        exp_month: Option<u8>,
+        exp_year: Option<u16>,
+        created_at: i64,
+    }
 }
 
 /// Another customer's card, an unknown customer and a customer without a card all answer the
@@ -34,8 +34,10 @@ pub async fn get(ctx: &Ctx, session: &Claims, customer: &str) -> Result<Response
     let row: Option<Row> = ctx
         .db()
         .first(
-            "SELECT brand, last4, exp_month, exp_year, created_at FROM payment_methods
-             WHERE customer_ref = ? AND status = 'active' ORDER BY created_at DESC LIMIT 1",
+            crate::sql!(
+                "SELECT brand, last4, exp_month, exp_year, created_at FROM payment_methods
+             WHERE customer_ref = ? AND status = 'active' ORDER BY created_at DESC LIMIT 1"
+            ),
             params![customer],
         )
         .await?;

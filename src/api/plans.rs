@@ -8,8 +8,14 @@ use crate::context::Ctx;
 use crate::http::problem::Problem;
 
 pub fn list(ctx: &Ctx) -> Result<Response, Problem> {
+    #[derive(serde::Serialize)]
+    struct Plans<'a> {
+        plans: &'a [crate::catalog::Plan],
+    }
     respond::json(
         200,
-        &serde_json::json!({ "plans": ctx.config.catalog.plans }),
+        &Plans {
+            plans: &ctx.config.catalog.plans,
+        },
     )
 }

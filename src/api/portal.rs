@@ -42,7 +42,7 @@ pub async fn subscriptions(ctx: &Ctx, customer: &Claims) -> Result<Response, Pro
     )
     .await?;
     let data: Vec<_> = rows.iter().map(views::subscription).collect();
-    respond::json(200, &json!({ "data": data }))
+    respond::data(200, &data)
 }
 
 /// A charge as its customer sees it: no provider ids, no merchant metadata.
@@ -143,8 +143,10 @@ pub async fn act(
             )?;
             ctx.db()
                 .run(
-                    "UPDATE subscriptions SET cancel_at_period_end = 1, updated_at = ?
-                     WHERE id = ? AND customer_ref = ? AND status = 'active'",
+                    crate::sql!(
+                        "UPDATE subscriptions SET cancel_at_period_end = 1, updated_at = ?
+                     WHERE id = ? AND customer_ref = ? AND status = 'active'"
+                    ),
                     params![now, &sub.id, &customer.customer_ref],
                 )
                 .await?
@@ -160,9 +162,11 @@ pub async fn act(
             }
             ctx.db()
                 .run(
-                    "UPDATE subscriptions SET cancel_at_period_end = 0, updated_at = ?
+                    crate::sql!(
+                        "UPDATE subscriptions SET cancel_at_period_end = 0, updated_at = ?
                      WHERE id = ? AND customer_ref = ? AND status = 'active'
-                       AND cancel_at_period_end = 1",
+                       AND cancel_at_period_end = 1"
+                    ),
                     params![now, &sub.id, &customer.customer_ref],
                 )
                 .await?

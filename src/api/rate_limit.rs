@@ -1,7 +1,6 @@
 //! The Workers Rate Limiting binding in front of the routes browsers call: per customer when a
 //! session names one, per client address otherwise.
 
-use serde_json::json;
 use worker::{Env, Request};
 
 use crate::config::{Config, RATE_LIMIT_BINDING, RATE_LIMIT_PERIOD_SECONDS};
@@ -45,7 +44,7 @@ pub async fn check(env: &Env, config: &Config, subject: &Subject<'_>) -> Result<
         log::emit_plain(
             Level::Error,
             "rate limiter binding missing",
-            json!({"binding": RATE_LIMIT_BINDING}),
+            crate::fields! {"binding": RATE_LIMIT_BINDING},
         );
         Problem::misconfigured("The rate limiter is not configured.")
     })?;
@@ -56,7 +55,7 @@ pub async fn check(env: &Env, config: &Config, subject: &Subject<'_>) -> Result<
             log::emit_plain(
                 Level::Warn,
                 "rate limiter failed, request let through",
-                json!({"error": e.to_string()}),
+                crate::fields! {"error": e.to_string()},
             );
             Ok(())
         }

@@ -118,8 +118,5 @@ pub async fn list_for_charge(ctx: &Ctx, charge_id: &str) -> Result<Response, Pro
         return Err(Problem::not_found("The charge"));
     }
     let rows = refunds::list_for_charge(ctx.db(), charge_id).await?;
-    respond::json(
-        200,
-        &serde_json::json!({ "data": rows.iter().map(views::refund).collect::<Vec<_>>() }),
-    )
+    respond::data(200, &rows.iter().map(views::refund).collect::<Vec<_>>())
 }

@@ -12,6 +12,15 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response, Problem> {
     json_text(status, text)
 }
 
+/// `{"data": [...]}`: a list that is not paged.
+pub fn data<T: Serialize>(status: u16, items: &[T]) -> Result<Response, Problem> {
+    #[derive(Serialize)]
+    struct Data<'a, T> {
+        data: &'a [T],
+    }
+    json(status, &Data { data: items })
+}
+
 /// A body that is JSON text already.
 pub fn json_text(status: u16, text: String) -> Result<Response, Problem> {
     build(status, "application/json", text, &[])

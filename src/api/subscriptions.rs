@@ -81,16 +81,24 @@ pub async fn list(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
 pub async fn events(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
     load(ctx, id).await?;
     let events = subscriptions::events(ctx.db(), id).await?;
+    // Members in the order the API has always listed them.
+    #[derive(serde::Serialize)]
+    struct StatusChange<'a> {
+        at: String,
+        from: Option<&'a str>,
+        reason: &'a str,
+        to: &'a str,
+    }
     let data: Vec<_> = events
         .iter()
-        .map(|e| {
-            serde_json::json!({
-                "from": e.from_status, "to": e.to_status, "reason": e.reason,
-                "at": format_rfc3339(e.at),
-            })
+        .map(|e| StatusChange {
+            at: format_rfc3339(e.at),
+            from: e.from_status.as_deref(),
+            reason: &e.reason,
+            to: &e.to_status,
         })
         .collect();
-    respond::json(200, &serde_json::json!({ "data": data }))
+    respond::data(200, &data)
 }
 
 /// What each action reads from its body, before anything is looked up or changed.
@@ -179,8 +187,10 @@ pub async fn act(
                     "Only an active subscription can end at period end.",
                 )?;
                 db.run(
-                    "UPDATE subscriptions SET cancel_at_period_end = 1, updated_at = ?
-                     WHERE id = ? AND status = 'active'",
+                    crate::sql!(
+                        "UPDATE subscriptions SET cancel_at_period_end = 1, updated_at = ?
+                     WHERE id = ? AND status = 'active'"
+                    ),
                     params![now, id],
                 )
                 .await?
@@ -194,15 +204,19 @@ pub async fn act(
                 let changes = db
                     .batch(vec![
                         stmt(
-                            "UPDATE subscriptions SET status = 'canceled', status_reason = ?,
+                            crate::sql!(
+                                "UPDATE subscriptions SET status = 'canceled', status_reason = ?,
                                  canceled_at = ?, updated_at = ?
-                             WHERE id = ? AND status IN ('active', 'past_due', 'unpaid', 'paused')",
+                             WHERE id = ? AND status IN ('active', 'past_due', 'unpaid', 'paused')"
+                            ),
                             params![why, now, now, id],
                         ),
                         // Dunning stops with the subscription.
                         stmt(
-                            "UPDATE charges SET next_retry_at = NULL, updated_at = ?
-                             WHERE subscription_id = ? AND status = 'failed'",
+                            crate::sql!(
+                                "UPDATE charges SET next_retry_at = NULL, updated_at = ?
+                             WHERE subscription_id = ? AND status = 'failed'"
+                            ),
                             params![now, id],
                         ),
                     ])
@@ -217,9 +231,9 @@ pub async fn act(
                 "Only an active subscription in good standing can be paused.",
             )?;
             db.run(
-                "UPDATE subscriptions SET status = 'paused', status_reason = 'paused by the merchant',
+                crate::sql!("UPDATE subscriptions SET status = 'paused', status_reason = 'paused by the merchant',
                      paused_at = ?, updated_at = ?
-                 WHERE id = ? AND status = 'active'",
+                 WHERE id = ? AND status = 'active'"),
                 params![now, now, id],
             )
             .await?
@@ -258,10 +272,10 @@ async fn resume(ctx: &Ctx, sub: &SubscriptionRow, now: i64) -> Result<usize, Pro
         .ok_or_else(|| Problem::internal("The billing period cannot be computed."))?;
     ctx.db()
         .run(
-            "UPDATE subscriptions SET status = 'active', status_reason = 'resumed by the merchant',
+            crate::sql!("UPDATE subscriptions SET status = 'active', status_reason = 'resumed by the merchant',
                  paused_at = NULL, current_period = ?, current_period_start = ?,
                  current_period_end = ?, updated_at = ?
-             WHERE id = ? AND status = 'paused' AND current_period = ?",
+             WHERE id = ? AND status = 'paused' AND current_period = ?"),
             params![period, start, end, now, &sub.id, sub.current_period],
         )
         .await
@@ -301,8 +315,10 @@ async fn change_plan(
     let snapshot = serde_json::to_string(plan).unwrap_or_default();
     ctx.db()
         .run(
-            "UPDATE subscriptions SET pending_plan_id = ?, pending_plan = ?, updated_at = ?
-             WHERE id = ? AND status IN ('active', 'past_due')",
+            crate::sql!(
+                "UPDATE subscriptions SET pending_plan_id = ?, pending_plan = ?, updated_at = ?
+             WHERE id = ? AND status IN ('active', 'past_due')"
+            ),
             params![&plan.id, snapshot, now, &sub.id],
         )
         .await

@@ -6,7 +6,6 @@
 //! bills everything not on a named clock; with it, only the subscriptions of customers whose
 //! session named that clock. `GET /v1/test-clock?clock=<name>` reads a clock.
 
-use serde::Deserialize;
 use worker::{Request, Response};
 
 use super::{body, respond};
@@ -58,9 +57,11 @@ pub async fn tick(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
         None => {
             ctx.db()
                 .run(
-                    "INSERT INTO test_clock (id, now_ms) VALUES (1, ?)
+                    crate::sql!(
+                        "INSERT INTO test_clock (id, now_ms) VALUES (1, ?)
                      ON CONFLICT (id) DO UPDATE SET now_ms = excluded.now_ms
-                     WHERE excluded.now_ms >= test_clock.now_ms",
+                     WHERE excluded.now_ms >= test_clock.now_ms"
+                    ),
                     params![now],
                 )
                 .await?
@@ -69,9 +70,11 @@ pub async fn tick(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
             let global = ctx.now().await?;
             ctx.db()
                 .run(
-                    "INSERT INTO test_clocks (name, now_ms) SELECT ?1, ?2 WHERE ?2 >= ?3
+                    crate::sql!(
+                        "INSERT INTO test_clocks (name, now_ms) SELECT ?1, ?2 WHERE ?2 >= ?3
                      ON CONFLICT (name) DO UPDATE SET now_ms = excluded.now_ms
-                     WHERE excluded.now_ms >= test_clocks.now_ms",
+                     WHERE excluded.now_ms >= test_clocks.now_ms"
+                    ),
                     params![name.as_str(), now, global],
                 )
                 .await?
@@ -99,9 +102,10 @@ pub async fn read(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
     {
         return Err(Problem::invalid_request("clock is not a clock name."));
     }
-    #[derive(Deserialize)]
-    struct Row {
-        now_ms: i64,
+    crate::row! {
+        struct Row {
+            now_ms: i64,
+        }
     }
     let now = match &clock {
         None => ctx.now().await?,
@@ -109,7 +113,7 @@ pub async fn read(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
             let row: Option<Row> = ctx
                 .db()
                 .first(
-                    "SELECT now_ms FROM test_clocks WHERE name = ?",
+                    crate::sql!("SELECT now_ms FROM test_clocks WHERE name = ?"),
                     params![name.as_str()],
                 )
                 .await?;
@@ -119,9 +123,18 @@ pub async fn read(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
             }
         }
     };
-    let mut body = serde_json::json!({ "now": format_rfc3339(now) });
-    if let Some(name) = clock {
-        body["clock"] = name.into();
+    // Members in the order the API has always listed them.
+    #[derive(serde::Serialize)]
+    struct Clock {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        clock: Option<String>,
+        now: String,
     }
-    respond::json(200, &body)
+    respond::json(
+        200,
+        &Clock {
+            clock,
+            now: format_rfc3339(now),
+        },
+    )
 }

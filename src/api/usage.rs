@@ -1,7 +1,7 @@
 //! `POST /v1/usage`: metered usage, billed at the close of the period it happened in. Idempotent
 //! by key, so a usage reporter can retry freely without billing a unit twice.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::{Request, Response};
 
 use super::{body, respond};
@@ -20,13 +20,15 @@ use crate::validate;
 const CLOCK_SKEW_MS: i64 = 5 * 60_000;
 const MAX_QUANTITY: i64 = 1_000_000_000;
 
-#[derive(Serialize, Deserialize)]
-struct UsageRow {
-    id: String,
-    subscription_id: String,
-    period_index: u32,
-    quantity: i64,
-    occurred_at: i64,
+crate::row! {
+    #[derive(Serialize)]
+    struct UsageRow {
+        id: String,
+        subscription_id: String,
+        period_index: u32,
+        quantity: i64,
+        occurred_at: i64,
+    }
 }
 
 pub async fn record(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
@@ -111,11 +113,11 @@ pub async fn record(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
     // Inserted only while its period is still open: once a period's charge is claimed its
     // usage is frozen, and a late record would never be billed.
     let insert = stmt(
-        "INSERT INTO usage_records (id, subscription_id, period_index, quantity, occurred_at, created_at)
+        crate::sql!("INSERT INTO usage_records (id, subscription_id, period_index, quantity, occurred_at, created_at)
          SELECT ?, ?, ?, ?, ?, ?
          WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ? AND current_period <= ?
                          AND status IN ('active', 'past_due'))
-           AND EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = ? AND key = ? AND resource_id = ?)",
+           AND EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = ? AND key = ? AND resource_id = ?)"),
         insert_params,
     );
     match idempotency::claim(db, "usage", &key, &hash, &usage_id, now, vec![insert]).await? {
@@ -126,7 +128,7 @@ pub async fn record(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
                 // The period closed between our read and the insert: release the key so that
                 // nothing of this request remains.
                 db.run(
-                    "DELETE FROM idempotency_keys WHERE scope = 'usage' AND key = ? AND resource_id = ?",
+                    crate::sql!("DELETE FROM idempotency_keys WHERE scope = 'usage' AND key = ? AND resource_id = ?"),
                     params![&key, &usage_id],
                 )
                 .await?;
@@ -147,7 +149,7 @@ fn period_closed() -> Problem {
 async fn get(ctx: &Ctx, id: &str) -> Result<Option<UsageRow>, Problem> {
     ctx.db()
         .first(
-            "SELECT id, subscription_id, period_index, quantity, occurred_at FROM usage_records WHERE id = ?",
+            crate::sql!("SELECT id, subscription_id, period_index, quantity, occurred_at FROM usage_records WHERE id = ?"),
             params![id],
         )
         .await
@@ -160,12 +162,23 @@ async fn replay(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
     respond::json(200, &view(&row))
 }
 
-fn view(row: &UsageRow) -> serde_json::Value {
-    serde_json::json!({
-        "id": row.id,
-        "subscriptionId": row.subscription_id,
-        "quantity": row.quantity,
-        "timestamp": format_rfc3339(row.occurred_at),
-        "periodIndex": row.period_index,
-    })
+/// Members in the order the API has always listed them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageView<'a> {
+    id: &'a str,
+    period_index: u32,
+    quantity: i64,
+    subscription_id: &'a str,
+    timestamp: String,
+}
+
+fn view(row: &UsageRow) -> UsageView<'_> {
+    UsageView {
+        id: &row.id,
+        period_index: row.period_index,
+        quantity: row.quantity,
+        subscription_id: &row.subscription_id,
+        timestamp: format_rfc3339(row.occurred_at),
+    }
 }

@@ -6,7 +6,6 @@
 //! them. Its confirmation (reading the order status) runs after the answer, and again from the
 //! cron until the order settles. 503 means only that the event could not be recorded.
 
-use serde_json::json;
 use worker::{Context, Env, Request, Response};
 
 use super::{body, respond};
@@ -46,10 +45,7 @@ pub async fn receive(
                 .header("Retry-After", "5")
         })?;
     if recorded == (Recorded::Duplicate { settled: true }) {
-        return respond::json(
-            200,
-            &serde_json::json!({"received": true, "duplicate": true}),
-        );
+        return respond::json_text(200, r#"{"duplicate":true,"received":true}"#.to_owned());
     }
     let now = ctx.now().await?;
     let received = Received {
@@ -78,9 +74,9 @@ pub async fn receive(
         if let Err(p) = confirmed {
             log.warn(
                 "webhook confirmation deferred to the cron",
-                json!({"eventId": received.event_id, "detail": p.detail}),
+                crate::fields! {"eventId": received.event_id, "detail": p.detail},
             );
         }
     });
-    respond::json(200, &serde_json::json!({"received": true}))
+    respond::json_text(200, r#"{"received":true}"#.to_owned())
 }

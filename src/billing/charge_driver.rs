@@ -156,6 +156,20 @@ pub enum DriveEnd {
     Busy,
 }
 
+impl DriveEnd {
+    /// The variant's name, as logged.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DriveEnd::Succeeded => "Succeeded",
+            DriveEnd::Declined => "Declined",
+            DriveEnd::Failed => "Failed",
+            DriveEnd::Waiting => "Waiting",
+            DriveEnd::NeedsAttention => "NeedsAttention",
+            DriveEnd::Busy => "Busy",
+        }
+    }
+}
+
 /// Runs steps until the charge is final or has to wait.
 pub async fn drive<I: ChargeIo>(
     io: &mut I,
@@ -465,5 +479,24 @@ async fn refused<I: ChargeIo>(io: &mut I, code: &str, refusals: u32) -> Next<I::
         .await
     } else {
         Ok(ControlFlow::Break(DriveEnd::Waiting))
+    }
+}
+
+#[cfg(test)]
+mod names {
+    use super::DriveEnd;
+
+    #[test]
+    fn a_drive_end_is_logged_by_its_variant_name() {
+        for end in [
+            DriveEnd::Succeeded,
+            DriveEnd::Declined,
+            DriveEnd::Failed,
+            DriveEnd::Waiting,
+            DriveEnd::NeedsAttention,
+            DriveEnd::Busy,
+        ] {
+            assert_eq!(end.name(), format!("{end:?}"));
+        }
     }
 }

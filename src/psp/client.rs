@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::future::{Either, select};
 use serde::de::DeserializeOwned;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use worker::{AbortController, Delay, Fetch, Headers, Method};
 
 use super::envelope::{PspError, interpret};
 use super::types::*;
@@ -88,6 +88,23 @@ impl<'a> PspClient<'a> {
         body: Option<String>,
         operation: &str,
     ) -> Result<T, PspError> {
+        let sent = self.send(method, path, body).await?;
+        let (status, result) = match sent.reply {
+            Ok((status, bytes)) => (Some(status), interpret(status, &bytes)),
+            Err(e) => (None, Err(e)),
+        };
+        self.log_call(operation, path, status, sent.started, result.as_ref().err());
+        result
+    }
+
+    // The part of `call` that does not depend on the answer's type, kept out of it so that
+    // each type does not carry its own copy of the exchange's state machine.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<Sent, PspError> {
         let url = format!("{}{}", self.config.base_url, path);
         let headers = Headers::new();
         let set = |name: &str, value: &str| headers.set(name, value).map_err(|_| PspError::Network);
@@ -96,12 +113,9 @@ impl<'a> PspClient<'a> {
         set("MERCHANT-ID", &self.config.merchant_id)?;
         set("Content-Type", "application/json")?;
         set("Accept", "application/json")?;
-        let mut init = RequestInit::new();
-        init.with_method(method).with_headers(headers);
-        if let Some(body) = body {
-            init.with_body(Some(body.into()));
-        }
-        let request = Request::new_with_init(&url, &init).map_err(|_| PspError::Network)?;
+        let request =
+            crate::outbound::request(method.as_ref(), &url, Some(&headers), body.as_deref())
+                .ok_or(PspError::Network)?;
 
         // The timeout starts once a connection is ours, never while waiting for one.
         let _connection = self.connections.acquire().await;
@@ -116,38 +130,54 @@ impl<'a> PspClient<'a> {
             Ok::<_, worker::Error>((status, bytes))
         };
         let timeout = Delay::from(Duration::from_millis(u64::from(self.config.timeout_ms)));
-        let result = match select(pin!(exchange), pin!(timeout)).await {
-            Either::Left((Ok((status, bytes)), _)) => (Some(status), interpret(status, &bytes)),
-            Either::Left((Err(_), _)) => (None, Err(PspError::Network)),
+        let reply = match select(pin!(exchange), pin!(timeout)).await {
+            Either::Left((Ok(answer), _)) => Ok(answer),
+            Either::Left((Err(_), _)) => Err(PspError::Network),
             Either::Right(_) => {
                 controller.abort();
-                (None, Err(PspError::Timeout))
+                Err(PspError::Timeout)
             }
         };
+        Ok(Sent { started, reply })
+    }
+
+    fn log_call(
+        &self,
+        operation: &str,
+        path: &str,
+        status: Option<u16>,
+        started: u64,
+        error: Option<&PspError>,
+    ) {
         let elapsed = worker::Date::now().as_millis().saturating_sub(started);
-        let outcome = match &result.1 {
-            Ok(_) => "ok".to_owned(),
-            Err(e) => e.code(),
+        let outcome = match error {
+            None => "ok".to_owned(),
+            Some(e) => e.code(),
         };
         // Paths carry order ids only; bodies (which can carry a token) are never logged.
-        let level = match &result.1 {
-            Ok(_) => Level::Info,
-            Err(e) if e.is_refusal() => Level::Info,
-            Err(_) => Level::Warn,
+        let level = match error {
+            None => Level::Info,
+            Some(e) if e.is_refusal() => Level::Info,
+            Some(_) => Level::Warn,
         };
         self.log.emit(
             level,
             "psp call",
-            serde_json::json!({
+            crate::fields! {
                 "operation": operation,
                 "path": path,
-                "status": result.0,
+                "status": status,
                 "outcome": outcome,
                 "durationMs": elapsed,
-            }),
+            },
         );
-        result.1
     }
+}
+
+/// A request that went out: when, and the status and body that came back or why none did.
+struct Sent {
+    started: u64,
+    reply: Result<(u16, Vec<u8>), PspError>,
 }
 
 /// Provider ids go into paths; refuse anything that could change the path.

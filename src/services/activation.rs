@@ -229,9 +229,11 @@ fn new_subscription(
     };
     Ok(vec![
         stmt(
-            "UPDATE checkouts SET status = 'paid', subscription_id = ?, completed_at = ?,
+            crate::sql!(
+                "UPDATE checkouts SET status = 'paid', subscription_id = ?, completed_at = ?,
                  updated_at = ?
-             WHERE id = ? AND status = 'pending'",
+             WHERE id = ? AND status = 'pending'"
+            ),
             params![&subscription_id, now, now, &checkout.id],
         ),
         subscriptions::insert(&subscription),

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 use worker::Delay;
 
 use crate::billing::charge_driver::{
@@ -91,12 +90,11 @@ pub async fn drive_charge_end(
         Lease::Refused(charge) if charge.status == "succeeded" => return Ok(DriveEnd::Succeeded),
         Lease::Refused(_) => return Ok(DriveEnd::Busy),
     };
-    let about = json!({
-        "chargeId": charge_id,
-        "customerRef": leased.charge.customer_ref,
-        "subscriptionId": leased.charge.subscription_id,
-        "kind": leased.charge.kind,
-    });
+    let (customer_ref, subscription_id, kind) = (
+        leased.charge.customer_ref.clone(),
+        leased.charge.subscription_id.clone(),
+        leased.charge.kind.clone(),
+    );
     let outcome = drive_leased(ctx, *leased, mode, patience, now).await;
     // The last write of a drive usually released the lease already; otherwise (a wait, an
     // error) release it here.
@@ -106,9 +104,16 @@ pub async fn drive_charge_end(
         charges::release_lease(ctx.db(), charge_id).await?;
     }
     if let Ok(end) = &outcome {
-        let mut line = about;
-        line["end"] = format!("{end:?}").into();
-        ctx.log.info("charge driven", line);
+        ctx.log.info(
+            "charge driven",
+            crate::fields! {
+                "chargeId": charge_id,
+                "customerRef": customer_ref,
+                "subscriptionId": subscription_id,
+                "kind": kind,
+                "end": end.name(),
+            },
+        );
     }
     outcome
 }
@@ -198,7 +203,9 @@ impl LedgerCharge<'_> {
         let (id, now) = (&self.charge.id, self.now);
         [
             stmt(
-                "UPDATE charges SET order_id = NULL, updated_at = ? WHERE id = ? AND order_id = ?",
+                crate::sql!(
+                    "UPDATE charges SET order_id = NULL, updated_at = ? WHERE id = ? AND order_id = ?"
+                ),
                 params![now, id, order_id],
             ),
             orders::watch(order_id, "charge", id, now),
@@ -296,15 +303,19 @@ impl ChargeIo for LedgerCharge<'_> {
         let (id, now) = (&self.charge.id, self.now);
         let mut batch = vec![
             stmt(
-                "UPDATE charges SET order_id = ?, updated_at = ? WHERE id = ? AND order_id IS NULL",
+                crate::sql!(
+                    "UPDATE charges SET order_id = ?, updated_at = ? WHERE id = ? AND order_id IS NULL"
+                ),
                 params![order_id, now, id],
             ),
             orders::record(order_id, "charge", id, now),
         ];
         if let Some(number) = claimed_ahead {
             batch.push(stmt(
-                "UPDATE charge_attempts SET order_id = ?, updated_at = ?
-                 WHERE charge_id = ? AND attempt = ? AND order_id IS NULL",
+                crate::sql!(
+                    "UPDATE charge_attempts SET order_id = ?, updated_at = ?
+                 WHERE charge_id = ? AND attempt = ? AND order_id IS NULL"
+                ),
                 params![order_id, now, id, number],
             ));
         }
@@ -318,10 +329,10 @@ impl ChargeIo for LedgerCharge<'_> {
             .db()
             .batch(vec![
                 stmt(
-                    "INSERT INTO charge_attempts (charge_id, attempt, order_id, payment_method_id,
+                    crate::sql!("INSERT INTO charge_attempts (charge_id, attempt, order_id, payment_method_id,
                          status, created_at, updated_at)
                      VALUES (?, ?, ?, ?, 'claimed', ?, ?)
-                     ON CONFLICT (charge_id, attempt) DO NOTHING",
+                     ON CONFLICT (charge_id, attempt) DO NOTHING"),
                     params![
                         id,
                         number,
@@ -332,9 +343,9 @@ impl ChargeIo for LedgerCharge<'_> {
                     ],
                 ),
                 stmt(
-                    "UPDATE charges SET attempts = MAX(attempts, ?), status = 'pending',
+                    crate::sql!("UPDATE charges SET attempts = MAX(attempts, ?), status = 'pending',
                          next_retry_at = NULL, updated_at = ?
-                     WHERE id = ? AND status != 'succeeded'",
+                     WHERE id = ? AND status != 'succeeded'"),
                     params![number, now, id],
                 ),
             ])
@@ -346,18 +357,22 @@ impl ChargeIo for LedgerCharge<'_> {
         let (id, now) = (&self.charge.id, self.now);
         let batch = vec![
             stmt(
-                "UPDATE charge_attempts SET payment_id = ?,
+                crate::sql!(
+                    "UPDATE charge_attempts SET payment_id = ?,
                      status = CASE status WHEN 'claimed' THEN 'initiated' ELSE status END,
                      updated_at = ?
-                 WHERE charge_id = ? AND attempt = ? AND status IN ('claimed', 'fenced')",
+                 WHERE charge_id = ? AND attempt = ? AND status IN ('claimed', 'fenced')"
+                ),
                 params![payment_id, now, id, number],
             ),
             stmt(
-                "UPDATE charges SET payment_id = ?,
+                crate::sql!(
+                    "UPDATE charges SET payment_id = ?,
                      payment_method_id = COALESCE(?, payment_method_id), updated_at = ?,
                      lease_until = CASE WHEN ? THEN NULL ELSE lease_until END,
                      queued_until = CASE WHEN ? THEN NULL ELSE queued_until END
-                 WHERE id = ? AND status = 'pending'",
+                 WHERE id = ? AND status = 'pending'"
+                ),
                 params![
                     payment_id,
                     self.payment_method_id.as_deref(),
@@ -380,14 +395,16 @@ impl ChargeIo for LedgerCharge<'_> {
     ) -> Result<(), Problem> {
         let (id, now) = (&self.charge.id, self.now);
         let mut batch = vec![stmt(
-            "UPDATE charges SET provider_refusals = ?, last_error = ?, updated_at = ?
-             WHERE id = ? AND status != 'succeeded'",
+            crate::sql!(
+                "UPDATE charges SET provider_refusals = ?, last_error = ?, updated_at = ?
+             WHERE id = ? AND status != 'succeeded'"
+            ),
             params![refusals, code, now, id],
         )];
         if let Some((number, order_id)) = attempt {
             batch.push(stmt(
-                "UPDATE charge_attempts SET status = 'rejected', failure_reason = ?, updated_at = ?
-                 WHERE charge_id = ? AND attempt = ? AND status = 'claimed'",
+                crate::sql!("UPDATE charge_attempts SET status = 'rejected', failure_reason = ?, updated_at = ?
+                 WHERE charge_id = ? AND attempt = ? AND status = 'claimed'"),
                 params![code, now, id, number],
             ));
             batch.extend(self.give_up_order(order_id));
@@ -399,11 +416,13 @@ impl ChargeIo for LedgerCharge<'_> {
         let (id, now) = (&self.charge.id, self.now);
         self.ctx.log.warn(
             "charge attempt fenced: outcome unknown, its order was cancelled",
-            json!({"chargeId": id, "attempt": number}),
+            crate::fields! {"chargeId": id, "attempt": number},
         );
         let batch = vec![stmt(
-            "UPDATE charge_attempts SET status = 'fenced', updated_at = ?
-             WHERE charge_id = ? AND attempt = ? AND status = 'claimed'",
+            crate::sql!(
+                "UPDATE charge_attempts SET status = 'fenced', updated_at = ?
+             WHERE charge_id = ? AND attempt = ? AND status = 'claimed'"
+            ),
             params![now, id, number],
         )];
         self.write(batch, false).await
@@ -420,13 +439,15 @@ impl ChargeIo for LedgerCharge<'_> {
         if status == AttemptStatus::Abandoned {
             self.ctx.log.warn(
                 "charge attempt abandoned: the provider never showed its order, which is watched",
-                json!({"chargeId": id, "attempt": number, "orderId": order_id}),
+                crate::fields! {"chargeId": id, "attempt": number, "orderId": order_id},
             );
         }
         let mut batch = vec![stmt(
-            "UPDATE charge_attempts SET status = ?, payment_id = COALESCE(?, payment_id),
+            crate::sql!(
+                "UPDATE charge_attempts SET status = ?, payment_id = COALESCE(?, payment_id),
                  updated_at = ?
-             WHERE charge_id = ? AND attempt = ? AND status IN ('claimed', 'initiated', 'fenced')",
+             WHERE charge_id = ? AND attempt = ? AND status IN ('claimed', 'initiated', 'fenced')"
+            ),
             params![status.as_str(), payment_id, now, id, number],
         )];
         batch.extend(self.give_up_order(order_id));
@@ -444,21 +465,21 @@ impl ChargeIo for LedgerCharge<'_> {
         if amount.is_some_and(|a| a != c.amount) {
             self.ctx.log.warn(
                 "provider reports another amount",
-                json!({"chargeId": c.id, "reported": amount, "amount": c.amount}),
+                crate::fields! {"chargeId": c.id, "reported": amount, "amount": c.amount},
             );
         }
         let mut batch = vec![
             stmt(
-                "UPDATE charge_attempts SET status = 'succeeded', payment_id = ?, updated_at = ?
-                 WHERE charge_id = ? AND attempt = ?",
+                crate::sql!("UPDATE charge_attempts SET status = 'succeeded', payment_id = ?, updated_at = ?
+                 WHERE charge_id = ? AND attempt = ?"),
                 params![payment_id, now, &c.id, number],
             ),
             stmt(
-                "UPDATE charges SET status = 'succeeded', payment_id = ?, failure_reason = NULL,
+                crate::sql!("UPDATE charges SET status = 'succeeded', payment_id = ?, failure_reason = NULL,
                      decline_class = NULL, next_retry_at = NULL, last_error = NULL,
                      attention = NULL, settled_at = ?, updated_at = ?, lease_until = NULL,
                      queued_until = NULL
-                 WHERE id = ? AND status != 'succeeded'",
+                 WHERE id = ? AND status != 'succeeded'"),
                 params![payment_id, now, now, &c.id],
             ),
         ];
@@ -494,17 +515,17 @@ impl ChargeIo for LedgerCharge<'_> {
         };
         let mut batch = vec![
             stmt(
-                "UPDATE charge_attempts SET status = 'failed', payment_id = ?, failure_reason = ?,
+                crate::sql!("UPDATE charge_attempts SET status = 'failed', payment_id = ?, failure_reason = ?,
                      decline_class = ?, updated_at = ?
-                 WHERE charge_id = ? AND attempt = ?",
+                 WHERE charge_id = ? AND attempt = ?"),
                 params![payment_id, reason, class.as_str(), now, &c.id, number],
             ),
             stmt(
-                "UPDATE charges SET status = 'failed', failure_reason = ?, decline_class = ?,
+                crate::sql!("UPDATE charges SET status = 'failed', failure_reason = ?, decline_class = ?,
                      declines = ?, first_failed_at = ?, next_retry_at = ?, payment_id = ?,
                      attention = NULL, updated_at = ?, lease_until = NULL,
                      queued_until = NULL
-                 WHERE id = ? AND status != 'succeeded'",
+                 WHERE id = ? AND status != 'succeeded'"),
                 params![
                     reason,
                     class.as_str(),
@@ -541,8 +562,10 @@ impl ChargeIo for LedgerCharge<'_> {
         self.ctx
             .db()
             .run(
-                "UPDATE charges SET last_error = ?, updated_at = ?
-                 WHERE id = ? AND status IN ('processing', 'pending')",
+                crate::sql!(
+                    "UPDATE charges SET last_error = ?, updated_at = ?
+                 WHERE id = ? AND status IN ('processing', 'pending')"
+                ),
                 params![code, now, id],
             )
             .await?;
@@ -578,14 +601,16 @@ impl ChargeIo for LedgerCharge<'_> {
         };
         self.ctx.log.warn(
             "charge needs attention",
-            json!({"chargeId": id, "attention": why.kind()}),
+            crate::fields! {"chargeId": id, "attention": why.kind()},
         );
         let key = format!("{id}:{key}");
         let batch = vec![
             stmt(
-                "UPDATE charges SET attention = ?, next_retry_at = ?, updated_at = ?,
+                crate::sql!(
+                    "UPDATE charges SET attention = ?, next_retry_at = ?, updated_at = ?,
                      lease_until = NULL, queued_until = NULL
-                 WHERE id = ? AND status IN ('processing', 'pending')",
+                 WHERE id = ? AND status IN ('processing', 'pending')"
+                ),
                 params![why.kind(), now + ATTENTION_RECHECK_MS, now, &id],
             ),
             self.incident(why.kind(), key, order_id, detail),
@@ -598,10 +623,12 @@ impl ChargeIo for LedgerCharge<'_> {
         let now = self.now;
         let code = failure.code();
         let mut batch = vec![stmt(
-            "UPDATE charges SET status = 'failed', failure_reason = ?, decline_class = NULL,
+            crate::sql!(
+                "UPDATE charges SET status = 'failed', failure_reason = ?, decline_class = NULL,
                  next_retry_at = NULL, attention = NULL, updated_at = ?, lease_until = NULL,
                  queued_until = NULL
-             WHERE id = ? AND status != 'succeeded'",
+             WHERE id = ? AND status != 'succeeded'"
+            ),
             params![code, now, &c.id],
         )];
         let why = match failure {
@@ -628,12 +655,12 @@ impl ChargeIo for LedgerCharge<'_> {
         let (id, now) = (&self.charge.id, self.now);
         self.ctx.log.warn(
             "charge deferred a day",
-            json!({"chargeId": id, "limit": limit.to_string()}),
+            crate::fields! {"chargeId": id, "limit": limit.to_string()},
         );
         let batch = vec![stmt(
-            "UPDATE charges SET next_retry_at = ?, last_error = 'card_retry_limit', updated_at = ?,
+            crate::sql!("UPDATE charges SET next_retry_at = ?, last_error = 'card_retry_limit', updated_at = ?,
                  lease_until = NULL, queued_until = NULL
-             WHERE id = ? AND status != 'succeeded'",
+             WHERE id = ? AND status != 'succeeded'"),
             params![now + DAY_MS, now, id],
         )];
         self.write(batch, true).await

@@ -7,16 +7,17 @@
 use std::pin::pin;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use std::cell::RefCell;
+
 use futures_util::future::{Either, select};
-use futures_util::stream;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use worker::{
-    AbortController, Delay, Env, Fetch, Headers, MessageBatch, MessageExt, Method, Queue,
-    QueueRetryOptionsBuilder, RawMessage, Request, RequestInit,
+    AbortController, Delay, Env, Fetch, Headers, MessageBatch, MessageExt, Queue,
+    QueueRetryOptionsBuilder, RawMessage,
 };
 
+use crate::concurrently::{self, Job};
 use crate::config::MerchantWebhook;
 use crate::context::Ctx;
 use crate::http::problem::Problem;
@@ -26,6 +27,7 @@ use crate::store::checkouts::CheckoutRow;
 use crate::store::events::{self, Attempted, EventRow};
 use crate::store::payment_methods::{self, MaskedCard};
 use crate::store::refunds::RefundRow;
+use crate::store::row::FromRow;
 use crate::store::subscriptions::SubscriptionRow;
 use crate::views;
 use crate::views::event::DeliveryView;
@@ -35,11 +37,13 @@ const SEND_BATCH: usize = 100;
 /// A queued event whose message was not heard of for this long is queued again.
 const LOST_AFTER_MS: i64 = 6 * 3_600_000;
 
-/// The queue message of an event delivery.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventJob {
-    pub event: String,
+crate::row! {
+    /// The queue message of an event delivery. Read like a row (the body is a JavaScript
+    /// object).
+    #[derive(Debug, Clone, Serialize)]
+    pub struct EventJob {
+        pub event: String,
+    }
 }
 
 /// An event as the merchant receives it, as JSON text: `data` is the resource exactly as the
@@ -75,14 +79,15 @@ pub async fn render(
             text(row, views::checkout(&c, card), delivery)
         }
         "payment_method" => {
-            #[derive(Deserialize)]
-            struct Pm {
-                customer_ref: String,
-                brand: Option<String>,
-                last4: Option<String>,
-                exp_month: Option<u8>,
-                exp_year: Option<u16>,
-                created_at: i64,
+            crate::row! {
+                struct Pm {
+                    customer_ref: String,
+                    brand: Option<String>,
+                    last4: Option<String>,
+                    exp_month: Option<u8>,
+                    exp_year: Option<u16>,
+                    created_at: i64,
+                }
             }
             let pm: Pm = snapshot(row).ok_or_else(broken)?;
             let card = MaskedCard {
@@ -115,9 +120,9 @@ fn text<T: Serialize>(
 
 /// The row as the trigger saw it. Read the way D1 rows are (through a JavaScript value), so
 /// each row type keeps a single decoder in the wasm.
-fn snapshot<T: serde::de::DeserializeOwned>(row: &EventRow) -> Option<T> {
+fn snapshot<T: FromRow>(row: &EventRow) -> Option<T> {
     let value = js_sys::JSON::parse(&row.snapshot).ok()?;
-    serde_wasm_bindgen::from_value(value).ok()
+    crate::store::row::one(value).ok()
 }
 
 /// Puts every event waiting for delivery on the EVENTS queue (or delivers them here when the
@@ -154,7 +159,7 @@ async fn send(ctx: &Ctx, queue: &Queue, ids: Vec<String>) {
     if let Err(e) = queue.send_batch(jobs).await {
         ctx.log.error(
             "events not queued",
-            json!({"count": count, "error": e.to_string()}),
+            crate::fields! {"count": count, "error": e.to_string()},
         );
     }
 }
@@ -204,14 +209,14 @@ pub async fn deliver(ctx: &Ctx, event_id: &str) -> Result<Delivery, Problem> {
         .await?;
     ctx.log.info(
         "event delivery",
-        json!({
+        crate::fields! {
             "eventId": row.id,
             "type": row.kind,
             "attempt": attempt,
             "status": status,
             "error": error,
             "durationMs": latency,
-        }),
+        },
     );
     Ok(result)
 }
@@ -238,11 +243,8 @@ async fn post(
             return (None, Some("bad_header".into()));
         }
     }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()));
-    let Ok(request) = Request::new_with_init(&webhook.url, &init) else {
+    let Some(request) = crate::outbound::request("POST", &webhook.url, Some(&headers), Some(body))
+    else {
         return (None, Some("bad_url".into()));
     };
     let _connection = ctx.connections().acquire().await;
@@ -274,7 +276,7 @@ pub fn is_event_job(raw: &RawMessage) -> bool {
 }
 
 fn parse_job(raw: &RawMessage) -> Option<EventJob> {
-    serde_wasm_bindgen::from_value(raw.body()).ok()
+    crate::store::row::one(raw.body()).ok()
 }
 
 /// The `queue` handler for the events queue: one attempt per event, many at once.
@@ -299,18 +301,19 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env) -> worker::Result<()>
         })
         .collect();
     let ctx = &ctx;
-    let results: Vec<_> = stream::iter(jobs)
-        .map(|(raw, job)| async move {
+    let results = RefCell::new(Vec::new());
+    let done = &results;
+    let mut deliveries = jobs.into_iter().map(|(raw, job)| -> Job<'_> {
+        Box::pin(async move {
             let outcome = match &job {
                 Some(job) => deliver(ctx, &job.event).await,
                 None => Ok(Delivery::Done),
             };
-            (raw, outcome)
+            done.borrow_mut().push((raw, outcome));
         })
-        .buffer_unordered(ctx.config.consumer_concurrency as usize)
-        .collect()
-        .await;
-    for (raw, outcome) in results {
+    });
+    concurrently::run(ctx.config.consumer_concurrency as usize, &mut deliveries).await;
+    for (raw, outcome) in results.into_inner() {
         match outcome {
             Ok(Delivery::Done) => raw.ack(),
             Ok(Delivery::RetryIn(seconds)) => raw.retry_with_options(
@@ -321,7 +324,7 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env) -> worker::Result<()>
             // The ledger could not be read or written: the same attempt, a little later.
             Err(p) => {
                 ctx.log
-                    .error("event not delivered", json!({"detail": p.detail}));
+                    .error("event not delivered", crate::fields! {"detail": p.detail});
                 raw.retry_with_options(
                     &QueueRetryOptionsBuilder::new()
                         .with_delay_seconds(30)

@@ -6,10 +6,10 @@
 //! drive takes the charge's lease, claims each attempt, and stops at once for a charge that is
 //! final or driven elsewhere, so a duplicated, redelivered or late message changes nothing.
 
-use futures_util::StreamExt;
-use futures_util::stream;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use std::cell::RefCell;
+
+use crate::concurrently::{self, Job};
+use serde::Serialize;
 use worker::{Env, MessageBatch, MessageExt, Queue, QueueRetryOptionsBuilder, RawMessage};
 
 use crate::billing::charge_driver::DriveEnd;
@@ -27,11 +27,12 @@ pub const CONSUMER_POLL_DELAYS_MS: [u32; 4] = [150, 300, 600, 1200];
 /// Messages per `sendBatch` call (the platform's limit).
 const SEND_BATCH: usize = 100;
 
-/// A queue message: which work to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ChargeJob {
-    pub charge: String,
+crate::row! {
+    /// A queue message: which work to do. Read like a row (the body is a JavaScript object).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+    pub struct ChargeJob {
+        pub charge: String,
+    }
 }
 
 /// Marks up to `limit` due charges as enqueued and returns their ids, in one statement: an
@@ -42,16 +43,18 @@ pub async fn claim_due(
     clock: Option<&str>,
     limit: u32,
 ) -> Result<Vec<String>, Problem> {
-    #[derive(Deserialize)]
-    struct Due {
-        id: String,
+    crate::row! {
+        struct Due {
+            id: String,
+        }
     }
     let wall = ctx.wall_ms();
     let hold_until = wall + ctx.config.charge_queue_hold_ms;
     let due: Vec<Due> = ctx
         .db()
         .all(
-            "UPDATE charges SET queued_until = ?3
+            crate::sql!(
+                "UPDATE charges SET queued_until = ?3
              WHERE id IN (SELECT id FROM charges
                WHERE kind != 'checkout'
                  AND ((status IN ('processing', 'pending')
@@ -61,7 +64,8 @@ pub async fn claim_due(
                  AND (queued_until IS NULL OR queued_until < ?2) AND test_clock IS ?5
                ORDER BY COALESCE(next_retry_at, created_at), id
                LIMIT ?4)
-             RETURNING id",
+             RETURNING id"
+            ),
             params![now, wall, hold_until, limit, clock],
         )
         .await?;
@@ -80,7 +84,7 @@ pub async fn send(ctx: &Ctx, queue: &Queue, ids: Vec<String>) -> Vec<String> {
         if let Err(e) = queue.send_batch(jobs).await {
             ctx.log.error(
                 "charges not queued",
-                json!({"count": chunk.len(), "error": e.to_string()}),
+                crate::fields! {"count": chunk.len(), "error": e.to_string()},
             );
             unsent.extend_from_slice(chunk);
         }
@@ -89,7 +93,7 @@ pub async fn send(ctx: &Ctx, queue: &Queue, ids: Vec<String>) -> Vec<String> {
 }
 
 fn parse_job(raw: &RawMessage) -> Option<ChargeJob> {
-    serde_wasm_bindgen::from_value(raw.body()).ok()
+    crate::store::row::one(raw.body()).ok()
 }
 
 /// What one consumer invocation did, logged as one line.
@@ -134,8 +138,10 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     let started = ctx.wall_ms();
     // Business time is read once for the whole batch, before its drives start at once.
     if let Err(p) = ctx.now().await {
-        ctx.log
-            .error("charges batch not started", json!({"detail": p.detail}));
+        ctx.log.error(
+            "charges batch not started",
+            crate::fields! {"detail": p.detail},
+        );
         batch.retry_all();
         return Ok(());
     }
@@ -152,31 +158,29 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
             None => {
                 ctx.log.error(
                     "a charges queue message that is not a charge job",
-                    json!({}),
+                    crate::fields! {},
                 );
                 raw.ack();
             }
         }
     }
     let concurrency = ctx.config.consumer_concurrency as usize;
-    let results: Vec<_> = stream::iter(jobs)
-        .map(|(id, messages)| {
-            let ctx = &ctx;
-            async move {
-                let end = charging::drive_charge_end(
-                    ctx,
-                    &id,
-                    Mode::Initiate,
-                    Patience::Poll(&CONSUMER_POLL_DELAYS_MS),
-                )
-                .await;
-                (id, messages, end)
-            }
+    let results = RefCell::new(Vec::new());
+    let (done, ctx_ref) = (&results, &ctx);
+    let mut drives = jobs.into_iter().map(|(id, messages)| -> Job<'_> {
+        Box::pin(async move {
+            let end = charging::drive_charge_end(
+                ctx_ref,
+                &id,
+                Mode::Initiate,
+                Patience::Poll(&CONSUMER_POLL_DELAYS_MS),
+            )
+            .await;
+            done.borrow_mut().push((id, messages, end));
         })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    for (id, messages, end) in results {
+    });
+    concurrently::run(concurrency, &mut drives).await;
+    for (id, messages, end) in results.into_inner() {
         match end {
             Ok(end) => {
                 report.charges_driven += 1;
@@ -195,7 +199,7 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
                 // The ledger could not be read or written: try the message again later.
                 ctx.log.error(
                     "charge not driven",
-                    json!({"chargeId": id, "detail": p.detail}),
+                    crate::fields! {"chargeId": id, "detail": p.detail},
                 );
                 report.retried += 1;
                 let retry = QueueRetryOptionsBuilder::new()
@@ -208,13 +212,10 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     // The charges' events leave with this invocation (the cron catches any it could not send).
     if let Err(p) = crate::services::events::dispatch(&ctx).await {
         ctx.log
-            .error("events not dispatched", json!({"detail": p.detail}));
+            .error("events not dispatched", crate::fields! {"detail": p.detail});
     }
     report.usage = ctx.meter.usage();
     report.wall_ms = ctx.wall_ms() - started;
-    ctx.log.info(
-        "charges consumed",
-        serde_json::to_value(&report).unwrap_or_default(),
-    );
+    ctx.log.report("charges consumed", &report);
     Ok(())
 }

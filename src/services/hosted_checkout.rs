@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 use worker::Delay;
 
 use crate::config::Config;
@@ -267,7 +266,7 @@ pub async fn cancel_unused(ctx: &Ctx, order_id: &str) {
     if let Err(e) = ctx.psp().cancel_order(order_id).await {
         ctx.log.warn(
             "cancel of a fenced order failed",
-            json!({"orderId": order_id, "code": e.code()}),
+            crate::fields! {"orderId": order_id, "code": e.code()},
         );
     }
 }

@@ -2,9 +2,6 @@
 //! cron looks at every order we stopped using, with backoff, for a week; a webhook about such
 //! an order looks at once.
 
-use serde::Deserialize;
-use serde_json::json;
-
 use crate::billing::decline::classify;
 use crate::billing::order_watch::{Adoption, Looked, Owner, WATCH, WatchIo, WatchedOrder, look};
 use crate::context::Ctx;
@@ -33,7 +30,7 @@ pub async fn look_at_due(ctx: &Ctx, limit: u32) -> Result<u32, Problem> {
             // One order the ledger cannot handle must not stop the others.
             Err(p) => ctx.log.warn(
                 "watched order not looked at",
-                json!({"orderId": order.order_id, "detail": p.detail}),
+                crate::fields! {"orderId": order.order_id, "detail": p.detail},
             ),
         }
     }
@@ -145,30 +142,30 @@ impl WatchIo for LedgerWatch<'_> {
         if amount.is_some_and(|a| a != c.amount) {
             self.ctx.log.warn(
                 "late payment of another amount",
-                json!({"chargeId": charge_id, "reported": amount, "amount": c.amount}),
+                crate::fields! {"chargeId": charge_id, "reported": amount, "amount": c.amount},
             );
         }
         let mut batch: Vec<Stmt> = vec![
             stmt(
-                "UPDATE charge_attempts SET status = 'succeeded', payment_id = ?, updated_at = ?
+                crate::sql!("UPDATE charge_attempts SET status = 'succeeded', payment_id = ?, updated_at = ?
                  WHERE charge_id = ? AND attempt =
-                   (SELECT MAX(attempt) FROM charge_attempts WHERE charge_id = ? AND order_id = ?)",
+                   (SELECT MAX(attempt) FROM charge_attempts WHERE charge_id = ? AND order_id = ?)"),
                 params![payment_id, now, charge_id, charge_id, &order.order_id],
             ),
             // Whatever the charge still had in doubt elsewhere is over: its order is watched,
             // and a payment completing there is a second one, refunded.
             stmt(
-                "UPDATE charge_attempts SET status = 'abandoned', updated_at = ?
+                crate::sql!("UPDATE charge_attempts SET status = 'abandoned', updated_at = ?
                  WHERE charge_id = ? AND order_id != ?
-                   AND status IN ('claimed', 'initiated', 'fenced')",
+                   AND status IN ('claimed', 'initiated', 'fenced')"),
                 params![now, charge_id, &order.order_id],
             ),
             stmt(
-                "UPDATE charges SET status = 'succeeded', payment_id = ?, order_id = ?,
+                crate::sql!("UPDATE charges SET status = 'succeeded', payment_id = ?, order_id = ?,
                      failure_reason = NULL, decline_class = NULL, next_retry_at = NULL,
                      last_error = NULL, attention = NULL, settled_at = ?, updated_at = ?,
                      lease_until = NULL, queued_until = NULL
-                 WHERE id = ? AND status != 'succeeded'",
+                 WHERE id = ? AND status != 'succeeded'"),
                 params![payment_id, &order.order_id, now, now, charge_id],
             ),
             incidents::record(&NewIncident {
@@ -269,7 +266,7 @@ impl WatchIo for LedgerWatch<'_> {
         .await?;
         self.ctx.log.warn(
             "unexpected payment refunded",
-            json!({"orderId": order.order_id, "kind": kind, "refundId": refund_id}),
+            crate::fields! {"orderId": order.order_id, "kind": kind, "refundId": refund_id},
         );
         // The return order is created at most once per refund, whoever gets here first.
         if let Some(refund) = refunds::by_reversed_payment(db, payment_id).await? {
@@ -294,7 +291,8 @@ impl WatchIo for LedgerWatch<'_> {
         self.ctx
             .db()
             .run(
-                "UPDATE charge_attempts SET status = 'failed', payment_id = ?1,
+                crate::sql!(
+                    "UPDATE charge_attempts SET status = 'failed', payment_id = ?1,
                      failure_reason = ?2, decline_class = ?3, updated_at = ?4
                  WHERE charge_id = ?5 AND attempt = (
                      SELECT attempt FROM charge_attempts
@@ -302,7 +300,8 @@ impl WatchIo for LedgerWatch<'_> {
                        AND (payment_id = ?1 OR payment_id IS NULL)
                      ORDER BY payment_id IS NULL, attempt DESC LIMIT 1)
                    AND NOT EXISTS (SELECT 1 FROM charge_attempts
-                                   WHERE charge_id = ?5 AND payment_id = ?1 AND status = 'failed')",
+                                   WHERE charge_id = ?5 AND payment_id = ?1 AND status = 'failed')"
+                ),
                 params![
                     payment_id,
                     reason,
@@ -373,9 +372,10 @@ pub async fn adopt_unknown(
     order_id: &str,
     reference_id: &str,
 ) -> Result<Option<Looked>, Problem> {
-    #[derive(Deserialize)]
-    struct Found {
-        n: i64,
+    crate::row! {
+        struct Found {
+            n: i64,
+        }
     }
     let kind = if reference_id.starts_with("co_") {
         "checkout"
@@ -385,8 +385,8 @@ pub async fn adopt_unknown(
         return Ok(None);
     };
     let sql = match kind {
-        "checkout" => "SELECT COUNT(*) AS n FROM checkouts WHERE id = ?",
-        _ => "SELECT COUNT(*) AS n FROM charges WHERE id = ?",
+        "checkout" => crate::sql!("SELECT COUNT(*) AS n FROM checkouts WHERE id = ?"),
+        _ => crate::sql!("SELECT COUNT(*) AS n FROM charges WHERE id = ?"),
     };
     let found: Option<Found> = ctx.db().first(sql, params![reference_id]).await?;
     if found.is_none_or(|f| f.n == 0) {

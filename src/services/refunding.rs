@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 use worker::Delay;
 
 use crate::context::Ctx;
@@ -83,7 +82,7 @@ pub async fn start(ctx: &Ctx, refund: &RefundRow, charge: &ChargeRow) -> Result<
             // waits for the order's webhook (which names the refund) or for an operator.
             ctx.log.warn(
                 "return order outcome unknown",
-                json!({"refundId": refund.id, "code": e.code()}),
+                crate::fields! {"refundId": refund.id, "code": e.code()},
             );
             refunds::note(ctx.db(), &refund.id, &e.code(), now).await?;
         }

@@ -7,16 +7,16 @@
 //! driven only under its lease. Two overlapping ticks, a retried tick, or one that died halfway
 //! can neither charge a period twice nor skip one.
 
-use futures_util::StreamExt;
-use futures_util::stream;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use std::cell::RefCell;
+
+use serde::Serialize;
 use worker::{Env, ScheduledEvent};
 
 use crate::log::{self, Level};
 
 use crate::billing::charge_driver::DriveEnd;
 use crate::billing::renewal::{self, Close};
+use crate::concurrently::{self, Job};
 use crate::context::Ctx;
 use crate::http::problem::Problem;
 use crate::meter::Usage;
@@ -78,14 +78,20 @@ pub async fn on_cron(event: ScheduledEvent, env: Env) {
     let ctx = match Ctx::from_env(&env, config) {
         Ok(ctx) => ctx,
         Err(p) => {
-            log::emit_plain(Level::Error, "tick not run", json!({"detail": p.detail}));
+            log::emit_plain(
+                Level::Error,
+                "tick not run",
+                crate::fields! {"detail": p.detail},
+            );
             return;
         }
     };
     match run(&ctx, &event.cron(), None).await {
         // The report is the line: what the tick did and what it spent.
-        Ok(report) => ctx.log.info("tick", json!(report)),
-        Err(p) => ctx.log.error("tick failed", json!({"detail": p.detail})),
+        Ok(report) => ctx.log.report("tick", &report),
+        Err(p) => ctx
+            .log
+            .error("tick failed", crate::fields! {"detail": p.detail}),
     }
 }
 
@@ -101,7 +107,9 @@ pub async fn run(ctx: &Ctx, trigger: &str, clock: Option<&str>) -> Result<TickRe
     };
     ctx.db()
         .run(
-            "INSERT INTO tick_runs (id, trigger, as_of, started_at) VALUES (?, ?, ?, ?)",
+            crate::sql!(
+                "INSERT INTO tick_runs (id, trigger, as_of, started_at) VALUES (?, ?, ?, ?)"
+            ),
             params![&report.tick_id, trigger, now, started],
         )
         .await?;
@@ -139,7 +147,7 @@ pub async fn run(ctx: &Ctx, trigger: &str, clock: Option<&str>) -> Result<TickRe
     let stats = serde_json::to_string(&report).unwrap_or_default();
     ctx.db()
         .run(
-            "UPDATE tick_runs SET finished_at = ?, stats = ? WHERE id = ?",
+            crate::sql!("UPDATE tick_runs SET finished_at = ?, stats = ? WHERE id = ?"),
             params![ctx.wall_ms(), stats, &report.tick_id],
         )
         .await?;
@@ -173,13 +181,14 @@ async fn close_due_periods(
     report: &mut TickReport,
 ) -> Result<(), Problem> {
     let limit = ctx.config.tick.max_charges;
-    let sql = format!(
-        "SELECT {} FROM subscriptions
+    let sql = crate::sql!(
+        "SELECT ",
+        subscriptions::COLUMNS,
+        " FROM subscriptions
          WHERE status = 'active' AND current_period_end <= ? AND test_clock IS ?
-         ORDER BY current_period_end LIMIT ?",
-        subscriptions::COLUMNS
+         ORDER BY current_period_end LIMIT ?"
     );
-    let due: Vec<SubscriptionRow> = ctx.db().all(&sql, params![now, clock, limit]).await?;
+    let due: Vec<SubscriptionRow> = ctx.db().all(sql, params![now, clock, limit]).await?;
     if due.len() as u32 == limit {
         report.work_left = true;
     }
@@ -197,7 +206,7 @@ async fn close_due_periods(
             // One broken subscription must not stop the others' billing.
             Err(p) => ctx.log.error(
                 "period not closed",
-                json!({"subscriptionId": sub.id, "detail": p.detail}),
+                crate::fields! {"subscriptionId": sub.id, "detail": p.detail},
             ),
         }
     }
@@ -260,7 +269,7 @@ async fn close_one_by_one<'a>(
             Ok(None) => {}
             Err(p) => ctx.log.error(
                 "period not closed",
-                json!({"subscriptionId": id, "detail": p.detail}),
+                crate::fields! {"subscriptionId": id, "detail": p.detail},
             ),
         }
     }
@@ -289,17 +298,20 @@ async fn plan_close(
     sub: &SubscriptionRow,
     now: i64,
 ) -> Result<Option<(Closed, Vec<Stmt>)>, Problem> {
-    #[derive(Deserialize)]
-    struct Sum {
-        quantity: i64,
+    crate::row! {
+        struct Sum {
+            quantity: i64,
+        }
     }
     let db = ctx.db();
     let usage: i64 = match sub.unit_amount {
         None => 0,
         Some(_) => db
             .first::<Sum>(
-                "SELECT COALESCE(SUM(quantity), 0) AS quantity FROM usage_records
-                 WHERE subscription_id = ? AND period_index = ?",
+                crate::sql!(
+                    "SELECT COALESCE(SUM(quantity), 0) AS quantity FROM usage_records
+                 WHERE subscription_id = ? AND period_index = ?"
+                ),
                 params![&sub.id, sub.current_period],
             )
             .await?
@@ -367,7 +379,7 @@ async fn plan_close(
             ];
             advance_params.extend(guard_params);
             let advance = stmt(
-                concat!(
+                crate::sql!(concat!(
                     "UPDATE subscriptions SET current_period = ?, current_period_start = ?,
                          current_period_end = ?,
                          plan_id = COALESCE(?, plan_id), amount = COALESCE(?, amount),
@@ -377,7 +389,7 @@ async fn plan_close(
                          pending_plan_id = NULL, pending_plan = NULL,
                          anchor_at = ?, anchor_period = ?, updated_at = ? ",
                     unchanged_since_read!()
-                ),
+                )),
                 advance_params,
             );
             let charge = period_charge(
@@ -402,12 +414,12 @@ async fn plan_close(
             let mut cancel_params = params![period, now, now];
             cancel_params.extend(guard_params);
             let cancel = stmt(
-                concat!(
+                crate::sql!(concat!(
                     "UPDATE subscriptions SET current_period = ?, status = 'canceled',
                          status_reason = 'canceled at period end', canceled_at = ?,
                          updated_at = ? ",
                     unchanged_since_read!()
-                ),
+                )),
                 cancel_params,
             );
             let mut batch = vec![cancel];
@@ -477,9 +489,10 @@ async fn drive_due_charges(
     started: i64,
     report: &mut TickReport,
 ) -> Result<bool, Problem> {
-    #[derive(Deserialize)]
-    struct Due {
-        id: String,
+    crate::row! {
+        struct Due {
+            id: String,
+        }
     }
     let budget = ctx.config.tick;
     // Fanned out: the consumers drive them, each invocation inside its own budget. What could
@@ -502,14 +515,16 @@ async fn drive_due_charges(
     } else {
         ctx.db()
             .all(
-                "SELECT id FROM charges
+                crate::sql!(
+                    "SELECT id FROM charges
              WHERE kind != 'checkout'
                AND ((status IN ('processing', 'pending')
                      AND (next_retry_at IS NULL OR next_retry_at <= ?1))
                     OR (status = 'failed' AND next_retry_at <= ?1))
                AND (lease_until IS NULL OR lease_until < ?2) AND test_clock IS ?4
              ORDER BY COALESCE(next_retry_at, created_at), id
-             LIMIT ?3",
+             LIMIT ?3"
+                ),
                 params![now, ctx.wall_ms(), budget.max_charges, clock],
             )
             .await?
@@ -568,21 +583,24 @@ async fn drive_all(
         Pass::Start => Patience::StartOnly,
         Pass::Settle => Patience::Poll(&[]),
     };
-    let results: Vec<(String, Option<Result<DriveEnd, Problem>>)> = stream::iter(ids)
-        .map(|id| async move {
+    type Driven = (String, Option<Result<DriveEnd, Problem>>);
+    let results: RefCell<Vec<Driven>> = RefCell::new(Vec::new());
+    let done = &results;
+    let mut jobs = ids.into_iter().map(|id| -> Job<'_> {
+        Box::pin(async move {
             // Checked as each charge starts, so the budget holds however fast others finish.
             if !within_budget(ctx, started, CALLS_PER_CHARGE + reserve) {
-                return (id, None);
+                done.borrow_mut().push((id, None));
+                return;
             }
             let end =
                 charging::drive_charge_end(ctx, &id, charging::Mode::Initiate, patience).await;
-            (id, Some(end))
+            done.borrow_mut().push((id, Some(end)));
         })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
+    });
+    concurrently::run(concurrency, &mut jobs).await;
     let mut waiting = Vec::new();
-    for (id, result) in results {
+    for (id, result) in results.into_inner() {
         match result {
             None => report.work_left = true,
             Some(Ok(end)) => {
@@ -603,7 +621,7 @@ async fn drive_all(
                 report.failed += 1;
                 ctx.log.error(
                     "charge not driven",
-                    json!({"chargeId": id, "detail": p.detail}),
+                    crate::fields! {"chargeId": id, "detail": p.detail},
                 );
             }
         }

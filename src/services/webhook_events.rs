@@ -3,9 +3,6 @@
 //! after the answer and again from the cron until the order settles. An event is a hint: it
 //! only says which order to look at, and the status decides.
 
-use serde::Deserialize;
-use serde_json::json;
-
 use crate::context::Ctx;
 use crate::http::problem::Problem;
 use crate::params;
@@ -16,17 +13,19 @@ use crate::services::{order_watching, refunding};
 use crate::store::checkouts;
 use crate::store::orders::{self, OwnerRow};
 
-/// An event as recorded, with what its confirmation needs.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Received {
-    pub event_id: String,
-    pub event_type: String,
-    pub order_id: Option<String>,
-    /// The reference the signed event echoes; absent when the event was too old to trust it
-    /// for anything but a status read.
-    pub reference_id: Option<String>,
-    pub checks: u32,
-    pub received_at: i64,
+crate::row! {
+    /// An event as recorded, with what its confirmation needs.
+    #[derive(Debug, Clone)]
+    pub struct Received {
+        pub event_id: String,
+        pub event_type: String,
+        pub order_id: Option<String>,
+        /// The reference the signed event echoes; absent when the event was too old to trust it
+        /// for anything but a status read.
+        pub reference_id: Option<String>,
+        pub checks: u32,
+        pub received_at: i64,
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -40,9 +39,10 @@ pub enum Recorded {
 
 /// Records a verified event. Only a failure to record it keeps the provider from its 200.
 pub async fn record(ctx: &Ctx, event: &WebhookEvent, stale: bool) -> Result<Recorded, Problem> {
-    #[derive(Deserialize)]
-    struct Seen {
-        outcome: String,
+    crate::row! {
+        struct Seen {
+            outcome: String,
+        }
     }
     let now = ctx.now().await?;
     let reference = if stale { None } else { event.reference_id() };
@@ -50,9 +50,9 @@ pub async fn record(ctx: &Ctx, event: &WebhookEvent, stale: bool) -> Result<Reco
         .db()
         .batch_results(vec![
             crate::store::db::stmt(
-                "INSERT INTO webhook_events (event_id, event_type, order_id, reference_id, outcome,
+                crate::sql!("INSERT INTO webhook_events (event_id, event_type, order_id, reference_id, outcome,
                      received_at, next_check_at)
-                 VALUES (?, ?, ?, ?, 'received', ?, ?) ON CONFLICT (event_id) DO NOTHING",
+                 VALUES (?, ?, ?, ?, 'received', ?, ?) ON CONFLICT (event_id) DO NOTHING"),
                 params![
                     &event.metadata.event_id,
                     &event.event_type,
@@ -63,7 +63,7 @@ pub async fn record(ctx: &Ctx, event: &WebhookEvent, stale: bool) -> Result<Reco
                 ],
             ),
             crate::store::db::stmt(
-                "SELECT outcome FROM webhook_events WHERE event_id = ?",
+                crate::sql!("SELECT outcome FROM webhook_events WHERE event_id = ?"),
                 params![&event.metadata.event_id],
             ),
         ])
@@ -90,6 +90,16 @@ pub enum Handled {
 }
 
 impl Handled {
+    /// The variant's name, as logged.
+    pub fn name(self) -> &'static str {
+        match self {
+            Handled::Settled => "Settled",
+            Handled::Noted => "Noted",
+            Handled::Unconfirmed => "Unconfirmed",
+            Handled::Ignored => "Ignored",
+        }
+    }
+
     fn outcome(self) -> &'static str {
         match self {
             Handled::Settled => "settled",
@@ -118,20 +128,22 @@ pub async fn confirm(ctx: &Ctx, event: &Received) -> Result<Handled, Problem> {
     };
     ctx.db()
         .run(
-            "UPDATE webhook_events SET outcome = ?, checks = checks + 1, next_check_at = ?,
+            crate::sql!(
+                "UPDATE webhook_events SET outcome = ?, checks = checks + 1, next_check_at = ?,
                  settled_at = CASE WHEN ? = 'received' THEN NULL ELSE ? END
-             WHERE event_id = ? AND outcome = 'received'",
+             WHERE event_id = ? AND outcome = 'received'"
+            ),
             params![outcome, next_check_at, outcome, now, &event.event_id],
         )
         .await?;
     ctx.log.info(
         "webhook confirmed",
-        json!({
+        crate::fields! {
             "eventId": event.event_id,
             "type": event.event_type,
             "orderId": event.order_id,
-            "outcome": format!("{handled:?}"),
-        }),
+            "outcome": handled.name(),
+        },
     );
     Ok(handled)
 }
@@ -147,9 +159,11 @@ pub async fn confirm_due(ctx: &Ctx, limit: u32) -> Result<u32, Problem> {
     let due: Vec<Received> = ctx
         .db()
         .all(
-            "SELECT event_id, event_type, order_id, reference_id, checks, received_at
+            crate::sql!(
+                "SELECT event_id, event_type, order_id, reference_id, checks, received_at
              FROM webhook_events WHERE outcome = 'received' AND next_check_at <= ?
-             ORDER BY next_check_at LIMIT ?",
+             ORDER BY next_check_at LIMIT ?"
+            ),
             params![now, limit],
         )
         .await?;
@@ -236,4 +250,21 @@ async fn unknown_order(ctx: &Ctx, event: &Received, order_id: &str) -> Result<Ha
             None => Handled::Ignored,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Handled;
+
+    #[test]
+    fn an_outcome_is_logged_by_its_variant_name() {
+        for handled in [
+            Handled::Settled,
+            Handled::Noted,
+            Handled::Unconfirmed,
+            Handled::Ignored,
+        ] {
+            assert_eq!(handled.name(), format!("{handled:?}"));
+        }
+    }
 }

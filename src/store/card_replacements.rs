@@ -25,7 +25,7 @@ pub fn record(p: &Paid<'_>) -> Vec<Stmt> {
     vec![
         // 1. The outstanding charge is paid by this order, if nothing else is paying it.
         stmt(
-            "UPDATE charges SET status = 'succeeded', order_id = ?1, payment_id = ?2,
+            crate::sql!("UPDATE charges SET status = 'succeeded', order_id = ?1, payment_id = ?2,
                  payment_method_id = ?3, next_retry_at = NULL, settled_at = ?4, updated_at = ?4
              WHERE id = (SELECT settles_charge_id FROM checkouts
                          WHERE id = ?5 AND status = 'pending' AND purpose = 'card')
@@ -35,7 +35,7 @@ pub fn record(p: &Paid<'_>) -> Vec<Stmt> {
                AND (lease_until IS NULL OR lease_until < ?6)
                AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = charges.subscription_id
                              AND s.status IN ('past_due', 'unpaid')
-                             AND s.current_period = charges.period_index)",
+                             AND s.current_period = charges.period_index)"),
             params![p.order_id, p.payment_id, p.payment_method_id, p.now, p.checkout_id, p.wall_now],
         ),
         // 2. Its subscription recovers, exactly as after a successful retry.
@@ -52,23 +52,23 @@ pub fn record(p: &Paid<'_>) -> Vec<Stmt> {
         ),
         // 3. The checkout is paid, and says what its payment became.
         stmt(
-            "UPDATE checkouts SET status = 'paid', completed_at = ?1, updated_at = ?1,
+            crate::sql!("UPDATE checkouts SET status = 'paid', completed_at = ?1, updated_at = ?1,
                  card_outcome = CASE WHEN EXISTS (SELECT 1 FROM charges
                                    WHERE id = checkouts.settles_charge_id AND order_id = ?2
                                      AND status = 'succeeded')
                                  THEN 'settled' ELSE 'verified' END
-             WHERE id = ?3 AND status = 'pending'",
+             WHERE id = ?3 AND status = 'pending'"),
             params![p.now, p.order_id, p.checkout_id],
         ),
         // 4. A verification payment is a charge of its own (refunded right after).
         stmt(
-            "INSERT INTO charges (id, charge_key, customer_ref, subscription_id, period_index, kind,
+            crate::sql!("INSERT INTO charges (id, charge_key, customer_ref, subscription_id, period_index, kind,
                  amount, currency, description, status, order_id, payment_id, payment_method_id,
                  attempts, created_at, updated_at, settled_at)
              SELECT ?1, 'checkout:' || c.id, c.customer_ref, NULL, NULL, 'checkout', c.amount,
                  c.currency, ?2, 'succeeded', ?3, ?4, ?5, 1, ?6, ?6, ?6
              FROM checkouts c WHERE c.id = ?7 AND c.card_outcome = 'verified'
-             ON CONFLICT (charge_key) DO NOTHING",
+             ON CONFLICT (charge_key) DO NOTHING"),
             params![
                 p.verification_charge_id,
                 p.description,
@@ -82,26 +82,28 @@ pub fn record(p: &Paid<'_>) -> Vec<Stmt> {
         // 5. A charge parked for this replacement that it did not settle goes back to dunning,
         //    now, with the card now on file.
         stmt(
-            "UPDATE charges SET next_retry_at = ?1, updated_at = ?1
+            crate::sql!("UPDATE charges SET next_retry_at = ?1, updated_at = ?1
              WHERE id = (SELECT settles_charge_id FROM checkouts
                          WHERE id = ?2 AND card_outcome = 'verified')
                AND status = 'failed' AND next_retry_at IS NULL
                AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = charges.subscription_id
                              AND s.status IN ('past_due', 'unpaid')
-                             AND s.current_period = charges.period_index)",
+                             AND s.current_period = charges.period_index)"),
             params![p.now, p.checkout_id],
         ),
     ]
 }
 
-/// The customer's oldest charge that a new card could pay now: failed, of a subscription that
-/// waits for it (`past_due` or `unpaid`), and not being retried at this moment.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct Outstanding {
-    pub id: String,
-    pub amount: i64,
-    pub currency: String,
-    pub description: String,
+crate::row! {
+    /// The customer's oldest charge that a new card could pay now: failed, of a subscription that
+    /// waits for it (`past_due` or `unpaid`), and not being retried at this moment.
+    #[derive(Debug, Clone)]
+    pub struct Outstanding {
+        pub id: String,
+        pub amount: i64,
+        pub currency: String,
+        pub description: String,
+    }
 }
 
 pub async fn outstanding(
@@ -110,12 +112,14 @@ pub async fn outstanding(
     wall_now: i64,
 ) -> Result<Option<Outstanding>, crate::http::problem::Problem> {
     db.first(
-        "SELECT c.id, c.amount, c.currency, c.description
+        crate::sql!(
+            "SELECT c.id, c.amount, c.currency, c.description
          FROM charges c JOIN subscriptions s ON s.id = c.subscription_id
          WHERE c.customer_ref = ? AND s.customer_ref = c.customer_ref AND c.status = 'failed'
            AND s.status IN ('past_due', 'unpaid') AND s.current_period = c.period_index
            AND (c.lease_until IS NULL OR c.lease_until < ?)
-         ORDER BY c.created_at, c.id LIMIT 1",
+         ORDER BY c.created_at, c.id LIMIT 1"
+        ),
         params![customer_ref, wall_now],
     )
     .await
@@ -126,14 +130,17 @@ pub async fn customer_currency(
     db: super::db::Db<'_>,
     customer_ref: &str,
 ) -> Result<Option<String>, crate::http::problem::Problem> {
-    #[derive(serde::Deserialize)]
-    struct Row {
-        currency: String,
+    crate::row! {
+        struct Row {
+            currency: String,
+        }
     }
     let row: Option<Row> = db
         .first(
-            "SELECT currency FROM subscriptions WHERE customer_ref = ?
-             ORDER BY created_at DESC, id DESC LIMIT 1",
+            crate::sql!(
+                "SELECT currency FROM subscriptions WHERE customer_ref = ?
+             ORDER BY created_at DESC, id DESC LIMIT 1"
+            ),
             params![customer_ref],
         )
         .await?;

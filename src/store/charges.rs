@@ -1,8 +1,6 @@
 //! Charge rows and their attempts. A charge is claimed by inserting its deterministic
 //! `charge_key`; whoever holds the unexpired lease drives it; every attempt is its own claim.
 
-use serde::Deserialize;
-
 use super::db::{Db, P, Stmt, stmt};
 use crate::billing::charge_machine::{Attempt, AttemptStatus, CardGuard};
 use crate::billing::dunning::{CARD_MAX_DECLINES_24H, CARD_MAX_DECLINES_30D, CardDeclines};
@@ -10,38 +8,40 @@ use crate::billing::time::{DAY_MS, days};
 use crate::http::problem::Problem;
 use crate::params;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct ChargeRow {
-    pub id: String,
-    pub charge_key: String,
-    pub customer_ref: String,
-    pub subscription_id: Option<String>,
-    pub period_index: Option<u32>,
-    pub kind: String,
-    pub amount: i64,
-    pub currency: String,
-    pub description: String,
-    pub metadata: Option<String>,
-    pub request_hash: Option<String>,
-    pub status: String,
-    pub failure_reason: Option<String>,
-    pub decline_class: Option<String>,
-    pub order_id: Option<String>,
-    pub payment_id: Option<String>,
-    pub payment_method_id: Option<String>,
-    pub attempts: u32,
-    pub provider_refusals: u32,
-    pub last_error: Option<String>,
-    pub declines: u32,
-    pub first_failed_at: Option<i64>,
-    pub next_retry_at: Option<i64>,
-    pub lease_until: Option<i64>,
-    pub refunded_amount: i64,
-    /// Why the charge needs an operator, while it stays open.
-    pub attention: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub settled_at: Option<i64>,
+crate::row! {
+    #[derive(Debug, Clone)]
+    pub struct ChargeRow {
+        pub id: String,
+        pub charge_key: String,
+        pub customer_ref: String,
+        pub subscription_id: Option<String>,
+        pub period_index: Option<u32>,
+        pub kind: String,
+        pub amount: i64,
+        pub currency: String,
+        pub description: String,
+        pub metadata: Option<String>,
+        pub request_hash: Option<String>,
+        pub status: String,
+        pub failure_reason: Option<String>,
+        pub decline_class: Option<String>,
+        pub order_id: Option<String>,
+        pub payment_id: Option<String>,
+        pub payment_method_id: Option<String>,
+        pub attempts: u32,
+        pub provider_refusals: u32,
+        pub last_error: Option<String>,
+        pub declines: u32,
+        pub first_failed_at: Option<i64>,
+        pub next_retry_at: Option<i64>,
+        pub lease_until: Option<i64>,
+        pub refunded_amount: i64,
+        /// Why the charge needs an operator, while it stays open.
+        pub attention: Option<String>,
+        pub created_at: i64,
+        pub updated_at: i64,
+        pub settled_at: Option<i64>,
+    }
 }
 
 pub const COLUMNS: &str = "id, charge_key, customer_ref, subscription_id, period_index, kind, \
@@ -65,20 +65,24 @@ pub struct NewCharge<'a> {
     pub now: i64,
 }
 
-const CLAIM_SQL: &str = "INSERT INTO charges (id, charge_key, customer_ref, subscription_id,
+const CLAIM_SQL: &str = crate::sql!(
+    "INSERT INTO charges (id, charge_key, customer_ref, subscription_id,
         period_index, kind, amount, currency, description, metadata, request_hash, status,
         created_at, updated_at)
     SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'processing', ?, ?
     WHERE 1
-    ON CONFLICT (charge_key) DO NOTHING";
+    ON CONFLICT (charge_key) DO NOTHING"
+);
 
-const CLAIM_FOR_PERIOD_SQL: &str = "INSERT INTO charges (id, charge_key, customer_ref,
+const CLAIM_FOR_PERIOD_SQL: &str = crate::sql!(
+    "INSERT INTO charges (id, charge_key, customer_ref,
         subscription_id, period_index, kind, amount, currency, description, metadata,
         request_hash, status, created_at, updated_at, test_clock)
     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'processing', ?12, ?13,
         (SELECT test_clock FROM subscriptions WHERE id = ?4)
     WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ?14 AND current_period = ?15)
-    ON CONFLICT (charge_key) DO NOTHING";
+    ON CONFLICT (charge_key) DO NOTHING"
+);
 
 fn claim_params(c: &NewCharge<'_>) -> Vec<P> {
     params![
@@ -121,12 +125,12 @@ pub fn record_settled(
     pm_id: Option<&str>,
 ) -> Stmt {
     stmt(
-        "INSERT INTO charges (id, charge_key, customer_ref, subscription_id, period_index, kind,
+        crate::sql!("INSERT INTO charges (id, charge_key, customer_ref, subscription_id, period_index, kind,
              amount, currency, description, metadata, request_hash, status, order_id, payment_id,
              payment_method_id, attempts, created_at, updated_at, settled_at, test_clock)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'succeeded', ?12, ?13, ?14, 1, ?15,
                  ?16, ?17, (SELECT test_clock FROM subscriptions WHERE id = ?4))
-         ON CONFLICT (charge_key) DO NOTHING",
+         ON CONFLICT (charge_key) DO NOTHING"),
         params![
             c.id,
             c.charge_key,
@@ -150,8 +154,8 @@ pub fn record_settled(
 }
 
 pub async fn get(db: Db<'_>, id: &str) -> Result<Option<ChargeRow>, Problem> {
-    let sql = format!("SELECT {COLUMNS} FROM charges WHERE id = ?");
-    db.first(&sql, params![id]).await
+    let sql = crate::sql!("SELECT ", COLUMNS, " FROM charges WHERE id = ?");
+    db.first(sql, params![id]).await
 }
 
 /// The card a new attempt of a charge would use: the customer's active card on file, and what
@@ -177,7 +181,8 @@ pub enum Lease {
 
 /// The customer's active card, its hard declines, and its declines within the windows the
 /// card networks count over (business time). Binds: 24 h ago, 30 days ago, the charge id.
-const CARD_SQL: &str = "SELECT pm.id AS payment_method_id,
+const CARD_SQL: &str = crate::sql!(
+    "SELECT pm.id AS payment_method_id,
       EXISTS (SELECT 1 FROM charge_attempts a WHERE a.payment_method_id = pm.id
                 AND a.status = 'failed' AND a.decline_class = 'hard') AS hard,
       (SELECT COUNT(*) FROM charge_attempts a WHERE a.payment_method_id = pm.id
@@ -187,21 +192,24 @@ const CARD_SQL: &str = "SELECT pm.id AS payment_method_id,
     FROM payment_methods pm
     WHERE pm.customer_ref = (SELECT customer_ref FROM charges WHERE id = ?3)
       AND pm.status = 'active'
-    ORDER BY pm.created_at DESC LIMIT 1";
+    ORDER BY pm.created_at DESC LIMIT 1"
+);
 
-#[derive(Deserialize)]
-struct CardRow {
-    payment_method_id: String,
-    hard: i64,
-    last_24h: u32,
-    last_30d: u32,
+crate::row! {
+    struct CardRow {
+        payment_method_id: String,
+        hard: i64,
+        last_24h: u32,
+        last_30d: u32,
+    }
 }
 
 /// A fresh charge's first attempt, claimed in the lease's own round trip when the charge is
 /// still untouched and its card may be charged (the same rules as [`CardGuard`], and an API
 /// charge not past its start deadline). Binds: now, id, our lease, start deadline, 24 h ago,
 /// the daily limit, 30 days ago, the 30-day limit.
-const CLAIM_FIRST_SQL: &str = "INSERT INTO charge_attempts (charge_id, attempt, order_id,
+const CLAIM_FIRST_SQL: &str = crate::sql!(
+    "INSERT INTO charge_attempts (charge_id, attempt, order_id,
         payment_method_id, status, created_at, updated_at)
     SELECT c.id, 1, NULL, pm.id, 'claimed', ?1, ?1
     FROM charges c
@@ -216,12 +224,14 @@ const CLAIM_FIRST_SQL: &str = "INSERT INTO charge_attempts (charge_id, attempt, 
       AND (SELECT COUNT(*) FROM charge_attempts a WHERE a.payment_method_id = pm.id
              AND a.status = 'failed' AND a.updated_at > ?7) < ?8
     ORDER BY pm.created_at DESC LIMIT 1
-    ON CONFLICT DO NOTHING";
+    ON CONFLICT DO NOTHING"
+);
 
-const CLAIMED_FIRST_SQL: &str =
+const CLAIMED_FIRST_SQL: &str = crate::sql!(
     "UPDATE charges SET attempts = 1, status = 'pending', updated_at = ?1
     WHERE id = ?2 AND lease_until = ?3 AND attempts = 0
-      AND EXISTS (SELECT 1 FROM charge_attempts WHERE charge_id = ?2 AND attempt = 1)";
+      AND EXISTS (SELECT 1 FROM charge_attempts WHERE charge_id = ?2 AND attempt = 1)"
+);
 
 /// Whether a lease also claims a fresh charge's first attempt: only for the charge's owner
 /// (the API call, the scheduler), with the start deadline of API charges.
@@ -254,16 +264,20 @@ pub async fn lease_and_load(
     let lease = wall_now + lease_ms;
     let mut batch = vec![match purpose {
         LeaseFor::Drive(_) => stmt(
-            "UPDATE charges SET lease_until = ?
-             WHERE id = ? AND status != 'succeeded' AND (lease_until IS NULL OR lease_until < ?)",
+            crate::sql!(
+                "UPDATE charges SET lease_until = ?
+             WHERE id = ? AND status != 'succeeded' AND (lease_until IS NULL OR lease_until < ?)"
+            ),
             params![lease, id, wall_now],
         ),
         LeaseFor::Settle => stmt(
-            "UPDATE charges SET lease_until = ?
+            crate::sql!(
+                "UPDATE charges SET lease_until = ?
              WHERE id = ? AND status != 'succeeded' AND (lease_until IS NULL OR lease_until < ?)
                AND EXISTS (SELECT 1 FROM charge_attempts a
                            WHERE a.charge_id = charges.id AND a.order_id IS NOT NULL
-                             AND a.status IN ('claimed', 'initiated', 'fenced'))",
+                             AND a.status IN ('claimed', 'initiated', 'fenced'))"
+            ),
             params![lease, id, wall_now],
         ),
     }];
@@ -285,8 +299,8 @@ pub async fn lease_and_load(
     }
     let reads = batch.len();
     batch.extend([
-        Stmt::owned(
-            format!("SELECT {COLUMNS} FROM charges WHERE id = ?"),
+        stmt(
+            crate::sql!("SELECT ", COLUMNS, " FROM charges WHERE id = ?"),
             params![id],
         ),
         stmt(ATTEMPTS_SQL, params![id]),
@@ -329,24 +343,27 @@ pub async fn lease_and_load(
 
 pub async fn release_lease(db: Db<'_>, id: &str) -> Result<(), Problem> {
     db.run(
-        "UPDATE charges SET lease_until = NULL, queued_until = NULL WHERE id = ?",
+        crate::sql!("UPDATE charges SET lease_until = NULL, queued_until = NULL WHERE id = ?"),
         params![id],
     )
     .await?;
     Ok(())
 }
 
-#[derive(Deserialize)]
-struct AttemptRow {
-    attempt: u32,
-    order_id: Option<String>,
-    payment_id: Option<String>,
-    status: String,
-    created_at: i64,
+crate::row! {
+    struct AttemptRow {
+        attempt: u32,
+        order_id: Option<String>,
+        payment_id: Option<String>,
+        status: String,
+        created_at: i64,
+    }
 }
 
-const ATTEMPTS_SQL: &str = "SELECT attempt, order_id, payment_id, status, created_at
-    FROM charge_attempts WHERE charge_id = ? ORDER BY attempt";
+const ATTEMPTS_SQL: &str = crate::sql!(
+    "SELECT attempt, order_id, payment_id, status, created_at
+    FROM charge_attempts WHERE charge_id = ? ORDER BY attempt"
+);
 
 /// Attempts as the state machine sees them, oldest first.
 fn to_attempts(rows: Vec<AttemptRow>) -> Result<Vec<Attempt>, Problem> {
@@ -373,20 +390,24 @@ pub async fn list_for_customer(
 ) -> Result<Vec<ChargeRow>, Problem> {
     match before {
         None => {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM charges WHERE customer_ref = ?
+            let sql = crate::sql!(
+                "SELECT ",
+                COLUMNS,
+                " FROM charges WHERE customer_ref = ?
                  ORDER BY created_at DESC, id DESC LIMIT ?"
             );
-            db.all(&sql, params![customer_ref, limit]).await
+            db.all(sql, params![customer_ref, limit]).await
         }
         Some((created_at, id)) => {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM charges WHERE customer_ref = ?
+            let sql = crate::sql!(
+                "SELECT ",
+                COLUMNS,
+                " FROM charges WHERE customer_ref = ?
                    AND (created_at < ? OR (created_at = ? AND id < ?))
                  ORDER BY created_at DESC, id DESC LIMIT ?"
             );
             db.all(
-                &sql,
+                sql,
                 params![customer_ref, created_at, created_at, id, limit],
             )
             .await

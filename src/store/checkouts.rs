@@ -5,42 +5,42 @@
 //! only the holder of the lease creates the provider order, and an order recorded too late
 //! (the lease was lost) is fenced: recorded as `fenced` in `provider_orders` and cancelled.
 
-use serde::Deserialize;
-
 use super::db::{Db, Stmt, stmt};
 use crate::billing::order_watch::WATCH;
 use crate::catalog::Plan;
 use crate::http::problem::Problem;
 use crate::params;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct CheckoutRow {
-    pub id: String,
-    pub customer_ref: String,
-    /// `subscription` or `card` (a card replacement).
-    pub purpose: String,
-    pub plan_id: Option<String>,
-    /// JSON of the plan as priced when the checkout started.
-    pub plan: Option<String>,
-    pub installments: Option<u32>,
-    pub amount: i64,
-    pub currency: String,
-    pub settles_charge_id: Option<String>,
-    pub parked_retry_at: Option<i64>,
-    pub card_outcome: Option<String>,
-    pub order_id: Option<String>,
-    pub payment_page_url: Option<String>,
-    pub return_url: String,
-    pub cancel_url: String,
-    pub status: String,
-    pub failure_reason: Option<String>,
-    pub subscription_id: Option<String>,
-    pub lease_token: Option<String>,
-    pub lease_until: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub completed_at: Option<i64>,
-    pub test_clock: Option<String>,
+crate::row! {
+    #[derive(Debug, Clone)]
+    pub struct CheckoutRow {
+        pub id: String,
+        pub customer_ref: String,
+        /// `subscription` or `card` (a card replacement).
+        pub purpose: String,
+        pub plan_id: Option<String>,
+        /// JSON of the plan as priced when the checkout started.
+        pub plan: Option<String>,
+        pub installments: Option<u32>,
+        pub amount: i64,
+        pub currency: String,
+        pub settles_charge_id: Option<String>,
+        pub parked_retry_at: Option<i64>,
+        pub card_outcome: Option<String>,
+        pub order_id: Option<String>,
+        pub payment_page_url: Option<String>,
+        pub return_url: String,
+        pub cancel_url: String,
+        pub status: String,
+        pub failure_reason: Option<String>,
+        pub subscription_id: Option<String>,
+        pub lease_token: Option<String>,
+        pub lease_until: Option<i64>,
+        pub created_at: i64,
+        pub updated_at: i64,
+        pub completed_at: Option<i64>,
+        pub test_clock: Option<String>,
+    }
 }
 
 const COLUMNS: &str = "id, customer_ref, purpose, plan_id, plan, installments, amount, currency, \
@@ -125,7 +125,8 @@ pub fn claim(
     ];
     params.extend(params![key.map(|k| k.scope), scoped.as_deref()]);
     let mut statements = vec![stmt(
-        "INSERT INTO checkouts (id, customer_ref, purpose, plan_id, plan, installments, amount,
+        crate::sql!(
+            "INSERT INTO checkouts (id, customer_ref, purpose, plan_id, plan, installments, amount,
              currency, settles_charge_id, parked_retry_at, return_url, cancel_url, status,
              lease_token, lease_until, test_clock, created_at, updated_at)
          SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?,
@@ -134,22 +135,27 @@ pub fn claim(
          WHERE (SELECT COUNT(*) FROM checkouts
                 WHERE customer_ref = ? AND status IN ('creating', 'pending')) < ?
            AND NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = ? AND key = ?)
-         ON CONFLICT DO NOTHING",
+         ON CONFLICT DO NOTHING"
+        ),
         params,
     )];
     if let (Some(k), Some(scoped)) = (key, scoped.as_deref()) {
         statements.push(stmt(
-            "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at)
+            crate::sql!(
+                "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at)
              SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM checkouts WHERE id = ?)
-             ON CONFLICT (scope, key) DO NOTHING",
+             ON CONFLICT (scope, key) DO NOTHING"
+            ),
             params![k.scope, scoped, k.request_hash, c.id, c.now, c.id],
         ));
     }
     if let Some(charge_id) = c.settles_charge_id {
         statements.push(stmt(
-            "UPDATE charges SET next_retry_at = NULL, updated_at = ?
+            crate::sql!(
+                "UPDATE charges SET next_retry_at = NULL, updated_at = ?
              WHERE id = ? AND status = 'failed' AND (lease_until IS NULL OR lease_until < ?)
-               AND EXISTS (SELECT 1 FROM checkouts WHERE id = ? AND settles_charge_id = ?)",
+               AND EXISTS (SELECT 1 FROM checkouts WHERE id = ? AND settles_charge_id = ?)"
+            ),
             params![c.now, charge_id, wall_now, c.id, charge_id],
         ));
     }
@@ -163,19 +169,21 @@ pub fn upsert_customer(
     now: i64,
 ) -> Stmt {
     stmt(
-        "INSERT INTO customers (customer_ref, email, name, created_at, updated_at)
+        crate::sql!(
+            "INSERT INTO customers (customer_ref, email, name, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (customer_ref) DO UPDATE SET
            email = COALESCE(excluded.email, customers.email),
            name = COALESCE(excluded.name, customers.name),
-           updated_at = excluded.updated_at",
+           updated_at = excluded.updated_at"
+        ),
         params![customer_ref, email, name, now, now],
     )
 }
 
 pub async fn get(db: Db<'_>, id: &str) -> Result<Option<CheckoutRow>, Problem> {
-    let sql = format!("SELECT {COLUMNS} FROM checkouts WHERE id = ?");
-    db.first(&sql, params![id]).await
+    let sql = crate::sql!("SELECT ", COLUMNS, " FROM checkouts WHERE id = ?");
+    db.first(sql, params![id]).await
 }
 
 /// A checkout as its customer may see it: another customer's is as absent as an unknown one.
@@ -184,8 +192,12 @@ pub async fn get_for_customer(
     id: &str,
     customer_ref: &str,
 ) -> Result<Option<CheckoutRow>, Problem> {
-    let sql = format!("SELECT {COLUMNS} FROM checkouts WHERE id = ? AND customer_ref = ?");
-    db.first(&sql, params![id, customer_ref]).await
+    let sql = crate::sql!(
+        "SELECT ",
+        COLUMNS,
+        " FROM checkouts WHERE id = ? AND customer_ref = ?"
+    );
+    db.first(sql, params![id, customer_ref]).await
 }
 
 /// The customer's open card replacement, if any.
@@ -193,11 +205,13 @@ pub async fn open_card_replacement(
     db: Db<'_>,
     customer_ref: &str,
 ) -> Result<Option<CheckoutRow>, Problem> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM checkouts
+    let sql = crate::sql!(
+        "SELECT ",
+        COLUMNS,
+        " FROM checkouts
          WHERE customer_ref = ? AND purpose = 'card' AND status IN ('creating', 'pending')"
     );
-    db.first(&sql, params![customer_ref]).await
+    db.first(sql, params![customer_ref]).await
 }
 
 /// Takes over the lease of a checkout still being created whose holder's lease ran out.
@@ -210,9 +224,11 @@ pub async fn take_lease(
 ) -> Result<bool, Problem> {
     let changes = db
         .run(
-            "UPDATE checkouts SET lease_token = ?, lease_until = ?
+            crate::sql!(
+                "UPDATE checkouts SET lease_token = ?, lease_until = ?
              WHERE id = ? AND status = 'creating' AND order_id IS NULL
-               AND (lease_until IS NULL OR lease_until < ?)",
+               AND (lease_until IS NULL OR lease_until < ?)"
+            ),
             params![token, wall_now + lease_ms, id, wall_now],
         )
         .await?;
@@ -222,8 +238,10 @@ pub async fn take_lease(
 /// Gives the lease back after a provider call whose outcome is unknown, so a retry need not wait.
 pub async fn release_lease(db: Db<'_>, id: &str, token: &str) -> Result<(), Problem> {
     db.run(
-        "UPDATE checkouts SET lease_until = NULL
-         WHERE id = ? AND lease_token = ? AND status = 'creating'",
+        crate::sql!(
+            "UPDATE checkouts SET lease_until = NULL
+         WHERE id = ? AND lease_token = ? AND status = 'creating'"
+        ),
         params![id, token],
     )
     .await?;
@@ -244,14 +262,14 @@ pub async fn record_order(
     let changes = db
         .batch(vec![
             stmt(
-                "UPDATE checkouts SET order_id = ?, payment_page_url = ?, status = 'pending',
+                crate::sql!("UPDATE checkouts SET order_id = ?, payment_page_url = ?, status = 'pending',
                      lease_token = NULL, lease_until = NULL, updated_at = ?
-                 WHERE id = ? AND order_id IS NULL AND status = 'creating' AND lease_token = ?",
+                 WHERE id = ? AND order_id IS NULL AND status = 'creating' AND lease_token = ?"),
                 params![order_id, page_url, now, id, token],
             ),
             // A fenced order is watched from now, like every order we stopped using.
             stmt(
-                "INSERT INTO provider_orders (order_id, owner_kind, owner_id, status, created_at,
+                crate::sql!("INSERT INTO provider_orders (order_id, owner_kind, owner_id, status, created_at,
                      watch_since, next_check_at)
                  SELECT ?1, 'checkout', ?2, s.status, ?3,
                         CASE s.status WHEN 'fenced' THEN ?3 END,
@@ -260,7 +278,7 @@ pub async fn record_order(
                                                WHERE id = ?2 AND order_id = ?1)
                               THEN 'open' ELSE 'fenced' END AS status) s
                  WHERE 1
-                 ON CONFLICT (order_id) DO NOTHING",
+                 ON CONFLICT (order_id) DO NOTHING"),
                 params![order_id, id, now, now + WATCH.first_gap_ms],
             ),
         ])
@@ -284,9 +302,11 @@ pub async fn fail_creation(
         batch.push(super::orders::watch(order_id, "checkout", id, now));
     }
     batch.push(stmt(
-        "UPDATE checkouts SET status = 'failed', failure_reason = ?, completed_at = ?,
+        crate::sql!(
+            "UPDATE checkouts SET status = 'failed', failure_reason = ?, completed_at = ?,
              updated_at = ?, lease_token = NULL, lease_until = NULL
-         WHERE id = ? AND status = 'creating' AND lease_token = ?",
+         WHERE id = ? AND status = 'creating' AND lease_token = ?"
+        ),
         params![reason, now, now, id, token],
     ));
     batch.push(restore_parked_retry(id));
@@ -298,12 +318,14 @@ pub async fn fail_creation(
 /// the retry it had. Only while no other open replacement has parked the same charge.
 fn restore_parked_retry(id: &str) -> Stmt {
     stmt(
-        "UPDATE charges SET next_retry_at =
+        crate::sql!(
+            "UPDATE charges SET next_retry_at =
            (SELECT parked_retry_at FROM checkouts WHERE id = ?1)
          WHERE id = (SELECT settles_charge_id FROM checkouts WHERE id = ?1 AND status = 'failed')
            AND status = 'failed' AND next_retry_at IS NULL
            AND NOT EXISTS (SELECT 1 FROM checkouts o WHERE o.settles_charge_id = charges.id
-                             AND o.status IN ('creating', 'pending'))",
+                             AND o.status IN ('creating', 'pending'))"
+        ),
         params![id],
     )
 }
@@ -319,9 +341,11 @@ pub async fn mark_failed(
     now: i64,
 ) -> Result<bool, Problem> {
     let mut batch = vec![stmt(
-        "UPDATE checkouts SET status = 'failed', failure_reason = ?, completed_at = ?,
+        crate::sql!(
+            "UPDATE checkouts SET status = 'failed', failure_reason = ?, completed_at = ?,
              updated_at = ?, lease_token = NULL, lease_until = NULL
-         WHERE id = ? AND status IN ('creating', 'pending')",
+         WHERE id = ? AND status IN ('creating', 'pending')"
+        ),
         params![reason, now, now, &checkout.id],
     )];
     if let (true, Some(order_id)) = (fence_order, &checkout.order_id) {
@@ -343,38 +367,43 @@ pub async fn stale_pending(
     older_than: i64,
     limit: u32,
 ) -> Result<Vec<CheckoutRow>, Problem> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM checkouts WHERE status = 'pending' AND updated_at < ?
+    let sql = crate::sql!(
+        "SELECT ",
+        COLUMNS,
+        " FROM checkouts WHERE status = 'pending' AND updated_at < ?
          ORDER BY updated_at LIMIT ?"
     );
-    db.all(&sql, params![older_than, limit]).await
+    db.all(sql, params![older_than, limit]).await
 }
 
 /// Paid card replacements whose verification payment is not refunded yet (the refund was never
 /// claimed, or claimed and not started): the cron's safety net for a crash in between.
 pub async fn unrefunded_verifications(db: Db<'_>, limit: u32) -> Result<Vec<CheckoutRow>, Problem> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM checkouts c
+    let sql = crate::sql!(
+        "SELECT ",
+        COLUMNS,
+        " FROM checkouts c
          WHERE c.card_outcome = 'verified' AND c.status = 'paid'
            AND NOT EXISTS (SELECT 1 FROM refunds r
                            WHERE r.charge_id = 'ch_' || substr(c.id, 4)
                              AND r.status != 'processing')
          ORDER BY c.updated_at LIMIT ?"
     );
-    db.all(&sql, params![limit]).await
+    db.all(sql, params![limit]).await
 }
 
 /// Whether `order_id` is a checkout's hosted-page order (a charge settled by a card
 /// replacement is carried by one).
 pub async fn owns_order(db: Db<'_>, order_id: &str) -> Result<bool, Problem> {
-    #[derive(Deserialize)]
-    struct Row {
-        #[allow(dead_code)]
-        id: String,
+    crate::row! {
+        struct Row {
+            #[allow(dead_code)]
+            id: String,
+        }
     }
     let row: Option<Row> = db
         .first(
-            "SELECT id FROM checkouts WHERE order_id = ?",
+            crate::sql!("SELECT id FROM checkouts WHERE order_id = ?"),
             params![order_id],
         )
         .await?;
@@ -384,7 +413,7 @@ pub async fn owns_order(db: Db<'_>, order_id: &str) -> Result<bool, Problem> {
 /// Touches a still-pending checkout so the reconciler moves on to others.
 pub async fn touch(db: Db<'_>, id: &str, now: i64) -> Result<(), Problem> {
     db.run(
-        "UPDATE checkouts SET updated_at = ? WHERE id = ? AND status = 'pending'",
+        crate::sql!("UPDATE checkouts SET updated_at = ? WHERE id = ? AND status = 'pending'"),
         params![now, id],
     )
     .await?;

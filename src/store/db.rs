@@ -1,8 +1,11 @@
 //! D1 access: typed parameters, counted queries, and `changes` for conditional writes.
 
-use serde::de::DeserializeOwned;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::D1Database as D1DatabaseSys;
 use worker::{D1Database, D1PreparedStatement};
+
+use super::row::{self, FromRow, RowError};
 
 use crate::log::{Level, Log};
 
@@ -69,27 +72,14 @@ macro_rules! params {
     ($($v:expr),* $(,)?) => { vec![$($crate::store::db::P::from($v)),*] };
 }
 
-/// One statement of a batch.
+/// One statement of a batch. Its text is fixed at compile time (see [`sql!`](crate::sql)).
 pub struct Stmt {
-    pub sql: std::borrow::Cow<'static, str>,
+    pub sql: &'static str,
     pub params: Vec<P>,
 }
 
 pub fn stmt(sql: &'static str, params: Vec<P>) -> Stmt {
-    Stmt {
-        sql: sql.into(),
-        params,
-    }
-}
-
-impl Stmt {
-    /// A statement whose SQL is assembled at run time (from column lists, never from input).
-    pub fn owned(sql: String, params: Vec<P>) -> Stmt {
-        Stmt {
-            sql: sql.into(),
-            params,
-        }
-    }
+    Stmt { sql, params }
 }
 
 #[derive(Clone, Copy)]
@@ -104,53 +94,54 @@ impl<'a> Db<'a> {
         Db { d1, meter, log }
     }
 
-    fn failure(&self, sql: &str, error: &worker::Error) -> Problem {
-        db_failure(self.log, sql, error)
-    }
-
     fn prepare(&self, sql: &str, params: &[P]) -> Result<D1PreparedStatement, Problem> {
         let values: Vec<JsValue> = params.iter().map(JsValue::from).collect();
         self.d1
             .prepare(sql)
             .bind(&values)
-            .map_err(|e| self.failure(sql, &e))
+            .map_err(|e| db_failure(self.log, sql, &e.to_string()))
     }
 
-    pub async fn all<T: DeserializeOwned>(
-        &self,
-        sql: &str,
-        params: Vec<P>,
-    ) -> Result<Vec<T>, Problem> {
-        let result = self.query(sql, &params).await?;
-        result.results::<T>().map_err(|e| self.failure(sql, &e))
+    pub async fn all<T: FromRow>(&self, sql: &str, params: Vec<P>) -> Result<Vec<T>, Problem> {
+        let rows = self.rows(sql, params).await?;
+        row::all(&rows).map_err(|e| self.unreadable(sql, e))
     }
 
-    // The part of `all` that does not depend on the row type, kept out of it so that each row
-    // type does not carry its own copy of the query's state machine.
-    async fn query(&self, sql: &str, params: &[P]) -> Result<worker::D1Result, Problem> {
+    // The parts of `all` that do not depend on the row type, kept out of it so that each row
+    // type does not carry its own copy of them.
+    async fn rows(&self, sql: &str, params: Vec<P>) -> Result<js_sys::Array, Problem> {
+        let result = self.query(sql, &params, Call::All).await?;
+        Ok(rows_of(&result))
+    }
+
+    fn unreadable(&self, sql: &str, error: RowError) -> Problem {
+        db_failure(self.log, sql, &error.to_string())
+    }
+
+    // The part of `all` and `run` that does not depend on the row type, kept out of `all` so
+    // that each row type does not carry its own copy of the query's state machine.
+    async fn query(&self, sql: &str, params: &[P], call: Call) -> Result<JsValue, Problem> {
         self.meter.d1(1);
-        self.prepare(sql, params)?
-            .all()
+        let statement = self.prepare(sql, params)?;
+        let statement = statement.inner();
+        let promise = match call {
+            Call::All => statement.all(),
+            Call::Run => statement.run(),
+        };
+        settle(promise)
             .await
-            .map_err(|e| self.failure(sql, &e))
+            .map_err(|e| db_failure(self.log, sql, &e))
     }
 
-    pub async fn first<T: DeserializeOwned>(
-        &self,
-        sql: &str,
-        params: Vec<P>,
-    ) -> Result<Option<T>, Problem> {
-        Ok(self.all(sql, params).await?.into_iter().next())
+    pub async fn first<T: FromRow>(&self, sql: &str, params: Vec<P>) -> Result<Option<T>, Problem> {
+        let mut rows = self.all(sql, params).await?;
+        rows.truncate(1);
+        Ok(rows.pop())
     }
 
     /// Runs a write and returns how many rows it changed: 0 means a conditional write lost.
     pub async fn run(&self, sql: &str, params: Vec<P>) -> Result<usize, Problem> {
-        self.meter.d1(1);
-        let result = self
-            .prepare(sql, &params)?
-            .run()
-            .await
-            .map_err(|e| self.failure(sql, &e))?;
+        let result = self.query(sql, &params, Call::Run).await?;
         Ok(changes(&result))
     }
 
@@ -168,18 +159,18 @@ impl<'a> Db<'a> {
     /// writes before them in the same batch.
     pub async fn batch_results(&self, statements: Vec<Stmt>) -> Result<Vec<BatchResult>, Problem> {
         self.meter.d1(statements.len() as u32);
-        let first_sql = statements.first().map_or("", |s| &*s.sql).to_owned();
-        let prepared = statements
-            .iter()
-            .map(|s| self.prepare(&s.sql, &s.params))
-            .collect::<Result<Vec<_>, _>>()?;
-        let results = self
-            .d1
-            .batch(prepared)
+        let first_sql = statements.first().map_or("", |s| s.sql);
+        let prepared = js_sys::Array::new();
+        for s in &statements {
+            prepared.push(self.prepare(s.sql, &s.params)?.inner());
+        }
+        let database: &D1DatabaseSys = self.d1.as_ref().unchecked_ref();
+        let results = settle(database.batch(prepared))
             .await
-            .map_err(|e| self.failure(&first_sql, &e))?;
+            .map_err(|e| db_failure(self.log, first_sql, &e))?;
         Ok(results
-            .into_iter()
+            .unchecked_into::<js_sys::Array>()
+            .iter()
             .map(|result| BatchResult {
                 changes: changes(&result),
                 result,
@@ -188,36 +179,73 @@ impl<'a> Db<'a> {
     }
 }
 
+#[derive(Clone, Copy)]
+enum Call {
+    All,
+    Run,
+}
+
+/// Awaits a D1 call; its failure as the text to log.
+async fn settle(promise: Result<js_sys::Promise, JsValue>) -> Result<JsValue, String> {
+    let promise = promise.map_err(|e| error_text(&e))?;
+    JsFuture::from(promise).await.map_err(|e| error_text(&e))
+}
+
+/// The database's own message, and its cause when it has one (D1 puts SQLite's message there).
+fn error_text(error: &JsValue) -> String {
+    let Some(error) = error.dyn_ref::<js_sys::Error>() else {
+        return error
+            .as_string()
+            .unwrap_or_else(|| "unknown error".to_owned());
+    };
+    let mut text = String::from(error.message());
+    if let Some(cause) = error.cause().dyn_ref::<js_sys::Error>() {
+        text.push_str(": ");
+        text.push_str(&String::from(cause.message()));
+    }
+    text
+}
+
+/// The `results` array of a D1 result (empty when it has none).
+fn rows_of(result: &JsValue) -> js_sys::Array {
+    js_sys::Reflect::get(result, &JsValue::from_str("results"))
+        .ok()
+        .and_then(|v| v.dyn_into::<js_sys::Array>().ok())
+        .unwrap_or_default()
+}
+
 pub struct BatchResult {
     pub changes: usize,
-    result: worker::D1Result,
+    result: JsValue,
 }
 
 impl BatchResult {
-    pub fn rows<T: DeserializeOwned>(&self) -> Result<Vec<T>, Problem> {
-        self.result
-            .results::<T>()
-            .map_err(|e| db_failure(None, "batch read", &e))
+    pub fn rows<T: FromRow>(&self) -> Result<Vec<T>, Problem> {
+        row::all(&rows_of(&self.result)).map_err(unreadable_in_batch)
     }
+}
+
+fn unreadable_in_batch(error: RowError) -> Problem {
+    db_failure(None, "batch read", &error.to_string())
 }
 
 /// Rows the statement changed. D1 counts the rows its triggers wrote too (an event row beside
 /// a status change), so a conditional write "happened" when this is above zero, never
 /// "exactly one".
-fn changes(result: &worker::D1Result) -> usize {
-    result
-        .meta()
+fn changes(result: &JsValue) -> usize {
+    js_sys::Reflect::get(result, &JsValue::from_str("meta"))
+        .and_then(|meta| js_sys::Reflect::get(&meta, &JsValue::from_str("changes")))
         .ok()
-        .flatten()
-        .and_then(|m| m.changes)
-        .unwrap_or(0)
+        .and_then(|n| n.as_f64())
+        .filter(|n| *n >= 0.0 && n.fract() == 0.0)
+        .map_or(0, |n| n as usize)
 }
 
 /// Logs the database's own message (it names tables and constraints, never bound values) and
 /// answers a generic 500.
-fn db_failure(log: Option<&Log>, sql: &str, error: &worker::Error) -> Problem {
+fn db_failure(log: Option<&Log>, sql: &str, error: &str) -> Problem {
     let statement: String = sql.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
-    let fields = serde_json::json!({"statement": statement, "error": error.to_string()});
+    let fields = crate::fields! {"statement": statement, "error": error};
     match log {
         Some(log) => log.error("d1 error", fields),
         None => crate::log::emit_plain(Level::Error, "d1 error", fields),

@@ -1,30 +1,30 @@
 //! Events for the merchant (the outbox the database's triggers write) and their deliveries.
 
-use serde::Deserialize;
-
 use super::db::{Db, Stmt, stmt};
 use crate::http::problem::Problem;
 use crate::params;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct EventRow {
-    pub seq: i64,
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub resource: String,
-    pub resource_id: String,
-    /// The resource's row at the change, as JSON.
-    pub snapshot: String,
-    pub created_at: i64,
-    pub delivery: String,
-    pub attempts: u32,
-    pub round_base: u32,
-    pub last_error: Option<String>,
-    pub delivered_at: Option<i64>,
+crate::row! {
+    #[derive(Debug, Clone)]
+    pub struct EventRow {
+        pub seq: i64,
+        pub id: String,
+        /// The `type` column.
+        pub kind: String,
+        pub resource: String,
+        pub resource_id: String,
+        /// The resource's row at the change, as JSON.
+        pub snapshot: String,
+        pub created_at: i64,
+        pub delivery: String,
+        pub attempts: u32,
+        pub round_base: u32,
+        pub last_error: Option<String>,
+        pub delivered_at: Option<i64>,
+    }
 }
 
-const COLUMNS: &str = "seq, id, type, resource, resource_id, snapshot, created_at, delivery, \
+const COLUMNS: &str = "seq, id, type AS kind, resource, resource_id, snapshot, created_at, delivery, \
     attempts, round_base, last_error, delivered_at";
 
 /// Oldest first, after `after_seq`, optionally of one type.
@@ -34,17 +34,19 @@ pub async fn list(
     kind: Option<&str>,
     limit: u32,
 ) -> Result<Vec<EventRow>, Problem> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM events WHERE seq > ?1 AND (?2 IS NULL OR type = ?2)
+    let sql = crate::sql!(
+        "SELECT ",
+        COLUMNS,
+        " FROM events WHERE seq > ?1 AND (?2 IS NULL OR type = ?2)
          ORDER BY seq LIMIT ?3"
     );
-    db.all(&sql, params![after_seq.unwrap_or(0), kind, limit])
+    db.all(sql, params![after_seq.unwrap_or(0), kind, limit])
         .await
 }
 
 pub async fn get(db: Db<'_>, id: &str) -> Result<Option<EventRow>, Problem> {
-    let sql = format!("SELECT {COLUMNS} FROM events WHERE id = ?");
-    db.first(&sql, params![id]).await
+    let sql = crate::sql!("SELECT ", COLUMNS, " FROM events WHERE id = ?");
+    db.first(sql, params![id]).await
 }
 
 /// Marks up to `limit` events for delivery and returns their ids: pending ones, and queued ones
@@ -56,17 +58,20 @@ pub async fn claim_for_delivery(
     lost_before: i64,
     limit: u32,
 ) -> Result<Vec<String>, Problem> {
-    #[derive(Deserialize)]
-    struct Id {
-        id: String,
+    crate::row! {
+        struct Id {
+            id: String,
+        }
     }
     let ids: Vec<Id> = db
         .all(
-            "UPDATE events SET delivery = 'queued', queued_at = ?1
+            crate::sql!(
+                "UPDATE events SET delivery = 'queued', queued_at = ?1
              WHERE seq IN (SELECT seq FROM events
                WHERE delivery = 'pending' OR (delivery = 'queued' AND queued_at < ?2)
                ORDER BY seq LIMIT ?3)
-             RETURNING id",
+             RETURNING id"
+            ),
             params![wall_now, lost_before, limit],
         )
         .await?;
@@ -76,7 +81,7 @@ pub async fn claim_for_delivery(
 /// With no webhook URL configured, pending events are only for the feed.
 pub async fn mark_feed_only(db: Db<'_>) -> Result<(), Problem> {
     db.run(
-        "UPDATE events SET delivery = 'none' WHERE delivery = 'pending'",
+        crate::sql!("UPDATE events SET delivery = 'none' WHERE delivery = 'pending'"),
         params![],
     )
     .await?;
@@ -112,8 +117,8 @@ pub fn record_attempt(
     };
     vec![
         stmt(
-            "INSERT INTO event_deliveries (event_id, attempt, status_code, latency_ms, error, at)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, attempt) DO NOTHING",
+            crate::sql!("INSERT INTO event_deliveries (event_id, attempt, status_code, latency_ms, error, at)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, attempt) DO NOTHING"),
             params![
                 event_id,
                 attempt,
@@ -124,9 +129,9 @@ pub fn record_attempt(
             ],
         ),
         stmt(
-            "UPDATE events SET attempts = MAX(attempts, ?), delivery = ?, last_error = ?,
+            crate::sql!("UPDATE events SET attempts = MAX(attempts, ?), delivery = ?, last_error = ?,
                  queued_at = ?, delivered_at = CASE WHEN ? = 'delivered' THEN ? END
-             WHERE id = ? AND delivery IN ('queued', 'pending')",
+             WHERE id = ? AND delivery IN ('queued', 'pending')"),
             params![
                 attempt, delivery, error, wall_now, delivery, wall_now, event_id
             ],
@@ -138,27 +143,33 @@ pub fn record_attempt(
 pub async fn redeliver(db: Db<'_>, id: &str) -> Result<bool, Problem> {
     let changes = db
         .run(
-            "UPDATE events SET delivery = 'pending', queued_at = NULL, round_base = attempts
-             WHERE id = ?",
+            crate::sql!(
+                "UPDATE events SET delivery = 'pending', queued_at = NULL, round_base = attempts
+             WHERE id = ?"
+            ),
             params![id],
         )
         .await?;
     Ok(changes > 0)
 }
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-pub struct DeliveryRow {
-    pub attempt: u32,
-    pub status_code: Option<u16>,
-    pub latency_ms: i64,
-    pub error: Option<String>,
-    pub at: i64,
+crate::row! {
+    #[derive(Debug, Clone, serde::Serialize)]
+    pub struct DeliveryRow {
+        pub attempt: u32,
+        pub status_code: Option<u16>,
+        pub latency_ms: i64,
+        pub error: Option<String>,
+        pub at: i64,
+    }
 }
 
 pub async fn deliveries(db: Db<'_>, event_id: &str) -> Result<Vec<DeliveryRow>, Problem> {
     db.all(
-        "SELECT attempt, status_code, latency_ms, error, at FROM event_deliveries
-         WHERE event_id = ? ORDER BY attempt",
+        crate::sql!(
+            "SELECT attempt, status_code, latency_ms, error, at FROM event_deliveries
+         WHERE event_id = ? ORDER BY attempt"
+        ),
         params![event_id],
     )
     .await

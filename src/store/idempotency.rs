@@ -1,8 +1,6 @@
 //! Idempotency keys: the first request with a key claims it; the same request again finds the
 //! resource it created; another request with the same key is refused.
 
-use serde::Deserialize;
-
 use super::db::{Db, P, Stmt, stmt};
 use crate::http::problem::Problem;
 use crate::params;
@@ -15,10 +13,11 @@ pub enum Claim {
     Replay { resource_id: String },
 }
 
-#[derive(Deserialize)]
-struct Row {
-    request_hash: String,
-    resource_id: String,
+crate::row! {
+    struct Row {
+        request_hash: String,
+        resource_id: String,
+    }
 }
 
 /// SQL suffix that makes a statement of the batch run only if this claim won: append to an
@@ -41,8 +40,10 @@ pub async fn claim(
     then: Vec<Stmt>,
 ) -> Result<Claim, Problem> {
     let mut batch = vec![stmt(
-        "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at)
-         VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO NOTHING",
+        crate::sql!(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at)
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO NOTHING"
+        ),
         params![scope, key, request_hash, resource_id, now],
     )];
     batch.extend(then);
@@ -70,7 +71,9 @@ pub async fn existing(
 ) -> Result<Option<String>, Problem> {
     let row: Option<Row> = db
         .first(
-            "SELECT request_hash, resource_id FROM idempotency_keys WHERE scope = ? AND key = ?",
+            crate::sql!(
+                "SELECT request_hash, resource_id FROM idempotency_keys WHERE scope = ? AND key = ?"
+            ),
             params![scope, key],
         )
         .await?;

@@ -2,27 +2,27 @@
 //! (a second payment refunded, an unexpected payment refunded, an order the provider lost, an
 //! outcome nobody can tell). Each is one row per `incident_key`, whatever retries.
 
-use serde::Deserialize;
-
 use super::db::{Db, Stmt, stmt};
 use crate::http::problem::Problem;
 use crate::params;
 use crate::secure::new_id;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct IncidentRow {
-    pub id: String,
-    pub kind: String,
-    pub charge_id: Option<String>,
-    pub checkout_id: Option<String>,
-    pub order_id: Option<String>,
-    pub payment_id: Option<String>,
-    pub refund_id: Option<String>,
-    pub customer_ref: Option<String>,
-    pub amount: Option<i64>,
-    pub currency: Option<String>,
-    pub detail: String,
-    pub created_at: i64,
+crate::row! {
+    #[derive(Debug, Clone)]
+    pub struct IncidentRow {
+        pub id: String,
+        pub kind: String,
+        pub charge_id: Option<String>,
+        pub checkout_id: Option<String>,
+        pub order_id: Option<String>,
+        pub payment_id: Option<String>,
+        pub refund_id: Option<String>,
+        pub customer_ref: Option<String>,
+        pub amount: Option<i64>,
+        pub currency: Option<String>,
+        pub detail: String,
+        pub created_at: i64,
+    }
 }
 
 const COLUMNS: &str = "id, kind, charge_id, checkout_id, order_id, payment_id, refund_id, \
@@ -48,10 +48,12 @@ pub struct NewIncident<'a> {
 
 pub fn record(i: &NewIncident<'_>) -> Stmt {
     stmt(
-        "INSERT INTO incidents (id, incident_key, kind, charge_id, checkout_id, order_id,
+        crate::sql!(
+            "INSERT INTO incidents (id, incident_key, kind, charge_id, checkout_id, order_id,
              payment_id, refund_id, customer_ref, amount, currency, detail, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (incident_key) DO NOTHING",
+         ON CONFLICT (incident_key) DO NOTHING"
+        ),
         params![
             new_id("inc"),
             i.key.as_str(),
@@ -79,30 +81,33 @@ pub async fn list(
     limit: u32,
 ) -> Result<Vec<IncidentRow>, Problem> {
     let (after_at, after_id) = after.unwrap_or((i64::MIN, ""));
-    let sql = format!(
-        "SELECT {COLUMNS} FROM incidents
+    let sql = crate::sql!(
+        "SELECT ",
+        COLUMNS,
+        " FROM incidents
          WHERE (created_at > ?1 OR (created_at = ?1 AND id > ?2))
            AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR charge_id = ?4)
          ORDER BY created_at, id LIMIT ?5"
     );
-    db.all(&sql, params![after_at, after_id, kind, charge_id, limit])
+    db.all(sql, params![after_at, after_id, kind, charge_id, limit])
         .await
 }
 
 pub async fn get(db: Db<'_>, id: &str) -> Result<Option<IncidentRow>, Problem> {
-    let sql = format!("SELECT {COLUMNS} FROM incidents WHERE id = ?");
-    db.first(&sql, params![id]).await
+    let sql = crate::sql!("SELECT ", COLUMNS, " FROM incidents WHERE id = ?");
+    db.first(sql, params![id]).await
 }
 
 /// The kinds of incident recorded on a charge, oldest first.
 pub async fn kinds_for_charge(db: Db<'_>, charge_id: &str) -> Result<Vec<String>, Problem> {
-    #[derive(Deserialize)]
-    struct Row {
-        kind: String,
+    crate::row! {
+        struct Row {
+            kind: String,
+        }
     }
     let rows: Vec<Row> = db
         .all(
-            "SELECT kind FROM incidents WHERE charge_id = ? ORDER BY created_at, id",
+            crate::sql!("SELECT kind FROM incidents WHERE charge_id = ? ORDER BY created_at, id"),
             params![charge_id],
         )
         .await?;

@@ -10,5 +10,7 @@ pub mod incidents;
 pub mod orders;
 pub mod payment_methods;
 pub mod refunds;
+pub mod row;
+pub mod sql;
 pub mod subscriptions;
 pub mod vault;

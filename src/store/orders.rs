@@ -1,8 +1,6 @@
 //! Provider orders this backend created or learned about, and the watch over those it stopped
 //! using (`status = 'fenced'`): each is looked at again at `next_check_at` until `closed`.
 
-use serde::Deserialize;
-
 use super::db::{Db, Stmt, stmt};
 use crate::billing::order_watch::{Owner, WATCH, WatchedOrder};
 use crate::http::problem::Problem;
@@ -11,8 +9,10 @@ use crate::params;
 /// Records an order as carrying `owner`'s work (idempotent).
 pub fn record(order_id: &str, owner_kind: &str, owner_id: &str, now: i64) -> Stmt {
     stmt(
-        "INSERT INTO provider_orders (order_id, owner_kind, owner_id, created_at)
-         VALUES (?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING",
+        crate::sql!(
+            "INSERT INTO provider_orders (order_id, owner_kind, owner_id, created_at)
+         VALUES (?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING"
+        ),
         params![order_id, owner_kind, owner_id, now],
     )
 }
@@ -21,14 +21,16 @@ pub fn record(order_id: &str, owner_kind: &str, owner_id: &str, now: i64) -> Stm
 /// on it. Works whether or not the order was recorded before (a webhook may name it first).
 pub fn watch(order_id: &str, owner_kind: &str, owner_id: &str, now: i64) -> Stmt {
     stmt(
-        "INSERT INTO provider_orders (order_id, owner_kind, owner_id, status, created_at,
+        crate::sql!(
+            "INSERT INTO provider_orders (order_id, owner_kind, owner_id, status, created_at,
              watch_since, next_check_at)
          VALUES (?1, ?2, ?3, 'fenced', ?4, ?4, ?5)
          ON CONFLICT (order_id) DO UPDATE SET status = 'fenced',
            watch_since = COALESCE(provider_orders.watch_since, excluded.watch_since),
            next_check_at = MIN(COALESCE(provider_orders.next_check_at, excluded.next_check_at),
                                excluded.next_check_at)
-         WHERE provider_orders.status != 'closed'",
+         WHERE provider_orders.status != 'closed'"
+        ),
         params![
             order_id,
             owner_kind,
@@ -39,27 +41,31 @@ pub fn watch(order_id: &str, owner_kind: &str, owner_id: &str, now: i64) -> Stmt
     )
 }
 
-/// A watched order with what the ledger says of its owner now.
-#[derive(Debug, Deserialize)]
-struct DueRow {
-    order_id: String,
-    owner_kind: String,
-    owner_id: String,
-    watch_since: Option<i64>,
-    created_at: i64,
-    checks: u32,
-    charge_status: Option<String>,
-    charge_payment_id: Option<String>,
-    checkout_order_id: Option<String>,
-    checkout_status: Option<String>,
+crate::row! {
+    /// A watched order with what the ledger says of its owner now.
+    #[derive(Debug)]
+    struct DueRow {
+        order_id: String,
+        owner_kind: String,
+        owner_id: String,
+        watch_since: Option<i64>,
+        created_at: i64,
+        checks: u32,
+        charge_status: Option<String>,
+        charge_payment_id: Option<String>,
+        checkout_order_id: Option<String>,
+        checkout_status: Option<String>,
+    }
 }
 
-const DUE_SQL: &str = "SELECT o.order_id, o.owner_kind, o.owner_id, o.watch_since, o.created_at,
+const DUE_SQL: &str = crate::sql!(
+    "SELECT o.order_id, o.owner_kind, o.owner_id, o.watch_since, o.created_at,
       o.checks, c.status AS charge_status, c.payment_id AS charge_payment_id,
       k.order_id AS checkout_order_id, k.status AS checkout_status
     FROM provider_orders o
     LEFT JOIN charges c ON o.owner_kind = 'charge' AND c.id = o.owner_id
-    LEFT JOIN checkouts k ON o.owner_kind = 'checkout' AND k.id = o.owner_id";
+    LEFT JOIN checkouts k ON o.owner_kind = 'checkout' AND k.id = o.owner_id"
+);
 
 fn to_watched(r: DueRow) -> Option<WatchedOrder> {
     let owner = match r.owner_kind.as_str() {
@@ -87,47 +93,54 @@ fn to_watched(r: DueRow) -> Option<WatchedOrder> {
 
 /// Watched orders whose next look is due, soonest first.
 pub async fn due(db: Db<'_>, now: i64, limit: u32) -> Result<Vec<WatchedOrder>, Problem> {
-    let sql = format!(
-        "{DUE_SQL} WHERE o.status = 'fenced' AND o.next_check_at <= ?
+    let sql = crate::sql!(
+        DUE_SQL,
+        " WHERE o.status = 'fenced' AND o.next_check_at <= ?
          ORDER BY o.next_check_at LIMIT ?"
     );
-    let rows: Vec<DueRow> = db.all(&sql, params![now, limit]).await?;
+    let rows: Vec<DueRow> = db.all(sql, params![now, limit]).await?;
     Ok(rows.into_iter().filter_map(to_watched).collect())
 }
 
 /// One watched order, as `due` reads it (for a webhook about it).
 pub async fn watched(db: Db<'_>, order_id: &str) -> Result<Option<WatchedOrder>, Problem> {
-    let sql = format!("{DUE_SQL} WHERE o.order_id = ? AND o.status = 'fenced'");
-    let row: Option<DueRow> = db.first(&sql, params![order_id]).await?;
+    let sql = crate::sql!(DUE_SQL, " WHERE o.order_id = ? AND o.status = 'fenced'");
+    let row: Option<DueRow> = db.first(sql, params![order_id]).await?;
     Ok(row.and_then(to_watched))
 }
 
 pub fn reschedule(order_id: &str, at: i64) -> Stmt {
     stmt(
-        "UPDATE provider_orders SET next_check_at = ?, checks = checks + 1
-         WHERE order_id = ? AND status = 'fenced'",
+        crate::sql!(
+            "UPDATE provider_orders SET next_check_at = ?, checks = checks + 1
+         WHERE order_id = ? AND status = 'fenced'"
+        ),
         params![at, order_id],
     )
 }
 
 pub fn close(order_id: &str) -> Stmt {
     stmt(
-        "UPDATE provider_orders SET status = 'closed', next_check_at = NULL WHERE order_id = ?",
+        crate::sql!(
+            "UPDATE provider_orders SET status = 'closed', next_check_at = NULL WHERE order_id = ?"
+        ),
         params![order_id],
     )
 }
 
-/// Who an order belongs to, and whether it is watched.
-#[derive(Debug, Clone, Deserialize)]
-pub struct OwnerRow {
-    pub owner_kind: String,
-    pub owner_id: String,
-    pub status: String,
+crate::row! {
+    /// Who an order belongs to, and whether it is watched.
+    #[derive(Debug, Clone)]
+    pub struct OwnerRow {
+        pub owner_kind: String,
+        pub owner_id: String,
+        pub status: String,
+    }
 }
 
 pub fn owner_sql(order_id: &str) -> Stmt {
     stmt(
-        "SELECT owner_kind, owner_id, status FROM provider_orders WHERE order_id = ?",
+        crate::sql!("SELECT owner_kind, owner_id, status FROM provider_orders WHERE order_id = ?"),
         params![order_id],
     )
 }

@@ -16,12 +16,13 @@ pub struct MaskedCard {
     pub exp_year: Option<u16>,
 }
 
-#[derive(Deserialize)]
-struct Row {
-    brand: Option<String>,
-    last4: Option<String>,
-    exp_month: Option<u8>,
-    exp_year: Option<u16>,
+crate::row! {
+    struct Row {
+        brand: Option<String>,
+        last4: Option<String>,
+        exp_month: Option<u8>,
+        exp_year: Option<u16>,
+    }
 }
 
 impl From<Row> for MaskedCard {
@@ -39,13 +40,14 @@ impl From<Row> for MaskedCard {
 /// eventually consistent, and a late activation may write a card back into it after the
 /// merchant removed it.
 pub async fn has_active(db: Db<'_>, customer_ref: &str) -> Result<bool, Problem> {
-    #[derive(Deserialize)]
-    struct Found {
-        n: i64,
+    crate::row! {
+        struct Found {
+            n: i64,
+        }
     }
     let found: Option<Found> = db
         .first(
-            "SELECT COUNT(*) AS n FROM payment_methods WHERE customer_ref = ? AND status = 'active'",
+            crate::sql!("SELECT COUNT(*) AS n FROM payment_methods WHERE customer_ref = ? AND status = 'active'"),
             params![customer_ref],
         )
         .await?;
@@ -55,7 +57,7 @@ pub async fn has_active(db: Db<'_>, customer_ref: &str) -> Result<bool, Problem>
 pub async fn masked_by_order(db: Db<'_>, order_id: &str) -> Result<Option<MaskedCard>, Problem> {
     let row: Option<Row> = db
         .first(
-            "SELECT brand, last4, exp_month, exp_year FROM payment_methods WHERE source_order_id = ?",
+            crate::sql!("SELECT brand, last4, exp_month, exp_year FROM payment_methods WHERE source_order_id = ?"),
             params![order_id],
         )
         .await?;
@@ -82,15 +84,17 @@ pub fn record(pm: &NewPaymentMethod<'_>) -> Vec<Stmt> {
     let mut statements = Vec::new();
     if pm.becomes_active {
         statements.push(stmt(
-            "UPDATE payment_methods SET status = 'replaced', ended_at = ?
-             WHERE customer_ref = ? AND status = 'active' AND source_order_id != ?",
+            crate::sql!(
+                "UPDATE payment_methods SET status = 'replaced', ended_at = ?
+             WHERE customer_ref = ? AND status = 'active' AND source_order_id != ?"
+            ),
             params![pm.now, pm.customer_ref, pm.source_order_id],
         ));
     }
     statements.push(stmt(
-        "INSERT INTO payment_methods (id, customer_ref, source_order_id, brand, last4, exp_month,
+        crate::sql!("INSERT INTO payment_methods (id, customer_ref, source_order_id, brand, last4, exp_month,
              exp_year, status, created_at, ended_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source_order_id) DO NOTHING",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source_order_id) DO NOTHING"),
         params![
             pm.id,
             pm.customer_ref,
@@ -110,8 +114,10 @@ pub fn record(pm: &NewPaymentMethod<'_>) -> Vec<Stmt> {
 /// The customer's card is forgotten: the ledger keeps the history, marked removed.
 pub async fn mark_removed(db: Db<'_>, customer_ref: &str, now: i64) -> Result<usize, Problem> {
     db.run(
-        "UPDATE payment_methods SET status = 'removed', ended_at = ?
-         WHERE customer_ref = ? AND status = 'active'",
+        crate::sql!(
+            "UPDATE payment_methods SET status = 'removed', ended_at = ?
+         WHERE customer_ref = ? AND status = 'active'"
+        ),
         params![now, customer_ref],
     )
     .await

@@ -2,30 +2,30 @@
 //! the database in the same statement that claims the refund, so concurrent refunds cannot
 //! together exceed the charge.
 
-use serde::Deserialize;
-
 use super::db::{Db, Stmt, stmt};
 use crate::http::problem::Problem;
 use crate::params;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct RefundRow {
-    pub id: String,
-    pub charge_id: String,
-    pub amount: i64,
-    pub currency: String,
-    pub status: String,
-    pub order_id: Option<String>,
-    /// The purchase order whose money goes back.
-    pub purchase_order_id: Option<String>,
-    /// Set on automatic refunds of a payment nobody expected (a second payment of a charge, a
-    /// payment on an order we had given up): that payment.
-    pub reverses_payment_id: Option<String>,
-    pub failure_reason: Option<String>,
-    pub lease_until: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub settled_at: Option<i64>,
+crate::row! {
+    #[derive(Debug, Clone)]
+    pub struct RefundRow {
+        pub id: String,
+        pub charge_id: String,
+        pub amount: i64,
+        pub currency: String,
+        pub status: String,
+        pub order_id: Option<String>,
+        /// The purchase order whose money goes back.
+        pub purchase_order_id: Option<String>,
+        /// Set on automatic refunds of a payment nobody expected (a second payment of a charge, a
+        /// payment on an order we had given up): that payment.
+        pub reverses_payment_id: Option<String>,
+        pub failure_reason: Option<String>,
+        pub lease_until: Option<i64>,
+        pub created_at: i64,
+        pub updated_at: i64,
+        pub settled_at: Option<i64>,
+    }
 }
 
 const COLUMNS: &str = "id, charge_id, amount, currency, status, order_id, purchase_order_id, \
@@ -56,13 +56,14 @@ macro_rules! remaining_sql {
 }
 
 pub async fn remaining(db: Db<'_>, charge_id: &str) -> Result<i64, Problem> {
-    #[derive(Deserialize)]
-    struct Row {
-        remaining: Option<i64>,
+    crate::row! {
+        struct Row {
+            remaining: Option<i64>,
+        }
     }
     let row: Option<Row> = db
         .first(
-            concat!("SELECT ", remaining_sql!(), " AS remaining"),
+            crate::sql!(concat!("SELECT ", remaining_sql!(), " AS remaining")),
             params![charge_id],
         )
         .await?;
@@ -90,14 +91,14 @@ pub async fn claim(
     currency: &str,
     now: i64,
 ) -> Result<Claimed, Problem> {
-    let claim_sql = concat!(
+    let claim_sql = crate::sql!(concat!(
         "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at)
          SELECT 'refund', ?, ?, ?, ?
          WHERE ",
         remaining_sql!(),
         " >= ?
          ON CONFLICT (scope, key) DO NOTHING"
-    );
+    ));
     let changes = db
         .batch(vec![
             stmt(
@@ -105,11 +106,11 @@ pub async fn claim(
                 params![key, request_hash, refund_id, now, charge_id, amount],
             ),
             stmt(
-                "INSERT INTO refunds (id, charge_id, amount, currency, status, purchase_order_id,
+                crate::sql!("INSERT INTO refunds (id, charge_id, amount, currency, status, purchase_order_id,
                      created_at, updated_at)
                  SELECT ?, ?, ?, ?, 'processing', (SELECT order_id FROM charges WHERE id = ?), ?, ?
                  WHERE EXISTS (SELECT 1 FROM idempotency_keys
-                               WHERE scope = 'refund' AND key = ? AND resource_id = ?)",
+                               WHERE scope = 'refund' AND key = ? AND resource_id = ?)"),
                 params![
                     refund_id, charge_id, amount, currency, charge_id, now, now, key, refund_id
                 ],
@@ -126,13 +127,17 @@ pub async fn claim(
 }
 
 pub async fn get(db: Db<'_>, id: &str) -> Result<Option<RefundRow>, Problem> {
-    let sql = format!("SELECT {COLUMNS} FROM refunds WHERE id = ?");
-    db.first(&sql, params![id]).await
+    let sql = crate::sql!("SELECT ", COLUMNS, " FROM refunds WHERE id = ?");
+    db.first(sql, params![id]).await
 }
 
 pub async fn list_for_charge(db: Db<'_>, charge_id: &str) -> Result<Vec<RefundRow>, Problem> {
-    let sql = format!("SELECT {COLUMNS} FROM refunds WHERE charge_id = ? ORDER BY created_at, id");
-    db.all(&sql, params![charge_id]).await
+    let sql = crate::sql!(
+        "SELECT ",
+        COLUMNS,
+        " FROM refunds WHERE charge_id = ? ORDER BY created_at, id"
+    );
+    db.all(sql, params![charge_id]).await
 }
 
 /// Only one process ever creates the return order of a refund: the one that moves it out of
@@ -141,7 +146,7 @@ pub async fn list_for_charge(db: Db<'_>, charge_id: &str) -> Result<Vec<RefundRo
 pub async fn take_creation(db: Db<'_>, id: &str, now: i64) -> Result<bool, Problem> {
     let changes = db
         .run(
-            "UPDATE refunds SET status = 'pending', updated_at = ? WHERE id = ? AND status = 'processing'",
+            crate::sql!("UPDATE refunds SET status = 'pending', updated_at = ? WHERE id = ? AND status = 'processing'"),
             params![now, id],
         )
         .await?;
@@ -152,12 +157,12 @@ pub async fn set_order(db: Db<'_>, id: &str, order_id: &str, now: i64) -> Result
     let changes = db
         .batch(vec![
             stmt(
-                "UPDATE refunds SET order_id = ?, updated_at = ? WHERE id = ? AND order_id IS NULL",
+                crate::sql!("UPDATE refunds SET order_id = ?, updated_at = ? WHERE id = ? AND order_id IS NULL"),
                 params![order_id, now, id],
             ),
             stmt(
-                "INSERT INTO provider_orders (order_id, owner_kind, owner_id, created_at)
-                 VALUES (?, 'refund', ?, ?) ON CONFLICT (order_id) DO NOTHING",
+                crate::sql!("INSERT INTO provider_orders (order_id, owner_kind, owner_id, created_at)
+                 VALUES (?, 'refund', ?, ?) ON CONFLICT (order_id) DO NOTHING"),
                 params![order_id, id, now],
             ),
         ])
@@ -167,7 +172,7 @@ pub async fn set_order(db: Db<'_>, id: &str, order_id: &str, now: i64) -> Result
 
 pub async fn note(db: Db<'_>, id: &str, reason: &str, now: i64) -> Result<(), Problem> {
     db.run(
-        "UPDATE refunds SET failure_reason = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+        crate::sql!("UPDATE refunds SET failure_reason = ?, updated_at = ? WHERE id = ? AND status = 'pending'"),
         params![reason, now, id],
     )
     .await?;
@@ -185,19 +190,21 @@ pub async fn finish(
     let status = if succeeded { "succeeded" } else { "failed" };
     db.batch(vec![
         stmt(
-            "UPDATE refunds SET status = ?, failure_reason = ?, settled_at = ?, updated_at = ?
-             WHERE id = ? AND status IN ('processing', 'pending')",
+            crate::sql!(
+                "UPDATE refunds SET status = ?, failure_reason = ?, settled_at = ?, updated_at = ?
+             WHERE id = ? AND status IN ('processing', 'pending')"
+            ),
             params![status, reason, now, now, &refund.id],
         ),
         stmt(
-            concat!(
+            crate::sql!(concat!(
                 "UPDATE charges AS c SET refunded_amount =
                    (SELECT COALESCE(SUM(r.amount), 0) FROM ",
                 own_refunds_sql!(),
                 " AND r.status = 'succeeded'),
                    updated_at = ?
                  WHERE c.id = ?"
-            ),
+            )),
             params![now, &refund.charge_id],
         ),
     ])
@@ -219,10 +226,12 @@ pub struct Reversal<'a> {
 
 pub fn claim_reversal(r: &Reversal<'_>) -> Stmt {
     stmt(
-        "INSERT INTO refunds (id, charge_id, amount, currency, status, purchase_order_id,
+        crate::sql!(
+            "INSERT INTO refunds (id, charge_id, amount, currency, status, purchase_order_id,
              reverses_payment_id, created_at, updated_at)
          VALUES (?, ?, ?, ?, 'processing', ?, ?, ?, ?)
-         ON CONFLICT DO NOTHING",
+         ON CONFLICT DO NOTHING"
+        ),
         params![
             r.id,
             r.charge_id,
@@ -240,14 +249,20 @@ pub async fn by_reversed_payment(
     db: Db<'_>,
     payment_id: &str,
 ) -> Result<Option<RefundRow>, Problem> {
-    let sql = format!("SELECT {COLUMNS} FROM refunds WHERE reverses_payment_id = ?");
-    db.first(&sql, params![payment_id]).await
+    let sql = crate::sql!(
+        "SELECT ",
+        COLUMNS,
+        " FROM refunds WHERE reverses_payment_id = ?"
+    );
+    db.first(sql, params![payment_id]).await
 }
 
 pub async fn unsettled(db: Db<'_>, older_than: i64, limit: u32) -> Result<Vec<RefundRow>, Problem> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM refunds WHERE status = 'pending' AND order_id IS NOT NULL
+    let sql = crate::sql!(
+        "SELECT ",
+        COLUMNS,
+        " FROM refunds WHERE status = 'pending' AND order_id IS NOT NULL
            AND updated_at < ? ORDER BY updated_at LIMIT ?"
     );
-    db.all(&sql, params![older_than, limit]).await
+    db.all(sql, params![older_than, limit]).await
 }

@@ -1,8 +1,6 @@
 //! Subscription rows. Status changes are recorded by a database trigger with `status_reason`,
 //! so every UPDATE of `status` here also sets the reason.
 
-use serde::Deserialize;
-
 use super::db::{Db, Stmt, stmt};
 use crate::billing::dunning::{DunningStep, GiveUpReason};
 use crate::billing::interval::{Interval, IntervalUnit};
@@ -11,33 +9,35 @@ use crate::catalog::Plan;
 use crate::http::problem::Problem;
 use crate::params;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct SubscriptionRow {
-    pub id: String,
-    pub customer_ref: String,
-    pub checkout_id: String,
-    pub plan_id: String,
-    pub kind: String,
-    pub amount: i64,
-    pub currency: String,
-    pub interval_unit: String,
-    pub interval_count: u32,
-    pub unit_amount: Option<i64>,
-    pub installments_total: Option<u32>,
-    pub anchor_at: i64,
-    pub anchor_period: u32,
-    pub current_period: u32,
-    pub current_period_start: i64,
-    pub current_period_end: i64,
-    pub status: String,
-    pub status_reason: String,
-    pub cancel_at_period_end: i64,
-    pub pending_plan_id: Option<String>,
-    pub pending_plan: Option<String>,
-    pub paused_at: Option<i64>,
-    pub canceled_at: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
+crate::row! {
+    #[derive(Debug, Clone)]
+    pub struct SubscriptionRow {
+        pub id: String,
+        pub customer_ref: String,
+        pub checkout_id: String,
+        pub plan_id: String,
+        pub kind: String,
+        pub amount: i64,
+        pub currency: String,
+        pub interval_unit: String,
+        pub interval_count: u32,
+        pub unit_amount: Option<i64>,
+        pub installments_total: Option<u32>,
+        pub anchor_at: i64,
+        pub anchor_period: u32,
+        pub current_period: u32,
+        pub current_period_start: i64,
+        pub current_period_end: i64,
+        pub status: String,
+        pub status_reason: String,
+        pub cancel_at_period_end: i64,
+        pub pending_plan_id: Option<String>,
+        pub pending_plan: Option<String>,
+        pub paused_at: Option<i64>,
+        pub canceled_at: Option<i64>,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
 }
 
 pub const COLUMNS: &str = "id, customer_ref, checkout_id, plan_id, kind, amount, currency, \
@@ -65,13 +65,13 @@ pub struct NewSubscription<'a> {
 /// One subscription per checkout, whatever the number of activations that race to create it.
 pub fn insert(s: &NewSubscription<'_>) -> Stmt {
     stmt(
-        "INSERT INTO subscriptions (id, customer_ref, checkout_id, plan_id, kind, amount, currency,
+        crate::sql!("INSERT INTO subscriptions (id, customer_ref, checkout_id, plan_id, kind, amount, currency,
              interval_unit, interval_count, unit_amount, installments_total, anchor_at,
              current_period, current_period_start, current_period_end, status, status_reason,
              created_at, updated_at, test_clock)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 'active', 'checkout paid', ?, ?,
                  (SELECT test_clock FROM checkouts WHERE id = ?))
-         ON CONFLICT (checkout_id) DO NOTHING",
+         ON CONFLICT (checkout_id) DO NOTHING"),
         params![
             s.id,
             s.customer_ref,
@@ -95,8 +95,8 @@ pub fn insert(s: &NewSubscription<'_>) -> Stmt {
 }
 
 pub async fn get(db: Db<'_>, id: &str) -> Result<Option<SubscriptionRow>, Problem> {
-    let sql = format!("SELECT {COLUMNS} FROM subscriptions WHERE id = ?");
-    db.first(&sql, params![id]).await
+    let sql = crate::sql!("SELECT ", COLUMNS, " FROM subscriptions WHERE id = ?");
+    db.first(sql, params![id]).await
 }
 
 /// A new card on file gives subscriptions that stopped on a decline another chance: their
@@ -104,17 +104,21 @@ pub async fn get(db: Db<'_>, id: &str) -> Result<Option<SubscriptionRow>, Proble
 pub fn revive_after_new_card(customer_ref: &str, now: i64) -> Vec<Stmt> {
     vec![
         stmt(
-            "UPDATE charges SET next_retry_at = ?, declines = 0, first_failed_at = NULL,
+            crate::sql!(
+                "UPDATE charges SET next_retry_at = ?, declines = 0, first_failed_at = NULL,
                  updated_at = ?
              WHERE customer_ref = ? AND status = 'failed' AND subscription_id IN
                (SELECT id FROM subscriptions WHERE customer_ref = ?
-                  AND status IN ('unpaid', 'past_due') AND current_period = charges.period_index)",
+                  AND status IN ('unpaid', 'past_due') AND current_period = charges.period_index)"
+            ),
             params![now, now, customer_ref, customer_ref],
         ),
         stmt(
-            "UPDATE subscriptions SET status = 'past_due',
+            crate::sql!(
+                "UPDATE subscriptions SET status = 'past_due',
                  status_reason = 'new card on file: retrying the outstanding charge', updated_at = ?
-             WHERE customer_ref = ? AND status = 'unpaid'",
+             WHERE customer_ref = ? AND status = 'unpaid'"
+            ),
             params![now, customer_ref],
         ),
     ]
@@ -172,8 +176,10 @@ pub fn after_decline(
         ),
     };
     stmt(
-        "UPDATE subscriptions SET status = ?, status_reason = ?, updated_at = ?
-         WHERE id = ? AND current_period = ? AND status IN ('active', 'past_due', 'unpaid')",
+        crate::sql!(
+            "UPDATE subscriptions SET status = ?, status_reason = ?, updated_at = ?
+         WHERE id = ? AND current_period = ? AND status IN ('active', 'past_due', 'unpaid')"
+        ),
         params![status, why, now, subscription_id, period],
     )
 }
@@ -182,8 +188,10 @@ pub fn after_decline(
 /// card can cure (no card on file, a card that hard-declined elsewhere): `unpaid`, saying why.
 pub fn after_failure(subscription_id: &str, period: u32, why: &str, now: i64) -> Stmt {
     stmt(
-        "UPDATE subscriptions SET status = 'unpaid', status_reason = ?, updated_at = ?
-         WHERE id = ? AND current_period = ? AND status IN ('active', 'past_due', 'unpaid')",
+        crate::sql!(
+            "UPDATE subscriptions SET status = 'unpaid', status_reason = ?, updated_at = ?
+         WHERE id = ? AND current_period = ? AND status IN ('active', 'past_due', 'unpaid')"
+        ),
         params![why, now, subscription_id, period],
     )
 }
@@ -245,31 +253,37 @@ pub async fn list(
     limit: u32,
 ) -> Result<Vec<SubscriptionRow>, Problem> {
     let (after_at, after_id) = after.map_or((i64::MAX, ""), |(t, id)| (t, id));
-    let sql = format!(
-        "SELECT {COLUMNS} FROM subscriptions
+    let sql = crate::sql!(
+        "SELECT ",
+        COLUMNS,
+        " FROM subscriptions
          WHERE (?1 IS NULL OR customer_ref = ?1) AND (?2 IS NULL OR status = ?2)
            AND (created_at < ?3 OR (created_at = ?3 AND id < ?4) OR ?4 = '')
          ORDER BY created_at DESC, id DESC LIMIT ?5"
     );
     db.all(
-        &sql,
+        sql,
         params![customer_ref, status, after_at, after_id, limit],
     )
     .await
 }
 
-#[derive(Debug, Deserialize, serde::Serialize)]
-pub struct EventRow {
-    pub from_status: Option<String>,
-    pub to_status: String,
-    pub reason: String,
-    pub at: i64,
+crate::row! {
+    #[derive(Debug, serde::Serialize)]
+    pub struct EventRow {
+        pub from_status: Option<String>,
+        pub to_status: String,
+        pub reason: String,
+        pub at: i64,
+    }
 }
 
 pub async fn events(db: Db<'_>, id: &str) -> Result<Vec<EventRow>, Problem> {
     db.all(
-        "SELECT from_status, to_status, reason, at FROM subscription_events
-         WHERE subscription_id = ? ORDER BY id",
+        crate::sql!(
+            "SELECT from_status, to_status, reason, at FROM subscription_events
+         WHERE subscription_id = ? ORDER BY id"
+        ),
         params![id],
     )
     .await

@@ -114,7 +114,7 @@ fn vault_failure(action: &str, error: &worker::kv::KvError) -> Problem {
     crate::log::emit_plain(
         crate::log::Level::Error,
         "kv error",
-        serde_json::json!({"action": action, "error": error.to_string()}),
+        crate::fields! {"action": action, "error": error.to_string()},
     );
     Problem::internal("The card vault could not be reached. Retry the request.")
 }
