@@ -38,7 +38,11 @@ fn latencies() -> Vec<u64> {
     match std::env::var("BENCH_LATENCIES_MS") {
         Ok(list) if !list.trim().is_empty() => list
             .split(',')
-            .map(|ms| ms.trim().parse().expect("BENCH_LATENCIES_MS: milliseconds, comma-separated"))
+            .map(|ms| {
+                ms.trim()
+                    .parse()
+                    .expect("BENCH_LATENCIES_MS: milliseconds, comma-separated")
+            })
             .collect(),
         _ => LATENCIES_MS.to_vec(),
     }
@@ -124,7 +128,6 @@ fn main() {
         // Each invocation logs its line once its batch is done: wait for all of them.
         let costs = loop {
             let mut costs = Costs::default();
-            costs.add_usage(&report["usage"]);
             let log = s.worker_log();
             let lines: Vec<&str> = log.lines().collect();
             for line in &lines[log_seen.min(lines.len())..] {
@@ -167,6 +170,19 @@ fn main() {
             costs.invocations,
             costs.charges,
             completed.as_secs_f64()
+        );
+        // The columns above are the consumers' own costs per charge; the tick that closed the
+        // periods and enqueued the charges adds its share once per round.
+        let mut tick_costs = Costs::default();
+        tick_costs.add_usage(&report["usage"]);
+        println!(
+            "{:>8} the tick: {} rounds, {} charges enqueued, {} D1 round trips ({} statements): {:.3} D1 round trips per charge more",
+            "",
+            report["rounds"],
+            report["chargesEnqueued"],
+            tick_costs.d1_calls,
+            tick_costs.d1_queries,
+            per(tick_costs.d1_calls),
         );
         set_latency(&s, 0);
     }
