@@ -3,24 +3,48 @@
 //! characters are refused, and every error names the field and the rule it broke
 //! (`description: required`), never the parser's own text. Pure: tested natively.
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::http::problem::{FieldError, Problem};
 
-/// A JSON value parsed with duplicate object members refused at every depth: with two
-/// `"amount"` members a reader could act on one and a log or a fingerprint on the other.
-struct Strict(Value);
-
 const DUPLICATE: &str = "duplicate member ";
 
-impl<'de> de::Deserialize<'de> for Strict {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StrictVisitor).map(Strict)
-    }
+/// What a parse does with an object that names a member twice.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Duplicates {
+    /// The whole text is refused: with two `"amount"` members a reader could act on one and a
+    /// log or a fingerprint on the other.
+    Refuse,
+    /// The last one is kept, and the object records the names given twice under
+    /// [`DUPLICATED`], so that a reader can refuse exactly the members it reads (see
+    /// `crate::json_read`).
+    Mark,
 }
 
-struct StrictVisitor;
+/// The member under which [`Duplicates::Mark`] lists an object's duplicated names (a name no
+/// JSON text of ours or of the provider uses).
+pub const DUPLICATED: &str = "\u{0}duplicated";
+
+/// Parses one JSON value (and nothing after it but whitespace), handling duplicate object
+/// members at every depth as `duplicates` says.
+pub fn parse_value(bytes: &[u8], duplicates: Duplicates) -> Result<Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = StrictVisitor(duplicates).deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+#[derive(Clone, Copy)]
+struct StrictVisitor(Duplicates);
+
+impl<'de> DeserializeSeed<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
 
 impl<'de> Visitor<'de> for StrictVisitor {
     type Value = Value;
@@ -53,23 +77,37 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(Value::Null)
     }
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(StrictVisitor)
+        d.deserialize_any(self)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
-        while let Some(Strict(item)) = seq.next_element()? {
+        while let Some(item) = seq.next_element_seed(self)? {
             items.push(item);
         }
         Ok(Value::Array(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
+        let mut duplicated = Vec::new();
         while let Some(key) = access.next_key::<String>()? {
-            if map.contains_key(&key) {
+            if key == DUPLICATED && self.0 == Duplicates::Mark {
+                // No reader reads a member of that name: one in the text itself is dropped, so
+                // that it can never pass for the list of duplicated names.
+                access.next_value::<de::IgnoredAny>()?;
+                continue;
+            }
+            let seen = map.contains_key(&key);
+            if seen && self.0 == Duplicates::Refuse {
                 return Err(de::Error::custom(format!("{DUPLICATE}{}", shown(&key))));
             }
-            let Strict(value) = access.next_value()?;
+            let value = access.next_value_seed(self)?;
+            if seen {
+                duplicated.push(Value::String(key.clone()));
+            }
             map.insert(key, value);
+        }
+        if !duplicated.is_empty() {
+            map.insert(DUPLICATED.to_owned(), Value::Array(duplicated));
         }
         Ok(Value::Object(map))
     }
@@ -97,8 +135,8 @@ pub fn object(bytes: &[u8]) -> Result<Map<String, Value>, Problem> {
             "required (a JSON object)",
         )]));
     }
-    let value = match serde_json::from_slice::<Strict>(bytes) {
-        Ok(Strict(value)) => value,
+    let value = match parse_value(bytes, Duplicates::Refuse) {
+        Ok(value) => value,
         Err(e) if e.is_data() => {
             // Only our own duplicate-member error is a data error here: every JSON value is
             // accepted by the visitor. The message is ours; the parser's position is dropped.

@@ -13,6 +13,7 @@ pub mod config;
 pub mod context;
 pub mod http;
 pub mod input;
+pub mod json_read;
 pub mod log;
 pub mod merchant_webhook;
 pub mod meter;

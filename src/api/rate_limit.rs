@@ -1,6 +1,8 @@
 //! The Workers Rate Limiting binding in front of the routes browsers call: per customer when a
 //! session names one, per client address otherwise.
 
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Env, Request};
 
 use crate::config::{Config, RATE_LIMIT_BINDING, RATE_LIMIT_PERIOD_SECONDS};
@@ -48,18 +50,40 @@ pub async fn check(env: &Env, config: &Config, subject: &Subject<'_>) -> Result<
         );
         Problem::misconfigured("The rate limiter is not configured.")
     })?;
-    match limiter.limit(subject.key()).await {
-        Ok(outcome) if outcome.success => Ok(()),
-        Ok(_) => Err(Problem::too_many_requests(RATE_LIMIT_PERIOD_SECONDS)),
-        Err(e) => {
+    match limit(limiter.as_ref(), &subject.key()).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Problem::too_many_requests(RATE_LIMIT_PERIOD_SECONDS)),
+        Err(error) => {
             log::emit_plain(
                 Level::Warn,
                 "rate limiter failed, request let through",
-                crate::fields! {"error": e.to_string()},
+                crate::fields! {"error": error},
             );
             Ok(())
         }
     }
+}
+
+/// `limiter.limit({key})` and its `success`, called on the binding directly: the workers crate's
+/// `RateLimiter::limit` does the same through `serde_wasm_bindgen`, whose decoder (with its
+/// error texts) is otherwise not needed. An answer without a boolean `success` is an error, as
+/// it was there.
+async fn limit(limiter: &JsValue, key: &str) -> Result<bool, String> {
+    let js_error = |e: JsValue| format!("js error: {e:?}");
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(&options, &"key".into(), &key.into()).map_err(js_error)?;
+    let call = js_sys::Reflect::get(limiter, &"limit".into())
+        .map_err(js_error)?
+        .dyn_into::<js_sys::Function>()
+        .map_err(|_| "the binding has no limit function".to_owned())?;
+    let promise = call.call1(limiter, &options).map_err(js_error)?;
+    let outcome = JsFuture::from(js_sys::Promise::resolve(&promise))
+        .await
+        .map_err(js_error)?;
+    js_sys::Reflect::get(&outcome, &"success".into())
+        .ok()
+        .and_then(|success| success.as_bool())
+        .ok_or_else(|| "the answer has no boolean success".to_owned())
 }
 
 /// For `/health`: whether the binding the configuration asks for exists.

@@ -4,8 +4,8 @@
 use std::pin::pin;
 use std::time::Duration;
 
+use crate::json_read::FromJson;
 use futures_util::future::{Either, select};
-use serde::de::DeserializeOwned;
 use worker::{AbortController, Delay, Fetch, Headers, Method};
 
 use super::envelope::{PspError, interpret};
@@ -75,13 +75,10 @@ impl<'a> PspClient<'a> {
     /// the order any more, which is what lets a charge with an unknown attempt move on safely.
     pub async fn cancel_order(&self, order_id: &str) -> Result<(), PspError> {
         let path = format!("/orders/{}", path_segment(order_id)?);
-        let _: serde_json::Value = self
-            .call(Method::Delete, &path, None, "cancel_order")
-            .await?;
-        Ok(())
+        self.call(Method::Delete, &path, None, "cancel_order").await
     }
 
-    async fn call<T: DeserializeOwned>(
+    async fn call<T: FromJson>(
         &self,
         method: Method,
         path: &str,

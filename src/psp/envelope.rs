@@ -2,8 +2,9 @@
 //! path is whether the provider *definitely did nothing* (a refusal) or the outcome is *unknown*
 //! (timeout, 5xx, unreadable body), which must be reconciled before anything is retried.
 
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::json_read::{self, FromJson, Object};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PspError {
@@ -76,15 +77,28 @@ impl std::fmt::Display for PspError {
     }
 }
 
-#[derive(Deserialize)]
-struct Envelope<T> {
+/// What the provider's envelope says: `status`, `message` and `data`, each optional.
+struct Envelope {
     status: Option<String>,
-    data: Option<T>,
+    data: Value,
     message: Option<String>,
 }
 
+impl Envelope {
+    fn read(body: &[u8]) -> Option<Envelope> {
+        let value = json_read::parse(body)?;
+        let o = Object::new(&value)?;
+        let read = Envelope {
+            status: o.optional_text("status"),
+            data: o.get("data").cloned().unwrap_or(Value::Null),
+            message: o.optional_text("message"),
+        };
+        o.finish(read)
+    }
+}
+
 /// Interprets one answer. `T` is the type of `data`.
-pub fn interpret<T: DeserializeOwned>(http_status: u16, body: &[u8]) -> Result<T, PspError> {
+pub fn interpret<T: FromJson>(http_status: u16, body: &[u8]) -> Result<T, PspError> {
     match http_status {
         401 | 403 => return Err(PspError::Unauthorized),
         404 => return Err(PspError::NotFound),
@@ -100,15 +114,14 @@ pub fn interpret<T: DeserializeOwned>(http_status: u16, body: &[u8]) -> Result<T
             });
         }
     }
-    let parsed = serde_json::from_slice::<Envelope<serde_json::Value>>(body);
-    let envelope = match parsed {
-        Ok(e) => e,
-        Err(_) if (400..=499).contains(&http_status) => {
+    let envelope = match Envelope::read(body) {
+        Some(e) => e,
+        None if (400..=499).contains(&http_status) => {
             return Err(PspError::Rejected {
                 status: http_status,
             });
         }
-        Err(_) => return Err(PspError::Garbage),
+        None => return Err(PspError::Garbage),
     };
     // A business error wins over the HTTP code: the provider answers them with 200/201.
     if envelope.status.as_deref() == Some("ERROR") {
@@ -123,8 +136,11 @@ pub fn interpret<T: DeserializeOwned>(http_status: u16, body: &[u8]) -> Result<T
     if envelope.status.as_deref() != Some("SUCCESS") {
         return Err(PspError::Garbage);
     }
-    let data = envelope.data.unwrap_or(serde_json::Value::Null);
-    serde_json::from_value(data).map_err(|_| PspError::Garbage)
+    // Only the envelope's own members are refused when named twice; within `data` the last
+    // one stands, as it always has.
+    let mut data = envelope.data;
+    json_read::forget_duplicates(&mut data);
+    T::from_json(&data).ok_or(PspError::Garbage)
 }
 
 /// Splits `"OR_0037: Invalid total order price"` into code and message, and scrubs the message
@@ -241,6 +257,77 @@ mod tests {
             assert_eq!(e, PspError::Garbage, "{}", String::from_utf8_lossy(body));
             assert!(e.outcome_unknown());
         }
+    }
+
+    #[test]
+    fn envelope_members_named_twice_are_unreadable_but_data_keeps_its_last() {
+        for body in [
+            &br#"{"status":"SUCCESS","status":"ERROR","data":{"orderId":"a"}}"#[..],
+            br#"{"status":"SUCCESS","data":{"orderId":"a"},"data":{"orderId":"b"}}"#,
+            br#"{"status":"SUCCESS","status":3,"data":{"orderId":"a"}}"#,
+        ] {
+            let e = interpret::<CreatedOrder>(201, body).unwrap_err();
+            assert_eq!(e, PspError::Garbage, "{}", String::from_utf8_lossy(body));
+        }
+        let o: CreatedOrder = interpret(
+            201,
+            br#"{"status":"SUCCESS","x":1,"x":2,"data":{"orderId":"a","orderId":"b"}}"#,
+        )
+        .unwrap();
+        assert_eq!(o.order_id, "b");
+    }
+
+    #[test]
+    fn answers_are_read_by_the_rules_of_their_types() {
+        use crate::psp::types::{OrderStatus, Token};
+        let status = |data: &str| {
+            interpret::<OrderStatus>(
+                200,
+                format!(r#"{{"status":"SUCCESS","data":{data}}}"#).as_bytes(),
+            )
+        };
+        let s = status(r#"{"orderStatus":"PENDING"}"#).unwrap();
+        assert!(s.payments.is_empty());
+        let s = status(
+            r#"{"orderStatus":"X","payments":[
+                {"paymentId":"p","paymentStatus":"S","amount":" 12 "},
+                {"paymentId":"q","paymentStatus":"S","amount":"twelve"},
+                {"paymentId":"r","paymentStatus":"S","amount":null,"paymentMethod":null}]}"#,
+        )
+        .unwrap();
+        let amounts: Vec<_> = s.payments.iter().map(|p| p.amount).collect();
+        assert_eq!(amounts, [Some(12), None, None]);
+        for bad in [
+            r#"{"orderStatus":"X","payments":null}"#,
+            r#"{"orderStatus":"X","payments":[{"paymentId":"p","paymentStatus":"S","amount":1.5}]}"#,
+            r#"{"orderStatus":"X","payments":[{"paymentId":"p","paymentStatus":"S","amount":true}]}"#,
+            r#"{"orderStatus":"X","payments":[{"paymentId":"p"}]}"#,
+            r#"{"orderStatus":null}"#,
+        ] {
+            assert_eq!(status(bad), Err(PspError::Garbage), "{bad}");
+        }
+        let tokens = |data: &str| {
+            interpret::<Option<Vec<Token>>>(
+                200,
+                format!(r#"{{"status":"SUCCESS","data":{data}}}"#).as_bytes(),
+            )
+        };
+        assert_eq!(tokens("null"), Ok(None));
+        assert_eq!(
+            tokens(r#"[{"tokenId":"t","expiryMonth":12,"expiryYear":2030}]"#)
+                .unwrap()
+                .unwrap()[0]
+                .expiry_month,
+            Some(12)
+        );
+        assert_eq!(
+            tokens(r#"[{"tokenId":"t","expiryMonth":300}]"#),
+            Err(PspError::Garbage)
+        );
+        assert_eq!(
+            interpret::<CreatedOrder>(201, br#"{"status":"SUCCESS"}"#),
+            Err(PspError::Garbage)
+        );
     }
 
     #[test]

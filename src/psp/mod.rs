@@ -4,6 +4,8 @@
 pub mod client;
 pub mod envelope;
 pub mod outcome;
+#[cfg(test)]
+mod read_equivalence;
 pub mod signature;
 pub mod types;
 pub mod webhook;

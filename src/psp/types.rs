@@ -1,7 +1,10 @@
 //! The provider's request and response bodies, in the formal API reference's
 //! form: flat paths, `controlFunctions.online.enforceTokenization`, `paymentMethodParams.tokenId`.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::json_read::{FromJson, Object};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -117,60 +120,106 @@ impl std::fmt::Debug for PaymentMethodParams {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CreatedOrder {
     pub order_id: String,
-    #[serde(default)]
     pub payment_page_link: Option<String>,
-    #[serde(default)]
     pub payment_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+impl FromJson for CreatedOrder {
+    fn from_json(value: &Value) -> Option<Self> {
+        let o = Object::new(value)?;
+        let read = CreatedOrder {
+            order_id: o.text("orderId"),
+            payment_page_link: o.optional_text("paymentPageLink"),
+            payment_id: o.optional_text("paymentId"),
+        };
+        o.finish(read)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct InitiatedPayment {
     pub payment_id: String,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+impl FromJson for InitiatedPayment {
+    fn from_json(value: &Value) -> Option<Self> {
+        let o = Object::new(value)?;
+        let read = InitiatedPayment {
+            payment_id: o.text("paymentId"),
+        };
+        o.finish(read)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct OrderStatus {
     pub order_status: String,
-    #[serde(default)]
     pub payments: Vec<PaymentStatus>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+impl FromJson for OrderStatus {
+    fn from_json(value: &Value) -> Option<Self> {
+        let o = Object::new(value)?;
+        let read = OrderStatus {
+            order_status: o.text("orderStatus"),
+            payments: o.list("payments"),
+        };
+        o.finish(read)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct PaymentStatus {
     pub payment_id: String,
     pub payment_status: String,
-    #[serde(default)]
     pub payment_method: Option<String>,
-    #[serde(default, deserialize_with = "lenient_amount")]
     pub amount: Option<i64>,
-    #[serde(default)]
     pub failure_reason: Option<String>,
 }
 
+impl FromJson for PaymentStatus {
+    fn from_json(value: &Value) -> Option<Self> {
+        let o = Object::new(value)?;
+        let read = PaymentStatus {
+            payment_id: o.text("paymentId"),
+            payment_status: o.text("paymentStatus"),
+            payment_method: o.optional_text("paymentMethod"),
+            amount: lenient_amount(&o, "amount"),
+            failure_reason: o.optional_text("failureReason"),
+        };
+        o.finish(read)
+    }
+}
+
 /// A card token as the provider returns it. Deliberately not `Debug`-printable with its id.
-#[derive(Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, PartialEq)]
 pub struct Token {
     pub token_id: String,
-    #[serde(default)]
     pub card_brand: Option<String>,
-    #[serde(default)]
     pub cardholder_name: Option<String>,
-    #[serde(default)]
     pub expiry_month: Option<u8>,
-    #[serde(default)]
     pub expiry_year: Option<u16>,
-    #[serde(default)]
     pub truncated_pan: Option<String>,
-    #[serde(default)]
     pub created_at: Option<String>,
+}
+
+impl FromJson for Token {
+    fn from_json(value: &Value) -> Option<Self> {
+        let o = Object::new(value)?;
+        let read = Token {
+            token_id: o.text("tokenId"),
+            card_brand: o.optional_text("cardBrand"),
+            cardholder_name: o.optional_text("cardholderName"),
+            expiry_month: o.optional_integer("expiryMonth"),
+            expiry_year: o.optional_integer("expiryYear"),
+            truncated_pan: o.optional_text("truncatedPan"),
+            created_at: o.optional_text("createdAt"),
+        };
+        o.finish(read)
+    }
 }
 
 impl std::fmt::Debug for Token {
@@ -183,19 +232,14 @@ impl std::fmt::Debug for Token {
     }
 }
 
-/// `amount` is a string in some provider payloads and a number in others.
-pub fn lenient_amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Int(i64),
-        Text(String),
+/// `amount` is a string in some provider payloads and a number in others. A whole number is
+/// the amount; text is trimmed and read as one (text that is not one gives no amount); any
+/// other value is not an answer of the provider's.
+fn lenient_amount(o: &Object<'_>, name: &str) -> Option<i64> {
+    match o.get(name)? {
+        Value::String(text) => text.trim().parse().ok(),
+        _ => o.optional_integer(name),
     }
-    Ok(match Option::<Raw>::deserialize(d)? {
-        None => None,
-        Some(Raw::Int(n)) => Some(n),
-        Some(Raw::Text(s)) => s.trim().parse().ok(),
-    })
 }
 
 /// Provider payment and order states, as far as this backend needs to tell them apart.
@@ -288,7 +332,7 @@ mod tests {
 
     #[test]
     fn status_parses_the_contract_example_with_string_or_number_amounts() {
-        let s: OrderStatus = serde_json::from_value(json!({
+        let s = OrderStatus::from_json(&json!({
             "orderStatus": "PAYMENT_COMPLETED",
             "payments": [
                 {"paymentId": "p1", "paymentStatus": "PAYMENT_COMPLETED", "paymentMethod": "CTOKEN",
@@ -321,7 +365,7 @@ mod tests {
 
     #[test]
     fn tokens_parse_and_hide_their_id() {
-        let t: Vec<Token> = serde_json::from_value(json!([{
+        let t = Vec::<Token>::from_json(&json!([{
             "cardBrand": "VISA", "cardholderName": "Ada L", "tokenId": "822d544dc48c200308",
             "createdAt": "2026-04-25T11:22:24.845Z", "expiryMonth": 7, "expiryYear": 2030,
             "truncatedPan": "1111", "cardArt": "AAAA"

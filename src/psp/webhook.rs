@@ -1,35 +1,64 @@
 //! The provider's webhook body, as far as routing needs it. The body is a hint: what it says
 //! about money is always confirmed by reading the order status.
 
-use serde::Deserialize;
+use serde_json::Value;
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+use crate::json_read::{self, FromJson, Object};
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct WebhookEvent {
     pub event_type: String,
     pub metadata: Metadata,
-    #[serde(default)]
     pub data: Option<EventData>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+impl FromJson for WebhookEvent {
+    fn from_json(value: &Value) -> Option<Self> {
+        let o = Object::new(value)?;
+        let read = WebhookEvent {
+            event_type: o.text("eventType"),
+            metadata: o.required_as("metadata").unwrap_or_default(),
+            data: o.optional("data"),
+        };
+        o.finish(read)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Metadata {
     pub event_id: String,
     /// Epoch milliseconds.
-    #[serde(default)]
     pub created: Option<i64>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+impl FromJson for Metadata {
+    fn from_json(value: &Value) -> Option<Self> {
+        let o = Object::new(value)?;
+        let read = Metadata {
+            event_id: o.text("eventId"),
+            created: o.optional_integer("created"),
+        };
+        o.finish(read)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct EventData {
-    #[serde(default)]
     pub order_id: Option<String>,
-    #[serde(default)]
     pub reference_id: Option<String>,
-    #[serde(default, rename = "type")]
     pub kind: Option<String>,
+}
+
+impl FromJson for EventData {
+    fn from_json(value: &Value) -> Option<Self> {
+        let o = Object::new(value)?;
+        let read = EventData {
+            order_id: o.optional_text("orderId"),
+            reference_id: o.optional_text("referenceId"),
+            kind: o.optional_text("type"),
+        };
+        o.finish(read)
+    }
 }
 
 /// Whether an event of this type announces a final outcome.
@@ -45,7 +74,7 @@ pub fn announces_outcome(event_type: &str) -> bool {
 
 impl WebhookEvent {
     pub fn parse(body: &[u8]) -> Option<WebhookEvent> {
-        let event: WebhookEvent = serde_json::from_slice(body).ok()?;
+        let event = WebhookEvent::from_json(&json_read::parse(body)?)?;
         let id = &event.metadata.event_id;
         let id_ok = !id.is_empty()
             && id.len() <= 64
