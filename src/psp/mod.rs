@@ -5,7 +5,7 @@ pub mod client;
 pub mod envelope;
 pub mod outcome;
 #[cfg(test)]
-mod read_equivalence;
+pub(crate) mod read_equivalence;
 pub mod signature;
 pub mod types;
 pub mod webhook;

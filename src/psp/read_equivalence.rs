@@ -392,7 +392,7 @@ fn objects(value: &Value, path: Vec<Step>, out: &mut Vec<(Vec<Step>, Vec<String>
 }
 
 /// `valid` itself and its broken variants, as JSON texts.
-fn variants(valid: &Value) -> Vec<String> {
+pub(crate) fn variants(valid: &Value) -> Vec<String> {
     let mut found = Vec::new();
     objects(valid, Vec::new(), &mut found);
     let mut out = vec![valid.to_string()];

@@ -425,7 +425,7 @@ impl CheckoutRow {
     pub fn plan(&self) -> Result<Plan, Problem> {
         self.plan
             .as_deref()
-            .and_then(|p| serde_json::from_str(p).ok())
+            .and_then(Plan::from_snapshot)
             .ok_or_else(|| Problem::internal("A checkout's plan snapshot is unreadable."))
     }
 

@@ -214,7 +214,7 @@ pub fn to_model(row: &SubscriptionRow) -> Result<Subscription, Problem> {
     let pending = match &row.pending_plan {
         None => None,
         Some(json) => {
-            let plan: Plan = serde_json::from_str(json).map_err(|_| broken())?;
+            let plan = Plan::from_snapshot(json).ok_or_else(broken)?;
             Some(terms_of(&plan))
         }
     };
