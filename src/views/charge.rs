@@ -8,6 +8,15 @@ use crate::billing::decline::{DeclineClass, classify};
 use crate::billing::time::format_rfc3339;
 use crate::store::charges::ChargeRow;
 
+/// The merchant's metadata as stored with the charge (JSON text of an object of strings,
+/// written by us). Read by the parser every body goes through, the last of a member named
+/// twice standing, as a plain `serde_json` parse into a `Value` would have it.
+fn stored_metadata(text: &str) -> Option<Value> {
+    let mut value = crate::json_read::parse(text.as_bytes())?;
+    crate::json_read::forget_duplicates(&mut value);
+    Some(value)
+}
+
 /// A charge as the merchant's backend sees it: never the token, never provider free text.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -77,10 +86,7 @@ pub fn charge(c: &ChargeRow) -> ChargeView<'_> {
         amount: c.amount,
         currency: &c.currency,
         description: &c.description,
-        metadata: c
-            .metadata
-            .as_deref()
-            .and_then(|m| serde_json::from_str(m).ok()),
+        metadata: c.metadata.as_deref().and_then(stored_metadata),
         subscription_id: c.subscription_id.as_deref(),
         period_index: c.period_index,
         failure_reason: (status == "failed")
@@ -99,5 +105,28 @@ pub fn charge(c: &ChargeRow) -> ChargeView<'_> {
         created_at: format_rfc3339(c.created_at),
         updated_at: format_rfc3339(c.updated_at),
         settled_at: c.settled_at.map(format_rfc3339),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_metadata_reads_as_a_plain_parse_would() {
+        for text in [
+            r#"{"order":"A-17","note":"ünïcode \"quoted\""}"#,
+            r#"{}"#,
+            r#"{"a":"1","a":"2"}"#,
+            r#"{"n":{"deep":[1,2.5,null,true]}}"#,
+            "not json",
+            r#"{"a":"1"} x"#,
+        ] {
+            assert_eq!(
+                stored_metadata(text),
+                serde_json::from_str::<Value>(text).ok(),
+                "{text}"
+            );
+        }
     }
 }
