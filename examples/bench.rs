@@ -119,6 +119,7 @@ fn main() {
     for ((group, latency), tokens) in latencies.iter().copied().enumerate().zip(groups) {
         let due = format!("2027-02-{:02}T06:00:00Z", day(group));
         set_latency(&s, latency);
+        let window_start = s.worker_log().lines().count();
         let started = Instant::now();
         let report = flows::tick(&s, &due);
         assert_eq!(report["periodsClosed"].as_u64(), Some(n as u64), "{report}");
@@ -146,6 +147,7 @@ fn main() {
             }
             std::thread::sleep(Duration::from_millis(100));
         };
+        let webhooks = webhook_costs(&s, window_start, 3 * n);
         let sequential = plain_loop(&s, &tokens, 1);
         let threaded = plain_loop(&s, &tokens, 6);
         let per = |x: f64| x / costs.charges.max(1.0);
@@ -170,6 +172,14 @@ fn main() {
             costs.invocations,
             costs.charges,
             completed.as_secs_f64()
+        );
+        println!(
+            "{:>8} the provider's webhooks: {:.2} a charge; recorded in 1 D1 round trip (2 statements) each, then confirmed in {:.2} D1 round trips ({:.2} statements) and {:.2} provider calls a charge",
+            "",
+            webhooks.invocations / n as f64,
+            webhooks.d1_calls / n as f64,
+            webhooks.d1_queries / n as f64,
+            webhooks.subrequests / n as f64,
         );
         // The columns above are the consumers' own costs per charge; the tick that closed the
         // periods and enqueued the charges adds its share once per round.
@@ -199,6 +209,28 @@ fn main() {
         "\nprovider ledger: {renewals} completed renewal payments for {} renewals (plus the loops' own)",
         n * latencies.len()
     );
+}
+
+/// The worker's costs of confirming the provider's webhooks logged since line `from` (one
+/// `webhook confirmed` line each, with what its confirmation cost): waits for `expected` of
+/// them, or 60 s, since they trail the payments they announce.
+fn webhook_costs(s: &Stack, from: usize, expected: usize) -> Costs {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut costs = Costs::default();
+        for line in s.worker_log().lines().skip(from) {
+            if let Ok(v) = serde_json::from_str::<Value>(line)
+                && v["msg"] == "webhook confirmed"
+            {
+                costs.invocations += 1.0;
+                costs.add_usage(&v);
+            }
+        }
+        if costs.invocations as usize >= expected || Instant::now() > deadline {
+            return costs;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Subscribes `n` customers of a group through the API (session, checkout, hosted payment);

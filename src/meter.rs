@@ -27,6 +27,19 @@ pub struct Usage {
     pub kv_writes: u32,
 }
 
+impl Usage {
+    /// What was spent between `earlier` and this reading of the same meter.
+    pub fn since(&self, earlier: &Usage) -> Usage {
+        Usage {
+            subrequests: self.subrequests.saturating_sub(earlier.subrequests),
+            d1_calls: self.d1_calls.saturating_sub(earlier.d1_calls),
+            d1_queries: self.d1_queries.saturating_sub(earlier.d1_queries),
+            kv_reads: self.kv_reads.saturating_sub(earlier.kv_reads),
+            kv_writes: self.kv_writes.saturating_sub(earlier.kv_writes),
+        }
+    }
+}
+
 impl Meter {
     pub fn subrequest(&self) {
         self.subrequests.set(self.subrequests.get() + 1);
@@ -86,5 +99,18 @@ mod tests {
             }
         );
         assert_eq!(m.platform_calls(), 4);
+    }
+
+    #[test]
+    fn what_one_step_spent_is_the_difference_of_two_readings() {
+        let m = Meter::default();
+        m.d1(2);
+        let before = m.usage();
+        m.d1(3);
+        m.subrequest();
+        m.kv_write();
+        let step = m.usage().since(&before);
+        assert_eq!((step.d1_calls, step.d1_queries), (1, 3));
+        assert_eq!((step.subrequests, step.kv_writes, step.kv_reads), (1, 1, 0));
     }
 }

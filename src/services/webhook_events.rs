@@ -116,6 +116,7 @@ const CONFIRM_FOR_MS: i64 = 24 * 3_600_000;
 
 /// Confirms one recorded event by reading its order's status, and records how that went.
 pub async fn confirm(ctx: &Ctx, event: &Received) -> Result<Handled, Problem> {
+    let before = ctx.meter.usage();
     let handled = match &event.order_id {
         None => Handled::Ignored,
         Some(order_id) => handle_order(ctx, event, order_id).await?,
@@ -136,6 +137,9 @@ pub async fn confirm(ctx: &Ctx, event: &Received) -> Result<Handled, Problem> {
             params![outcome, next_check_at, outcome, now, &event.event_id],
         )
         .await?;
+    // What confirming this one event cost (recording it was one D1 round trip), for operators
+    // sizing D1 and for `make bench`: the webhooks of a renewal are part of its price.
+    let usage = ctx.meter.usage().since(&before);
     ctx.log.info(
         "webhook confirmed",
         crate::fields! {
@@ -143,6 +147,9 @@ pub async fn confirm(ctx: &Ctx, event: &Received) -> Result<Handled, Problem> {
             "type": event.event_type,
             "orderId": event.order_id,
             "outcome": handled.name(),
+            "d1Calls": usage.d1_calls,
+            "d1Queries": usage.d1_queries,
+            "subrequests": usage.subrequests,
         },
     );
     Ok(handled)

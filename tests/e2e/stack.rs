@@ -175,10 +175,9 @@ exit 0"#;
             .args(["--port", &port.to_string(), "--host", "127.0.0.1"])
             .args(["--api-key", API_KEY, "--api-secret", API_SECRET])
             .args(["--webhook-secret", WEBHOOK_SECRET])
-            .args([
-                "--state",
-                &self.dir.join("sandbox-state.json").to_string_lossy(),
-            ])
+            // No state file: a stack's sandbox lives as long as the stack, and writing its whole
+            // ledger after every change would make the provider, not the worker, what a test or
+            // the benchmark measures.
             .args(&self.sandbox_args)
             .stdout(Stdio::piped())
             .stderr(log)
@@ -404,7 +403,8 @@ impl Drop for Stack {
         if let Some(child) = self.sandbox_process.take() {
             kill_group(child, "TERM");
         }
-        if !std::thread::panicking() {
+        // E2E_KEEP=1 keeps every stack's directory (logs, local D1) for a look afterwards.
+        if !std::thread::panicking() && std::env::var_os("E2E_KEEP").is_none() {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
