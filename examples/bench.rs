@@ -174,7 +174,7 @@ fn main() {
             completed.as_secs_f64()
         );
         println!(
-            "{:>8} the provider's webhooks: {:.2} a charge; recorded in 1 D1 round trip (2 statements) each, then confirmed in {:.2} D1 round trips ({:.2} statements) and {:.2} provider calls a charge",
+            "{:>8} the provider's webhooks: {:.2} a charge, recorded and confirmed in {:.2} D1 round trips ({:.2} statements) and {:.2} provider calls a charge",
             "",
             webhooks.invocations / n as f64,
             webhooks.d1_calls / n as f64,
@@ -211,8 +211,8 @@ fn main() {
     );
 }
 
-/// The worker's costs of confirming the provider's webhooks logged since line `from` (one
-/// `webhook confirmed` line each, with what its confirmation cost): waits for `expected` of
+/// The worker's costs of the provider's webhooks logged since line `from` (one `webhook
+/// confirmed` line each, with what recording and confirming it cost): waits for `expected` of
 /// them, or 60 s, since they trail the payments they announce.
 fn webhook_costs(s: &Stack, from: usize, expected: usize) -> Costs {
     let deadline = Instant::now() + Duration::from_secs(60);

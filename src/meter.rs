@@ -28,6 +28,17 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Both spendings together.
+    pub fn plus(&self, other: &Usage) -> Usage {
+        Usage {
+            subrequests: self.subrequests + other.subrequests,
+            d1_calls: self.d1_calls + other.d1_calls,
+            d1_queries: self.d1_queries + other.d1_queries,
+            kv_reads: self.kv_reads + other.kv_reads,
+            kv_writes: self.kv_writes + other.kv_writes,
+        }
+    }
+
     /// What was spent between `earlier` and this reading of the same meter.
     pub fn since(&self, earlier: &Usage) -> Usage {
         Usage {
@@ -112,5 +123,6 @@ mod tests {
         let step = m.usage().since(&before);
         assert_eq!((step.d1_calls, step.d1_queries), (1, 3));
         assert_eq!((step.subrequests, step.kv_writes, step.kv_reads), (1, 1, 0));
+        assert_eq!(before.plus(&step), m.usage());
     }
 }

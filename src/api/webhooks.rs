@@ -44,8 +44,12 @@ pub async fn receive(
                 .detail("The event could not be recorded; deliver it again later.")
                 .header("Retry-After", "5")
         })?;
-    if recorded == (Recorded::Duplicate { settled: true }) {
-        return respond::json_text(200, r#"{"duplicate":true,"received":true}"#.to_owned());
+    match recorded {
+        Recorded::Duplicate { settled: true } => {
+            return respond::json_text(200, r#"{"duplicate":true,"received":true}"#.to_owned());
+        }
+        Recorded::Noted => return respond::json_text(200, r#"{"received":true}"#.to_owned()),
+        Recorded::New | Recorded::Duplicate { settled: false } => {}
     }
     let now = ctx.now().await?;
     let received = Received {
@@ -58,12 +62,13 @@ pub async fn receive(
         checks: 0,
         received_at: now,
     };
+    let recorded_cost = ctx.meter.usage();
     let env = env.clone();
     let config = ctx.config.clone();
     let log = ctx.log.clone();
     worker_ctx.wait_until(async move {
         let confirmed = match Ctx::with_log(&env, config, log.clone()) {
-            Ok(ctx) => match webhook_events::confirm(&ctx, &received).await {
+            Ok(ctx) => match webhook_events::confirm(&ctx, &received, recorded_cost).await {
                 // What the confirmation changed leaves for the merchant now.
                 Ok(_) => crate::services::events::dispatch(&ctx).await.map(|_| ()),
                 Err(p) => Err(p),

@@ -5,6 +5,7 @@
 
 use crate::context::Ctx;
 use crate::http::problem::Problem;
+use crate::meter::Usage;
 use crate::params;
 use crate::psp::webhook::{WebhookEvent, announces_outcome};
 use crate::services::activation::{self, Activation};
@@ -30,11 +31,13 @@ crate::row! {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Recorded {
+    /// Recorded; its confirmation follows.
     New,
+    /// Recorded and settled at once: it announces no outcome, for an order of ours that is in
+    /// use, so there is nothing to confirm (see [`handle_order`]).
+    Noted,
     /// Seen before; `settled` when its confirmation is done.
-    Duplicate {
-        settled: bool,
-    },
+    Duplicate { settled: bool },
 }
 
 /// Records a verified event. Only a failure to record it keeps the provider from its 200.
@@ -46,35 +49,66 @@ pub async fn record(ctx: &Ctx, event: &WebhookEvent, stale: bool) -> Result<Reco
     }
     let now = ctx.now().await?;
     let reference = if stale { None } else { event.reference_id() };
-    let results = ctx
-        .db()
-        .batch_results(vec![
-            crate::store::db::stmt(
-                crate::sql!("INSERT INTO webhook_events (event_id, event_type, order_id, reference_id, outcome,
-                     received_at, next_check_at)
-                 VALUES (?, ?, ?, ?, 'received', ?, ?) ON CONFLICT (event_id) DO NOTHING"),
-                params![
-                    &event.metadata.event_id,
-                    &event.event_type,
-                    event.order_id(),
-                    reference,
-                    now,
-                    now
-                ],
-            ),
-            crate::store::db::stmt(
-                crate::sql!("SELECT outcome FROM webhook_events WHERE event_id = ?"),
-                params![&event.metadata.event_id],
-            ),
-        ])
-        .await?;
-    if results[0].changes > 0 {
-        return Ok(Recorded::New);
+    let mut batch = vec![crate::store::db::stmt(
+        crate::sql!(
+            "INSERT INTO webhook_events (event_id, event_type, order_id, reference_id, outcome,
+                 received_at, next_check_at)
+             VALUES (?, ?, ?, ?, 'received', ?, ?) ON CONFLICT (event_id) DO NOTHING"
+        ),
+        params![
+            &event.metadata.event_id,
+            &event.event_type,
+            event.order_id(),
+            reference,
+            now,
+            now
+        ],
+    )];
+    // What `handle_order` would conclude without a status read, decided in the same batch: an
+    // event without an outcome, for an order we know and have not fenced, changes nothing.
+    // An unknown or fenced order is left to the confirmation, which looks at it.
+    let noted_here = match event.order_id() {
+        Some(order_id) if !event.announces_outcome() => {
+            batch.push(crate::store::db::stmt(
+                crate::sql!(
+                    "UPDATE webhook_events SET outcome = 'noted', checks = checks + 1,
+                     next_check_at = NULL, settled_at = ?
+                 WHERE event_id = ? AND outcome = 'received'
+                   AND EXISTS (SELECT 1 FROM provider_orders
+                               WHERE order_id = ? AND status != 'fenced')"
+                ),
+                params![now, &event.metadata.event_id, order_id],
+            ));
+            true
+        }
+        _ => false,
+    };
+    batch.push(crate::store::db::stmt(
+        crate::sql!("SELECT outcome FROM webhook_events WHERE event_id = ?"),
+        params![&event.metadata.event_id],
+    ));
+    let results = ctx.db().batch_results(batch).await?;
+    let seen: Option<Seen> = results[results.len() - 1]
+        .rows::<Seen>()?
+        .into_iter()
+        .next();
+    if results[0].changes == 0 {
+        return Ok(Recorded::Duplicate {
+            settled: seen.is_some_and(|s| s.outcome != "received"),
+        });
     }
-    let seen: Option<Seen> = results[1].rows::<Seen>()?.into_iter().next();
-    Ok(Recorded::Duplicate {
-        settled: seen.is_some_and(|s| s.outcome != "received"),
-    })
+    if noted_here && results[1].changes > 0 {
+        log_confirmed(
+            ctx,
+            &event.metadata.event_id,
+            &event.event_type,
+            event.order_id(),
+            Handled::Noted,
+            ctx.meter.usage(),
+        );
+        return Ok(Recorded::Noted);
+    }
+    Ok(Recorded::New)
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -115,7 +149,8 @@ impl Handled {
 const CONFIRM_FOR_MS: i64 = 24 * 3_600_000;
 
 /// Confirms one recorded event by reading its order's status, and records how that went.
-pub async fn confirm(ctx: &Ctx, event: &Received) -> Result<Handled, Problem> {
+/// `spent` is what the event cost before (recording it), for the log line.
+pub async fn confirm(ctx: &Ctx, event: &Received, spent: Usage) -> Result<Handled, Problem> {
     let before = ctx.meter.usage();
     let handled = match &event.order_id {
         None => Handled::Ignored,
@@ -137,22 +172,40 @@ pub async fn confirm(ctx: &Ctx, event: &Received) -> Result<Handled, Problem> {
             params![outcome, next_check_at, outcome, now, &event.event_id],
         )
         .await?;
-    // What confirming this one event cost (recording it was one D1 round trip), for operators
-    // sizing D1 and for `make bench`: the webhooks of a renewal are part of its price.
-    let usage = ctx.meter.usage().since(&before);
+    log_confirmed(
+        ctx,
+        &event.event_id,
+        &event.event_type,
+        event.order_id.as_deref(),
+        handled,
+        spent.plus(&ctx.meter.usage().since(&before)),
+    );
+    Ok(handled)
+}
+
+/// One line per event once it is settled or looked at, with what recording and confirming it
+/// cost: operators sizing D1 (and `make bench`) see that a renewal's webhooks are part of its
+/// price.
+fn log_confirmed(
+    ctx: &Ctx,
+    event_id: &str,
+    event_type: &str,
+    order_id: Option<&str>,
+    handled: Handled,
+    usage: Usage,
+) {
     ctx.log.info(
         "webhook confirmed",
         crate::fields! {
-            "eventId": event.event_id,
-            "type": event.event_type,
-            "orderId": event.order_id,
+            "eventId": event_id,
+            "type": event_type,
+            "orderId": order_id,
             "outcome": handled.name(),
             "d1Calls": usage.d1_calls,
             "d1Queries": usage.d1_queries,
             "subrequests": usage.subrequests,
         },
     );
-    Ok(handled)
 }
 
 /// Thirty seconds, doubling up to an hour.
@@ -176,7 +229,7 @@ pub async fn confirm_due(ctx: &Ctx, limit: u32) -> Result<u32, Problem> {
         .await?;
     let mut settled = 0;
     for event in &due {
-        if confirm(ctx, event).await? != Handled::Unconfirmed {
+        if confirm(ctx, event, Usage::default()).await? != Handled::Unconfirmed {
             settled += 1;
         }
     }

@@ -234,6 +234,74 @@ fn forged_webhooks_are_refused_and_replayed_ones_are_processed_once() {
     assert_ledgers_agree(&s, "cust-5");
 }
 
+/// An event that announces no outcome, for an order in use, changes nothing: it is settled in
+/// the batch that records it, with no status read. One for an order we do not know still goes
+/// to its confirmation, which decides whether it is ours.
+#[test]
+fn an_event_without_an_outcome_is_settled_as_it_is_recorded() {
+    let s = Stack::start();
+    let created = start_checkout(&s, "cust-5b", "basic-monthly", json!({})).json();
+    let order_id = created["orderId"].as_str().unwrap();
+    let event = |id: &str, data: Value| {
+        json!({
+            "eventType": "order.paymentinitiated",
+            "metadata": {"eventId": id, "created": 1_893_456_000_000_i64},
+            "data": data
+        })
+        .to_string()
+    };
+    let post = |body: &str| {
+        let sig = signed(body);
+        s.worker.post_raw(
+            "/v1/webhooks/psp",
+            body,
+            &[
+                ("Content-Type", "application/json"),
+                ("x-webhook-signature", sig.as_str()),
+            ],
+        )
+    };
+    let status_reads = |s: &Stack| {
+        s.logged("psp call")
+            .iter()
+            .filter(|l| l["operation"] == "order_status")
+            .count()
+    };
+    let reads_before = status_reads(&s);
+    let ours = event(
+        "e2e0000000000000b1",
+        json!({"orderId": order_id, "referenceId": created["checkoutId"]}),
+    );
+    let r = post(&ours);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let noted = s
+        .logged("webhook confirmed")
+        .into_iter()
+        .find(|l| l["eventId"] == "e2e0000000000000b1")
+        .expect("settled before the answer");
+    assert_eq!(noted["outcome"], "Noted", "{noted}");
+    assert_eq!(noted["subrequests"], 0, "no status read: {noted}");
+    assert_eq!(status_reads(&s), reads_before);
+    let replay = post(&ours);
+    assert_eq!(replay.json()["duplicate"], true, "{}", replay.text);
+
+    let stranger = event(
+        "e2e0000000000000b2",
+        json!({"orderId": "0000000000000000ff"}),
+    );
+    assert_eq!(post(&stranger).status, 200);
+    eventually(20, "the unknown order's event to be confirmed", || {
+        s.logged("webhook confirmed")
+            .iter()
+            .any(|l| l["eventId"] == "e2e0000000000000b2" && l["outcome"] == "Ignored")
+    });
+    assert_eq!(
+        wait_checkout_once(&s, created["checkoutId"].as_str().unwrap()),
+        "pending"
+    );
+    assert_ledgers_agree(&s, "cust-5b");
+}
+
 fn wait_checkout_once(s: &Stack, id: &str) -> String {
     get_checkout(s, id).json()["status"]
         .as_str()
