@@ -83,6 +83,10 @@ fn main() {
             ("CHARGE_FANOUT", "on".into()),
             ("TICK_MAX_CHARGES", (n + 100).min(5_000).to_string()),
             ("RATE_LIMIT", "off".into()),
+            // The production default: the tests' short timeout would turn the sandbox's
+            // pauses (its ledger read below takes a second or more at 5,000 renewals) into
+            // payments in doubt, which then rightly wait out their settle window.
+            ("PSP_TIMEOUT_MS", "10000".into()),
         ],
         sandbox_args: vec!["--processing-ms".into(), "20".into()],
         ..Options::default()
@@ -282,7 +286,11 @@ fn set_latency(s: &Stack, latency: u64) {
 /// is read rarely: reading it costs the machine the worker runs on.
 fn wait_for_renewals(s: &Stack, tokens: &[String], started: Instant) -> Duration {
     loop {
+        // The sandbox holds its lock while it writes the whole ledger: read it seldom enough
+        // that the provider the worker sees is not the one this bench keeps busy.
+        let read = Instant::now();
         let ledger = s.ledger();
+        let read_took = read.elapsed();
         let done = tokens
             .iter()
             .filter(|t| ledger["payments_per_token"][t.as_str()]["completed"].as_u64() >= Some(1))
@@ -297,7 +305,8 @@ fn wait_for_renewals(s: &Stack, tokens: &[String], started: Instant) -> Duration
         );
         // Sleep in proportion to what is left, so the last reading is close to the end.
         let left = (tokens.len() - done) as u64;
-        std::thread::sleep(Duration::from_millis((left * 5).clamp(50, 1000)));
+        let pause = Duration::from_millis((left * 5).clamp(50, 1000)).max(read_took * 9);
+        std::thread::sleep(pause);
     }
 }
 
