@@ -312,10 +312,12 @@ exit 0"#;
         self.worker_url = format!("http://127.0.0.1:{}", self.worker_port);
         self.worker = Client::new(self.worker_url.clone());
         let deadline = Instant::now() + Duration::from_secs(90);
+        // Not checked against openapi.json: until wrangler holds the port, whatever else took
+        // it meanwhile (another suite's sandbox, say) may answer, and wrangler then exits.
+        let probe = Client::unchecked(self.worker_url.clone());
         loop {
             // Ready once it answers: 200, or 503 when a test starts it misconfigured on purpose.
-            if self
-                .worker
+            if probe
                 .try_get("/health")
                 .is_ok_and(|r| r.status == 200 || r.status == 503)
             {
