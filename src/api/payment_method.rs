@@ -7,22 +7,10 @@ use worker::Response;
 use super::respond;
 use crate::context::Ctx;
 use crate::http::problem::Problem;
-use crate::params;
 use crate::session::Claims;
 use crate::store::payment_methods;
-use crate::store::payment_methods::MaskedCard;
 use crate::validate;
 use crate::views;
-
-crate::row! {
-    struct Row {
-        brand: Option<String>,
-        last4: Option<String>,
-        exp_month: Option<u8>,
-        exp_year: Option<u16>,
-        created_at: i64,
-    }
-}
 
 /// Another customer's card, an unknown customer and a customer without a card all answer the
 /// same 404: the route tells nobody which references exist or have a card.
@@ -31,24 +19,10 @@ pub async fn get(ctx: &Ctx, session: &Claims, customer: &str) -> Result<Response
     if customer != session.customer_ref {
         return Err(no_card());
     }
-    let row: Option<Row> = ctx
-        .db()
-        .first(
-            crate::sql!(
-                "SELECT brand, last4, exp_month, exp_year, created_at FROM payment_methods
-             WHERE customer_ref = ? AND status = 'active' ORDER BY created_at DESC LIMIT 1"
-            ),
-            params![customer],
-        )
-        .await?;
-    let row = row.ok_or_else(no_card)?;
-    let card = MaskedCard {
-        brand: row.brand,
-        last4: row.last4,
-        exp_month: row.exp_month,
-        exp_year: row.exp_year,
-    };
-    respond::json(200, &views::payment_method(customer, &card, row.created_at))
+    let (card, created_at) = payment_methods::active(ctx.db(), customer)
+        .await?
+        .ok_or_else(no_card)?;
+    respond::json(200, &views::payment_method(customer, &card, created_at))
 }
 
 pub async fn delete(ctx: &Ctx, customer: &str) -> Result<Response, Problem> {

@@ -22,6 +22,7 @@ crate::row! {
         last4: Option<String>,
         exp_month: Option<u8>,
         exp_year: Option<u16>,
+        created_at: i64,
     }
 }
 
@@ -34,6 +35,23 @@ impl From<Row> for MaskedCard {
             exp_year: r.exp_year,
         }
     }
+}
+
+/// The customer's card on file, masked, with when it was recorded.
+pub async fn active(db: Db<'_>, customer_ref: &str) -> Result<Option<(MaskedCard, i64)>, Problem> {
+    let row: Option<Row> = db
+        .first(
+            crate::sql!(
+                "SELECT brand, last4, exp_month, exp_year, created_at FROM payment_methods
+             WHERE customer_ref = ? AND status = 'active' ORDER BY created_at DESC LIMIT 1"
+            ),
+            params![customer_ref],
+        )
+        .await?;
+    Ok(row.map(|r| {
+        let created_at = r.created_at;
+        (r.into(), created_at)
+    }))
 }
 
 /// Whether the customer has a card on file. The ledger decides, never the vault: KV is
@@ -57,7 +75,7 @@ pub async fn has_active(db: Db<'_>, customer_ref: &str) -> Result<bool, Problem>
 pub async fn masked_by_order(db: Db<'_>, order_id: &str) -> Result<Option<MaskedCard>, Problem> {
     let row: Option<Row> = db
         .first(
-            crate::sql!("SELECT brand, last4, exp_month, exp_year FROM payment_methods WHERE source_order_id = ?"),
+            crate::sql!("SELECT brand, last4, exp_month, exp_year, created_at FROM payment_methods WHERE source_order_id = ?"),
             params![order_id],
         )
         .await?;

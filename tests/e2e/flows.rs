@@ -270,8 +270,8 @@ pub fn token_of_order(ledger: &Value, order_id: &str) -> String {
         .to_owned()
 }
 
-/// Completed payments in the sandbox on orders whose referenceId is `reference`.
-pub fn completed_for_reference(ledger: &Value, reference: &str) -> usize {
+/// Payments of any status in the sandbox on orders whose referenceId is `reference`.
+pub fn payments_for_reference<'a>(ledger: &'a Value, reference: &str) -> Vec<&'a Value> {
     let orders: Vec<&str> = ledger["orders"]
         .as_array()
         .unwrap()
@@ -284,6 +284,13 @@ pub fn completed_for_reference(ledger: &Value, reference: &str) -> usize {
         .unwrap()
         .iter()
         .filter(|p| orders.contains(&p["orderId"].as_str().unwrap_or("")))
+        .collect()
+}
+
+/// Completed payments in the sandbox on orders whose referenceId is `reference`.
+pub fn completed_for_reference(ledger: &Value, reference: &str) -> usize {
+    payments_for_reference(ledger, reference)
+        .into_iter()
         .filter(|p| p["status"] == "PAYMENT_COMPLETED")
         .count()
 }
