@@ -127,7 +127,10 @@ fn main() {
         let started = Instant::now();
         let report = flows::tick(&s, &due);
         assert_eq!(report["periodsClosed"].as_u64(), Some(n as u64), "{report}");
-        let completed = wait_for_renewals(&s, &tokens, started);
+        let paid = wait_for_renewals(&s, &tokens, started);
+        // A renewal counts once the worker's ledger recorded it as succeeded (its completion
+        // webhook, confirmed by a status read), not when the provider took the money.
+        let completed = wait_for_recorded(&s, window_start, n, started);
         let worker_rate = n as f64 / completed.as_secs_f64();
         // Costs: the tick that closed and enqueued, and every consumer invocation since.
         // Each invocation logs its line once its batch is done: wait for all of them.
@@ -139,7 +142,8 @@ fn main() {
                 if let Ok(v) = serde_json::from_str::<Value>(line)
                     && v["msg"] == "charges consumed"
                 {
-                    costs.charges += v["succeeded"].as_f64().unwrap_or(0.0);
+                    costs.charges += v["chargesDriven"].as_f64().unwrap_or(0.0)
+                        - v["dropped"].as_f64().unwrap_or(0.0);
                     costs.add_usage(&v["usage"]);
                     costs.wall_ms += v["wallMs"].as_f64().unwrap_or(0.0);
                     costs.invocations += 1.0;
@@ -151,7 +155,7 @@ fn main() {
             }
             std::thread::sleep(Duration::from_millis(100));
         };
-        let webhooks = webhook_costs(&s, window_start, 3 * n);
+        let webhooks = webhook_costs(&s, window_start, &renewal_orders(&s, &tokens), 3 * n);
         let sequential = plain_loop(&s, &tokens, 1);
         let threaded = plain_loop(&s, &tokens, 6);
         let per = |x: f64| x / costs.charges.max(1.0);
@@ -171,10 +175,11 @@ fn main() {
             per(costs.kv),
         );
         println!(
-            "{:>8} {} consumer invocations, {} charges settled by them, {:.1} s from tick to the last renewal",
+            "{:>8} {} consumer invocations started {} payments; {:.1} s from the tick to the provider's last payment, {:.1} s to the ledger's last success",
             "",
             costs.invocations,
             costs.charges,
+            paid.as_secs_f64(),
             completed.as_secs_f64()
         );
         println!(
@@ -184,6 +189,13 @@ fn main() {
             webhooks.d1_calls / n as f64,
             webhooks.d1_queries / n as f64,
             webhooks.subrequests / n as f64,
+        );
+        println!(
+            "{:>8} a whole renewal (consumer and webhooks): {:.2} provider calls, {:.2} D1 round trips ({:.2} statements)",
+            "",
+            (costs.subrequests + webhooks.subrequests) / n as f64,
+            (costs.d1_calls + webhooks.d1_calls) / n as f64,
+            (costs.d1_queries + webhooks.d1_queries) / n as f64,
         );
         // The columns above are the consumers' own costs per charge; the tick that closed the
         // periods and enqueued the charges adds its share once per round.
@@ -215,16 +227,35 @@ fn main() {
     );
 }
 
-/// The worker's costs of the provider's webhooks logged since line `from` (one `webhook
-/// confirmed` line each, with what recording and confirming it cost): waits for `expected` of
-/// them, or 60 s, since they trail the payments they announce.
-fn webhook_costs(s: &Stack, from: usize, expected: usize) -> Costs {
+/// The orders of the token payments the provider holds for these tokens (the renewals').
+fn renewal_orders(s: &Stack, tokens: &[String]) -> std::collections::HashSet<String> {
+    let tokens: std::collections::HashSet<&str> = tokens.iter().map(String::as_str).collect();
+    s.ledger()["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["method"] == "CTOKEN")
+        .filter(|p| p["tokenId"].as_str().is_some_and(|t| tokens.contains(t)))
+        .filter_map(|p| p["orderId"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The worker's costs of the provider's webhooks for these orders logged since line `from`
+/// (one `webhook confirmed` line each, with what recording and confirming it cost): waits for
+/// `expected` of them, or 60 s, since they trail the payments they announce.
+fn webhook_costs(
+    s: &Stack,
+    from: usize,
+    orders: &std::collections::HashSet<String>,
+    expected: usize,
+) -> Costs {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let mut costs = Costs::default();
         for line in s.worker_log().lines().skip(from) {
             if let Ok(v) = serde_json::from_str::<Value>(line)
                 && v["msg"] == "webhook confirmed"
+                && v["orderId"].as_str().is_some_and(|o| orders.contains(o))
             {
                 costs.invocations += 1.0;
                 costs.add_usage(&v);
@@ -235,6 +266,60 @@ fn webhook_costs(s: &Stack, from: usize, expected: usize) -> Costs {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Waits until `n` charges were recorded as succeeded (one `charge driven` line with that end
+/// each, since line `from`); returns the time from `started` to the last of those lines, by
+/// the line's own timestamp.
+fn wait_for_recorded(s: &Stack, from: usize, n: usize, started: Instant) -> Duration {
+    let started_unix_ms = unix_ms() - started.elapsed().as_millis() as i64;
+    let mut succeeded = std::collections::HashSet::new();
+    let mut last_ms = started_unix_ms;
+    let mut seen = from;
+    loop {
+        let log = s.worker_log();
+        let lines: Vec<&str> = log.lines().collect();
+        for line in &lines[seen.min(lines.len())..] {
+            if let Ok(v) = serde_json::from_str::<Value>(line)
+                && v["msg"] == "charge driven"
+                && v["end"] == "Succeeded"
+            {
+                succeeded.insert(v["chargeId"].as_str().unwrap_or_default().to_owned());
+                last_ms = last_ms.max(v["time"].as_str().and_then(parse_unix_ms).unwrap_or(0));
+            }
+        }
+        seen = lines.len();
+        if succeeded.len() >= n {
+            return Duration::from_millis((last_ms - started_unix_ms).max(0) as u64);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "{} of {n} renewals recorded",
+            succeeded.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `2026-11-30T11:37:05.439Z` as ms since 1970 (the worker's log timestamps).
+fn parse_unix_ms(t: &str) -> Option<i64> {
+    let n = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss, ms) = (n(11..13)?, n(14..16)?, n(17..19)?, n(20..23)?);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000 + ms)
 }
 
 /// Subscribes `n` customers of a group through the API (session, checkout, hosted payment);

@@ -177,6 +177,17 @@ impl Ctx {
         Ok(row.and_then(|r| r.now_ms).unwrap_or(global))
     }
 
+    /// Business time as read so far (with whether named test clocks exist), to hand to a
+    /// context that carries on the same work (a webhook's confirmation after its answer).
+    pub fn clock(&self) -> (Option<i64>, bool) {
+        (self.now.get(), self.named_clocks.get())
+    }
+
+    pub fn share_clock(&self, clock: &(Option<i64>, bool)) {
+        self.now.set(clock.0);
+        self.named_clocks.set(clock.1);
+    }
+
     /// Runs the rest of the invocation "as of" `now` (the scheduler and the test clock).
     pub fn set_now(&self, now: i64) {
         self.now.set(Some(now));

@@ -80,6 +80,10 @@ pub struct Rule {
     pub timeout_ms: Option<u64>,
     #[serde(default)]
     pub latency_ms: u64,
+    /// The call does its work at once, then its answer waits this long (a slow way back): the
+    /// provider's webhooks for that work overtake the answer.
+    #[serde(default)]
+    pub answer_latency_ms: u64,
     /// Status reads show the order as it was this long ago.
     #[serde(default)]
     pub status_lag_ms: u64,
@@ -127,6 +131,7 @@ pub enum Action {
 pub struct Decision {
     pub action: Action,
     pub latency_ms: u64,
+    pub answer_latency_ms: u64,
     pub status_lag_ms: u64,
     /// A cancel that does its work leaves payments in flight running.
     pub payment_survives: bool,
@@ -187,6 +192,7 @@ impl Rule {
         self.fault.is_some()
             || self.rates().iter().any(|r| *r > 0.0)
             || self.latency_ms > 0
+            || self.answer_latency_ms > 0
             || self.status_lag_ms > 0
             || self.reorder
     }
@@ -211,6 +217,7 @@ impl Rule {
             (self.business_error_rate > 0.0, "business_error_rate"),
             (self.timeout_rate > 0.0, "timeout_rate"),
             (self.timeout_before_rate > 0.0, "timeout_before_rate"),
+            (self.answer_latency_ms > 0, "answer_latency_ms"),
             (
                 self.fault
                     .is_some_and(|f| !matches!(f, FaultKind::Drop | FaultKind::Duplicate)),
@@ -262,7 +269,7 @@ impl Faults {
             }
             if !rule.does_something() {
                 return Err(format!(
-                    "rule {i} names no fault: give a rate, a `fault`, latency_ms, status_lag_ms or reorder"
+                    "rule {i} names no fault: give a rate, a `fault`, latency_ms, answer_latency_ms, status_lag_ms or reorder"
                 ));
             }
             if let Some(endpoint) = rule.endpoint
@@ -314,6 +321,7 @@ impl Faults {
         let mut decision = Decision {
             action: Action::Proceed,
             latency_ms: 0,
+            answer_latency_ms: 0,
             status_lag_ms: 0,
             payment_survives: false,
             lose_order: false,
@@ -321,6 +329,7 @@ impl Faults {
         for active in self.matching(endpoint) {
             let r = &active.rule;
             decision.latency_ms = decision.latency_ms.max(r.latency_ms);
+            decision.answer_latency_ms = decision.answer_latency_ms.max(r.answer_latency_ms);
             decision.status_lag_ms = decision.status_lag_ms.max(r.status_lag_ms);
             let timeout = r.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
             let draw = next(&mut active.rng);

@@ -15,6 +15,8 @@ pub mod state;
 pub mod status;
 pub mod webhooks;
 
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use axum::Router;
@@ -117,14 +119,22 @@ pub fn router(sb: Shared) -> Router {
 
 /// One line per request on stderr: method, path, status, time. Never bodies, headers or query
 /// strings, which carry credentials; token ids in control paths are masked.
+/// With when it arrived (ms since its first request) and how many requests were in progress
+/// then, counting itself: how a client spreads its calls over time and connections.
 async fn log_requests(req: Request, next: Next) -> Response {
+    static IN_PROGRESS: AtomicUsize = AtomicUsize::new(0);
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
     let started = Instant::now();
+    let at = started.duration_since(*EPOCH.get_or_init(Instant::now));
+    let concurrent = IN_PROGRESS.fetch_add(1, Ordering::SeqCst) + 1;
     let line = format!("{} {}", req.method(), loggable_path(req.uri().path()));
     let response = next.run(req).await;
+    IN_PROGRESS.fetch_sub(1, Ordering::SeqCst);
     eprintln!(
-        "{line} -> {} {}ms",
+        "{line} -> {} {}ms (at {}ms, {concurrent} in progress)",
         response.status().as_u16(),
-        started.elapsed().as_millis()
+        started.elapsed().as_millis(),
+        at.as_millis(),
     );
     response
 }

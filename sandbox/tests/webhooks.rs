@@ -355,3 +355,39 @@ fn webhook_faults_drop_duplicate_and_reorder() {
         earliest = d.at;
     }
 }
+
+/// `answer_latency_ms`: the payment is made at once and its answer comes late, so the completion
+/// webhook reaches the merchant before the answer to `POST /payments` does.
+#[test]
+fn a_late_answer_is_overtaken_by_the_webhooks_of_its_work() {
+    let s = start();
+    let hook = s.receiver(0);
+    let order = s.page_order(9900, with_callback(&hook.url));
+    s.pay(&order, APPROVE);
+    let token = s.token_of(&order);
+    s.set_faults(json!({"rules": [{"endpoint": "initiate_payment", "answer_latency_ms": 1500}]}));
+    let r = s.create_order(&json!({"terminal$id": MIT, "orderLines": [{"id": "a", "name": "A", "quantity": 1,
+        "amount": {"total": 700, "currency": "752"}}], "controlFunctions": {"callBackUrl": hook.url}}));
+    let mit = r.body["data"]["orderId"].as_str().unwrap().to_owned();
+    let before = Instant::now();
+    let answer = s.charge(&mit, &token);
+    assert_eq!(answer.body["status"], "SUCCESS", "{}", answer.text);
+    assert!(before.elapsed() >= Duration::from_millis(1500));
+    assert!(
+        hook.types_of(&mit)
+            .iter()
+            .any(|t| t == "order.paymentcompleted"),
+        "the completion came before the answer: {:?}",
+        hook.types_of(&mit)
+    );
+    for bad in [
+        json!({"rules": [{"endpoint": "webhook", "answer_latency_ms": 10}]}),
+        json!({"rules": [{"endpoint": "initiate_payment", "answer_latency_ms": 0}]}),
+    ] {
+        assert_eq!(
+            s.control("PUT", "/_sandbox/faults", &bad).status,
+            400,
+            "{bad}"
+        );
+    }
+}

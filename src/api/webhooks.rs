@@ -13,7 +13,7 @@ use crate::context::Ctx;
 use crate::http::problem::Problem;
 use crate::psp::signature;
 use crate::psp::webhook::WebhookEvent;
-use crate::services::webhook_events::{self, Received, Recorded};
+use crate::services::webhook_events::{self, Confirmation, OwnerLookup, Received, Recorded};
 use crate::validate::MAX_WEBHOOK_BYTES;
 
 pub async fn receive(
@@ -44,13 +44,14 @@ pub async fn receive(
                 .detail("The event could not be recorded; deliver it again later.")
                 .header("Retry-After", "5")
         })?;
-    match recorded {
+    let owner = match recorded {
         Recorded::Duplicate { settled: true } => {
             return respond::json_text(200, r#"{"duplicate":true,"received":true}"#.to_owned());
         }
         Recorded::Noted => return respond::json_text(200, r#"{"received":true}"#.to_owned()),
-        Recorded::New | Recorded::Duplicate { settled: false } => {}
-    }
+        Recorded::New(owner) => owner,
+        Recorded::Duplicate { settled: false } => OwnerLookup::NotRead,
+    };
     let now = ctx.now().await?;
     let received = Received {
         event_id: event.metadata.event_id.clone(),
@@ -63,16 +64,23 @@ pub async fn receive(
         received_at: now,
     };
     let recorded_cost = ctx.meter.usage();
+    let clock = ctx.clock();
     let env = env.clone();
     let config = ctx.config.clone();
     let log = ctx.log.clone();
     worker_ctx.wait_until(async move {
         let confirmed = match Ctx::with_log(&env, config, log.clone()) {
-            Ok(ctx) => match webhook_events::confirm(&ctx, &received, recorded_cost).await {
-                // What the confirmation changed leaves for the merchant now.
-                Ok(_) => crate::services::events::dispatch(&ctx).await.map(|_| ()),
-                Err(p) => Err(p),
-            },
+            Ok(ctx) => {
+                // Business time as the record saw it: the confirmation need not read it again.
+                ctx.share_clock(&clock);
+                let confirmation = Confirmation::AfterWebhook {
+                    owner,
+                    spent: recorded_cost,
+                };
+                webhook_events::confirm(&ctx, &received, confirmation)
+                    .await
+                    .map(|_| ())
+            }
             Err(p) => Err(p),
         };
         // The cron confirms it later: the event is recorded.

@@ -64,6 +64,81 @@ pub async fn drive_charge_end(
     mode: Mode,
     patience: Patience<'_>,
 ) -> Result<DriveEnd, Problem> {
+    Ok(
+        match drive_unless_refused(ctx, charge_id, mode, patience, Vec::new()).await? {
+            Driven::Drove(drove) => drove.end,
+            // Settled meanwhile (a webhook, another tick): done, not busy.
+            Driven::Refused(charge) if charge.status == "succeeded" => DriveEnd::Succeeded,
+            Driven::Refused(_) => DriveEnd::Busy,
+        },
+    )
+}
+
+/// What a look at a charge for its outcome found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Looked {
+    /// Succeeded or failed, now or before.
+    Final,
+    /// Still open: the provider has no outcome yet, or there was nothing to look at.
+    Open,
+    /// Open, and another process holds its lease right now: the look can be tried again soon.
+    Held,
+}
+
+/// Reads the outcome of a charge's payment in flight and records it (a webhook's part), in the
+/// round trips the drive takes anyway: the lease's answer says whether the charge was final or
+/// held. `with_outcome` rides in the write that records an outcome, if this look makes one;
+/// the answer's `bool` says whether it did.
+pub async fn settle_charge(
+    ctx: &Ctx,
+    charge_id: &str,
+    with_outcome: Vec<Stmt>,
+) -> Result<(Looked, bool), Problem> {
+    let is_final = |status: &str| status == "succeeded" || status == "failed";
+    let driven = drive_unless_refused(
+        ctx,
+        charge_id,
+        Mode::SettleOnly,
+        Patience::Poll(&[]),
+        with_outcome,
+    )
+    .await?;
+    Ok(match driven {
+        Driven::Drove(drove) => match drove.end {
+            DriveEnd::Succeeded | DriveEnd::Declined | DriveEnd::Failed => {
+                (Looked::Final, drove.outcome_written)
+            }
+            _ => (Looked::Open, false),
+        },
+        Driven::Refused(charge) if is_final(&charge.status) => (Looked::Final, false),
+        Driven::Refused(charge) if charge.lease_until.is_some_and(|t| t >= ctx.wall_ms()) => {
+            (Looked::Held, false)
+        }
+        Driven::Refused(_) => (Looked::Open, false),
+    })
+}
+
+enum Driven {
+    Drove(Drove),
+    /// The lease was not taken: the charge as it was read in the same round trip.
+    Refused(Box<ChargeRow>),
+}
+
+struct Drove {
+    end: DriveEnd,
+    /// The drive's last write released the lease (saves a round trip per drive).
+    released: bool,
+    /// The statements to ride with an outcome went with one.
+    outcome_written: bool,
+}
+
+async fn drive_unless_refused(
+    ctx: &Ctx,
+    charge_id: &str,
+    mode: Mode,
+    patience: Patience<'_>,
+    with_outcome: Vec<Stmt>,
+) -> Result<Driven, Problem> {
     let now = ctx.now_for_charge(charge_id).await?;
     let wall = ctx.wall_ms();
     // A live driver keeps its lease for a whole drive; a dead one's lease expires and the next
@@ -86,24 +161,20 @@ pub async fn drive_charge_end(
     .await?;
     let leased = match lease {
         Lease::Taken(leased) => leased,
-        // Settled meanwhile (a webhook, another tick): done, not busy.
-        Lease::Refused(charge) if charge.status == "succeeded" => return Ok(DriveEnd::Succeeded),
-        Lease::Refused(_) => return Ok(DriveEnd::Busy),
+        Lease::Refused(charge) => return Ok(Driven::Refused(charge)),
     };
     let (customer_ref, subscription_id, kind) = (
         leased.charge.customer_ref.clone(),
         leased.charge.subscription_id.clone(),
         leased.charge.kind.clone(),
     );
-    let outcome = drive_leased(ctx, *leased, mode, patience, now).await;
+    let outcome = drive_leased(ctx, *leased, mode, patience, now, with_outcome).await;
     // The last write of a drive usually released the lease already; otherwise (a wait, an
     // error) release it here.
-    let released = matches!(outcome, Ok((_, true)));
-    let outcome = outcome.map(|(end, _)| end);
-    if !released {
+    if !matches!(outcome, Ok(Drove { released: true, .. })) {
         charges::release_lease(ctx.db(), charge_id).await?;
     }
-    if let Ok(end) = &outcome {
+    if let Ok(Drove { end, .. }) = &outcome {
         ctx.log.info(
             "charge driven",
             crate::fields! {
@@ -115,7 +186,7 @@ pub async fn drive_charge_end(
             },
         );
     }
-    outcome
+    outcome.map(Driven::Drove)
 }
 
 async fn drive_leased(
@@ -124,7 +195,8 @@ async fn drive_leased(
     mode: Mode,
     patience: Patience<'_>,
     now: i64,
-) -> Result<(DriveEnd, bool), Problem> {
+    with_outcome: Vec<Stmt>,
+) -> Result<Drove, Problem> {
     let Leased {
         charge,
         mut attempts,
@@ -169,9 +241,15 @@ async fn drive_leased(
         scheduled,
         start_only: options.stop_after_initiate,
         released: false,
+        with_outcome,
+        outcome_written: false,
     };
     let end = drive(&mut io, view, &options).await?;
-    Ok((end, io.released))
+    Ok(Drove {
+        end,
+        released: io.released,
+        outcome_written: io.outcome_written,
+    })
 }
 
 /// How long a charge that needs an operator waits between looks of its own.
@@ -189,6 +267,9 @@ struct LedgerCharge<'a> {
     start_only: bool,
     /// The drive's last write released the lease (saves a round trip per drive).
     released: bool,
+    /// Statements that ride with the write of an outcome (success, decline or failure).
+    with_outcome: Vec<Stmt>,
+    outcome_written: bool,
 }
 
 impl LedgerCharge<'_> {
@@ -196,6 +277,14 @@ impl LedgerCharge<'_> {
         self.ctx.db().batch(batch).await?;
         self.released |= releases;
         Ok(())
+    }
+
+    /// The write that records the charge's outcome, with what rides along; it releases the lease.
+    async fn write_outcome(&mut self, mut batch: Vec<Stmt>) -> Result<(), Problem> {
+        let riding = std::mem::take(&mut self.with_outcome);
+        self.outcome_written = !riding.is_empty();
+        batch.extend(riding);
+        self.write(batch, true).await
     }
 
     /// Gives the order up: the charge's next attempt needs a new one, and this one is watched.
@@ -490,7 +579,7 @@ impl ChargeIo for LedgerCharge<'_> {
                 now,
             ));
         }
-        self.write(batch, true).await
+        self.write_outcome(batch).await
     }
 
     async fn record_decline(
@@ -550,7 +639,7 @@ impl ChargeIo for LedgerCharge<'_> {
         if let Some(order_id) = given_up_order {
             batch.extend(self.give_up_order(order_id));
         }
-        self.write(batch, true).await
+        self.write_outcome(batch).await
     }
 
     async fn record_waiting(&mut self, code: Option<&str>) -> Result<(), Problem> {
@@ -648,7 +737,7 @@ impl ChargeIo for LedgerCharge<'_> {
                 now,
             ));
         }
-        self.write(batch, true).await
+        self.write_outcome(batch).await
     }
 
     async fn record_deferred(&mut self, limit: CardLimit) -> Result<(), Problem> {

@@ -2,6 +2,14 @@
 //! the due charge ids; queue consumer invocations drive them, many at once, each inside its own
 //! budget, so a merchant with many renewals due at the same hour does not wait tick after tick.
 //!
+//! A consumer starts payments and leaves their outcomes to the provider's webhooks: the
+//! completion webhook, confirmed by one status read in its own invocation, records the outcome
+//! (the provider's guide: the webhook usually arrives before the status shows the outcome). So
+//! a charge costs its consumer 2 of its 3 provider calls, and the consumer's six connections
+//! carry half as many calls again. A webhook that never comes (a `callBackUrl` is not retried)
+//! costs time, not money: the charge stays due, and the next tick enqueues it for a drive that
+//! reads the status.
+//!
 //! Exactly-once does not rest on the queue: a message is only a request to drive a charge. The
 //! drive takes the charge's lease, claims each attempt, and stops at once for a charge that is
 //! final or driven elsewhere, so a duplicated, redelivered or late message changes nothing.
@@ -18,11 +26,6 @@ use crate::http::problem::Problem;
 use crate::meter::Usage;
 use crate::params;
 use crate::services::charging::{self, Mode, Patience};
-
-/// Status reads after `POST /payments`, in ms: a consumer waits for the outcome so that a
-/// charge usually settles in the drive that started it (one round trip less than reading it
-/// in a later drive), while other charges use the connections.
-pub const CONSUMER_POLL_DELAYS_MS: [u32; 4] = [150, 300, 600, 1200];
 
 /// Messages per `sendBatch` call (the platform's limit).
 const SEND_BATCH: usize = 100;
@@ -169,13 +172,8 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker
     let (done, ctx_ref) = (&results, &ctx);
     let mut drives = jobs.into_iter().map(|(id, messages)| -> Job<'_> {
         Box::pin(async move {
-            let end = charging::drive_charge_end(
-                ctx_ref,
-                &id,
-                Mode::Initiate,
-                Patience::Poll(&CONSUMER_POLL_DELAYS_MS),
-            )
-            .await;
+            let end =
+                charging::drive_charge_end(ctx_ref, &id, Mode::Initiate, Patience::StartOnly).await;
             done.borrow_mut().push((id, messages, end));
         })
     });

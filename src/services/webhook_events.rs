@@ -3,15 +3,20 @@
 //! after the answer and again from the cron until the order settles. An event is a hint: it
 //! only says which order to look at, and the status decides.
 
+use std::time::Duration;
+
+use worker::Delay;
+
 use crate::context::Ctx;
 use crate::http::problem::Problem;
 use crate::meter::Usage;
 use crate::params;
 use crate::psp::webhook::{WebhookEvent, announces_outcome};
 use crate::services::activation::{self, Activation};
-use crate::services::charging::{self, Mode, Patience};
+use crate::services::charging::{self, Looked};
 use crate::services::{order_watching, refunding};
 use crate::store::checkouts;
+use crate::store::db::Stmt;
 use crate::store::orders::{self, OwnerRow};
 
 crate::row! {
@@ -31,13 +36,20 @@ crate::row! {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Recorded {
-    /// Recorded; its confirmation follows.
-    New,
+    /// Recorded; its confirmation follows, with the order's owner as the same batch read it.
+    New(OwnerLookup),
     /// Recorded and settled at once: it announces no outcome, for an order of ours that is in
     /// use, so there is nothing to confirm (see [`handle_order`]).
     Noted,
     /// Seen before; `settled` when its confirmation is done.
     Duplicate { settled: bool },
+}
+
+/// The owner of an event's order, when it was read already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerLookup {
+    Read(Option<OwnerRow>),
+    NotRead,
 }
 
 /// Records a verified event. Only a failure to record it keeps the provider from its 200.
@@ -87,11 +99,17 @@ pub async fn record(ctx: &Ctx, event: &WebhookEvent, stale: bool) -> Result<Reco
         crate::sql!("SELECT outcome FROM webhook_events WHERE event_id = ?"),
         params![&event.metadata.event_id],
     ));
+    // The confirmation right after starts from the order's owner: read it here too.
+    let seen_at = batch.len() - 1;
+    if let Some(order_id) = event.order_id() {
+        batch.push(orders::owner_sql(order_id));
+    }
     let results = ctx.db().batch_results(batch).await?;
-    let seen: Option<Seen> = results[results.len() - 1]
-        .rows::<Seen>()?
-        .into_iter()
-        .next();
+    let seen: Option<Seen> = results[seen_at].rows::<Seen>()?.into_iter().next();
+    let owner = match results.get(seen_at + 1) {
+        Some(owner) => OwnerLookup::Read(owner.rows::<OwnerRow>()?.into_iter().next()),
+        None => OwnerLookup::NotRead,
+    };
     if results[0].changes == 0 {
         return Ok(Recorded::Duplicate {
             settled: seen.is_some_and(|s| s.outcome != "received"),
@@ -108,7 +126,7 @@ pub async fn record(ctx: &Ctx, event: &WebhookEvent, stale: bool) -> Result<Reco
         );
         return Ok(Recorded::Noted);
     }
-    Ok(Recorded::New)
+    Ok(Recorded::New(owner))
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -148,13 +166,48 @@ impl Handled {
 /// stale checkouts, watched orders) carries on without the event.
 const CONFIRM_FOR_MS: i64 = 24 * 3_600_000;
 
+/// Pauses (ms) of a confirmation right after the webhook, while the charge it announces is
+/// held by the drive that started its payment: the provider's webhook often overtakes the
+/// answer to `POST /payments`, and that drive lets go as soon as it has recorded the payment.
+/// Three seconds in all, well inside the time an invocation has after its answer.
+const HELD_CHARGE_PAUSES_MS: [u32; 5] = [100, 200, 400, 800, 1600];
+
+/// When a confirmation runs.
+pub enum Confirmation {
+    /// Right after the webhook's answer: from the owner its record read, waiting a little for a
+    /// charge another process holds, and handing on the merchant events it caused. `spent` is
+    /// what recording the event cost, for the log line.
+    AfterWebhook { owner: OwnerLookup, spent: Usage },
+    /// From the cron, which hands on events once at the end of its run.
+    Cron,
+}
+
 /// Confirms one recorded event by reading its order's status, and records how that went.
-/// `spent` is what the event cost before (recording it), for the log line.
-pub async fn confirm(ctx: &Ctx, event: &Received, spent: Usage) -> Result<Handled, Problem> {
+pub async fn confirm(
+    ctx: &Ctx,
+    event: &Received,
+    confirmation: Confirmation,
+) -> Result<Handled, Problem> {
     let before = ctx.meter.usage();
+    let (owner, spent, held_pauses_ms, dispatch): (_, _, &[u32], _) = match confirmation {
+        Confirmation::AfterWebhook { owner, spent } => (owner, spent, &HELD_CHARGE_PAUSES_MS, true),
+        Confirmation::Cron => (OwnerLookup::NotRead, Usage::default(), &[], false),
+    };
+    // Set when the event was marked settled together with the outcome it announced.
+    let mut event_settled = false;
     let handled = match &event.order_id {
         None => Handled::Ignored,
-        Some(order_id) => handle_order(ctx, event, order_id).await?,
+        Some(order_id) => {
+            handle_order(
+                ctx,
+                event,
+                order_id,
+                owner,
+                held_pauses_ms,
+                &mut event_settled,
+            )
+            .await?
+        }
     };
     let now = ctx.now().await?;
     let (outcome, next_check_at) = match handled {
@@ -162,16 +215,22 @@ pub async fn confirm(ctx: &Ctx, event: &Received, spent: Usage) -> Result<Handle
         Handled::Unconfirmed => ("received", Some(now + backoff(event.checks))),
         other => (other.outcome(), None),
     };
-    ctx.db()
-        .run(
-            crate::sql!(
-                "UPDATE webhook_events SET outcome = ?, checks = checks + 1, next_check_at = ?,
-                 settled_at = CASE WHEN ? = 'received' THEN NULL ELSE ? END
-             WHERE event_id = ? AND outcome = 'received'"
-            ),
-            params![outcome, next_check_at, outcome, now, &event.event_id],
-        )
-        .await?;
+    if !event_settled {
+        ctx.db()
+            .run(
+                crate::sql!(
+                    "UPDATE webhook_events SET outcome = ?, checks = checks + 1, next_check_at = ?,
+                     settled_at = CASE WHEN ? = 'received' THEN NULL ELSE ? END
+                 WHERE event_id = ? AND outcome = 'received'"
+                ),
+                params![outcome, next_check_at, outcome, now, &event.event_id],
+            )
+            .await?;
+    }
+    // Only a look that changed something can have left events for the merchant.
+    if dispatch && matches!(handled, Handled::Settled | Handled::Unconfirmed) {
+        crate::services::events::dispatch(ctx).await?;
+    }
     log_confirmed(
         ctx,
         &event.event_id,
@@ -208,6 +267,18 @@ fn log_confirmed(
     );
 }
 
+/// Marks an event settled (the confirmation's own write, when it rides with an outcome).
+fn settled_sql(event_id: &str, now: i64) -> Stmt {
+    crate::store::db::stmt(
+        crate::sql!(
+            "UPDATE webhook_events SET outcome = 'settled', checks = checks + 1,
+             next_check_at = NULL, settled_at = ?
+         WHERE event_id = ? AND outcome = 'received'"
+        ),
+        params![now, event_id],
+    )
+}
+
 /// Thirty seconds, doubling up to an hour.
 fn backoff(checks: u32) -> i64 {
     (30_000_i64 << checks.min(7)).min(3_600_000)
@@ -229,21 +300,31 @@ pub async fn confirm_due(ctx: &Ctx, limit: u32) -> Result<u32, Problem> {
         .await?;
     let mut settled = 0;
     for event in &due {
-        if confirm(ctx, event, Usage::default()).await? != Handled::Unconfirmed {
+        if confirm(ctx, event, Confirmation::Cron).await? != Handled::Unconfirmed {
             settled += 1;
         }
     }
     Ok(settled)
 }
 
-async fn handle_order(ctx: &Ctx, event: &Received, order_id: &str) -> Result<Handled, Problem> {
-    let owner: Option<OwnerRow> = ctx
-        .db()
-        .batch_results(vec![orders::owner_sql(order_id)])
-        .await?[0]
-        .rows::<OwnerRow>()?
-        .into_iter()
-        .next();
+async fn handle_order(
+    ctx: &Ctx,
+    event: &Received,
+    order_id: &str,
+    owner: OwnerLookup,
+    held_pauses_ms: &[u32],
+    event_settled: &mut bool,
+) -> Result<Handled, Problem> {
+    let owner: Option<OwnerRow> = match owner {
+        OwnerLookup::Read(owner) => owner,
+        OwnerLookup::NotRead => ctx
+            .db()
+            .batch_results(vec![orders::owner_sql(order_id)])
+            .await?[0]
+            .rows::<OwnerRow>()?
+            .into_iter()
+            .next(),
+    };
     let Some(owner) = owner else {
         return unknown_order(ctx, event, order_id).await;
     };
@@ -272,10 +353,22 @@ async fn handle_order(ctx: &Ctx, event: &Received, order_id: &str) -> Result<Han
             )
         }
         "charge" => {
-            let charge =
-                charging::drive_charge(ctx, &owner.owner_id, Mode::SettleOnly, Patience::Poll(&[]))
-                    .await?;
-            charge.status == "succeeded" || charge.status == "failed"
+            let mut pauses = held_pauses_ms.iter();
+            loop {
+                // The event is marked settled in the write that records the outcome.
+                let with_outcome = vec![settled_sql(&event.event_id, ctx.now().await?)];
+                match charging::settle_charge(ctx, &owner.owner_id, with_outcome).await? {
+                    (Looked::Final, written) => {
+                        *event_settled |= written;
+                        break true;
+                    }
+                    (Looked::Open, _) => break false,
+                    (Looked::Held, _) => match pauses.next() {
+                        Some(&ms) => Delay::from(Duration::from_millis(u64::from(ms))).await,
+                        None => break false,
+                    },
+                }
+            }
         }
         "refund" => refunding::settle(ctx, &owner.owner_id).await?,
         _ => return Ok(Handled::Ignored),

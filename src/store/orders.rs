@@ -130,7 +130,7 @@ pub fn close(order_id: &str) -> Stmt {
 
 crate::row! {
     /// Who an order belongs to, and whether it is watched.
-    #[derive(Debug, Clone)]
+    #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct OwnerRow {
         pub owner_kind: String,
         pub owner_id: String,

@@ -102,6 +102,11 @@ pub async fn with_faults(
     let server_error = || error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
     let timeout = || error(StatusCode::GATEWAY_TIMEOUT, "Gateway timeout");
     match decision.action {
+        Action::Proceed if decision.answer_latency_ms > 0 => {
+            let answer = work(sb, decision);
+            tokio::time::sleep(Duration::from_millis(decision.answer_latency_ms)).await;
+            answer
+        }
         Action::Proceed => work(sb, decision),
         Action::ErrorBefore => server_error(),
         Action::Business => business(status, endpoint.business_error()),
