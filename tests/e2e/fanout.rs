@@ -120,3 +120,100 @@ fn one_tick_closes_and_enqueues_round_after_round() {
         assert_ledgers_agree(&s, c);
     }
 }
+
+fn renewal_id(s: &Stack, customer: &str) -> String {
+    renewal(s, customer).expect("a renewal")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The provider's completion webhook overtakes its answer to `POST /payments`: it arrives
+/// while the consumer that started the payment still holds the charge. The webhook waits for
+/// the consumer to let go and records the outcome; no tick is needed.
+#[test]
+fn a_completion_webhook_that_overtakes_the_answer_settles_the_renewal() {
+    let s = fanout_stack(300);
+    tick(&s, "2027-07-01T08:00:00Z");
+    let customers: Vec<String> = (0..3).map(|i| format!("overtaken-{i}")).collect();
+    for c in &customers {
+        subscribe(&s, c, "weekly", APPROVE);
+    }
+    set_faults(
+        &s,
+        serde_json::json!([{"endpoint": "initiate_payment", "answer_latency_ms": 1500}]),
+    );
+    let report = tick(&s, "2027-07-08T08:00:00Z");
+    assert_eq!(report["chargesEnqueued"], 3, "{report}");
+    eventually(60, "the webhooks to record every renewal", || {
+        all_renewed(&s, &customers)
+    });
+    let ledger = s.ledger();
+    let mut orders = Vec::new();
+    for c in &customers {
+        let charge = renewal_id(&s, c);
+        let payments = payments_for_reference(&ledger, &charge);
+        assert_eq!(payments.len(), 1, "{c}");
+        assert_eq!(payments[0]["status"], "PAYMENT_COMPLETED", "{c}");
+        orders.push(payments[0]["orderId"].clone());
+        assert_ledgers_agree(&s, c);
+    }
+    // Each completion was recorded by its own webhook, at its first confirmation.
+    let completions: Vec<Value> = s
+        .logged("webhook confirmed")
+        .into_iter()
+        .filter(|l| l["type"] == "order.paymentcompleted" && orders.contains(&l["orderId"]))
+        .collect();
+    assert_eq!(completions.len(), 3, "{completions:?}");
+    assert!(
+        completions.iter().all(|l| l["outcome"] == "Settled"),
+        "{completions:?}"
+    );
+}
+
+/// Every webhook is lost (a `callBackUrl` is never retried): the payments complete at the
+/// provider and the renewals stay pending until the next tick enqueues them again; that drive
+/// reads the status and records each outcome, with no second payment.
+#[test]
+fn renewals_whose_webhooks_are_lost_are_recorded_by_the_next_tick() {
+    let s = fanout_stack(300);
+    tick(&s, "2027-08-01T08:00:00Z");
+    let customers: Vec<String> = (0..3).map(|i| format!("unheard-{i}")).collect();
+    for c in &customers {
+        subscribe(&s, c, "weekly", APPROVE);
+    }
+    set_faults(
+        &s,
+        serde_json::json!([{"endpoint": "webhook", "drop_rate": 1.0}]),
+    );
+    let due = "2027-08-08T08:00:00Z";
+    let report = tick(&s, due);
+    assert_eq!(report["chargesEnqueued"], 3, "{report}");
+    let charges: Vec<String> = customers.iter().map(|c| renewal_id(&s, c)).collect();
+    eventually(60, "the provider to complete every renewal payment", || {
+        let ledger = s.ledger();
+        charges
+            .iter()
+            .all(|c| completed_for_reference(&ledger, c) == 1)
+    });
+    eventually(20, "the consumers to let go of the charges", || {
+        s.logged("charges consumed")
+            .iter()
+            .map(|l| l["chargesDriven"].as_u64().unwrap_or(0))
+            .sum::<u64>()
+            >= 3
+    });
+    for c in &customers {
+        assert_eq!(renewal(&s, c).unwrap()["status"], "pending", "{c}");
+    }
+    let again = tick(&s, due);
+    assert_eq!(again["chargesEnqueued"], 3, "{again}");
+    eventually(60, "the next tick's drives to record every renewal", || {
+        all_renewed(&s, &customers)
+    });
+    let ledger = s.ledger();
+    for (c, charge) in customers.iter().zip(&charges) {
+        assert_eq!(payments_for_reference(&ledger, charge).len(), 1, "{c}");
+        assert_ledgers_agree(&s, c);
+    }
+}
