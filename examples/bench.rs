@@ -122,6 +122,9 @@ fn main() {
         .collect();
     for ((group, latency), tokens) in latencies.iter().copied().enumerate().zip(groups) {
         let due = format!("2027-02-{:02}T06:00:00Z", day(group));
+        // The subscriptions' webhooks are still on their way (the provider sends a URL's
+        // webhooks one at a time): the renewals' own must not queue behind them.
+        wait_webhooks_delivered(&s);
         set_latency(&s, latency);
         let window_start = s.worker_log().lines().count();
         let started = Instant::now();
@@ -225,6 +228,17 @@ fn main() {
         "\nprovider ledger: {renewals} completed renewal payments for {} renewals (plus the loops' own)",
         n * latencies.len()
     );
+}
+
+fn wait_webhooks_delivered(s: &Stack) {
+    let started = Instant::now();
+    while s.sandbox.get("/_sandbox/webhooks").json()["queued"].as_u64() != Some(0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "webhooks never drained"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The orders of the token payments the provider holds for these tokens (the renewals').

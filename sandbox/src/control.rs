@@ -230,6 +230,8 @@ pub async fn get_webhooks(State(sb): State<Shared>) -> Response {
     Json(json!({
         "url": guard.ledger.webhook_url,
         "retry_delays_ms": guard.ledger.webhook_retry_delays_ms,
+        // First attempts still waiting on their URL's queue: a harness can wait for them.
+        "queued": sb.webhooks_queued.load(std::sync::atomic::Ordering::SeqCst),
     }))
     .into_response()
 }

@@ -34,6 +34,8 @@ pub struct Sandbox {
     inner: Mutex<Inner>,
     /// Bumped whenever a payment changes, so callers can wait for one to become final.
     changes: watch::Sender<u64>,
+    /// Webhook deliveries queued and not yet attempted once (retries not counted).
+    pub webhooks_queued: std::sync::atomic::AtomicUsize,
 }
 
 pub type Shared = Arc<Sandbox>;
@@ -71,6 +73,7 @@ impl Sandbox {
                 steps_pending: HashSet::new(),
             }),
             changes: watch::Sender::new(0),
+            webhooks_queued: std::sync::atomic::AtomicUsize::new(0),
         }))
     }
 

@@ -5,6 +5,7 @@
 //! Each URL has one queue, so first attempts reach a receiver in the order things happened;
 //! only the `reorder` fault (or a retry) changes that, as on the real provider.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use base64::Engine;
@@ -173,6 +174,7 @@ fn dispatch(sb: &Shared, inner: &mut Inner, event: Event, latency_ms: u64) {
             retry_delays_ms,
             latency_ms,
         };
+        sb.webhooks_queued.fetch_add(1, Ordering::SeqCst);
         let queue = inner
             .queues
             .entry(url.clone())
@@ -189,12 +191,15 @@ fn dispatch(sb: &Shared, inner: &mut Inner, event: Event, latency_ms: u64) {
 fn start_queue(sb: &Shared, url: String) -> mpsc::UnboundedSender<Delivery> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Delivery>();
     let secret = sb.config.webhook_secret.clone();
+    let sb = sb.clone();
     tokio::spawn(async move {
         while let Some(d) = rx.recv().await {
             if d.latency_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(d.latency_ms)).await;
             }
-            if attempt(&secret, &url, &d.body).await || d.retry_delays_ms.is_empty() {
+            let delivered = attempt(&secret, &url, &d.body).await;
+            sb.webhooks_queued.fetch_sub(1, Ordering::SeqCst);
+            if delivered || d.retry_delays_ms.is_empty() {
                 continue;
             }
             // Retries wait on their own, so one failing event does not hold up the others.

@@ -19,7 +19,7 @@ use crate::params;
 use crate::psp::envelope::PspError;
 use crate::psp::types::*;
 use crate::store::charges::{self, ChargeRow, ClaimFirst, Lease, LeaseFor, Leased};
-use crate::store::db::{Stmt, stmt};
+use crate::store::db::{BatchResult, Stmt, stmt};
 use crate::store::incidents::{self, NewIncident};
 use crate::store::orders;
 use crate::store::subscriptions;
@@ -88,12 +88,12 @@ pub enum Looked {
 /// Reads the outcome of a charge's payment in flight and records it (a webhook's part), in the
 /// round trips the drive takes anyway: the lease's answer says whether the charge was final or
 /// held. `with_outcome` rides in the write that records an outcome, if this look makes one;
-/// the answer's `bool` says whether it did.
+/// then the answer carries their results.
 pub async fn settle_charge(
     ctx: &Ctx,
     charge_id: &str,
     with_outcome: Vec<Stmt>,
-) -> Result<(Looked, bool), Problem> {
+) -> Result<(Looked, Option<Vec<BatchResult>>), Problem> {
     let is_final = |status: &str| status == "succeeded" || status == "failed";
     let driven = drive_unless_refused(
         ctx,
@@ -106,15 +106,15 @@ pub async fn settle_charge(
     Ok(match driven {
         Driven::Drove(drove) => match drove.end {
             DriveEnd::Succeeded | DriveEnd::Declined | DriveEnd::Failed => {
-                (Looked::Final, drove.outcome_written)
+                (Looked::Final, drove.riding)
             }
-            _ => (Looked::Open, false),
+            _ => (Looked::Open, None),
         },
-        Driven::Refused(charge) if is_final(&charge.status) => (Looked::Final, false),
+        Driven::Refused(charge) if is_final(&charge.status) => (Looked::Final, None),
         Driven::Refused(charge) if charge.lease_until.is_some_and(|t| t >= ctx.wall_ms()) => {
-            (Looked::Held, false)
+            (Looked::Held, None)
         }
-        Driven::Refused(_) => (Looked::Open, false),
+        Driven::Refused(_) => (Looked::Open, None),
     })
 }
 
@@ -128,8 +128,8 @@ struct Drove {
     end: DriveEnd,
     /// The drive's last write released the lease (saves a round trip per drive).
     released: bool,
-    /// The statements to ride with an outcome went with one.
-    outcome_written: bool,
+    /// The results of the statements that rode with an outcome, when they did.
+    riding: Option<Vec<BatchResult>>,
 }
 
 async fn drive_unless_refused(
@@ -242,13 +242,13 @@ async fn drive_leased(
         start_only: options.stop_after_initiate,
         released: false,
         with_outcome,
-        outcome_written: false,
+        riding: None,
     };
     let end = drive(&mut io, view, &options).await?;
     Ok(Drove {
         end,
         released: io.released,
-        outcome_written: io.outcome_written,
+        riding: io.riding,
     })
 }
 
@@ -269,7 +269,8 @@ struct LedgerCharge<'a> {
     released: bool,
     /// Statements that ride with the write of an outcome (success, decline or failure).
     with_outcome: Vec<Stmt>,
-    outcome_written: bool,
+    /// Their results, once written.
+    riding: Option<Vec<BatchResult>>,
 }
 
 impl LedgerCharge<'_> {
@@ -282,9 +283,15 @@ impl LedgerCharge<'_> {
     /// The write that records the charge's outcome, with what rides along; it releases the lease.
     async fn write_outcome(&mut self, mut batch: Vec<Stmt>) -> Result<(), Problem> {
         let riding = std::mem::take(&mut self.with_outcome);
-        self.outcome_written = !riding.is_empty();
+        if riding.is_empty() {
+            return self.write(batch, true).await;
+        }
+        let own = batch.len();
         batch.extend(riding);
-        self.write(batch, true).await
+        let mut results = self.ctx.db().batch_results(batch).await?;
+        self.riding = Some(results.split_off(own));
+        self.released = true;
+        Ok(())
     }
 
     /// Gives the order up: the charge's next attempt needs a new one, and this one is watched.

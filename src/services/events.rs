@@ -24,6 +24,7 @@ use crate::http::problem::Problem;
 use crate::merchant_webhook::sign;
 use crate::store::charges::ChargeRow;
 use crate::store::checkouts::CheckoutRow;
+use crate::store::db::{BatchResult, Stmt};
 use crate::store::events::{self, Attempted, EventRow};
 use crate::store::payment_methods::{self, MaskedCard};
 use crate::store::refunds::RefundRow;
@@ -129,13 +130,26 @@ fn snapshot<T: FromRow>(row: &EventRow) -> Option<T> {
 /// worker has no such queue). Called after each change-making invocation and by the cron,
 /// which also finds events whose message was lost. Returns how many were dispatched.
 pub async fn dispatch(ctx: &Ctx) -> Result<u32, Problem> {
-    let db = ctx.db();
+    let result = ctx.db().batch_results(vec![dispatch_sql(ctx)]).await?;
+    dispatch_claimed(ctx, &result[0]).await
+}
+
+/// The write half of [`dispatch`], to ride in the batch that writes the events: it claims them
+/// for delivery (or marks them feed-only when no merchant webhook is configured).
+pub fn dispatch_sql(ctx: &Ctx) -> Stmt {
     if ctx.config.merchant_webhook.is_none() {
-        events::mark_feed_only(db).await?;
-        return Ok(0);
+        return events::mark_feed_only_sql();
     }
     let wall = ctx.wall_ms();
-    let ids = events::claim_for_delivery(db, wall, wall - LOST_AFTER_MS, SEND_BATCH as u32).await?;
+    events::claim_for_delivery_sql(wall, wall - LOST_AFTER_MS, SEND_BATCH as u32)
+}
+
+/// The rest of [`dispatch`], given the result of [`dispatch_sql`]: sends what it claimed.
+pub async fn dispatch_claimed(ctx: &Ctx, claimed: &BatchResult) -> Result<u32, Problem> {
+    if ctx.config.merchant_webhook.is_none() {
+        return Ok(0);
+    }
+    let ids = events::claimed_ids(claimed)?;
     let count = ids.len() as u32;
     if ids.is_empty() {
         return Ok(0);

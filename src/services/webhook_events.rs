@@ -227,8 +227,9 @@ pub async fn confirm(
             )
             .await?;
     }
-    // Only a look that changed something can have left events for the merchant.
-    if dispatch && matches!(handled, Handled::Settled | Handled::Unconfirmed) {
+    // Only a look that changed something can have left events for the merchant (those of an
+    // outcome written with the event were handed on already).
+    if dispatch && !event_settled && matches!(handled, Handled::Settled | Handled::Unconfirmed) {
         crate::services::events::dispatch(ctx).await?;
     }
     log_confirmed(
@@ -355,13 +356,19 @@ async fn handle_order(
         "charge" => {
             let mut pauses = held_pauses_ms.iter();
             loop {
-                // The event is marked settled in the write that records the outcome.
-                let with_outcome = vec![settled_sql(&event.event_id, ctx.now().await?)];
+                // The event is marked settled, and the merchant events the outcome makes are
+                // claimed for delivery, in the write that records the outcome.
+                let with_outcome = vec![
+                    settled_sql(&event.event_id, ctx.now().await?),
+                    crate::services::events::dispatch_sql(ctx),
+                ];
                 match charging::settle_charge(ctx, &owner.owner_id, with_outcome).await? {
-                    (Looked::Final, written) => {
-                        *event_settled |= written;
+                    (Looked::Final, Some(riding)) => {
+                        crate::services::events::dispatch_claimed(ctx, &riding[1]).await?;
+                        *event_settled = true;
                         break true;
                     }
+                    (Looked::Final, None) => break true,
                     (Looked::Open, _) => break false,
                     (Looked::Held, _) => match pauses.next() {
                         Some(&ms) => Delay::from(Duration::from_millis(u64::from(ms))).await,

@@ -1,6 +1,6 @@
 //! Events for the merchant (the outbox the database's triggers write) and their deliveries.
 
-use super::db::{Db, Stmt, stmt};
+use super::db::{BatchResult, Db, Stmt, stmt};
 use crate::http::problem::Problem;
 use crate::params;
 
@@ -58,34 +58,45 @@ pub async fn claim_for_delivery(
     lost_before: i64,
     limit: u32,
 ) -> Result<Vec<String>, Problem> {
+    let claim = claim_for_delivery_sql(wall_now, lost_before, limit);
+    claimed_ids(&db.batch_results(vec![claim]).await?[0])
+}
+
+/// [`claim_for_delivery`] as a statement, to ride in a batch that writes events; its result
+/// is read with [`claimed_ids`].
+pub fn claim_for_delivery_sql(wall_now: i64, lost_before: i64, limit: u32) -> Stmt {
+    stmt(
+        crate::sql!(
+            "UPDATE events SET delivery = 'queued', queued_at = ?1
+         WHERE seq IN (SELECT seq FROM events
+           WHERE delivery = 'pending' OR (delivery = 'queued' AND queued_at < ?2)
+           ORDER BY seq LIMIT ?3)
+         RETURNING id"
+        ),
+        params![wall_now, lost_before, limit],
+    )
+}
+
+pub fn claimed_ids(result: &BatchResult) -> Result<Vec<String>, Problem> {
     crate::row! {
         struct Id {
             id: String,
         }
     }
-    let ids: Vec<Id> = db
-        .all(
-            crate::sql!(
-                "UPDATE events SET delivery = 'queued', queued_at = ?1
-             WHERE seq IN (SELECT seq FROM events
-               WHERE delivery = 'pending' OR (delivery = 'queued' AND queued_at < ?2)
-               ORDER BY seq LIMIT ?3)
-             RETURNING id"
-            ),
-            params![wall_now, lost_before, limit],
-        )
-        .await?;
-    Ok(ids.into_iter().map(|i| i.id).collect())
+    Ok(result.rows::<Id>()?.into_iter().map(|i| i.id).collect())
 }
 
 /// With no webhook URL configured, pending events are only for the feed.
 pub async fn mark_feed_only(db: Db<'_>) -> Result<(), Problem> {
-    db.run(
+    db.batch(vec![mark_feed_only_sql()]).await?;
+    Ok(())
+}
+
+pub fn mark_feed_only_sql() -> Stmt {
+    stmt(
         crate::sql!("UPDATE events SET delivery = 'none' WHERE delivery = 'pending'"),
         params![],
     )
-    .await?;
-    Ok(())
 }
 
 /// How one delivery attempt ended.
