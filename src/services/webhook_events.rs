@@ -99,9 +99,10 @@ pub async fn record(ctx: &Ctx, event: &WebhookEvent, stale: bool) -> Result<Reco
         crate::sql!("SELECT outcome FROM webhook_events WHERE event_id = ?"),
         params![&event.metadata.event_id],
     ));
-    // The confirmation right after starts from the order's owner: read it here too.
+    // The confirmation right after starts from the order's owner: read it here too (an event
+    // settled in this batch needs none).
     let seen_at = batch.len() - 1;
-    if let Some(order_id) = event.order_id() {
+    if let (Some(order_id), false) = (event.order_id(), noted_here) {
         batch.push(orders::owner_sql(order_id));
     }
     let results = ctx.db().batch_results(batch).await?;

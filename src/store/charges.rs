@@ -304,8 +304,12 @@ pub async fn lease_and_load(
             params![id],
         ),
         stmt(ATTEMPTS_SQL, params![id]),
-        stmt(CARD_SQL, params![now - DAY_MS, now - days(30), id]),
     ]);
+    // Only a drive that may start an attempt needs the card (and its decline history).
+    let reads_card = matches!(purpose, LeaseFor::Drive(_));
+    if reads_card {
+        batch.push(stmt(CARD_SQL, params![now - DAY_MS, now - days(30), id]));
+    }
     let mut results = db.batch_results(batch).await?;
     let leased = results[0].changes > 0;
     let results = results.split_off(reads);
@@ -318,7 +322,17 @@ pub async fn lease_and_load(
         return Ok(Lease::Refused(Box::new(charge)));
     }
     let attempts = to_attempts(results[1].rows::<AttemptRow>()?)?;
-    let card = match results[2].rows::<CardRow>()?.into_iter().next() {
+    let card_row = match results.get(2) {
+        Some(card) => card.rows::<CardRow>()?.into_iter().next(),
+        None => None,
+    };
+    let card = match card_row {
+        // A settle-only drive reads the outcome of an attempt already started and starts none
+        // (`next_step` stops before the card is looked at): no card is charged.
+        None if !reads_card => Card {
+            payment_method_id: None,
+            guard: CardGuard::Clear,
+        },
         None => Card {
             payment_method_id: None,
             guard: CardGuard::NoCard,

@@ -158,12 +158,18 @@ fn a_completion_webhook_that_overtakes_the_answer_settles_the_renewal() {
         orders.push(payments[0]["orderId"].clone());
         assert_ledgers_agree(&s, c);
     }
-    // Each completion was recorded by its own webhook, at its first confirmation.
-    let completions: Vec<Value> = s
-        .logged("webhook confirmed")
-        .into_iter()
-        .filter(|l| l["type"] == "order.paymentcompleted" && orders.contains(&l["orderId"]))
-        .collect();
+    // Each completion was recorded by its own webhook, at its first confirmation (logged once
+    // the outcome is written).
+    let completions = || -> Vec<Value> {
+        s.logged("webhook confirmed")
+            .into_iter()
+            .filter(|l| l["type"] == "order.paymentcompleted" && orders.contains(&l["orderId"]))
+            .collect()
+    };
+    eventually(20, "the completions' confirmation lines", || {
+        completions().len() >= 3
+    });
+    let completions = completions();
     assert_eq!(completions.len(), 3, "{completions:?}");
     assert!(
         completions.iter().all(|l| l["outcome"] == "Settled"),
