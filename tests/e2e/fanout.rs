@@ -23,6 +23,16 @@ fn renewal(s: &Stack, customer: &str) -> Option<Value> {
         .find(|c| c["kind"] == "renewal" && c["periodIndex"] == 1)
 }
 
+/// `n` customers named `{prefix}-{i}` subscribe to the weekly plan at business time `at`.
+fn weekly_subscribers(s: &Stack, prefix: &str, n: usize, at: &str) -> Vec<String> {
+    tick(s, at);
+    let customers: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    for c in &customers {
+        subscribe(s, c, "weekly", APPROVE);
+    }
+    customers
+}
+
 fn all_renewed(s: &Stack, customers: &[String]) -> bool {
     customers
         .iter()
@@ -34,11 +44,7 @@ fn all_renewed(s: &Stack, customers: &[String]) -> bool {
 #[test]
 fn renewals_fanned_out_twice_over_are_charged_once() {
     let s = fanout_stack(0);
-    tick(&s, "2027-05-01T08:00:00Z");
-    let customers: Vec<String> = (0..8).map(|i| format!("fan-{i}")).collect();
-    for c in &customers {
-        subscribe(&s, c, "weekly", APPROVE);
-    }
+    let customers = weekly_subscribers(&s, "fan", 8, "2027-05-01T08:00:00Z");
     let due = "2027-05-08T08:00:00Z";
     let first = tick(&s, due);
     assert_eq!(first["periodsClosed"], 8, "{first}");
@@ -70,11 +76,7 @@ fn renewals_fanned_out_twice_over_are_charged_once() {
 #[test]
 fn charges_whose_messages_were_lost_are_enqueued_again() {
     let mut s = fanout_stack(2);
-    tick(&s, "2027-05-01T08:00:00Z");
-    let customers: Vec<String> = (0..4).map(|i| format!("lost-{i}")).collect();
-    for c in &customers {
-        subscribe(&s, c, "weekly", APPROVE);
-    }
+    let customers = weekly_subscribers(&s, "lost", 4, "2027-05-01T08:00:00Z");
     let due = "2027-05-08T08:00:00Z";
     let first = tick(&s, due);
     assert_eq!(first["chargesEnqueued"], 4, "{first}");
@@ -103,11 +105,7 @@ fn one_tick_closes_and_enqueues_round_after_round() {
         ],
         ..Options::default()
     });
-    tick(&s, "2027-06-01T08:00:00Z");
-    let customers: Vec<String> = (0..8).map(|i| format!("round-{i}")).collect();
-    for c in &customers {
-        subscribe(&s, c, "weekly", APPROVE);
-    }
+    let customers = weekly_subscribers(&s, "round", 8, "2027-06-01T08:00:00Z");
     let report = tick(&s, "2027-06-08T08:00:00Z");
     assert_eq!(report["periodsClosed"], 8, "{report}");
     assert_eq!(report["chargesEnqueued"], 8, "{report}");
@@ -134,11 +132,7 @@ fn renewal_id(s: &Stack, customer: &str) -> String {
 #[test]
 fn a_completion_webhook_that_overtakes_the_answer_settles_the_renewal() {
     let s = fanout_stack(300);
-    tick(&s, "2027-07-01T08:00:00Z");
-    let customers: Vec<String> = (0..3).map(|i| format!("overtaken-{i}")).collect();
-    for c in &customers {
-        subscribe(&s, c, "weekly", APPROVE);
-    }
+    let customers = weekly_subscribers(&s, "overtaken", 3, "2027-07-01T08:00:00Z");
     set_faults(
         &s,
         serde_json::json!([{"endpoint": "initiate_payment", "answer_latency_ms": 1500}]),
@@ -183,11 +177,7 @@ fn a_completion_webhook_that_overtakes_the_answer_settles_the_renewal() {
 #[test]
 fn renewals_whose_webhooks_are_lost_are_recorded_by_the_next_tick() {
     let s = fanout_stack(300);
-    tick(&s, "2027-08-01T08:00:00Z");
-    let customers: Vec<String> = (0..3).map(|i| format!("unheard-{i}")).collect();
-    for c in &customers {
-        subscribe(&s, c, "weekly", APPROVE);
-    }
+    let customers = weekly_subscribers(&s, "unheard", 3, "2027-08-01T08:00:00Z");
     set_faults(
         &s,
         serde_json::json!([{"endpoint": "webhook", "drop_rate": 1.0}]),
