@@ -331,6 +331,7 @@ fn wait_for_recorded(s: &Stack, from: usize, n: usize, started: Instant) -> Dura
         if succeeded.len() >= n {
             return Duration::from_millis((last_ms - started_unix_ms).max(0) as u64);
         }
+        assert_worker_answers(s);
         assert!(
             started.elapsed() < Duration::from_secs(1800),
             "{} of {n} renewals recorded",
@@ -338,6 +339,32 @@ fn wait_for_recorded(s: &Stack, from: usize, n: usize, started: Instant) -> Dura
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A worker that died (locally: out of file descriptors, say) ends the run at once instead of
+/// leaving it to wait out its deadlines. Looks at most every two seconds.
+fn assert_worker_answers(s: &Stack) {
+    use std::cell::Cell;
+    thread_local!(static LAST: Cell<Option<Instant>> = const { Cell::new(None) });
+    if LAST
+        .get()
+        .is_some_and(|t| t.elapsed() < Duration::from_secs(2))
+    {
+        return;
+    }
+    LAST.set(Some(Instant::now()));
+    let failure = match s.worker.try_get("/health") {
+        // 503 is a health check that found something slow, not a dead worker.
+        Ok(r) if r.status != 500 => return,
+        Ok(r) => format!("HTTP {}", r.status),
+        Err(e) => e.to_string(),
+    };
+    let log = s.worker_log();
+    let lines: Vec<&str> = log.lines().collect();
+    panic!(
+        "the worker stopped answering ({failure}); the end of its log:\n{}",
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    );
 }
 
 fn unix_ms() -> i64 {
@@ -427,6 +454,7 @@ fn wait_for_renewals(s: &Stack, tokens: &[String], started: Instant) -> Value {
             "{done} of {} renewals settled",
             tokens.len()
         );
+        assert_worker_answers(s);
         // Sleep in proportion to what is left, so the last reading is close to the end.
         let left = (tokens.len() - done) as u64;
         let pause = Duration::from_millis((left * 5).clamp(50, 1000)).max(read_took * 9);
