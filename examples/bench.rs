@@ -142,7 +142,7 @@ fn main() {
         let paid_rate = n as f64 / paid.as_secs_f64();
         // A renewal counts once the worker's ledger recorded it as succeeded (its completion
         // webhook, confirmed by a status read), not when the provider took the money.
-        let completed = wait_for_recorded(&s, window_start, n, started);
+        let completed = wait_for_recorded(&s, window_start, n, started, started_unix_ms);
         let ledger_rate = n as f64 / completed.as_secs_f64();
         // Costs: the tick that closed and enqueued, and every consumer invocation since.
         // Each invocation logs its line once its batch is done: wait for all of them.
@@ -167,7 +167,7 @@ fn main() {
             }
             std::thread::sleep(Duration::from_millis(100));
         };
-        let webhooks = webhook_costs(&s, window_start, &renewal_orders(&s, &tokens), 3 * n);
+        let webhooks = webhook_costs(&s, window_start, &renewal_orders(&ledger, &tokens), 3 * n);
         let sequential = plain_loop(&s, &tokens, 1);
         let threaded = plain_loop(&s, &tokens, 6);
         let per = |x: f64| x / costs.charges.max(1.0);
@@ -252,29 +252,31 @@ fn wait_webhooks_delivered(s: &Stack) {
     }
 }
 
-/// When the provider made the last of the completed token payments on these tokens (ms).
-fn last_payment_ms(ledger: &Value, tokens: &[String]) -> i64 {
+/// The token payments the provider holds for these tokens: the renewals'.
+fn renewal_payments<'a>(ledger: &'a Value, tokens: &[String]) -> Vec<&'a Value> {
     let tokens: std::collections::HashSet<&str> = tokens.iter().map(String::as_str).collect();
     ledger["payments"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|p| p["method"] == "CTOKEN" && p["status"] == "PAYMENT_COMPLETED")
+        .filter(|p| p["method"] == "CTOKEN")
         .filter(|p| p["tokenId"].as_str().is_some_and(|t| tokens.contains(t)))
+        .collect()
+}
+
+/// When the provider made the last of the completed renewal payments (ms).
+fn last_payment_ms(ledger: &Value, tokens: &[String]) -> i64 {
+    renewal_payments(ledger, tokens)
+        .into_iter()
+        .filter(|p| p["status"] == "PAYMENT_COMPLETED")
         .filter_map(|p| p["createdAt"].as_str().and_then(parse_unix_ms))
         .max()
         .expect("completed renewal payments")
 }
 
-/// The orders of the token payments the provider holds for these tokens (the renewals').
-fn renewal_orders(s: &Stack, tokens: &[String]) -> std::collections::HashSet<String> {
-    let tokens: std::collections::HashSet<&str> = tokens.iter().map(String::as_str).collect();
-    s.ledger()["payments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["method"] == "CTOKEN")
-        .filter(|p| p["tokenId"].as_str().is_some_and(|t| tokens.contains(t)))
+fn renewal_orders(ledger: &Value, tokens: &[String]) -> std::collections::HashSet<String> {
+    renewal_payments(ledger, tokens)
+        .into_iter()
         .filter_map(|p| p["orderId"].as_str().map(str::to_owned))
         .collect()
 }
@@ -308,10 +310,15 @@ fn webhook_costs(
 }
 
 /// Waits until `n` charges were recorded as succeeded (one `charge driven` line with that end
-/// each, since line `from`); returns the time from `started` to the last of those lines, by
-/// the line's own timestamp.
-fn wait_for_recorded(s: &Stack, from: usize, n: usize, started: Instant) -> Duration {
-    let started_unix_ms = unix_ms() - started.elapsed().as_millis() as i64;
+/// each, since line `from`); returns the time from `started_unix_ms` (the same moment as
+/// `started`) to the last of those lines, by the line's own timestamp.
+fn wait_for_recorded(
+    s: &Stack,
+    from: usize,
+    n: usize,
+    started: Instant,
+    started_unix_ms: i64,
+) -> Duration {
     let mut succeeded = std::collections::HashSet::new();
     let mut last_ms = started_unix_ms;
     let mut seen = from;

@@ -306,8 +306,7 @@ pub async fn lease_and_load(
         stmt(ATTEMPTS_SQL, params![id]),
     ]);
     // Only a drive that may start an attempt needs the card (and its decline history).
-    let reads_card = matches!(purpose, LeaseFor::Drive(_));
-    if reads_card {
+    if matches!(purpose, LeaseFor::Drive(_)) {
         batch.push(stmt(CARD_SQL, params![now - DAY_MS, now - days(30), id]));
     }
     let mut results = db.batch_results(batch).await?;
@@ -322,17 +321,26 @@ pub async fn lease_and_load(
         return Ok(Lease::Refused(Box::new(charge)));
     }
     let attempts = to_attempts(results[1].rows::<AttemptRow>()?)?;
-    let card_row = match results.get(2) {
-        Some(card) => card.rows::<CardRow>()?.into_iter().next(),
-        None => None,
-    };
-    let card = match card_row {
+    let card = match results.get(2) {
         // A settle-only drive reads the outcome of an attempt already started and starts none
         // (`next_step` stops before the card is looked at): no card is charged.
-        None if !reads_card => Card {
+        None => Card {
             payment_method_id: None,
             guard: CardGuard::Clear,
         },
+        Some(card) => card_of(card.rows::<CardRow>()?.into_iter().next()),
+    };
+    Ok(Lease::Taken(Box::new(Leased {
+        charge,
+        attempts,
+        card,
+    })))
+}
+
+/// The customer's active card with its decline history, as a drive that may start an attempt
+/// sees it.
+fn card_of(row: Option<CardRow>) -> Card {
+    match row {
         None => Card {
             payment_method_id: None,
             guard: CardGuard::NoCard,
@@ -347,12 +355,7 @@ pub async fn lease_and_load(
             ),
             payment_method_id: Some(row.payment_method_id),
         },
-    };
-    Ok(Lease::Taken(Box::new(Leased {
-        charge,
-        attempts,
-        card,
-    })))
+    }
 }
 
 pub async fn release_lease(db: Db<'_>, id: &str) -> Result<(), Problem> {

@@ -49,21 +49,10 @@ pub async fn get(db: Db<'_>, id: &str) -> Result<Option<EventRow>, Problem> {
     db.first(sql, params![id]).await
 }
 
-/// Marks up to `limit` events for delivery and returns their ids: pending ones, and queued ones
-/// whose message has not been heard of since `lost_before` (wall time): a message lost with a
-/// crashed invocation is sent again, never an event forgotten.
-pub async fn claim_for_delivery(
-    db: Db<'_>,
-    wall_now: i64,
-    lost_before: i64,
-    limit: u32,
-) -> Result<Vec<String>, Problem> {
-    let claim = claim_for_delivery_sql(wall_now, lost_before, limit);
-    claimed_ids(&db.batch_results(vec![claim]).await?[0])
-}
-
-/// [`claim_for_delivery`] as a statement, to ride in a batch that writes events; its result
-/// is read with [`claimed_ids`].
+/// Marks up to `limit` events for delivery (their ids come back, read with [`claimed_ids`]):
+/// pending ones, and queued ones whose message has not been heard of since `lost_before` (wall
+/// time): a message lost with a crashed invocation is sent again, never an event forgotten. A
+/// statement, so that it can ride in the batch that writes the events.
 pub fn claim_for_delivery_sql(wall_now: i64, lost_before: i64, limit: u32) -> Stmt {
     stmt(
         crate::sql!(
@@ -87,11 +76,6 @@ pub fn claimed_ids(result: &BatchResult) -> Result<Vec<String>, Problem> {
 }
 
 /// With no webhook URL configured, pending events are only for the feed.
-pub async fn mark_feed_only(db: Db<'_>) -> Result<(), Problem> {
-    db.batch(vec![mark_feed_only_sql()]).await?;
-    Ok(())
-}
-
 pub fn mark_feed_only_sql() -> Stmt {
     stmt(
         crate::sql!("UPDATE events SET delivery = 'none' WHERE delivery = 'pending'"),
