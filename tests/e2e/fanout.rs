@@ -213,3 +213,59 @@ fn renewals_whose_webhooks_are_lost_are_recorded_by_the_next_tick() {
         assert_ledgers_agree(&s, c);
     }
 }
+
+/// The provider's status lags its webhooks (its documents allow seconds to minutes): the
+/// completion webhook's status read still shows the payment in flight, so it records nothing
+/// and the renewal stays pending. The ticks that follow read the status again until it shows
+/// the outcome, and each renewal is recorded once, with one payment.
+#[test]
+fn a_status_that_lags_the_webhook_is_read_again_until_it_shows_the_outcome() {
+    let s = fanout_stack(300);
+    let customers = weekly_subscribers(&s, "lagging", 3, "2027-09-01T08:00:00Z");
+    set_faults(
+        &s,
+        serde_json::json!([{"endpoint": "order_status", "status_lag_ms": 20000}]),
+    );
+    let due = "2027-09-08T08:00:00Z";
+    let report = tick(&s, due);
+    assert_eq!(report["chargesEnqueued"], 3, "{report}");
+    let charges: Vec<String> = customers.iter().map(|c| renewal_id(&s, c)).collect();
+    let orders: Vec<Value> = {
+        let mut orders = Vec::new();
+        eventually(60, "the provider to complete every renewal payment", || {
+            let ledger = s.ledger();
+            orders = charges
+                .iter()
+                .flat_map(|c| payments_for_reference(&ledger, c))
+                .filter(|p| p["status"] == "PAYMENT_COMPLETED")
+                .map(|p| p["orderId"].clone())
+                .collect();
+            orders.len() == 3
+        });
+        orders
+    };
+    eventually(
+        30,
+        "each completion webhook to find the status behind it",
+        || {
+            s.logged("webhook confirmed")
+                .iter()
+                .filter(|l| l["type"] == "order.paymentcompleted" && orders.contains(&l["orderId"]))
+                .filter(|l| l["outcome"] == "Unconfirmed")
+                .count()
+                == 3
+        },
+    );
+    for c in &customers {
+        assert_eq!(renewal(&s, c).unwrap()["status"], "pending", "{c}");
+    }
+    eventually(120, "the ticks' drives to record every renewal", || {
+        tick(&s, due);
+        all_renewed(&s, &customers)
+    });
+    let ledger = s.ledger();
+    for (c, charge) in customers.iter().zip(&charges) {
+        assert_eq!(payments_for_reference(&ledger, charge).len(), 1, "{c}");
+        assert_ledgers_agree(&s, c);
+    }
+}
