@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The worker's build command (wrangler.toml [build], make dev, make test): `worker-build
 # --release` with the pinned tools. It is skipped when nothing that goes into the build changed
-# since the last successful one (the sources, the manifests, the toolchain, the pinned tools,
-# this script): an unchanged tree gives the same wasm, and wasm-opt alone takes a minute on a
-# small machine. `--force` (or FORCE_BUILD=1) builds anyway.
+# since the last successful one (the sources of the worker and the core, the manifests, the
+# toolchain, the pinned tools, this script): an unchanged tree gives the same wasm, and wasm-opt
+# alone takes a minute on a small machine. `--force` (or FORCE_BUILD=1) builds anyway.
 #
 # wasm-opt runs here rather than inside worker-build (Cargo.toml turns that step off), because
 # worker-build always keeps the wasm name section: function names only make stack traces
@@ -36,7 +36,8 @@ inputs_digest() {
     # Flags that change what cargo produces.
     env | grep -E '^(RUSTFLAGS|CARGO_ENCODED_RUSTFLAGS|CARGO_PROFILE_[A-Z_]+|CARGO_BUILD_[A-Z_]+|KEEP_WASM_NAMES)=' | LC_ALL=C sort || true
     sha256sum Cargo.toml Cargo.lock .cargo/config.toml package-lock.json scripts/build-worker.sh scripts/env.sh
-    find src -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+    # The worker and the core it links (the sandbox is not in the wasm).
+    find src crates -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
   } | sha256sum | cut -d' ' -f1
 }
 

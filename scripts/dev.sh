@@ -255,7 +255,7 @@ cat >&2 <<EOT
   Move time forward   curl -X POST $base/v1/test-clock/tick -H 'Authorization: Bearer dev-merchant-key' \\
                         -H 'Content-Type: application/json' -d '{"now":"2027-01-01T00:00:00Z"}'
 
-  Ctrl-C stops everything. After changing src/, run make dev again (it rebuilds what changed).
+  Ctrl-C stops everything. After changing src/ or crates/, run make dev again (it rebuilds what changed).
 
 EOT
 

@@ -6,15 +6,32 @@ use std::rc::Rc;
 use worker::kv::KvStore;
 use worker::{D1Database, Env, Queue};
 
-use crate::config::Config;
-use crate::http::problem::Problem;
+use crate::ids::new_id;
 use crate::log::Log;
 use crate::meter::Meter;
 use crate::psp::client::PspClient;
-use crate::secure::new_id;
 use crate::slots::Slots;
 use crate::store::db::Db;
 use crate::store::vault::Vault;
+use recurring_core::config::Config;
+use recurring_core::http::problem::Problem;
+
+/// The invocation's settings, read where it starts (the `#[event]` handlers, the API's dispatch)
+/// and passed down. A misconfiguration is logged with what is wrong; the caller gets a problem
+/// that names no setting.
+pub fn load_config(env: &Env) -> Result<Config, Problem> {
+    Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string())).map_err(|e| {
+        crate::log::emit_plain(
+            crate::log::Level::Error,
+            "configuration invalid",
+            crate::fields! {"detail": e.to_string()},
+        );
+        Problem::misconfigured(
+            "The service is not configured correctly; the operator has been told which \
+             settings are wrong.",
+        )
+    })
+}
 
 /// Outgoing connections a Worker may keep open at once.
 pub const CONNECTIONS: usize = 6;
@@ -191,5 +208,64 @@ impl Ctx {
     /// Runs the rest of the invocation "as of" `now` (the scheduler and the test clock).
     pub fn set_now(&self, now: i64) {
         self.now.set(Some(now));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use recurring_core::config::{Config, RATE_LIMIT_BINDING, RATE_LIMIT_PERIOD_SECONDS};
+
+    /// The shipped wrangler.toml and .dev.vars.example: `make dev` and a production deploy
+    /// must start with a valid configuration.
+    #[test]
+    fn the_shipped_configuration_is_valid() {
+        let file: toml::Table = include_str!("../wrangler.toml")
+            .parse()
+            .expect("wrangler.toml");
+        let secrets: HashMap<String, String> = include_str!("../.dev.vars.example")
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        let vars = |table: &toml::Table| -> HashMap<String, String> {
+            table["vars"]
+                .as_table()
+                .expect("[vars]")
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().expect("string var").to_owned()))
+                .chain(secrets.clone())
+                .collect()
+        };
+        let dev = vars(&file);
+        let dev = Config::from_lookup(|n| dev.get(n).cloned()).expect("the dev configuration");
+        assert!(dev.test_clock);
+        assert!(dev.demo, "the demo is on for local development");
+        assert!(dev.rate_limit);
+        assert!(dev.catalog.plans.len() >= 4);
+        let production = vars(
+            file["env"]["production"]
+                .as_table()
+                .expect("[env.production]"),
+        );
+        let production =
+            Config::from_lookup(|n| production.get(n).cloned()).expect("the production example");
+        assert!(
+            !production.test_clock,
+            "the test clock is off in production"
+        );
+        assert!(!production.demo, "the demo route is off in production");
+        assert!(production.rate_limit);
+        // Bindings are not inherited by an environment: the limiter is declared in both.
+        for table in [&file, file["env"]["production"].as_table().unwrap()] {
+            let limits = table["ratelimits"].as_array().expect("[[ratelimits]]");
+            assert_eq!(limits[0]["name"].as_str(), Some(RATE_LIMIT_BINDING));
+            assert_eq!(
+                limits[0]["simple"]["period"].as_integer(),
+                Some(i64::from(RATE_LIMIT_PERIOD_SECONDS))
+            );
+        }
     }
 }

@@ -10,7 +10,7 @@ mod openapi;
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
-use recurring_edge::http::router::ROUTES;
+use recurring_core::http::router::ROUTES;
 use serde_json::Value;
 
 use openapi::{document, token, validate_at};
@@ -220,7 +220,9 @@ fn problem_kinds_in(dir: &Path, found: &mut BTreeSet<(Option<u16>, String)>) {
 #[test]
 fn every_problem_type_the_code_answers_is_documented_with_its_status() {
     let mut found = BTreeSet::new();
+    // The worker and the core (the problem details themselves are the core's).
     problem_kinds_in(&root().join("src"), &mut found);
+    problem_kinds_in(&root().join("crates/core/src"), &mut found);
     let names: BTreeSet<&str> = found.iter().map(|(_, k)| k.as_str()).collect();
     for expected in [
         "not-found",

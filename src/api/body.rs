@@ -3,9 +3,9 @@
 use serde_json::{Map, Value};
 use worker::Request;
 
-use crate::http::problem::Problem;
-use crate::input;
-use crate::validate::{self, MAX_BODY_BYTES};
+use recurring_core::http::problem::Problem;
+use recurring_core::input;
+use recurring_core::validate::{self, MAX_BODY_BYTES};
 
 /// The raw body, refused with 413 above `limit` (checked on the declared length first, so an
 /// oversized upload is not read at all).

@@ -5,16 +5,17 @@ use worker::{Request, Response};
 
 use super::{body, page, respond};
 use crate::context::Ctx;
-use crate::http::problem::Problem;
-use crate::input::Fields;
-use crate::secure::{new_id, request_fingerprint};
+use crate::ids::new_id;
 use crate::services::charging::{self, Mode, Patience};
 use crate::store::charges::{self, ChargeRow, NewCharge};
 use crate::store::idempotency::{self, Claim};
 use crate::store::incidents;
 use crate::store::payment_methods;
-use crate::validate;
 use crate::views;
+use recurring_core::http::problem::Problem;
+use recurring_core::input::Fields;
+use recurring_core::secure::request_fingerprint;
+use recurring_core::validate;
 
 /// Status reads after `POST /payments`, in ms: the provider settles asynchronously, usually
 /// within a second; past these the answer is `pending` and webhooks or the cron finish it.

@@ -8,18 +8,19 @@ use serde_json::{Value, json};
 use worker::{Request, Response};
 
 use super::{body, respond};
-use crate::catalog::Plan;
 use crate::context::Ctx;
-use crate::http::problem::{FieldError, Problem};
-use crate::input::Fields;
-use crate::secure::{new_id, request_fingerprint};
+use crate::ids::new_id;
 use crate::services::activation;
 use crate::services::hosted_checkout::{self, Claim};
-use crate::session::Claims;
 use crate::store::checkouts::{self, CheckoutRow, KeyClaim, NewCheckout};
 use crate::store::payment_methods;
-use crate::validate;
 use crate::views;
+use recurring_core::catalog::Plan;
+use recurring_core::http::problem::{FieldError, Problem};
+use recurring_core::input::Fields;
+use recurring_core::secure::request_fingerprint;
+use recurring_core::session::Claims;
+use recurring_core::validate;
 
 pub(crate) const REDIRECT_RULE: &str =
     "must be an http(s) URL on one of the merchant's allowed origins";
@@ -176,7 +177,7 @@ fn subscription_order(
     ctx: &Ctx,
     checkout: &CheckoutRow,
     customer: &Claims,
-) -> Result<crate::psp::types::CreateOrder, Problem> {
+) -> Result<recurring_core::psp::types::CreateOrder, Problem> {
     let plan = checkout.plan()?;
     let line_name = match checkout.installments {
         Some(n) => format!("{} (installment 1 of {n})", plan.name),
@@ -204,7 +205,7 @@ fn first_payment(plan: &Plan, installments: Option<u32>) -> Result<i64, Problem>
         (Some(options), Some(n)) if !options.contains(&n) => {
             Err(field_error(format!("choose one of {options:?}")))
         }
-        (Some(_), Some(n)) => crate::billing::installments::split(plan.amount, n)
+        (Some(_), Some(n)) => recurring_core::billing::installments::split(plan.amount, n)
             .map(|parts| parts[0])
             .map_err(|e| field_error(e.to_string())),
     }

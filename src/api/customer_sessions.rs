@@ -9,11 +9,11 @@ use serde::Serialize;
 use worker::{Request, Response};
 
 use super::{body, respond};
-use crate::billing::time::format_rfc3339;
 use crate::context::Ctx;
-use crate::http::problem::Problem;
-use crate::input::Fields;
-use crate::session::{self, Claims, DEFAULT_LIFETIME_SECONDS, MIN_LIFETIME_SECONDS};
+use recurring_core::billing::time::format_rfc3339;
+use recurring_core::http::problem::Problem;
+use recurring_core::input::Fields;
+use recurring_core::session::{self, Claims, DEFAULT_LIFETIME_SECONDS, MIN_LIFETIME_SECONDS};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -39,7 +39,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
             "is only accepted with the test clock on (TEST_CLOCK)",
         );
         f.check(
-            crate::validate::is_identifier(clock),
+            recurring_core::validate::is_identifier(clock),
             "testClock",
             "must be 1-64 characters of A-Z a-z 0-9 . _ : -",
         );

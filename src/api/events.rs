@@ -5,13 +5,13 @@
 use worker::{Request, Response};
 
 use super::{body, page, respond};
-use crate::billing::time::format_rfc3339;
 use crate::context::Ctx;
-use crate::http::problem::Problem;
 use crate::services::events;
 use crate::store::events as store;
-use crate::validate;
 use crate::views::event::{AttemptView, DeliveryView, delivery_status};
+use recurring_core::billing::time::format_rfc3339;
+use recurring_core::http::problem::Problem;
+use recurring_core::validate;
 
 /// Every event type the backend writes (the database's triggers name them).
 pub const TYPES: [&str; 18] = [

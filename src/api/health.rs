@@ -11,10 +11,10 @@ use serde::Serialize;
 use worker::{AbortController, Delay, Env, Fetch, Response};
 
 use super::respond;
-use crate::config::{Config, is_http_url};
-use crate::http::problem::Problem;
 use crate::meter::Meter;
 use crate::store::db::Db;
+use recurring_core::config::{Config, is_http_url};
+use recurring_core::http::problem::Problem;
 
 /// A provider that has not answered by then is as good as down for a charge.
 const PROVIDER_PROBE_MS: u64 = 3_000;
@@ -66,7 +66,7 @@ pub async fn get(env: &Env) -> Result<Response, Problem> {
         _ if super::rate_limit::binding_present(env) => Check::ok(None),
         _ => Check::failed(format!(
             "no {} binding ([[ratelimits]] in wrangler.toml)",
-            crate::config::RATE_LIMIT_BINDING
+            recurring_core::config::RATE_LIMIT_BINDING
         )),
     };
     let config = match parsed {

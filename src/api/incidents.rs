@@ -5,11 +5,11 @@ use serde::Serialize;
 use worker::{Request, Response};
 
 use super::{body, page, respond};
-use crate::billing::time::format_rfc3339;
 use crate::context::Ctx;
-use crate::http::problem::Problem;
 use crate::store::incidents::{self, IncidentRow};
-use crate::validate;
+use recurring_core::billing::time::format_rfc3339;
+use recurring_core::http::problem::Problem;
+use recurring_core::validate;
 
 /// Every kind of incident the backend records.
 pub const KINDS: [&str; 7] = [

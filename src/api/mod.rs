@@ -23,17 +23,17 @@ use std::rc::Rc;
 
 use worker::{Context, Env, Request, Response};
 
+use crate::ids::new_id;
 use crate::log::{Level, Log};
-use crate::secure::new_id;
 
-use crate::config::Config;
-use crate::context::Ctx;
-use crate::http::cors::{self, Decision};
-use crate::http::problem::Problem;
-use crate::http::router::{self, Access, Matched, Route};
-use crate::secure::constant_time_eq;
-use crate::session::{self, Claims};
+use crate::context::{Ctx, load_config};
 use rate_limit::Subject;
+use recurring_core::config::Config;
+use recurring_core::http::cors::{self, Decision};
+use recurring_core::http::problem::Problem;
+use recurring_core::http::router::{self, Access, Matched, Route};
+use recurring_core::secure::constant_time_eq;
+use recurring_core::session::{self, Claims};
 
 pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> worker::Result<Response> {
     let started = worker::Date::now().as_millis();
@@ -261,20 +261,6 @@ fn preflight(req: &Request, env: &Env, path: &str) -> Result<Response, Problem> 
         Decision::Deny(problem) => Err(problem),
         Decision::NotCors => respond::empty(204, Vec::new()),
     }
-}
-
-pub fn load_config(env: &Env) -> Result<Config, Problem> {
-    Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string())).map_err(|e| {
-        crate::log::emit_plain(
-            crate::log::Level::Error,
-            "configuration invalid",
-            crate::fields! {"detail": e.to_string()},
-        );
-        Problem::misconfigured(
-            "The service is not configured correctly; the operator has been told which \
-             settings are wrong.",
-        )
-    })
 }
 
 fn origin(req: &Request) -> Option<String> {

@@ -4,7 +4,7 @@ use serde::Serialize;
 use worker::Request;
 
 use super::body;
-use crate::http::problem::Problem;
+use recurring_core::http::problem::Problem;
 
 pub fn limit(req: &Request) -> Result<u32, Problem> {
     match body::query_param(req, "limit") {

@@ -6,11 +6,11 @@ use worker::Response;
 
 use super::respond;
 use crate::context::Ctx;
-use crate::http::problem::Problem;
-use crate::session::Claims;
 use crate::store::payment_methods;
-use crate::validate;
 use crate::views;
+use recurring_core::http::problem::Problem;
+use recurring_core::session::Claims;
+use recurring_core::validate;
 
 /// Another customer's card, an unknown customer and a customer without a card all answer the
 /// same 404: the route tells nobody which references exist or have a card.

@@ -5,12 +5,12 @@ use worker::Response;
 
 use super::respond;
 use crate::context::Ctx;
-use crate::http::problem::Problem;
+use recurring_core::http::problem::Problem;
 
 pub fn list(ctx: &Ctx) -> Result<Response, Problem> {
     #[derive(serde::Serialize)]
     struct Plans<'a> {
-        plans: &'a [crate::catalog::Plan],
+        plans: &'a [recurring_core::catalog::Plan],
     }
     respond::json(
         200,

@@ -11,23 +11,24 @@ use worker::{Request, Response};
 
 use super::checkout::{REDIRECT_RULE, checkout_response, too_many_open};
 use super::{body, page, respond};
-use crate::billing::charge_machine::ChargeStatus;
-use crate::billing::time::format_rfc3339;
 use crate::context::Ctx;
-use crate::http::problem::Problem;
-use crate::http::router::PortalAction;
-use crate::input::Fields;
+use crate::ids::new_id;
 use crate::params;
-use crate::secure::{new_id, request_fingerprint};
 use crate::services::activation::{self, VERIFICATION_DESCRIPTION};
 use crate::services::hosted_checkout::{self, Claim};
-use crate::session::Claims;
 use crate::store::card_replacements;
 use crate::store::charges::{self, ChargeRow};
 use crate::store::checkouts::{self, CheckoutRow, KeyClaim, NewCheckout};
 use crate::store::subscriptions::{self, SubscriptionRow};
-use crate::validate;
 use crate::views;
+use recurring_core::billing::charge_machine::ChargeStatus;
+use recurring_core::billing::time::format_rfc3339;
+use recurring_core::http::problem::Problem;
+use recurring_core::http::router::PortalAction;
+use recurring_core::input::Fields;
+use recurring_core::secure::request_fingerprint;
+use recurring_core::session::Claims;
+use recurring_core::validate;
 
 /// A customer has few subscriptions; the portal lists them all, up to this many.
 const MAX_SUBSCRIPTIONS: u32 = 100;

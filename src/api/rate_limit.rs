@@ -5,9 +5,9 @@ use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Env, Request};
 
-use crate::config::{Config, RATE_LIMIT_BINDING, RATE_LIMIT_PERIOD_SECONDS};
-use crate::http::problem::Problem;
 use crate::log::{self, Level};
+use recurring_core::config::{Config, RATE_LIMIT_BINDING, RATE_LIMIT_PERIOD_SECONDS};
+use recurring_core::http::problem::Problem;
 
 /// Who a request is counted against.
 pub enum Subject<'a> {

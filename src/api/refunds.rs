@@ -5,14 +5,15 @@ use worker::{Request, Response};
 
 use super::{body, respond};
 use crate::context::Ctx;
-use crate::http::problem::Problem;
-use crate::input::Fields;
-use crate::secure::{new_id, request_fingerprint};
+use crate::ids::new_id;
 use crate::services::refunding;
 use crate::store::charges;
 use crate::store::refunds::{self, Claimed};
-use crate::validate;
 use crate::views;
+use recurring_core::http::problem::Problem;
+use recurring_core::input::Fields;
+use recurring_core::secure::request_fingerprint;
+use recurring_core::validate;
 
 pub async fn create(req: &mut Request, ctx: &Ctx, charge_id: &str) -> Result<Response, Problem> {
     let key = body::required_idempotency_key(req)?;

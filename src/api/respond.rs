@@ -4,7 +4,7 @@
 use serde::Serialize;
 use worker::{Headers, Response};
 
-use crate::http::problem::{self, Problem};
+use recurring_core::http::problem::{self, Problem};
 
 pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response, Problem> {
     let text = serde_json::to_string(body)

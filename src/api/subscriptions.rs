@@ -4,17 +4,17 @@
 use worker::{Request, Response};
 
 use super::{body, page, respond};
-use crate::billing::renewal::bounds;
-use crate::billing::time::format_rfc3339;
 use crate::context::Ctx;
-use crate::http::problem::Problem;
-use crate::http::router::SubscriptionAction;
-use crate::input::Fields;
 use crate::params;
 use crate::store::db::stmt;
 use crate::store::subscriptions::{self, SubscriptionRow, to_model};
-use crate::validate;
 use crate::views;
+use recurring_core::billing::renewal::bounds;
+use recurring_core::billing::time::format_rfc3339;
+use recurring_core::http::problem::Problem;
+use recurring_core::http::router::SubscriptionAction;
+use recurring_core::input::Fields;
+use recurring_core::validate;
 
 async fn load(ctx: &Ctx, id: &str) -> Result<SubscriptionRow, Problem> {
     if !validate::is_identifier(id) {
@@ -264,7 +264,7 @@ pub async fn act(
 async fn resume(ctx: &Ctx, sub: &SubscriptionRow, now: i64) -> Result<usize, Problem> {
     let model = to_model(sub)?;
     let interval = model.terms.interval;
-    let elapsed = crate::billing::period::period_index_at(sub.anchor_at, interval, now)
+    let elapsed = recurring_core::billing::period::period_index_at(sub.anchor_at, interval, now)
         .map(|k| k + sub.anchor_period)
         .unwrap_or(sub.current_period);
     let period = elapsed.max(sub.current_period);
@@ -306,7 +306,7 @@ async fn change_plan(
         .ok_or_else(|| Problem::not_found(&format!("Plan {plan_id:?}")))?;
     if plan.is_installment_plan() || plan.currency != sub.currency {
         return Err(Problem::validation(vec![
-            crate::http::problem::FieldError::new(
+            recurring_core::http::problem::FieldError::new(
                 "planId",
                 "must be a recurring plan in the subscription's currency",
             ),

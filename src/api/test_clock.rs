@@ -9,13 +9,13 @@
 use worker::{Request, Response};
 
 use super::{body, respond};
-use crate::billing::time::{format_rfc3339, parse_rfc3339};
 use crate::context::Ctx;
-use crate::http::problem::Problem;
-use crate::input::Fields;
 use crate::params;
 use crate::services::tick;
-use crate::validate;
+use recurring_core::billing::time::{format_rfc3339, parse_rfc3339};
+use recurring_core::http::problem::Problem;
+use recurring_core::input::Fields;
+use recurring_core::validate;
 
 fn require_test_clock(ctx: &Ctx, path: &str) -> Result<(), Problem> {
     if ctx.config.test_clock {

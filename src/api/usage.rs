@@ -5,16 +5,17 @@ use serde::Serialize;
 use worker::{Request, Response};
 
 use super::{body, respond};
-use crate::billing::time::{format_rfc3339, parse_rfc3339};
 use crate::context::Ctx;
-use crate::http::problem::Problem;
-use crate::input::Fields;
+use crate::ids::new_id;
 use crate::params;
-use crate::secure::{new_id, request_fingerprint};
 use crate::store::db::stmt;
 use crate::store::idempotency::{self, Claim};
 use crate::store::subscriptions::{self, to_model};
-use crate::validate;
+use recurring_core::billing::time::{format_rfc3339, parse_rfc3339};
+use recurring_core::http::problem::Problem;
+use recurring_core::input::Fields;
+use recurring_core::secure::request_fingerprint;
+use recurring_core::validate;
 
 /// How far in the future a usage timestamp may be: reporters' clocks drift.
 const CLOCK_SKEW_MS: i64 = 5 * 60_000;
@@ -101,10 +102,11 @@ pub async fn record(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
         .with("subscriptionStatus", sub.status.clone()));
     }
     let interval = to_model(&sub)?.terms.interval;
-    let period = crate::billing::period::period_index_at(sub.anchor_at, interval, occurred_at)
-        .map(|k| k + sub.anchor_period)
-        .filter(|k| *k >= sub.current_period)
-        .ok_or_else(period_closed)?;
+    let period =
+        recurring_core::billing::period::period_index_at(sub.anchor_at, interval, occurred_at)
+            .map(|k| k + sub.anchor_period)
+            .filter(|k| *k >= sub.current_period)
+            .ok_or_else(period_closed)?;
 
     let usage_id = new_id("us");
     let mut insert_params = params![&usage_id, &sub.id, period, quantity, occurred_at, now];

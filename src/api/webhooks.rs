@@ -10,11 +10,11 @@ use worker::{Context, Env, Request, Response};
 
 use super::{body, respond};
 use crate::context::Ctx;
-use crate::http::problem::Problem;
-use crate::psp::signature;
-use crate::psp::webhook::WebhookEvent;
 use crate::services::webhook_events::{self, Confirmation, OwnerLookup, Received, Recorded};
-use crate::validate::MAX_WEBHOOK_BYTES;
+use recurring_core::http::problem::Problem;
+use recurring_core::psp::signature;
+use recurring_core::psp::webhook::WebhookEvent;
+use recurring_core::validate::MAX_WEBHOOK_BYTES;
 
 pub async fn receive(
     req: &mut Request,

@@ -4,16 +4,16 @@
 use std::pin::pin;
 use std::time::Duration;
 
-use crate::json_read::FromJson;
 use futures_util::future::{Either, select};
+use recurring_core::json_read::FromJson;
 use worker::{AbortController, Delay, Fetch, Headers, Method};
 
-use super::envelope::{PspError, interpret};
-use super::types::*;
-use crate::config::PspConfig;
 use crate::log::{Level, Log};
 use crate::meter::Meter;
 use crate::slots::Slots;
+use recurring_core::config::PspConfig;
+use recurring_core::psp::envelope::{PspError, interpret};
+use recurring_core::psp::types::*;
 
 pub struct PspClient<'a> {
     config: &'a PspConfig,

@@ -1,11 +1,4 @@
-//! The payment provider: wire types and answer interpretation (pure), webhook signatures
-//! (pure), and the fetch client (the only part that needs the Workers runtime).
+//! The payment provider's fetch client. What the provider's answers mean (wire types, envelope,
+//! webhooks, signatures) is pure and lives in the core's `psp`.
 
 pub mod client;
-pub mod envelope;
-pub mod outcome;
-#[cfg(test)]
-pub(crate) mod read_equivalence;
-pub mod signature;
-pub mod types;
-pub mod webhook;

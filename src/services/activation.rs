@@ -5,14 +5,9 @@
 //! D1 transaction whose every statement is a no-op the second time. A verification payment is
 //! refunded right after.
 
-use crate::billing::period;
-use crate::catalog::Plan;
 use crate::context::Ctx;
-use crate::http::problem::Problem;
+use crate::ids::new_id;
 use crate::params;
-use crate::psp::outcome::{PageOutcome, page_outcome};
-use crate::psp::types::Token;
-use crate::secure::{digest_id, new_id};
 use crate::services::refunding;
 use crate::store::card_replacements;
 use crate::store::charges::{self, NewCharge};
@@ -22,6 +17,12 @@ use crate::store::payment_methods::{self, MaskedCard, NewPaymentMethod};
 use crate::store::refunds::{self, Claimed};
 use crate::store::subscriptions::{self, NewSubscription};
 use crate::store::vault::StoredCard;
+use recurring_core::billing::period;
+use recurring_core::catalog::Plan;
+use recurring_core::http::problem::Problem;
+use recurring_core::psp::outcome::{PageOutcome, page_outcome};
+use recurring_core::psp::types::Token;
+use recurring_core::secure::digest_id;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Activation {

@@ -6,23 +6,23 @@ use std::time::Duration;
 
 use worker::Delay;
 
-use crate::billing::charge_driver::{
-    Attention, ChargeFailure, ChargeIo, DriveEnd, DriveOptions, drive,
-};
-use crate::billing::charge_machine::{AttemptStatus, ChargeStatus, ChargeView};
-use crate::billing::decline::classify;
-use crate::billing::dunning::{CardLimit, DunningPolicy, DunningStep};
-use crate::billing::time::{DAY_MS, HOUR_MS};
 use crate::context::Ctx;
-use crate::http::problem::Problem;
 use crate::params;
-use crate::psp::envelope::PspError;
-use crate::psp::types::*;
 use crate::store::charges::{self, ChargeRow, ClaimFirst, Lease, LeaseFor, Leased};
 use crate::store::db::{BatchResult, Stmt, stmt};
 use crate::store::incidents::{self, NewIncident};
 use crate::store::orders;
 use crate::store::subscriptions;
+use recurring_core::billing::charge_driver::{
+    Attention, ChargeFailure, ChargeIo, DriveEnd, DriveOptions, drive,
+};
+use recurring_core::billing::charge_machine::{AttemptStatus, ChargeStatus, ChargeView};
+use recurring_core::billing::decline::classify;
+use recurring_core::billing::dunning::{CardLimit, DunningPolicy, DunningStep};
+use recurring_core::billing::time::{DAY_MS, HOUR_MS};
+use recurring_core::http::problem::Problem;
+use recurring_core::psp::envelope::PspError;
+use recurring_core::psp::types::*;
 
 /// How long an API charge may wait for the provider before it fails unstarted.
 pub const API_START_DEADLINE_MS: i64 = 24 * 3_600_000;

@@ -18,10 +18,7 @@ use worker::{
 };
 
 use crate::concurrently::{self, Job};
-use crate::config::MerchantWebhook;
 use crate::context::Ctx;
-use crate::http::problem::Problem;
-use crate::merchant_webhook::sign;
 use crate::store::charges::ChargeRow;
 use crate::store::checkouts::CheckoutRow;
 use crate::store::db::{BatchResult, Stmt};
@@ -32,6 +29,9 @@ use crate::store::row::FromRow;
 use crate::store::subscriptions::SubscriptionRow;
 use crate::views;
 use crate::views::event::DeliveryView;
+use recurring_core::config::{Config, MerchantWebhook};
+use recurring_core::http::problem::Problem;
+use recurring_core::merchant_webhook::sign;
 
 /// Messages per `sendBatch` call (the platform's limit).
 const SEND_BATCH: usize = 100;
@@ -294,16 +294,8 @@ fn parse_job(raw: &RawMessage) -> Option<EventJob> {
 }
 
 /// The `queue` handler for the events queue: one attempt per event, many at once.
-pub async fn consume(batch: MessageBatch<Value>, env: Env) -> worker::Result<()> {
-    let Ok(config) = crate::api::load_config(&env) else {
-        batch.retry_all_with_options(
-            &QueueRetryOptionsBuilder::new()
-                .with_delay_seconds(60)
-                .build(),
-        );
-        return Ok(());
-    };
-    let Ok(ctx) = Ctx::from_env(&env, config) else {
+pub async fn consume(batch: MessageBatch<Value>, env: &Env, config: Config) -> worker::Result<()> {
+    let Ok(ctx) = Ctx::from_env(env, config) else {
         batch.retry_all();
         return Ok(());
     };

@@ -20,12 +20,13 @@ use crate::concurrently::{self, Job};
 use serde::Serialize;
 use worker::{Env, MessageBatch, MessageExt, Queue, QueueRetryOptionsBuilder, RawMessage};
 
-use crate::billing::charge_driver::DriveEnd;
 use crate::context::Ctx;
-use crate::http::problem::Problem;
 use crate::meter::Usage;
 use crate::params;
 use crate::services::charging::{self, Mode, Patience};
+use recurring_core::billing::charge_driver::DriveEnd;
+use recurring_core::config::Config;
+use recurring_core::http::problem::Problem;
 
 /// Messages per `sendBatch` call (the platform's limit).
 const SEND_BATCH: usize = 100;
@@ -118,20 +119,12 @@ pub struct ConsumerReport {
 }
 
 /// The `queue` handler for the charges queue: drives every charge of the batch, many at once.
-pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) -> worker::Result<()> {
-    let config = match crate::api::load_config(&env) {
-        Ok(config) => config,
-        // Misconfigured: nothing can be driven; the messages come back after a delay.
-        Err(_) => {
-            batch.retry_all_with_options(
-                &QueueRetryOptionsBuilder::new()
-                    .with_delay_seconds(60)
-                    .build(),
-            );
-            return Ok(());
-        }
-    };
-    let ctx = match Ctx::from_env(&env, config) {
+pub async fn consume(
+    batch: MessageBatch<serde_json::Value>,
+    env: &Env,
+    config: Config,
+) -> worker::Result<()> {
+    let ctx = match Ctx::from_env(env, config) {
         Ok(ctx) => ctx,
         Err(_) => {
             batch.retry_all();

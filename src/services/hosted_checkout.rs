@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use worker::Delay;
 
-use crate::config::Config;
 use crate::context::Ctx;
-use crate::http::problem::Problem;
-use crate::psp::types::*;
-use crate::secure::new_id;
+use crate::ids::new_id;
 use crate::store::checkouts::{self, CheckoutRow, KeyClaim, NewCheckout};
 use crate::store::db::Stmt;
 use crate::store::idempotency;
+use recurring_core::config::Config;
+use recurring_core::http::problem::Problem;
+use recurring_core::psp::types::*;
 
 const WAIT_STEP_MS: u64 = 200;
 
@@ -134,7 +134,7 @@ async fn open(
         Ok(created) => {
             let page_url = created
                 .payment_page_link
-                .filter(|l| crate::config::is_http_url(l));
+                .filter(|l| recurring_core::config::is_http_url(l));
             let Some(page_url) = page_url else {
                 checkouts::fail_creation(
                     db,

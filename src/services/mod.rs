@@ -10,3 +10,23 @@ pub mod order_watching;
 pub mod refunding;
 pub mod tick;
 pub mod webhook_events;
+
+#[cfg(test)]
+mod tests {
+    use super::{fanout, tick};
+
+    #[test]
+    fn reports_name_no_member_a_line_has_already() {
+        let tick = serde_json::to_value(tick::TickReport::default()).unwrap();
+        let consumer = serde_json::to_value(fanout::ConsumerReport::default()).unwrap();
+        let tags = ["customerRef", "chargeId", "checkoutId", "subscriptionId"];
+        for report in [tick, consumer] {
+            for name in report.as_object().unwrap().keys() {
+                assert!(
+                    !crate::log::OWN.contains(&name.as_str()) && !tags.contains(&name.as_str()),
+                    "{name}"
+                );
+            }
+        }
+    }
+}

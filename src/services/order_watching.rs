@@ -2,14 +2,8 @@
 //! cron looks at every order we stopped using, with backoff, for a week; a webhook about such
 //! an order looks at once.
 
-use crate::billing::decline::classify;
-use crate::billing::order_watch::{Adoption, Looked, Owner, WATCH, WatchIo, WatchedOrder, look};
 use crate::context::Ctx;
-use crate::http::problem::Problem;
 use crate::params;
-use crate::psp::envelope::PspError;
-use crate::psp::types::OrderStatus;
-use crate::secure::digest_id;
 use crate::services::refunding;
 use crate::store::charges::{self, ChargeRow, Lease, LeaseFor, NewCharge};
 use crate::store::checkouts;
@@ -18,6 +12,14 @@ use crate::store::incidents::{self, NewIncident};
 use crate::store::orders;
 use crate::store::refunds::{self, Reversal};
 use crate::store::subscriptions;
+use recurring_core::billing::decline::classify;
+use recurring_core::billing::order_watch::{
+    Adoption, Looked, Owner, WATCH, WatchIo, WatchedOrder, look,
+};
+use recurring_core::http::problem::Problem;
+use recurring_core::psp::envelope::PspError;
+use recurring_core::psp::types::OrderStatus;
+use recurring_core::secure::digest_id;
 
 /// Looks at the watched orders that are due; returns how many it looked at.
 pub async fn look_at_due(ctx: &Ctx, limit: u32) -> Result<u32, Problem> {

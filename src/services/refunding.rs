@@ -6,11 +6,11 @@ use std::time::Duration;
 use worker::Delay;
 
 use crate::context::Ctx;
-use crate::http::problem::Problem;
-use crate::psp::outcome::{PageOutcome, return_outcome};
-use crate::psp::types::*;
 use crate::store::charges::ChargeRow;
 use crate::store::refunds::{self, RefundRow};
+use recurring_core::http::problem::Problem;
+use recurring_core::psp::outcome::{PageOutcome, return_outcome};
+use recurring_core::psp::types::*;
 
 const POLL_DELAYS_MS: [u64; 4] = [100, 250, 500, 1000];
 

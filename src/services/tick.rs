@@ -9,19 +9,17 @@
 
 use std::cell::RefCell;
 
+use recurring_core::config::Config;
 use serde::Serialize;
 use worker::{Env, ScheduledEvent};
 
 use crate::log::{self, Level};
 
-use crate::billing::charge_driver::DriveEnd;
-use crate::billing::renewal::{self, Close};
 use crate::concurrently::{self, Job};
 use crate::context::Ctx;
-use crate::http::problem::Problem;
+use crate::ids::new_id;
 use crate::meter::Usage;
 use crate::params;
-use crate::secure::new_id;
 use crate::services::charging::Patience;
 use crate::services::{
     activation, charging, events, fanout, order_watching, refunding, webhook_events,
@@ -29,6 +27,9 @@ use crate::services::{
 use crate::store::charges::{self, NewCharge};
 use crate::store::db::{Stmt, stmt};
 use crate::store::subscriptions::{self, SubscriptionRow};
+use recurring_core::billing::charge_driver::DriveEnd;
+use recurring_core::billing::renewal::{self, Close};
+use recurring_core::http::problem::Problem;
 
 /// Pause before the second pass re-reads charges still in flight, when the first pass was too
 /// short to give the provider time (a tick with only a few charges).
@@ -70,12 +71,8 @@ pub struct TickReport {
     pub wall_ms: i64,
 }
 
-pub async fn on_cron(event: ScheduledEvent, env: Env) {
-    let config = match crate::api::load_config(&env) {
-        Ok(config) => config,
-        Err(_) => return,
-    };
-    let ctx = match Ctx::from_env(&env, config) {
+pub async fn on_cron(event: ScheduledEvent, env: &Env, config: Config) {
+    let ctx = match Ctx::from_env(env, config) {
         Ok(ctx) => ctx,
         Err(p) => {
             log::emit_plain(
@@ -102,7 +99,7 @@ pub async fn run(ctx: &Ctx, trigger: &str, clock: Option<&str>) -> Result<TickRe
     let now = ctx.now().await?;
     let mut report = TickReport {
         tick_id: new_id("tick"),
-        as_of: crate::billing::time::format_rfc3339(now),
+        as_of: recurring_core::billing::time::format_rfc3339(now),
         ..TickReport::default()
     };
     ctx.db()

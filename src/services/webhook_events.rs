@@ -8,16 +8,16 @@ use std::time::Duration;
 use worker::Delay;
 
 use crate::context::Ctx;
-use crate::http::problem::Problem;
 use crate::meter::Usage;
 use crate::params;
-use crate::psp::webhook::{WebhookEvent, announces_outcome};
 use crate::services::activation::{self, Activation};
 use crate::services::charging::{self, Looked};
 use crate::services::{order_watching, refunding};
 use crate::store::checkouts;
 use crate::store::db::Stmt;
 use crate::store::orders::{self, OwnerRow};
+use recurring_core::http::problem::Problem;
+use recurring_core::psp::webhook::{WebhookEvent, announces_outcome};
 
 crate::row! {
     /// An event as recorded, with what its confirmation needs.

@@ -110,7 +110,7 @@ pub async fn outstanding(
     db: super::db::Db<'_>,
     customer_ref: &str,
     wall_now: i64,
-) -> Result<Option<Outstanding>, crate::http::problem::Problem> {
+) -> Result<Option<Outstanding>, recurring_core::http::problem::Problem> {
     db.first(
         crate::sql!(
             "SELECT c.id, c.amount, c.currency, c.description
@@ -129,7 +129,7 @@ pub async fn outstanding(
 pub async fn customer_currency(
     db: super::db::Db<'_>,
     customer_ref: &str,
-) -> Result<Option<String>, crate::http::problem::Problem> {
+) -> Result<Option<String>, recurring_core::http::problem::Problem> {
     crate::row! {
         struct Row {
             currency: String,

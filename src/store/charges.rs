@@ -2,11 +2,13 @@
 //! `charge_key`; whoever holds the unexpired lease drives it; every attempt is its own claim.
 
 use super::db::{Db, P, Stmt, stmt};
-use crate::billing::charge_machine::{Attempt, AttemptStatus, CardGuard};
-use crate::billing::dunning::{CARD_MAX_DECLINES_24H, CARD_MAX_DECLINES_30D, CardDeclines};
-use crate::billing::time::{DAY_MS, days};
-use crate::http::problem::Problem;
 use crate::params;
+use recurring_core::billing::charge_machine::{Attempt, AttemptStatus, CardGuard};
+use recurring_core::billing::dunning::{
+    CARD_MAX_DECLINES_24H, CARD_MAX_DECLINES_30D, CardDeclines,
+};
+use recurring_core::billing::time::{DAY_MS, days};
+use recurring_core::http::problem::Problem;
 
 crate::row! {
     #[derive(Debug, Clone)]

@@ -6,10 +6,10 @@
 //! (the lease was lost) is fenced: recorded as `fenced` in `provider_orders` and cancelled.
 
 use super::db::{Db, Stmt, stmt};
-use crate::billing::order_watch::WATCH;
-use crate::catalog::Plan;
-use crate::http::problem::Problem;
 use crate::params;
+use recurring_core::billing::order_watch::WATCH;
+use recurring_core::catalog::Plan;
+use recurring_core::http::problem::Problem;
 
 crate::row! {
     #[derive(Debug, Clone)]

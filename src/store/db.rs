@@ -9,8 +9,8 @@ use super::row::{self, FromRow, RowError};
 
 use crate::log::{Level, Log};
 
-use crate::http::problem::Problem;
 use crate::meter::Meter;
+use recurring_core::http::problem::Problem;
 
 /// A bound SQL parameter. Integers stay exact up to 2^53, far beyond any amount or instant here.
 #[derive(Debug, Clone, PartialEq)]

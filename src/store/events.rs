@@ -1,8 +1,8 @@
 //! Events for the merchant (the outbox the database's triggers write) and their deliveries.
 
 use super::db::{BatchResult, Db, Stmt, stmt};
-use crate::http::problem::Problem;
 use crate::params;
+use recurring_core::http::problem::Problem;
 
 crate::row! {
     #[derive(Debug, Clone)]

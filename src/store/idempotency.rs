@@ -2,8 +2,8 @@
 //! resource it created; another request with the same key is refused.
 
 use super::db::{Db, P, Stmt, stmt};
-use crate::http::problem::Problem;
 use crate::params;
+use recurring_core::http::problem::Problem;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Claim {

@@ -3,9 +3,9 @@
 //! outcome nobody can tell). Each is one row per `incident_key`, whatever retries.
 
 use super::db::{Db, Stmt, stmt};
-use crate::http::problem::Problem;
+use crate::ids::new_id;
 use crate::params;
-use crate::secure::new_id;
+use recurring_core::http::problem::Problem;
 
 crate::row! {
     #[derive(Debug, Clone)]

@@ -2,9 +2,9 @@
 //! using (`status = 'fenced'`): each is looked at again at `next_check_at` until `closed`.
 
 use super::db::{Db, Stmt, stmt};
-use crate::billing::order_watch::{Owner, WATCH, WatchedOrder};
-use crate::http::problem::Problem;
 use crate::params;
+use recurring_core::billing::order_watch::{Owner, WATCH, WatchedOrder};
+use recurring_core::http::problem::Problem;
 
 /// Records an order as carrying `owner`'s work (idempotent).
 pub fn record(order_id: &str, owner_kind: &str, owner_id: &str, now: i64) -> Stmt {

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::db::{Db, Stmt, stmt};
-use crate::http::problem::Problem;
 use crate::params;
+use recurring_core::http::problem::Problem;
 
 /// What a frontend may see of a card.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

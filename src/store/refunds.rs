@@ -3,8 +3,8 @@
 //! together exceed the charge.
 
 use super::db::{Db, Stmt, stmt};
-use crate::http::problem::Problem;
 use crate::params;
+use recurring_core::http::problem::Problem;
 
 crate::row! {
     #[derive(Debug, Clone)]

@@ -2,12 +2,12 @@
 //! so every UPDATE of `status` here also sets the reason.
 
 use super::db::{Db, Stmt, stmt};
-use crate::billing::dunning::{DunningStep, GiveUpReason};
-use crate::billing::interval::{Interval, IntervalUnit};
-use crate::billing::renewal::{Kind, Subscription, Terms};
-use crate::catalog::Plan;
-use crate::http::problem::Problem;
 use crate::params;
+use recurring_core::billing::dunning::{DunningStep, GiveUpReason};
+use recurring_core::billing::interval::{Interval, IntervalUnit};
+use recurring_core::billing::renewal::{Kind, Subscription, Terms};
+use recurring_core::catalog::Plan;
+use recurring_core::http::problem::Problem;
 
 crate::row! {
     #[derive(Debug, Clone)]

@@ -6,9 +6,9 @@ use serde::Serialize;
 use wasm_bindgen::JsValue;
 use worker::kv::{KvError, KvStore, ToRawKvValue};
 
-use crate::http::problem::Problem;
 use crate::meter::Meter;
 use crate::store::row::{self, FromRow, Row, RowError};
+use recurring_core::http::problem::Problem;
 
 /// Stored as JSON text; a member without a value is left out.
 #[derive(Clone, Serialize, PartialEq)]

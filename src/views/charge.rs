@@ -3,17 +3,17 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::billing::charge_machine::ChargeStatus;
-use crate::billing::decline::{DeclineClass, classify};
-use crate::billing::time::format_rfc3339;
 use crate::store::charges::ChargeRow;
+use recurring_core::billing::charge_machine::ChargeStatus;
+use recurring_core::billing::decline::{DeclineClass, classify};
+use recurring_core::billing::time::format_rfc3339;
 
 /// The merchant's metadata as stored with the charge (JSON text of an object of strings,
 /// written by us). Read by the parser every body goes through, the last of a member named
 /// twice standing, as a plain `serde_json` parse into a `Value` would have it.
 fn stored_metadata(text: &str) -> Option<Value> {
-    let mut value = crate::json_read::parse(text.as_bytes())?;
-    crate::json_read::forget_duplicates(&mut value);
+    let mut value = recurring_core::json_read::parse(text.as_bytes())?;
+    recurring_core::json_read::forget_duplicates(&mut value);
     Some(value)
 }
 

@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
-use crate::billing::time::format_rfc3339;
 use crate::store::checkouts::CheckoutRow;
 use crate::store::payment_methods::MaskedCard;
+use recurring_core::billing::time::format_rfc3339;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::billing::time::format_rfc3339;
+use recurring_core::billing::time::format_rfc3339;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use crate::billing::time::format_rfc3339;
 use crate::store::subscriptions::SubscriptionRow;
+use recurring_core::billing::time::format_rfc3339;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

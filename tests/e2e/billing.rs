@@ -1,7 +1,7 @@
 //! The billing engine, walked through months with the test clock: renewals, dunning,
 //! installments, metered usage, cancellation, and ticks that overlap or die halfway.
 
-use recurring_edge::billing::time::{format_rfc3339, parse_rfc3339};
+use recurring_core::billing::time::{format_rfc3339, parse_rfc3339};
 use serde_json::{Value, json};
 
 use crate::flows::*;

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use recurring_edge::billing::time::{format_rfc3339, parse_rfc3339};
+use recurring_core::billing::time::{format_rfc3339, parse_rfc3339};
 
 use crate::flows::*;
 use crate::http::Reply;

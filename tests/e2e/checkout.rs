@@ -151,7 +151,7 @@ fn duplicated_and_reordered_webhooks_activate_exactly_once() {
 }
 
 fn signed(body: &str) -> String {
-    recurring_edge::psp::signature::sign(WEBHOOK_SECRET, body.as_bytes())
+    recurring_core::psp::signature::sign(WEBHOOK_SECRET, body.as_bytes())
 }
 
 #[test]
@@ -169,7 +169,7 @@ fn forged_webhooks_are_refused_and_replayed_ones_are_processed_once() {
     for signature in [
         None,
         Some("AAAA"),
-        Some(&*recurring_edge::psp::signature::sign(
+        Some(&*recurring_core::psp::signature::sign(
             "wrong",
             body.as_bytes(),
         )),

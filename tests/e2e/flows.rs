@@ -437,7 +437,7 @@ pub fn minutes_from_now(minutes: i64) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    recurring_edge::billing::time::format_rfc3339(now + minutes * 60_000)
+    recurring_core::billing::time::format_rfc3339(now + minutes * 60_000)
 }
 
 /// The code block that follows `marker` in the README, without the indentation it has there

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use boon::{Compiler, Draft, SchemaIndex, Schemas};
-use recurring_edge::http::router::{self, Matched};
+use recurring_core::http::router::{self, Matched};
 use serde_json::Value;
 
 /// The document as the worker serves it (the same file, built into both).

@@ -10,7 +10,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use recurring_edge::session::{self, Claims, SessionKey, SessionKeys};
+use recurring_core::session::{self, Claims, SessionKey, SessionKeys};
 
 use crate::flows::*;
 use crate::http::Reply;

@@ -482,58 +482,6 @@ pub(crate) mod tests {
         assert!(Config::from_lookup(|n| vars.get(n).cloned()).is_err());
     }
 
-    /// The shipped wrangler.toml and .dev.vars.example: `make dev` and a production deploy
-    /// must start with a valid configuration.
-    #[test]
-    fn the_shipped_configuration_is_valid() {
-        let file: toml::Table = include_str!("../wrangler.toml")
-            .parse()
-            .expect("wrangler.toml");
-        let secrets: HashMap<String, String> = include_str!("../.dev.vars.example")
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect();
-        let vars = |table: &toml::Table| -> HashMap<String, String> {
-            table["vars"]
-                .as_table()
-                .expect("[vars]")
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().expect("string var").to_owned()))
-                .chain(secrets.clone())
-                .collect()
-        };
-        let dev = vars(&file);
-        let dev = Config::from_lookup(|n| dev.get(n).cloned()).expect("the dev configuration");
-        assert!(dev.test_clock);
-        assert!(dev.demo, "the demo is on for local development");
-        assert!(dev.rate_limit);
-        assert!(dev.catalog.plans.len() >= 4);
-        let production = vars(
-            file["env"]["production"]
-                .as_table()
-                .expect("[env.production]"),
-        );
-        let production =
-            Config::from_lookup(|n| production.get(n).cloned()).expect("the production example");
-        assert!(
-            !production.test_clock,
-            "the test clock is off in production"
-        );
-        assert!(!production.demo, "the demo route is off in production");
-        assert!(production.rate_limit);
-        // Bindings are not inherited by an environment: the limiter is declared in both.
-        for table in [&file, file["env"]["production"].as_table().unwrap()] {
-            let limits = table["ratelimits"].as_array().expect("[[ratelimits]]");
-            assert_eq!(limits[0]["name"].as_str(), Some(RATE_LIMIT_BINDING));
-            assert_eq!(
-                limits[0]["simple"]["period"].as_integer(),
-                Some(i64::from(RATE_LIMIT_PERIOD_SECONDS))
-            );
-        }
-    }
-
     #[test]
     fn the_session_secret_is_required_long_and_rotatable() {
         let mut vars = dev_vars();

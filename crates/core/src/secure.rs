@@ -1,4 +1,5 @@
-//! Small security primitives: constant-time comparison, request fingerprints, random ids.
+//! Small security primitives: constant-time comparison, request fingerprints, derived ids.
+//! Random ids need the platform's randomness and are minted by the worker (`ids::new_id`).
 
 use sha2::{Digest, Sha256};
 
@@ -32,14 +33,6 @@ pub fn digest_id(parts: &[&str]) -> String {
         hasher.update([0]);
     }
     hex(&hasher.finalize()[..10])
-}
-
-/// A new resource id: the prefix says what it is, 80 random bits make it unguessable.
-pub fn new_id(prefix: &str) -> String {
-    let mut bytes = [0u8; 10];
-    // The platform's CSPRNG does not fail; if it ever did, refusing to mint ids is right.
-    getrandom::fill(&mut bytes).expect("crypto.getRandomValues is available");
-    format!("{prefix}_{}", hex(&bytes))
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -85,10 +78,7 @@ mod tests {
     }
 
     #[test]
-    fn ids_are_prefixed_random_hex() {
-        let a = new_id("ch");
-        assert!(a.starts_with("ch_") && a.len() == 23, "{a}");
-        assert_ne!(a, new_id("ch"));
+    fn derived_ids_are_stable_and_distinct() {
         assert_eq!(digest_id(&["co_1"]), digest_id(&["co_1"]));
         assert_ne!(digest_id(&["co_1"]), digest_id(&["co_2"]));
     }
