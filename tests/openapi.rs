@@ -292,6 +292,18 @@ struct Example {
     status: u16,
     curl: String,
     answer: Option<String>,
+    /// The README's text from the marker to the next one.
+    section: String,
+}
+
+/// The first block opened by `fence` in `section`, without its fences.
+fn readme_block(section: &str, fence: &str) -> Option<String> {
+    section.find(fence).map(|start| {
+        let body = &section[start + fence.len()..];
+        body[..body.find("\n```").expect("block closes")]
+            .trim()
+            .to_owned()
+    })
 }
 
 /// Every `<!-- api: METHOD /template STATUS -->` of the README, with the `sh` block (the curl
@@ -308,20 +320,14 @@ fn readme_examples() -> Vec<Example> {
         };
         let next_marker = rest.find("<!-- api: ").unwrap_or(rest.len());
         let section = &rest[..next_marker];
-        let block = |fence: &str| {
-            section.find(fence).map(|start| {
-                let body = &section[start + fence.len()..];
-                body[..body.find("\n```").expect("block closes")]
-                    .trim()
-                    .to_owned()
-            })
-        };
+        let block = |fence: &str| readme_block(section, fence);
         examples.push(Example {
             method: method.to_owned(),
             template: template.to_owned(),
             status: status.parse().expect("status"),
             curl: block("```sh\n").unwrap_or_else(|| panic!("{head}: no ```sh block")),
             answer: block("```json\n"),
+            section: section.to_owned(),
         });
     }
     examples
@@ -442,6 +448,18 @@ fn the_readme_shows_a_valid_request_and_answer_for_every_operation() {
             .as_object()
             .and_then(|c| c.keys().next().cloned());
         match (&e.answer, media) {
+            // A text answer (the CSV export) is shown in a ```csv block: its header row must be
+            // the columns the operation documents.
+            (_, Some(media)) if media.starts_with("text/") => {
+                let csv = readme_block(&e.section, "```csv\n");
+                let documented = operation["description"].as_str().unwrap_or_default();
+                match csv.as_deref().and_then(|c| c.lines().next()) {
+                    Some(header) if documented.contains(&header.replace(',', ", ")) => {}
+                    other => errors.push(format!(
+                        "{name}: the ```csv answer's header {other:?} is not the documented columns"
+                    )),
+                }
+            }
             (Some(answer), Some(media)) => match serde_json::from_str::<Value>(answer) {
                 Ok(v) => {
                     let at = format!("{at}/content/{}/schema", token(&media));

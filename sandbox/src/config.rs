@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::settlement::{Schedule, parse_cutoff};
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub host: String,
@@ -21,6 +23,25 @@ pub struct Config {
     pub state_file: Option<PathBuf>,
     /// How long a payment takes from initiated to final.
     pub processing_ms: u64,
+    /// Where the sandbox clock starts (epoch ms); `None`: real time.
+    pub clock: Option<i64>,
+    /// The daily settlement cutoff, minutes after 00:00 UTC.
+    pub settlement_cutoff_minutes: u32,
+    /// Business days from a batch to its settlement date.
+    pub settlement_delay_days: u32,
+    /// The provider's fee on a purchase: basis points of the amount, plus a fixed part (minor
+    /// units).
+    pub fee_rate_bp: u32,
+    pub fee_fixed: i64,
+}
+
+impl Config {
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            cutoff_minutes: self.settlement_cutoff_minutes,
+            delay_days: self.settlement_delay_days,
+        }
+    }
 }
 
 impl Default for Config {
@@ -38,12 +59,17 @@ impl Default for Config {
             seed: 1,
             state_file: None,
             processing_ms: 50,
+            clock: None,
+            settlement_cutoff_minutes: 23 * 60,
+            settlement_delay_days: 1,
+            fee_rate_bp: 180,
+            fee_fixed: 180,
         }
     }
 }
 
 /// Flag, environment variable, and help text of each setting.
-const SETTINGS: [(&str, &str, &str); 12] = [
+const SETTINGS: [(&str, &str, &str); 17] = [
     (
         "--host",
         "PSP_SANDBOX_HOST",
@@ -98,7 +124,32 @@ const SETTINGS: [(&str, &str, &str); 12] = [
     (
         "--processing-ms",
         "PSP_SANDBOX_PROCESSING_MS",
-        "time a payment takes to settle (50)",
+        "ms a payment takes from initiated to final (50)",
+    ),
+    (
+        "--clock",
+        "PSP_SANDBOX_CLOCK",
+        "RFC 3339 instant the sandbox clock starts at (now)",
+    ),
+    (
+        "--settlement-cutoff",
+        "PSP_SANDBOX_SETTLEMENT_CUTOFF",
+        "daily settlement batch, HH:MM UTC (23:00)",
+    ),
+    (
+        "--fee-rate-bp",
+        "PSP_SANDBOX_FEE_RATE_BP",
+        "fee on purchases, basis points of the amount (180)",
+    ),
+    (
+        "--fee-fixed",
+        "PSP_SANDBOX_FEE_FIXED",
+        "fixed fee on purchases, minor units (180)",
+    ),
+    (
+        "--settlement-delay-days",
+        "PSP_SANDBOX_SETTLEMENT_DELAY_DAYS",
+        "business days from batch to settlement (1)",
     ),
 ];
 
@@ -109,7 +160,7 @@ pub fn usage() -> String {
          Each flag can also be set by its environment variable; flags win.\n\n",
     );
     for (flag, env, help) in SETTINGS {
-        text.push_str(&format!("  {flag:<20} {env:<28} {help}\n"));
+        text.push_str(&format!("  {flag:<24} {env:<34} {help}\n"));
     }
     text
 }
@@ -165,6 +216,35 @@ impl Config {
                 "--seed" => c.seed = number(&value)?,
                 "--state" => c.state_file = Some(PathBuf::from(value)),
                 "--processing-ms" => c.processing_ms = number(&value)?,
+                "--clock" => {
+                    c.clock =
+                        Some(crate::clock::parse_rfc3339(&value).ok_or(
+                            "--clock must be an RFC 3339 instant, like 2026-03-02T10:00:00Z",
+                        )?)
+                }
+                "--settlement-cutoff" => {
+                    c.settlement_cutoff_minutes = parse_cutoff(&value)
+                        .ok_or("--settlement-cutoff must be HH:MM (UTC), like 23:00")?
+                }
+                "--fee-rate-bp" => {
+                    c.fee_rate_bp = number(&value)?
+                        .try_into()
+                        .ok()
+                        .filter(|bp| *bp <= 10_000)
+                        .ok_or("--fee-rate-bp is at most 10000 (100 %)")?
+                }
+                "--fee-fixed" => {
+                    c.fee_fixed = number(&value)?
+                        .try_into()
+                        .map_err(|_| "--fee-fixed is too large")?
+                }
+                "--settlement-delay-days" => {
+                    c.settlement_delay_days = number(&value)?
+                        .try_into()
+                        .ok()
+                        .filter(|d| *d <= 366)
+                        .ok_or("--settlement-delay-days is at most 366")?
+                }
                 _ => unreachable!("every setting is matched"),
             }
         }
@@ -186,6 +266,47 @@ mod tests {
         assert_eq!(c.merchant_id, "5a1e0f3c2b4d6e8f90");
         let c = Config::parse(["--port".into(), "0".into()], env).unwrap();
         assert_eq!(c.port, 0);
+    }
+
+    #[test]
+    fn clock_and_settlement_settings_are_read_and_checked() {
+        let env = |name: &str| (name == "PSP_SANDBOX_FEE_RATE_BP").then(|| "250".to_owned());
+        let c = Config::parse(
+            [
+                "--clock=2026-03-02T10:00:00+01:00".into(),
+                "--settlement-cutoff".into(),
+                "18:30".into(),
+                "--fee-fixed=0".into(),
+                "--settlement-delay-days=2".into(),
+            ],
+            env,
+        )
+        .unwrap();
+        assert_eq!(c.clock, Some(1_772_442_000_000));
+        assert_eq!(c.settlement_cutoff_minutes, 18 * 60 + 30);
+        assert_eq!((c.fee_rate_bp, c.fee_fixed), (250, 0));
+        assert_eq!(c.settlement_delay_days, 2);
+        let d = Config::default();
+        assert_eq!(
+            (
+                d.clock,
+                d.settlement_cutoff_minutes,
+                d.fee_rate_bp,
+                d.fee_fixed
+            ),
+            (None, 23 * 60, 180, 180)
+        );
+        assert_eq!(d.settlement_delay_days, 1);
+        for bad in [
+            "--clock=tomorrow",
+            "--settlement-cutoff=23",
+            "--settlement-cutoff=25:00",
+            "--fee-rate-bp=10001",
+            "--fee-fixed=-1",
+            "--settlement-delay-days=x",
+        ] {
+            assert!(Config::parse([bad.into()], |_| None).is_err(), "{bad}");
+        }
     }
 
     #[test]

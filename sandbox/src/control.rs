@@ -1,6 +1,7 @@
 //! The control API under `/_sandbox/` (never part of the provider's real API, no credentials):
 //! pay without a browser, script how tokens behave, inject faults, register a console webhook,
-//! read the ledger, reset.
+//! move the clock, run the settlement batches, read the ledger, payouts and receipts sent,
+//! reset.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -10,6 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::batches::{payout_view, run_due};
+use crate::clock::{parse_rfc3339, rfc3339};
 use crate::faults::{FaultConfig, Faults};
 use crate::hosted_page::{self, PayForm, Refusal};
 use crate::ledger;
@@ -244,15 +247,100 @@ pub async fn clear_webhooks(State(sb): State<Shared>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// Empties everything: orders, payments, tokens, behaviours, faults, the webhook registration.
+/// Empties everything: orders, payments, tokens, behaviours, faults, the webhook registration,
+/// payouts and receipts sent; the clock goes back to where `--clock` (or real time) starts it.
 /// Payments in flight stop where they are (their tasks find nothing left to move).
 pub async fn reset(State(sb): State<Shared>) -> Response {
     let mut guard = sb.lock();
-    guard.ledger = Ledger::default();
+    let offset = sb.start_offset();
+    sb.clock.reset_to(offset);
+    guard.ledger = Ledger {
+        clock_offset_ms: Some(offset),
+        ..Ledger::default()
+    };
     guard.faults.clear();
     guard.held.clear();
+    guard.settlement_due = None;
     sb.persist(&guard);
     StatusCode::NO_CONTENT.into_response()
+}
+
+pub async fn get_clock(State(sb): State<Shared>) -> Response {
+    Json(json!({"now": rfc3339(sb.now())})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockRequest {
+    now: String,
+}
+
+/// Moves the clock forward to `now` (it keeps running from there), then runs every settlement
+/// step that became due: `{"now", "settlement": {"processed", "settled", "errors", "payouts"}}`.
+/// A move back answers 409: instants already recorded must stay in the past.
+pub async fn set_clock(State(sb): State<Shared>, bytes: Bytes) -> Response {
+    let req: ClockRequest = match body(&bytes) {
+        Ok(r) => r,
+        Err(message) => return problem(StatusCode::BAD_REQUEST, &message),
+    };
+    let Some(target) = parse_rfc3339(&req.now) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "now must be an RFC 3339 instant, like 2026-03-02T10:00:00Z",
+        );
+    };
+    let mut guard = sb.lock();
+    let offset = match sb.clock.move_to(target) {
+        Ok(offset) => offset,
+        Err(backwards) => {
+            return problem(
+                StatusCode::CONFLICT,
+                &format!(
+                    "the clock only moves forward: it is {} already",
+                    rfc3339(backwards.now)
+                ),
+            );
+        }
+    };
+    guard.ledger.clock_offset_ms = Some(offset);
+    let run = run_due(&sb, &mut guard, target);
+    sb.persist(&guard);
+    Json(json!({"now": rfc3339(target), "settlement": run.view(&guard.ledger)})).into_response()
+}
+
+/// Applies every settlement step due now, at once (a task does it about once a second).
+pub async fn run_settlements(State(sb): State<Shared>) -> Response {
+    let mut guard = sb.lock();
+    let run = run_due(&sb, &mut guard, sb.now());
+    Json(run.view(&guard.ledger)).into_response()
+}
+
+pub async fn payouts(State(sb): State<Shared>) -> Response {
+    let mut guard = sb.lock();
+    run_due(&sb, &mut guard, sb.now());
+    let all: Vec<_> = guard.ledger.payouts.iter().map(payout_view).collect();
+    Json(all).into_response()
+}
+
+/// Every receipt email the sandbox would have sent, oldest first.
+pub async fn receipt_emails(State(sb): State<Shared>) -> Response {
+    let guard = sb.lock();
+    let emails: Vec<_> = guard
+        .ledger
+        .receipt_emails
+        .iter()
+        .map(|e| {
+            json!({
+                "to": e.to,
+                "receiptURL": e.receipt_url,
+                "orderId": e.order_id,
+                "paymentId": e.payment_id,
+                "transactionId": e.transaction_id,
+                "sentAt": rfc3339(e.sent_at),
+            })
+        })
+        .collect();
+    Json(emails).into_response()
 }
 
 pub async fn health() -> Response {
@@ -260,6 +348,7 @@ pub async fn health() -> Response {
 }
 
 pub async fn ledger(State(sb): State<Shared>, Query(filter): Query<ledger::Filter>) -> Response {
-    let guard = sb.lock();
+    let mut guard = sb.lock();
+    run_due(&sb, &mut guard, sb.now());
     Json(ledger::report(&guard.ledger, &filter, &guard.steps_pending)).into_response()
 }

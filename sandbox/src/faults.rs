@@ -15,6 +15,11 @@ pub enum Endpoint {
     VoidPayment,
     Refund,
     Webhook,
+    ReceiptLink,
+    ReceiptEmail,
+    /// The daily batch step of a transaction (not an API call): an error leaves it `ERROR`
+    /// until the next day's cutoff. Only rules that name it apply.
+    Settlement,
 }
 
 impl Endpoint {
@@ -30,6 +35,9 @@ impl Endpoint {
             Endpoint::CancelPayment => "PS_0005: Payment cancellation failed",
             Endpoint::VoidPayment => "PS_0006: Payment void failed",
             Endpoint::Webhook => "WH_0001: Webhook failed",
+            Endpoint::ReceiptLink => "RC_0002: Could not fetch the receipt link",
+            Endpoint::ReceiptEmail => "RC_0003: Could not send the receipt",
+            Endpoint::Settlement => "ST_0001: Settlement failed",
         }
     }
 }
@@ -229,6 +237,9 @@ impl Rule {
         } else {
             &webhook_only
         };
+        if endpoint == Endpoint::Settlement {
+            return self.misplaced_on_settlement();
+        }
         if self.status_lag_ms > 0 && endpoint != Endpoint::OrderStatus {
             return Some("status_lag_ms");
         }
@@ -241,6 +252,32 @@ impl Rule {
             return Some("lost");
         }
         wrong.iter().find(|(set, _)| *set).map(|(_, name)| *name)
+    }
+
+    /// A batch step answers nobody: it can only fail (`error_rate`, `"fault": "error"`).
+    fn misplaced_on_settlement(&self) -> Option<&'static str> {
+        let only_for_calls = [
+            (self.error_after_rate > 0.0, "error_after_rate"),
+            (self.business_error_rate > 0.0, "business_error_rate"),
+            (self.timeout_rate > 0.0, "timeout_rate"),
+            (self.timeout_before_rate > 0.0, "timeout_before_rate"),
+            (self.latency_ms > 0, "latency_ms"),
+            (self.answer_latency_ms > 0, "answer_latency_ms"),
+            (self.status_lag_ms > 0, "status_lag_ms"),
+            (self.drop_rate > 0.0, "drop_rate"),
+            (self.duplicate_rate > 0.0, "duplicate_rate"),
+            (self.reorder, "reorder"),
+            (self.payment_survives_rate > 0.0, "payment_survives"),
+            (self.lost_rate > 0.0, "lost"),
+            (
+                self.fault.is_some_and(|f| f != FaultKind::Error),
+                "this fault",
+            ),
+        ];
+        only_for_calls
+            .iter()
+            .find(|(set, _)| *set)
+            .map(|(_, name)| *name)
     }
 }
 
@@ -310,9 +347,15 @@ impl Faults {
         }
     }
 
+    /// The live rules for `endpoint`. A rule without an endpoint applies to every API call and
+    /// webhook, but not to settlement: a chaos setup for calls must not also hold up payouts.
     fn matching(&mut self, endpoint: Endpoint) -> impl Iterator<Item = &mut Active> {
         self.active.iter_mut().filter(move |a| {
-            a.rule.endpoint.is_none_or(|e| e == endpoint) && a.rule.times != Some(0)
+            let applies = match a.rule.endpoint {
+                Some(e) => e == endpoint,
+                None => endpoint != Endpoint::Settlement,
+            };
+            applies && a.rule.times != Some(0)
         })
     }
 
@@ -563,6 +606,31 @@ mod tests {
                 g.decide(Endpoint::CreateOrder)
             );
         }
+    }
+
+    #[test]
+    fn settlement_faults_only_fail_and_only_when_named() {
+        for misplaced in [
+            r#"{"rules": [{"endpoint": "settlement", "timeout_rate": 0.5}]}"#,
+            r#"{"rules": [{"endpoint": "settlement", "fault": "business_error"}]}"#,
+            r#"{"rules": [{"endpoint": "settlement", "latency_ms": 5}]}"#,
+            r#"{"rules": [{"endpoint": "settlement", "drop_rate": 0.5}]}"#,
+        ] {
+            assert!(Faults::validate(&config(misplaced)).is_err(), "{misplaced}");
+        }
+        let mut f = Faults::default();
+        let c = config(
+            r#"{"rules": [{"error_rate": 1.0}, {"endpoint": "settlement", "fault": "error", "times": 1}]}"#,
+        );
+        Faults::validate(&c).unwrap();
+        f.configure(c, 1);
+        assert_eq!(f.decide(Endpoint::Settlement).action, Action::ErrorBefore);
+        assert_eq!(
+            f.decide(Endpoint::Settlement).action,
+            Action::Proceed,
+            "the rule without an endpoint does not reach settlement"
+        );
+        assert_eq!(f.decide(Endpoint::ReceiptLink).action, Action::ErrorBefore);
     }
 
     #[test]

@@ -184,7 +184,8 @@ pub async fn pay(
     }
 }
 
-fn escape(s: &str) -> String {
+/// Text for HTML, attributes included.
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -233,7 +234,8 @@ button.disabled=true;button.setAttribute('aria-busy','true');button.textContent=
 addEventListener('pageshow',e=>{if(e.persisted){button.disabled=false;button.removeAttribute('aria-busy');button.textContent=idle}});\
 </script>";
 
-fn page(title: &str, body: &str) -> String {
+/// A whole page in the sandbox's style, with no external assets.
+pub(crate) fn page(title: &str, body: &str) -> String {
     format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
@@ -260,7 +262,8 @@ fn result_page(title: &str, text: &str) -> Response {
     Html(page(title, &format!("<h1>{title}</h1><p>{text}</p>"))).into_response()
 }
 
-fn amount_text(minor: i64, currency: &str) -> String {
+/// `299.00 SEK` from minor units and the numeric currency code.
+pub(crate) fn amount_text(minor: i64, currency: &str) -> String {
     let code = match currency {
         "752" => "SEK",
         "978" => "EUR",

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::batches::payout_view;
 use crate::model::*;
 use crate::status::order_status_name;
 
@@ -74,9 +75,27 @@ pub fn report(l: &Ledger, filter: &Filter, steps_pending: &HashSet<String>) -> V
                 "cardBrand": p.card.as_ref().map(|c| &c.brand),
                 "truncatedPan": p.card.as_ref().map(|c| &c.last4),
                 "createdAt": crate::rfc3339(p.created_at),
+                "completedAt": p.completed().map(crate::rfc3339),
                 "stepsPending": steps_pending.contains(&p.id),
+                "transactionId": p.transaction_id,
+                "settlement": settlement_view(p),
             })
         })
+        .collect();
+    // The payouts holding a transaction of the orders shown (every payout when unfiltered).
+    let shown_payments: HashSet<&str> = orders
+        .iter()
+        .flat_map(|o| o.payments.iter().map(String::as_str))
+        .collect();
+    let payouts: Vec<Value> = l
+        .payouts
+        .iter()
+        .filter(|p| {
+            p.transactions
+                .iter()
+                .any(|t| shown_payments.contains(&t.payment_id.as_str()))
+        })
+        .map(payout_view)
         .collect();
     let shown: Vec<&str> = orders.iter().map(|o| o.id.as_str()).collect();
     let tokens: Vec<&Token> = l
@@ -111,6 +130,21 @@ pub fn report(l: &Ledger, filter: &Filter, steps_pending: &HashSet<String>) -> V
             "createdAt": crate::rfc3339(t.created_at),
         })).collect::<Vec<_>>(),
         "payments_per_token": per_token,
+        "payouts": payouts,
+    })
+}
+
+/// Where a payment is in settlement: `{"status", "batchAt", "settlementDate", "fee", "payout",
+/// "settlementRef"}` (nulls until known). Integers, like the rest of the ledger.
+fn settlement_view(p: &Payment) -> Value {
+    let s = &p.settlement;
+    json!({
+        "status": s.status.as_str(),
+        "batchAt": s.batch_at.map(crate::rfc3339),
+        "settlementDate": s.settlement_date,
+        "fee": s.fee,
+        "payout": s.payout,
+        "settlementRef": s.settlement_ref,
     })
 }
 

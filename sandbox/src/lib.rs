@@ -1,9 +1,12 @@
 //! A local stand-in for the payment provider, for development and tests: the provider's API
-//! (as the provider's public reference describes it), a hosted payment page with test cards, card tokens, signed webhooks,
-//! refunds as return orders, fault injection, and a ledger to inspect.
+//! (as the provider's public reference describes it), a hosted payment page with test cards,
+//! card tokens, signed webhooks, refunds as return orders, daily settlement into payouts,
+//! receipts, a clock that tests can move, fault injection, and a ledger to inspect.
 
 pub mod api;
+pub mod batches;
 pub mod cards;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod faults;
@@ -11,6 +14,8 @@ pub mod hosted_page;
 pub mod ledger;
 pub mod model;
 pub mod processing;
+pub mod receipt_page;
+pub mod settlement;
 pub mod state;
 pub mod status;
 pub mod webhooks;
@@ -26,12 +31,14 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 
+pub use clock::rfc3339;
 pub use config::Config;
 pub use state::{Sandbox, Shared};
 
 /// The sandbox for `config`, in memory or loaded from `config.state_file`. Payment page links
 /// start with `config.public_url`, else `http://{host}:{port}`. Call it inside a tokio runtime
-/// (payments that were in flight in the state file resume at once).
+/// (payments that were in flight in the state file resume at once, and the daily settlement
+/// batches run on a task of their own).
 ///
 /// # Panics
 /// If the state file exists but is not a sandbox state; [`serve`] reports that as an error.
@@ -41,15 +48,22 @@ pub fn app(config: Config) -> Router {
         .clone()
         .unwrap_or_else(|| format!("http://{}:{}", config.host, config.port));
     let sb = Sandbox::new(config, public_url).unwrap_or_else(|e| panic!("{e}"));
-    processing::resume_in_flight(&sb);
+    start_tasks(&sb);
     router(sb)
+}
+
+/// What runs without a request: payments that were in flight in the state file, and the daily
+/// settlement batches.
+fn start_tasks(sb: &Shared) {
+    processing::resume_in_flight(sb);
+    batches::spawn_daily_batches(sb);
 }
 
 /// The provider's API under both path forms (flat with a MERCHANT-ID header, as the formal
 /// reference has it, and the guide's `/merchants/:merchantId/...`), the hosted payment page, and
 /// the control API.
 pub fn router(sb: Shared) -> Router {
-    use api::{orders, payments};
+    use api::{orders, payments, receipts};
     let mut provider = Router::new();
     for prefix in ["", "/merchants/{merchant}"] {
         provider = provider
@@ -77,6 +91,14 @@ pub fn router(sb: Shared) -> Router {
             .route(
                 &format!("{prefix}/payments/{{payment}}/void"),
                 put(payments::void_payment),
+            )
+            .route(
+                &format!("{prefix}/receipts/{{id}}/link"),
+                get(receipts::receipt_link),
+            )
+            .route(
+                &format!("{prefix}/receipts/{{id}}/email"),
+                put(receipts::receipt_email),
             );
     }
     let control = Router::new()
@@ -98,14 +120,23 @@ pub fn router(sb: Shared) -> Router {
                 .get(control::get_webhooks)
                 .delete(control::clear_webhooks),
         )
+        .route(
+            "/_sandbox/clock",
+            get(control::get_clock).put(control::set_clock),
+        )
+        .route("/_sandbox/settlements/run", post(control::run_settlements))
+        .route("/_sandbox/payouts", get(control::payouts))
+        .route("/_sandbox/receipts/emails", get(control::receipt_emails))
         .route("/_sandbox/ledger", get(control::ledger))
         .route("/_sandbox/reset", post(control::reset))
         .route("/_sandbox/health", get(control::health))
         .route("/healthz", get(control::health));
-    let page = Router::new().route(
-        "/pay/{order}",
-        get(hosted_page::show).post(hosted_page::pay),
-    );
+    let page = Router::new()
+        .route(
+            "/pay/{order}",
+            get(hosted_page::show).post(hosted_page::pay),
+        )
+        .route("/receipts/{receipt}", get(receipt_page::show));
     provider
         .merge(control)
         .merge(page)
@@ -118,7 +149,8 @@ pub fn router(sb: Shared) -> Router {
 }
 
 /// One line per request on stderr: method, path, status, time. Never bodies, headers or query
-/// strings, which carry credentials; token ids in control paths are masked.
+/// strings, which carry credentials; token ids in control paths and receipt page ids (anyone
+/// with one reads the receipt) are masked.
 /// With when it arrived (ms since its first request) and how many requests were in progress
 /// then, counting itself: how a client spreads its calls over time and connections.
 async fn log_requests(req: Request, next: Next) -> Response {
@@ -140,13 +172,18 @@ async fn log_requests(req: Request, next: Next) -> Response {
 }
 
 fn loggable_path(path: &str) -> String {
-    match path.strip_prefix("/_sandbox/tokens/") {
-        Some(rest) => {
-            let tail = rest.find('/').map_or("", |i| &rest[i..]);
-            format!("/_sandbox/tokens/***{tail}")
-        }
-        None => path.to_owned(),
+    if let Some(rest) = path.strip_prefix("/_sandbox/tokens/") {
+        let tail = rest.find('/').map_or("", |i| &rest[i..]);
+        return format!("/_sandbox/tokens/***{tail}");
     }
+    // The receipt page, not the API's /receipts/:id/link and /email.
+    if path
+        .strip_prefix("/receipts/")
+        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+    {
+        return "/receipts/***".to_owned();
+    }
+    path.to_owned()
 }
 
 /// Binds `config.host:config.port`, announces the address on stdout, and serves until the
@@ -169,7 +206,7 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let sb = Sandbox::new(config, public_url).map_err(std::io::Error::other)?;
-    processing::resume_in_flight(&sb);
+    start_tasks(&sb);
     if announce {
         use std::io::Write;
         let mut out = std::io::stdout();
@@ -177,30 +214,6 @@ pub async fn run(
         out.flush()?;
     }
     axum::serve(listener, router(sb)).await
-}
-
-/// `2026-04-25T11:22:24.845Z` from epoch milliseconds.
-pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]
@@ -215,15 +228,13 @@ mod tests {
             super::loggable_path("/orders/abc/status"),
             "/orders/abc/status"
         );
-    }
-
-    #[test]
-    fn rfc3339_formats_known_instants() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(
-            super::rfc3339(1_745_580_144_845),
-            "2025-04-25T11:22:24.845Z"
+            super::loggable_path("/receipts/0123456789abcdef0123"),
+            "/receipts/***"
         );
-        assert_eq!(super::rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            super::loggable_path("/receipts/abc/link"),
+            "/receipts/abc/link"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! What the provider knows: orders, payments, tokens, and the behaviours scripted for tokens.
-//! Plain data, serialised as a whole into the state file.
+//! What the provider knows: orders, payments, tokens, the behaviours scripted for tokens,
+//! settlement and payouts, receipts sent, and the clock's offset. Plain data, serialised as a
+//! whole into the state file.
 
 use std::collections::BTreeMap;
 
@@ -123,10 +124,126 @@ pub struct Payment {
     pub voided: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When it became `PAYMENT_COMPLETED` (sandbox clock): what its daily batch and its refund
+    /// period count from. Absent in state files older than settlement: `updated_at` stands in.
+    #[serde(default)]
+    pub completed_at: Option<i64>,
     /// Decided when the payment starts (by the card or the token's behaviour), applied when it
     /// settles, unless it was cancelled meanwhile.
     pub planned: Outcome,
     pub settle_after_ms: u64,
+    #[serde(default)]
+    pub settlement: Settlement,
+    /// The opaque id in its receipt URL, given out the first time a receipt is asked for, so
+    /// the URL stays the same.
+    #[serde(default)]
+    pub receipt_id: Option<String>,
+}
+
+impl Payment {
+    /// The instant its money moved, if it did.
+    pub fn completed(&self) -> Option<i64> {
+        (self.status == PaymentStatus::PaymentCompleted)
+            .then(|| self.completed_at.unwrap_or(self.updated_at))
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SettlementStatus {
+    #[default]
+    NotSettled,
+    Processed,
+    Settled,
+    Error,
+}
+
+impl SettlementStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SettlementStatus::NotSettled => "NOT_SETTLED",
+            SettlementStatus::Processed => "PROCESSED",
+            SettlementStatus::Settled => "SETTLED",
+            SettlementStatus::Error => "ERROR",
+        }
+    }
+}
+
+/// Where a completed transaction is on its way to the merchant's account.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Settlement {
+    pub status: SettlementStatus,
+    /// The cutoff of the batch that took it (`PROCESSED`, `SETTLED`) or failed on it (`ERROR`).
+    pub batch_at: Option<i64>,
+    /// `YYYY-MM-DD`, known from `PROCESSED` on.
+    pub settlement_date: Option<String>,
+    /// Once `SETTLED`: minor units, the provider's fee and what reached the merchant (negative
+    /// for a refund, which is taken from the payout).
+    pub fee: Option<i64>,
+    pub payout: Option<i64>,
+    pub settlement_ref: Option<String>,
+}
+
+/// The money of one settlement date in one currency: every transaction settled that date.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Payout {
+    pub settlement_ref: String,
+    /// `YYYY-MM-DD`.
+    pub settlement_date: String,
+    pub currency: String,
+    pub transactions: Vec<PayoutLine>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PayoutLine {
+    pub transaction_id: String,
+    pub order_id: String,
+    pub payment_id: String,
+    pub kind: OrderKind,
+    /// The transaction's amount, positive for either kind.
+    pub amount: i64,
+    pub fee: i64,
+    pub payout: i64,
+}
+
+impl Payout {
+    /// Σ purchase amounts.
+    pub fn gross(&self) -> i64 {
+        self.sum(OrderKind::Purchase, |l| l.amount)
+    }
+
+    pub fn fees(&self) -> i64 {
+        self.transactions.iter().map(|l| l.fee).sum()
+    }
+
+    /// Σ refunded amounts.
+    pub fn refunds(&self) -> i64 {
+        self.sum(OrderKind::Return, |l| l.amount)
+    }
+
+    /// What reaches the merchant: gross − fees − refunds.
+    pub fn amount(&self) -> i64 {
+        self.transactions.iter().map(|l| l.payout).sum()
+    }
+
+    fn sum(&self, kind: OrderKind, value: fn(&PayoutLine) -> i64) -> i64 {
+        self.transactions
+            .iter()
+            .filter(|l| l.kind == kind)
+            .map(value)
+            .sum()
+    }
+}
+
+/// A receipt the sandbox would have emailed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReceiptEmail {
+    pub to: String,
+    pub receipt_url: String,
+    pub order_id: String,
+    pub payment_id: String,
+    pub transaction_id: String,
+    pub sent_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,6 +289,14 @@ pub struct Ledger {
     /// Console-style webhook registration.
     pub webhook_url: Option<String>,
     pub webhook_retry_delays_ms: Vec<u64>,
+    /// The sandbox clock's offset from real time; `None` in a state that never had one.
+    #[serde(default)]
+    pub clock_offset_ms: Option<i64>,
+    /// In the order they were opened.
+    #[serde(default)]
+    pub payouts: Vec<Payout>,
+    #[serde(default)]
+    pub receipt_emails: Vec<ReceiptEmail>,
 }
 
 impl Ledger {
@@ -185,6 +310,21 @@ impl Ledger {
         order: &'a Order,
     ) -> impl DoubleEndedIterator<Item = &'a Payment> + Clone {
         order.payments.iter().filter_map(|id| self.payments.get(id))
+    }
+
+    /// The payment of a receipt id (`:id` of the receipt routes): an order id, a payment id or
+    /// a transaction id, of an order the provider still knows.
+    pub fn find_transaction(&self, id: &str) -> Option<&Payment> {
+        let payment = match self.known_order(id) {
+            Some(order) => self
+                .payments_of(order)
+                .find(|p| p.status == PaymentStatus::PaymentCompleted),
+            None => self
+                .payments
+                .get(id)
+                .or_else(|| self.payments.values().find(|p| p.transaction_id == id)),
+        }?;
+        self.known_order(&payment.order_id).map(|_| payment)
     }
 
     /// The completed, not voided payment of an order: the money that moved.
@@ -201,9 +341,10 @@ impl Ledger {
         })
     }
 
-    /// What has been (or is being) given back on a purchase.
+    /// What has been (or is being) given back on a purchase; a voided refund gave nothing.
     pub fn returned_amount(&self, purchase_order_id: &str) -> i64 {
         self.returns_of(purchase_order_id)
+            .filter(|o| !self.payments_of(o).any(|p| p.voided))
             .map(|o| o.amount.abs())
             .sum()
     }

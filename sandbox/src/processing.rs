@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
+use crate::clock::wall_ms;
 use crate::model::*;
-use crate::state::{Inner, Shared, new_id, now_ms};
-use crate::{status, webhooks};
+use crate::state::{Inner, Shared, new_id};
+use crate::{batches, status, webhooks};
 
 pub struct NewPayment<'a> {
     pub order_id: &'a str,
@@ -22,7 +23,7 @@ pub struct NewPayment<'a> {
 
 /// Starts a payment on an order: recorded and announced as initiated now, moved on by a task.
 pub fn start_payment(sb: &Shared, inner: &mut Inner, new: NewPayment<'_>) -> String {
-    let now = now_ms();
+    let now = sb.now();
     let id = new_id();
     let currency = inner
         .ledger
@@ -46,14 +47,17 @@ pub fn start_payment(sb: &Shared, inner: &mut Inner, new: NewPayment<'_>) -> Str
             voided: false,
             created_at: now,
             updated_at: now,
+            completed_at: None,
             planned: new.planned,
             settle_after_ms: new.delay_ms.unwrap_or(sb.config.processing_ms),
+            settlement: Settlement::default(),
+            receipt_id: None,
         },
     );
     if let Some(order) = inner.ledger.orders.get_mut(new.order_id) {
         order.payments.push(id.clone());
     }
-    status::record(&mut inner.ledger, new.order_id, now);
+    status::record(&mut inner.ledger, new.order_id, wall_ms());
     webhooks::emit(sb, inner, new.order_id, Some(&id), "order.paymentinitiated");
     sb.persist(inner);
     sb.notify_change();
@@ -75,12 +79,11 @@ pub fn cancel_in_flight(
     if p.status.is_final() {
         return false;
     }
-    let now = now_ms();
     p.status = PaymentStatus::PaymentCancelled;
     p.failure_reason = reason.map(str::to_owned);
-    p.updated_at = now;
+    p.updated_at = sb.now();
     let order_id = p.order_id.clone();
-    status::record(&mut inner.ledger, &order_id, now);
+    status::record(&mut inner.ledger, &order_id, wall_ms());
     webhooks::emit(
         sb,
         inner,
@@ -188,7 +191,7 @@ fn advance(sb: &Shared, payment_id: &str, step: Step) -> bool {
     if payment.status.is_final() {
         return false;
     }
-    let now = now_ms();
+    let now = sb.now();
     payment.updated_at = now;
     let order_id = payment.order_id.clone();
     let event = match step {
@@ -213,11 +216,16 @@ fn advance(sb: &Shared, payment_id: &str, step: Step) -> bool {
             }
         },
     };
-    if payment.status == PaymentStatus::PaymentCompleted && payment.token_id.is_none() {
+    if payment.status == PaymentStatus::PaymentCompleted {
+        payment.completed_at = Some(now);
+        let tokenizing = payment.token_id.is_none();
         let card = payment.card.clone();
-        issue_token(&mut inner.ledger, &order_id, card, now);
+        if tokenizing {
+            issue_token(&mut inner.ledger, &order_id, card, now);
+        }
+        batches::payment_completed(sb, inner, now);
     }
-    status::record(&mut inner.ledger, &order_id, now);
+    status::record(&mut inner.ledger, &order_id, wall_ms());
     if let Some(event) = event {
         webhooks::emit(sb, inner, &order_id, Some(payment_id), event);
     }

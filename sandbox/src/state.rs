@@ -5,10 +5,10 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, watch};
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::faults::{Decision, Endpoint, Faults};
 use crate::model::Ledger;
@@ -25,12 +25,17 @@ pub struct Inner {
     /// at its next step that the payment was cancelled. The ledger shows it (`stepsPending`), so
     /// a test can wait until nothing more can happen to a payment instead of sleeping.
     pub steps_pending: HashSet<String>,
+    /// No settlement step is due before this instant (sandbox clock); `None`: not known, look.
+    /// Lets every read bring settlement up to date without scanning every payment each time.
+    pub settlement_due: Option<i64>,
 }
 
 pub struct Sandbox {
     pub config: Config,
     /// Base of the hosted payment page links.
     pub public_url: String,
+    /// The business clock; its offset is also kept in the ledger, for the state file.
+    pub clock: Clock,
     inner: Mutex<Inner>,
     /// Bumped whenever a payment changes, so callers can wait for one to become final.
     changes: watch::Sender<u64>,
@@ -39,12 +44,6 @@ pub struct Sandbox {
 }
 
 pub type Shared = Arc<Sandbox>;
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// Provider ids are 18 lowercase hex characters. Taken from the OS, so nobody can guess a token
 /// or an order (fault injection has its own seeded generators).
@@ -57,20 +56,31 @@ pub fn new_id() -> String {
 impl Sandbox {
     /// Loads the state file when one is configured. A file that exists but cannot be read is an
     /// error: starting empty would overwrite it at the first change.
+    ///
+    /// A state file keeps its clock; `--clock` only moves it forward (a restart with the flag
+    /// that started it must not send the clock back over what it recorded since).
     pub fn new(config: Config, public_url: String) -> Result<Shared, String> {
-        let ledger = match &config.state_file {
+        let mut ledger = match &config.state_file {
             Some(path) => load(path)?,
             None => Ledger::default(),
         };
+        let offset = match (ledger.clock_offset_ms, config.clock) {
+            (Some(saved), Some(start)) => saved.max(Clock::offset_for(start)),
+            (Some(saved), None) => saved,
+            (None, start) => start.map_or(0, Clock::offset_for),
+        };
+        ledger.clock_offset_ms = Some(offset);
         Ok(Arc::new(Sandbox {
             config,
             public_url,
+            clock: Clock::with_offset(offset),
             inner: Mutex::new(Inner {
                 ledger,
                 faults: Faults::default(),
                 held: HashMap::new(),
                 queues: HashMap::new(),
                 steps_pending: HashSet::new(),
+                settlement_due: None,
             }),
             changes: watch::Sender::new(0),
             webhooks_queued: std::sync::atomic::AtomicUsize::new(0),
@@ -80,6 +90,16 @@ impl Sandbox {
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain data behind; keep serving.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Now, by the sandbox clock: what every recorded instant is read from.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// The clock offset of a fresh start: `--clock` now, else real time.
+    pub fn start_offset(&self) -> i64 {
+        self.config.clock.map_or(0, Clock::offset_for)
     }
 
     pub fn decide(&self, endpoint: Endpoint) -> Decision {

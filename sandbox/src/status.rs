@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::model::{Ledger, Order, PaymentStatus};
+use crate::model::{Ledger, Order, Payment, PaymentStatus, SettlementStatus};
 
 /// How many past states an order keeps; plenty for any lag a test asks for.
 const HISTORY: usize = 64;
@@ -54,25 +54,35 @@ pub fn status_of(ledger: &Ledger, order: &Order) -> Value {
         .collect();
     if !done.is_empty() {
         body["paymentIds"] = json!(done.iter().map(|p| &p.id).collect::<Vec<_>>());
-        body["transactions"] = done
-            .iter()
-            .map(|p| {
-                json!({
-                    "transactionId": p.transaction_id,
-                    "paymentId": p.id,
-                    "amount": p.amount.to_string(),
-                    "currency": p.currency,
-                    "type": order.kind.as_str(),
-                    "voided": p.voided,
-                    "settlementStatus": "NOT_SETTLED",
-                    "truncatedPan": p.card.as_ref().map(|c| &c.last4),
-                    "cardBrand": p.card.as_ref().map(|c| &c.brand),
-                    "customerResponseCode": "00",
-                })
-            })
-            .collect();
+        body["transactions"] = done.iter().map(|p| transaction(order, p)).collect();
     }
     body
+}
+
+/// One completed payment as the provider lists it in `transactions`. Amounts are strings, as
+/// the provider sends them; fee, payout and the settlement's reference and date exist once the
+/// transaction settled.
+fn transaction(order: &Order, p: &Payment) -> Value {
+    let settlement = &p.settlement;
+    let mut tx = json!({
+        "transactionId": p.transaction_id,
+        "paymentId": p.id,
+        "amount": p.amount.to_string(),
+        "currency": p.currency,
+        "type": order.kind.as_str(),
+        "voided": p.voided,
+        "settlementStatus": settlement.status.as_str(),
+        "truncatedPan": p.card.as_ref().map(|c| &c.last4),
+        "cardBrand": p.card.as_ref().map(|c| &c.brand),
+        "customerResponseCode": "00",
+    });
+    if settlement.status == SettlementStatus::Settled {
+        tx["fee"] = json!(settlement.fee.unwrap_or(0).to_string());
+        tx["payout"] = json!(settlement.payout.unwrap_or(0).to_string());
+        tx["settlementRef"] = json!(settlement.settlement_ref);
+        tx["settlementDate"] = json!(settlement.settlement_date);
+    }
+    tx
 }
 
 /// Records the order's status after a change, for lagging reads.

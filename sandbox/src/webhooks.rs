@@ -17,8 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use crate::clock::wall_ms;
 use crate::model::PaymentStatus;
-use crate::state::{Inner, Shared, new_id, now_ms};
+use crate::state::{Inner, Shared, new_id};
 
 /// Console webhooks are retried after about 5 s, then up to 3 more times (1, 5, 10 minutes).
 pub const DEFAULT_RETRY_DELAYS_MS: [u64; 4] = [5_000, 60_000, 300_000, 600_000];
@@ -104,7 +105,8 @@ fn build(
 ) -> Option<Event> {
     let order = inner.ledger.orders.get(order_id)?;
     let payment = payment_id.and_then(|id| inner.ledger.payments.get(id));
-    let created = now_ms();
+    // Real time, not the sandbox clock: a receiver judges an event's age by its own clock.
+    let created = wall_ms();
     let kind = order.kind.as_str();
     let amount = payment.map_or(order.amount.abs(), |p| p.amount);
     // The provider sends `amount` as a string in some events and a number in others; so do we,
@@ -214,7 +216,7 @@ async fn retry(secret: String, url: String, mut body: Value, delays_ms: Vec<u64>
     for (n, delay) in delays_ms.into_iter().enumerate() {
         tokio::time::sleep(Duration::from_millis(delay)).await;
         body["metadata"]["retryAttempt"] = json!(n + 1);
-        body["metadata"]["created"] = json!(now_ms());
+        body["metadata"]["created"] = json!(wall_ms());
         if attempt(&secret, &url, &body).await {
             return;
         }

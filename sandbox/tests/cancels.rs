@@ -130,8 +130,10 @@ fn a_confirmed_cancel_can_leave_a_payment_in_flight_to_complete() {
     assert_eq!(completed.body["data"]["paymentId"], payment);
     assert_eq!(completed.body["data"]["amount"], "9900");
 
-    // Now it is a completed order: no second cancel, and it can be refunded like any purchase.
+    // Now it is a completed order: no second cancel, and it can be refunded like any purchase
+    // once it settled.
     assert!(cancel(&s, &order).is_business_error("OR_0040"));
+    s.settle_all();
     let refund = s.create_order(&json!({"terminal$id": MIT,
         "orderLines": [{"id": "r", "name": "Refund", "quantity": -1, "purchaseOrderId": order,
                         "amount": {"total": 9900, "currency": "752"}}],

@@ -576,6 +576,13 @@ fn refunds_are_return_orders_bounded_by_the_purchase() {
         r.text
     );
     s.pay(&page, APPROVE);
+    let r = s.create_order(&refund_body(&page, 1000, PAGE));
+    assert!(
+        r.is_business_error("OR_0035"),
+        "completed but not settled yet: {}",
+        r.text
+    );
+    s.settle_all();
 
     let first = s.create_order(&refund_body(&page, 4000, PAGE));
     assert_eq!(first.body["status"], "SUCCESS", "{}", first.text);
@@ -632,6 +639,7 @@ fn return_orders_are_checked_like_the_provider_does() {
     let mit = s.mit_order(5000);
     s.charge(&mit, &token);
     s.wait_final(&mit);
+    s.settle_all();
 
     let mut no_card_np = refund_body(&mit, 1000, MIT);
     no_card_np["controlFunctions"] = json!({});

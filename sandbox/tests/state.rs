@@ -189,9 +189,16 @@ fn the_binary_announces_its_port_reads_env_and_survives_a_hard_kill() {
     let env = [
         ("PSP_API_SECRET", "s3cret-from-env"),
         ("PSP_MERCHANT_ID", "0123456789abcdef01"),
+        ("PSP_SANDBOX_CLOCK", "2026-03-02T09:00:00Z"),
+        ("PSP_SANDBOX_SETTLEMENT_CUTOFF", "18:00"),
     ];
     let mut p = spawn(&state, &log, &env);
     let s = client(&p.base);
+    let clock = s.get("/_sandbox/clock").body["now"].clone();
+    assert!(
+        clock.as_str().unwrap().starts_with("2026-03-02T09:0"),
+        "the clock from the environment: {clock}"
+    );
     let defaults = s.create_order(&json!({}));
     assert_eq!(
         defaults.status, 401,
@@ -239,6 +246,13 @@ fn the_binary_announces_its_port_reads_env_and_survives_a_hard_kill() {
     let mut p = spawn(&state, &log, &env);
     let again = authorized(&p.base, "GET", &format!("/orders/{order}/tokens"), None);
     assert_eq!(again.body["data"][0]["tokenId"], token.as_str());
+    // The 18:00 cutoff from the environment: Monday's batch, settled on Tuesday.
+    let moved = client(&p.base).control(
+        "PUT",
+        "/_sandbox/clock",
+        &json!({"now": "2026-03-02T18:00:00Z"}),
+    );
+    assert_eq!(moved.body["settlement"]["processed"], 1, "{}", moved.text);
     p.child.kill().unwrap();
     p.child.wait().unwrap();
 
@@ -285,5 +299,16 @@ fn the_default_settings_match_the_worker_development_setup() {
     assert_eq!(
         (c.processing_ms, c.state_file, c.public_url),
         (50, None, None)
+    );
+    assert_eq!(
+        (
+            c.clock,
+            c.settlement_cutoff_minutes,
+            c.settlement_delay_days,
+            c.fee_rate_bp,
+            c.fee_fixed
+        ),
+        (None, 23 * 60, 1, 180, 180),
+        "real time; 23:00 UTC, one business day, 1.80 % + 1.80"
     );
 }

@@ -122,7 +122,8 @@ fn every_transition_is_announced_signed_with_the_documented_shape() {
     // per URL, first attempts in order), so once those arrived, nothing more can come.
     s.wait_steps_done(&mit);
 
-    // A refund completes with an order.paymentcompleted of type RETURN.
+    // A refund (of the settled purchase) completes with an order.paymentcompleted of type RETURN.
+    s.settle_all();
     let r = s.create_order(&json!({"terminal$id": PAGE, "orderLines": [{"id": "r", "name": "Refund", "quantity": -1,
         "amount": {"total": 2500, "currency": "752"}, "purchaseOrderId": order}],
         "totalOrderAmount": {"total": -2500, "currency": "752"},

@@ -14,7 +14,7 @@ use recurring_core::http::problem::Problem;
 use recurring_core::validate;
 
 /// Every event type the backend writes (the database's triggers name them).
-pub const TYPES: [&str; 18] = [
+pub const TYPES: [&str; 19] = [
     "checkout.completed",
     "checkout.failed",
     "payment_method.updated",
@@ -22,6 +22,7 @@ pub const TYPES: [&str; 18] = [
     "charge.succeeded",
     "charge.failed",
     "charge.pending",
+    "charge.settled",
     "refund.succeeded",
     "refund.failed",
     "subscription.created",

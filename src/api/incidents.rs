@@ -12,7 +12,7 @@ use recurring_core::http::problem::Problem;
 use recurring_core::validate;
 
 /// Every kind of incident the backend records.
-pub const KINDS: [&str; 7] = [
+pub const KINDS: [&str; 9] = [
     "duplicateRefunded",
     "unexpectedPaymentRefunded",
     "latePaymentAdopted",
@@ -20,6 +20,8 @@ pub const KINDS: [&str; 7] = [
     "outcomeUnknown",
     "paymentStuck",
     "providerRefused",
+    "settlementMismatch",
+    "settlementError",
 ];
 
 #[derive(Serialize)]

@@ -9,10 +9,13 @@ pub mod health;
 pub mod incidents;
 pub mod page;
 pub mod payment_method;
+pub mod payouts;
 pub mod plans;
 pub mod portal;
 pub mod rate_limit;
+pub mod receipts;
 pub mod refunds;
+pub mod reports;
 pub mod respond;
 pub mod subscriptions;
 pub mod test_clock;
@@ -230,6 +233,13 @@ async fn route_to(
         ListEvents => events::list(&req, ctx).await,
         GetEvent(id) => events::get(ctx, &id).await,
         RedeliverEvent(id) => events::redeliver(&mut req, ctx, &id).await,
+        GetReceipt(id) => receipts::get(ctx, &id).await,
+        EmailReceipt(id) => receipts::email(&mut req, ctx, &id).await,
+        ListPayouts => payouts::list(&req, ctx).await,
+        GetPayout(id) => payouts::get(ctx, &id).await,
+        ReportSummary => reports::summary(&req, ctx).await,
+        ReportMrr => reports::mrr(&req, ctx).await,
+        ReportChargesCsv => reports::charges_csv(&req, ctx, env).await,
         TestClockTick => test_clock::tick(&mut req, ctx).await,
         ReadTestClock => test_clock::read(&req, ctx).await,
         Health => unreachable!("answered before configuration is read"),

@@ -66,6 +66,9 @@ struct PortalCharge<'a> {
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     settled_at: Option<String>,
+    /// The provider's receipt, once the payment has settled and the receipt was fetched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipt_url: Option<&'a str>,
 }
 
 fn charge_view(c: &ChargeRow) -> PortalCharge<'_> {
@@ -89,6 +92,7 @@ fn charge_view(c: &ChargeRow) -> PortalCharge<'_> {
         refunded_amount: c.refunded_amount,
         created_at: format_rfc3339(c.created_at),
         settled_at: c.settled_at.map(format_rfc3339),
+        receipt_url: c.receipt_url.as_deref(),
     }
 }
 

@@ -10,6 +10,7 @@ use crate::services::refunding;
 use crate::store::charges;
 use crate::store::refunds::{self, Claimed};
 use crate::views;
+use recurring_core::billing::refund_plan::{self, Purchase};
 use recurring_core::http::problem::Problem;
 use recurring_core::input::Fields;
 use recurring_core::secure::request_fingerprint;
@@ -52,6 +53,25 @@ pub async fn create(req: &mut Request, ctx: &Ctx, charge_id: &str) -> Result<Res
         return Err(exceeds(remaining));
     }
     let now = ctx.now().await?;
+    let purchase = Purchase {
+        amount: charge.amount,
+        completed_at: charge.settled_at.unwrap_or(charge.updated_at),
+    };
+    if !refund_plan::within_window(purchase, now) {
+        return Err(Problem::new(
+            422,
+            "refund-window-expired",
+            "Refund window expired",
+        )
+        .detail(
+            "The provider takes refunds up to 90 days after the payment; this charge's payment \
+             is older. Return the money to the customer another way.",
+        )
+        .with(
+            "paidAt",
+            recurring_core::billing::time::format_rfc3339(purchase.completed_at),
+        ));
+    }
     let refund_id = new_id("re");
     let claimed = refunds::claim(
         ctx.db(),
@@ -97,7 +117,7 @@ fn exceeds(remaining: i64) -> Problem {
 }
 
 async fn replay(ctx: &Ctx, refund_id: &str) -> Result<Response, Problem> {
-    refunding::settle(ctx, refund_id).await?;
+    refunding::advance(ctx, refund_id).await?;
     let refund = refunds::get(ctx.db(), refund_id)
         .await?
         .ok_or_else(|| Problem::internal("An idempotency key points to a missing refund."))?;

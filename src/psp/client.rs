@@ -78,6 +78,31 @@ impl<'a> PspClient<'a> {
         self.call(Method::Delete, &path, None, "cancel_order").await
     }
 
+    /// Voids a completed payment that is not yet in the day's batch. Voiding is idempotent at
+    /// the provider: a second void of a voided payment moves no money.
+    pub async fn void_payment(&self, payment_id: &str) -> Result<VoidAnswer, PspError> {
+        let path = format!("/payments/{}/void", path_segment(payment_id)?);
+        self.call(Method::Put, &path, None, "void_payment").await
+    }
+
+    /// The receipt of a settled order; before settlement the provider refuses it.
+    pub async fn receipt_link(&self, order_id: &str) -> Result<ReceiptLink, PspError> {
+        let path = format!("/receipts/{}/link", path_segment(order_id)?);
+        self.call(Method::Get, &path, None, "receipt_link").await
+    }
+
+    /// Asks the provider to email the receipt of a settled order. The address is in the body,
+    /// which is never logged.
+    pub async fn email_receipt(&self, order_id: &str, email: &str) -> Result<(), PspError> {
+        let path = format!("/receipts/{}/email", path_segment(order_id)?);
+        let body = serde_json::to_string(&ReceiptEmail {
+            email: email.to_owned(),
+        })
+        .map_err(|_| PspError::Rejected { status: 0 })?;
+        self.call(Method::Put, &path, Some(body), "receipt_email")
+            .await
+    }
+
     async fn call<T: FromJson>(
         &self,
         method: Method,

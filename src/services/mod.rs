@@ -7,7 +7,9 @@ pub mod events;
 pub mod fanout;
 pub mod hosted_checkout;
 pub mod order_watching;
+pub mod receipts;
 pub mod refunding;
+pub mod settling;
 pub mod tick;
 pub mod webhook_events;
 

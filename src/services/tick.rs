@@ -22,7 +22,7 @@ use crate::meter::Usage;
 use crate::params;
 use crate::services::charging::Patience;
 use crate::services::{
-    activation, charging, events, fanout, order_watching, refunding, webhook_events,
+    activation, charging, events, fanout, order_watching, refunding, settling, webhook_events,
 };
 use crate::store::charges::{self, NewCharge};
 use crate::store::db::{Stmt, stmt};
@@ -59,6 +59,10 @@ pub struct TickReport {
     pub refunds_settled: u32,
     /// Orders we stopped using that were looked at for a late payment.
     pub orders_watched: u32,
+    /// Refunds whose purchase was read again (voids to confirm, settlements to wait for).
+    pub refunds_advanced: u32,
+    /// Settlement follow-up of charges and refunds.
+    pub settlement: crate::services::settling::FollowReport,
     /// Provider webhooks whose confirmation was due.
     pub webhooks_confirmed: u32,
     /// Events put on their way to the merchant.
@@ -129,6 +133,14 @@ pub async fn run(ctx: &Ctx, trigger: &str, clock: Option<&str>) -> Result<TickRe
         let older = now - RECONCILE_AFTER_MS;
         report.checkouts_settled = activation::reconcile_stale(ctx, older, 10).await?;
         report.refunds_settled = settle_refunds(ctx, older).await?;
+    }
+    if global && within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
+        report.refunds_advanced = advance_due_refunds(ctx, now).await?;
+    }
+    if global && within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
+        let budget = || within_budget(ctx, started, 4 * CALLS_PER_CHARGE);
+        report.settlement =
+            settling::follow_due(ctx, now, SETTLEMENT_READS_PER_TICK, &budget).await?;
     }
     if global && within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
         report.webhooks_confirmed = webhook_events::confirm_due(ctx, 20).await?;
@@ -624,6 +636,19 @@ async fn drive_all(
         }
     }
     waiting
+}
+
+/// Settlement reads per kind (charges, refunds) a tick makes at most.
+const SETTLEMENT_READS_PER_TICK: u32 = 50;
+
+/// Refunds whose purchase is due to be read: voids to confirm, settlements to wait for.
+async fn advance_due_refunds(ctx: &Ctx, now: i64) -> Result<u32, Problem> {
+    let due = crate::store::refunds::due(ctx.db(), now, 10).await?;
+    let count = due.len() as u32;
+    for refund in due {
+        refunding::advance(ctx, &refund.id).await?;
+    }
+    Ok(count)
 }
 
 async fn settle_refunds(ctx: &Ctx, older_than: i64) -> Result<u32, Problem> {

@@ -42,7 +42,21 @@ crate::row! {
         pub attention: Option<String>,
         pub created_at: i64,
         pub updated_at: i64,
+        /// When the charge reached its final state (business time).
         pub settled_at: Option<i64>,
+        /// The provider's purchase transaction, once its status showed it.
+        pub transaction_id: Option<String>,
+        /// pending, processed, settled, error or voided; absent until the charge succeeded.
+        pub settlement_status: Option<String>,
+        pub fee: Option<i64>,
+        /// amount − fee.
+        pub net: Option<i64>,
+        /// The transaction's payout as the provider reported it (equal to `net` unless a
+        /// discrepancy was recorded).
+        pub provider_payout: Option<i64>,
+        pub payout_ref: Option<String>,
+        pub settlement_date: Option<String>,
+        pub receipt_url: Option<String>,
     }
 }
 
@@ -50,7 +64,8 @@ pub const COLUMNS: &str = "id, charge_key, customer_ref, subscription_id, period
     amount, currency, description, metadata, request_hash, status, failure_reason, \
     decline_class, order_id, payment_id, payment_method_id, attempts, provider_refusals, \
     last_error, declines, first_failed_at, next_retry_at, lease_until, refunded_amount, \
-    attention, created_at, updated_at, settled_at";
+    attention, created_at, updated_at, settled_at, transaction_id, settlement_status, fee, net, \
+    provider_payout, payout_ref, settlement_date, receipt_url";
 
 pub struct NewCharge<'a> {
     pub id: &'a str,

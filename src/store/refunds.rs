@@ -4,6 +4,7 @@
 
 use super::db::{Db, Stmt, stmt};
 use crate::params;
+use recurring_core::billing::refund_plan::Method;
 use recurring_core::http::problem::Problem;
 
 crate::row! {
@@ -25,11 +26,25 @@ crate::row! {
         pub created_at: i64,
         pub updated_at: i64,
         pub settled_at: Option<i64>,
+        /// void or return, once decided.
+        pub method: Option<String>,
+        /// Where the refund stands: see `recurring_core::billing::refund_plan::Stage`.
+        pub stage: Option<String>,
+        /// When the purchase's status is read again (waiting refunds).
+        pub next_attempt_at: Option<i64>,
+        /// The return's own transaction and its settlement (returns only).
+        pub transaction_id: Option<String>,
+        pub settlement_status: Option<String>,
+        pub provider_payout: Option<i64>,
+        pub payout_ref: Option<String>,
+        pub settlement_date: Option<String>,
     }
 }
 
 const COLUMNS: &str = "id, charge_id, amount, currency, status, order_id, purchase_order_id, \
-    reverses_payment_id, failure_reason, lease_until, created_at, updated_at, settled_at";
+    reverses_payment_id, failure_reason, lease_until, created_at, updated_at, settled_at, method, \
+    stage, next_attempt_at, transaction_id, settlement_status, provider_payout, payout_ref, \
+    settlement_date";
 
 /// The refunds that return a charge's own payment: the merchant's, and the automatic refund of
 /// a charge that exists only to record an unexpected payment. Refunds of a second payment of
@@ -107,12 +122,13 @@ pub async fn claim(
             ),
             stmt(
                 crate::sql!("INSERT INTO refunds (id, charge_id, amount, currency, status, purchase_order_id,
-                     created_at, updated_at)
-                 SELECT ?, ?, ?, ?, 'processing', (SELECT order_id FROM charges WHERE id = ?), ?, ?
+                     stage, next_attempt_at, created_at, updated_at)
+                 SELECT ?, ?, ?, ?, 'processing', (SELECT order_id FROM charges WHERE id = ?), 'new',
+                     ?, ?, ?
                  WHERE EXISTS (SELECT 1 FROM idempotency_keys
                                WHERE scope = 'refund' AND key = ? AND resource_id = ?)"),
                 params![
-                    refund_id, charge_id, amount, currency, charge_id, now, now, key, refund_id
+                    refund_id, charge_id, amount, currency, charge_id, now, now, now, key, refund_id
                 ],
             ),
         ])
@@ -140,17 +156,93 @@ pub async fn list_for_charge(db: Db<'_>, charge_id: &str) -> Result<Vec<RefundRo
     db.all(sql, params![charge_id]).await
 }
 
-/// Only one process ever creates the return order of a refund: the one that moves it out of
-/// `processing`. A crash after this leaves it `pending` without an order, for an operator or
-/// the order's webhook to resolve; creating a second return order could refund twice.
-pub async fn take_creation(db: Db<'_>, id: &str, now: i64) -> Result<bool, Problem> {
+/// Claims a void: the refund moves to `voiding` before the call. Voiding again (an answer
+/// lost, a void not shown yet) is allowed: a void moves no money twice. Never after a return
+/// order was claimed.
+pub async fn take_void(db: Db<'_>, id: &str, now: i64) -> Result<bool, Problem> {
     let changes = db
         .run(
-            crate::sql!("UPDATE refunds SET status = 'pending', updated_at = ? WHERE id = ? AND status = 'processing'"),
+            crate::sql!(
+                "UPDATE refunds SET stage = 'voiding', method = 'void', status = 'pending',
+                 next_attempt_at = ?, updated_at = ?
+             WHERE id = ? AND stage IN ('new', 'voiding')"
+            ),
+            params![now + VOID_RECHECK_MS, now, id],
+        )
+        .await?;
+    Ok(changes > 0)
+}
+
+/// A void whose outcome is not known yet is read again after this long.
+pub const VOID_RECHECK_MS: i64 = 60_000;
+
+/// Nothing is sent: the refund waits for the purchase to settle, read again at `next_at`.
+pub async fn await_settlement(
+    db: Db<'_>,
+    id: &str,
+    next_at: i64,
+    now: i64,
+) -> Result<bool, Problem> {
+    let changes = db
+        .run(
+            crate::sql!(
+                "UPDATE refunds SET stage = 'awaiting_settlement', method = 'return',
+                 status = 'pending', next_attempt_at = ?, updated_at = ?
+             WHERE id = ? AND stage IN ('new', 'voiding', 'awaiting_settlement')"
+            ),
+            params![next_at, now, id],
+        )
+        .await?;
+    Ok(changes > 0)
+}
+
+/// Only one process ever creates the return order of a refund: the one that moves it to
+/// `returning`. A crash after this leaves it without an order, for an operator or the order's
+/// webhook to resolve; creating a second return order could refund twice.
+pub async fn take_return(db: Db<'_>, id: &str, now: i64) -> Result<bool, Problem> {
+    let changes = db
+        .run(
+            crate::sql!(
+                "UPDATE refunds SET stage = 'returning', method = 'return', status = 'pending',
+                 next_attempt_at = NULL, updated_at = ?
+             WHERE id = ? AND stage = 'awaiting_settlement'"
+            ),
             params![now, id],
         )
         .await?;
     Ok(changes > 0)
+}
+
+/// The provider answered the return order with a refusal that moved no money because the
+/// purchase is not settled in its eyes (its status lags): the refund waits again.
+pub async fn return_refused_unsettled(
+    db: Db<'_>,
+    id: &str,
+    next_at: i64,
+    now: i64,
+) -> Result<bool, Problem> {
+    let changes = db
+        .run(
+            crate::sql!(
+                "UPDATE refunds SET stage = 'awaiting_settlement', next_attempt_at = ?,
+                 updated_at = ?
+             WHERE id = ? AND stage = 'returning' AND order_id IS NULL"
+            ),
+            params![next_at, now, id],
+        )
+        .await?;
+    Ok(changes > 0)
+}
+
+/// Refunds whose purchase is to be read again (new, voiding, waiting for settlement).
+pub async fn due(db: Db<'_>, now: i64, limit: u32) -> Result<Vec<RefundRow>, Problem> {
+    let sql = crate::sql!(
+        "SELECT ",
+        COLUMNS,
+        " FROM refunds WHERE stage IN ('new', 'voiding', 'awaiting_settlement')
+           AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?"
+    );
+    db.all(sql, params![now, limit]).await
 }
 
 pub async fn set_order(db: Db<'_>, id: &str, order_id: &str, now: i64) -> Result<bool, Problem> {
@@ -179,22 +271,27 @@ pub async fn note(db: Db<'_>, id: &str, reason: &str, now: i64) -> Result<(), Pr
     Ok(())
 }
 
-/// Final states; the charge's refunded total follows in the same transaction.
+/// Final states; the charge's refunded total follows in the same transaction. A void leaves
+/// the charge's payment nothing to settle.
 pub async fn finish(
     db: Db<'_>,
     refund: &RefundRow,
-    succeeded: bool,
-    reason: Option<&str>,
+    outcome: Finished<'_>,
     now: i64,
 ) -> Result<(), Problem> {
-    let status = if succeeded { "succeeded" } else { "failed" };
-    db.batch(vec![
+    let (status, reason, method) = match outcome {
+        Finished::Succeeded(method) => ("succeeded", None, Some(method.as_str())),
+        Finished::Failed(reason) => ("failed", Some(reason), refund.method.as_deref()),
+    };
+    let voided = matches!(outcome, Finished::Succeeded(Method::Void));
+    let mut statements = vec![
         stmt(
             crate::sql!(
-                "UPDATE refunds SET status = ?, failure_reason = ?, settled_at = ?, updated_at = ?
+                "UPDATE refunds SET status = ?, failure_reason = ?, method = ?, stage = 'done',
+                 next_attempt_at = NULL, settled_at = ?, updated_at = ?
              WHERE id = ? AND status IN ('processing', 'pending')"
             ),
-            params![status, reason, now, now, &refund.id],
+            params![status, reason, method, now, now, &refund.id],
         ),
         stmt(
             crate::sql!(concat!(
@@ -207,9 +304,28 @@ pub async fn finish(
             )),
             params![now, &refund.charge_id],
         ),
-    ])
-    .await?;
+    ];
+    // The charge's own payment voided: it will never settle. (A reversal's payment is not the
+    // charge's: the charge's settlement goes on.)
+    if voided && refund.reverses_payment_id.is_none() {
+        statements.push(stmt(
+            crate::sql!(
+                "UPDATE charges SET settlement_status = 'voided', settlement_check_at = NULL,
+                 fee = 0, net = amount, updated_at = ?
+             WHERE id = ? AND settlement_status IN ('pending', 'processed', 'error')"
+            ),
+            params![now, &refund.charge_id],
+        ));
+    }
+    db.batch(statements).await?;
     Ok(())
+}
+
+/// How a refund ended.
+#[derive(Debug, Clone, Copy)]
+pub enum Finished<'a> {
+    Succeeded(Method),
+    Failed(&'a str),
 }
 
 /// The automatic refund of `payment_id`, a payment on `purchase_order_id` that nobody
@@ -228,8 +344,8 @@ pub fn claim_reversal(r: &Reversal<'_>) -> Stmt {
     stmt(
         crate::sql!(
             "INSERT INTO refunds (id, charge_id, amount, currency, status, purchase_order_id,
-             reverses_payment_id, created_at, updated_at)
-         VALUES (?, ?, ?, ?, 'processing', ?, ?, ?, ?)
+             reverses_payment_id, stage, next_attempt_at, created_at, updated_at)
+         VALUES (?, ?, ?, ?, 'processing', ?, ?, 'new', ?, ?, ?)
          ON CONFLICT DO NOTHING"
         ),
         params![
@@ -239,6 +355,7 @@ pub fn claim_reversal(r: &Reversal<'_>) -> Stmt {
             r.currency,
             r.purchase_order_id,
             r.payment_id,
+            r.now,
             r.now,
             r.now
         ],
@@ -261,7 +378,7 @@ pub async fn unsettled(db: Db<'_>, older_than: i64, limit: u32) -> Result<Vec<Re
     let sql = crate::sql!(
         "SELECT ",
         COLUMNS,
-        " FROM refunds WHERE status = 'pending' AND order_id IS NOT NULL
+        " FROM refunds WHERE status = 'pending' AND order_id IS NOT NULL AND stage = 'returning'
            AND updated_at < ? ORDER BY updated_at LIMIT ?"
     );
     db.all(sql, params![older_than, limit]).await

@@ -59,6 +59,45 @@ pub struct ChargeView<'a> {
     updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     settled_at: Option<String>,
+    /// Once the charge succeeded: the provider's settlement of its payment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settlement: Option<SettlementView<'a>>,
+    /// The provider's receipt, once it was asked for after settlement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipt_url: Option<&'a str>,
+}
+
+/// How the provider settled a payment: pending (not batched), processed (batched), settled
+/// (fee, net and payout known), error (the provider retries it), voided (never settles).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettlementView<'a> {
+    pub status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee: Option<i64>,
+    /// What the merchant keeps of it before any refund: amount − fee for a charge (a voided one:
+    /// its amount, no fee; the void is a refund), −amount for a refund's return.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub net: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payout_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settlement_date: Option<&'a str>,
+}
+
+fn settlement(c: &ChargeRow) -> Option<SettlementView<'_>> {
+    let status = c.settlement_status.as_deref()?;
+    let settled = status == "settled" || status == "voided";
+    Some(SettlementView {
+        status,
+        transaction_id: c.transaction_id.as_deref(),
+        fee: c.fee.filter(|_| settled),
+        net: c.net.filter(|_| settled),
+        payout_id: c.payout_ref.as_deref(),
+        settlement_date: c.settlement_date.as_deref(),
+    })
 }
 
 pub fn charge(c: &ChargeRow) -> ChargeView<'_> {
@@ -105,6 +144,8 @@ pub fn charge(c: &ChargeRow) -> ChargeView<'_> {
         created_at: format_rfc3339(c.created_at),
         updated_at: format_rfc3339(c.updated_at),
         settled_at: c.settled_at.map(format_rfc3339),
+        settlement: settlement(c),
+        receipt_url: c.receipt_url.as_deref(),
     }
 }
 

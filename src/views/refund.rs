@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::charge::SettlementView;
 use crate::store::refunds::RefundRow;
 use recurring_core::billing::time::format_rfc3339;
 
@@ -27,6 +28,14 @@ pub struct RefundView<'a> {
     updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     settled_at: Option<String>,
+    /// How the money goes back: `void` (the same day, before the provider's cutoff: the
+    /// payment is cancelled whole, no fee) or `return` (a return order, once the payment has
+    /// settled). Absent until decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<&'a str>,
+    /// A return's own settlement: it is taken from a payout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settlement: Option<SettlementView<'a>>,
 }
 
 pub fn refund(r: &RefundRow) -> RefundView<'_> {
@@ -47,5 +56,14 @@ pub fn refund(r: &RefundRow) -> RefundView<'_> {
         created_at: format_rfc3339(r.created_at),
         updated_at: format_rfc3339(r.updated_at),
         settled_at: r.settled_at.map(format_rfc3339),
+        method: r.method.as_deref(),
+        settlement: r.settlement_status.as_deref().map(|status| SettlementView {
+            status,
+            transaction_id: r.transaction_id.as_deref(),
+            fee: (status == "settled").then_some(0),
+            net: (status == "settled").then_some(-r.amount),
+            payout_id: r.payout_ref.as_deref(),
+            settlement_date: r.settlement_date.as_deref(),
+        }),
     }
 }

@@ -9,10 +9,6 @@ use crate::flows::*;
 use crate::http::Reply;
 use crate::stack::{Options, Stack};
 
-fn charge_id(r: &crate::http::Reply) -> String {
-    r.json()["id"].as_str().unwrap().to_owned()
-}
-
 #[test]
 fn a_charge_of_the_stored_card_succeeds_once() {
     let s = Stack::start();

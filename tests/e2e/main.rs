@@ -19,5 +19,7 @@ mod fanout;
 mod foundation;
 mod logs;
 mod portal;
+mod reports;
 mod sessions;
+mod settlement;
 mod test_clocks;

@@ -87,6 +87,8 @@ pub struct Config {
     pub charge_queue_hold_ms: i64,
     /// Charges one queue consumer invocation drives at once.
     pub consumer_concurrency: u32,
+    /// `RECEIPTS=email`: every renewal's receipt is emailed by the provider once settled.
+    pub email_receipts: bool,
 }
 
 // Redacts secrets, so a stray `{:?}` can never print them.
@@ -229,6 +231,14 @@ impl Config {
         let demo = switch("DEMO", "off");
         let rate_limit = switch("RATE_LIMIT", "on");
         let charge_fanout = switch("CHARGE_FANOUT", "on");
+        let email_receipts = match optional("RECEIPTS", "off").as_str() {
+            "email" => true,
+            "off" => false,
+            _ => {
+                problems.push("RECEIPTS must be \"email\" or \"off\"".into());
+                false
+            }
+        };
         let merchant_webhook = match optional("MERCHANT_WEBHOOK_URL", "").as_str() {
             "" => None,
             url if !is_http_url(url) => {
@@ -350,6 +360,7 @@ impl Config {
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
             allowed_origins,
             test_clock,
+            email_receipts,
             catalog,
             currencies,
             min_charge_amount,
@@ -467,6 +478,18 @@ pub(crate) mod tests {
         vars.insert("PSP_API_SECRET", "very-secret-value".into());
         let c = Config::from_lookup(|n| vars.get(n).cloned()).unwrap();
         assert!(!format!("{c:?}").contains("very-secret-value"));
+    }
+
+    #[test]
+    fn receipts_are_emailed_only_when_asked() {
+        let mut vars = dev_vars();
+        let read = |vars: &HashMap<&str, String>| Config::from_lookup(|n| vars.get(n).cloned());
+        assert!(!read(&vars).unwrap().email_receipts);
+        vars.insert("RECEIPTS", "email".into());
+        assert!(read(&vars).unwrap().email_receipts);
+        vars.insert("RECEIPTS", "yes".into());
+        let e = read(&vars).unwrap_err();
+        assert!(e.to_string().contains("RECEIPTS"), "{e}");
     }
 
     #[test]

@@ -134,6 +134,31 @@ impl<'a> Object<'a> {
         n
     }
 
+    /// `true` or `false` that may be absent or `null`.
+    pub fn optional_bool(&self, name: &str) -> Option<bool> {
+        let value = self.get(name)?;
+        let read = value.as_bool();
+        if read.is_none() {
+            self.fail();
+        }
+        read
+    }
+
+    /// The readable `T`s of a list that is not essential to the object: anything else (absent,
+    /// `null`, not a list, named twice) is an empty list, and an element that cannot be read is
+    /// left out. The object is never broken by it.
+    pub fn lenient_list<T: FromJson>(&self, name: &str) -> Vec<T> {
+        let duplicated = self
+            .map
+            .get(DUPLICATED)
+            .and_then(Value::as_array)
+            .is_some_and(|names| names.iter().any(|n| n == name));
+        match self.map.get(name).and_then(Value::as_array) {
+            Some(items) if !duplicated => items.iter().filter_map(T::from_json).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// A member read as `T`: absent or `null` is `None`, a value without `T`'s shape breaks
     /// the object.
     pub fn optional<T: FromJson>(&self, name: &str) -> Option<T> {

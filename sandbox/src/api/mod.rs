@@ -4,6 +4,7 @@
 
 pub mod orders;
 pub mod payments;
+pub mod receipts;
 
 use std::time::Duration;
 

@@ -9,11 +9,13 @@ use serde_json::{Value, json};
 use super::{
     authorize, business, malformed, not_found, parse_body, split_path, success, with_faults,
 };
+use crate::batches::run_due;
+use crate::clock::wall_ms;
 use crate::config::Config;
 use crate::faults::Endpoint;
 use crate::model::*;
 use crate::processing::{NewPayment, cancel_in_flight, start_payment};
-use crate::state::{Inner, Shared, new_id, now_ms};
+use crate::state::{Inner, Shared, new_id};
 use crate::{status, webhooks};
 
 /// The enabled currencies of the sandbox merchant: SEK, EUR, DKK.
@@ -22,6 +24,8 @@ const CURRENCIES: [&str; 3] = ["752", "978", "208"];
 /// currencies.
 const MIN_AMOUNT: i64 = 300;
 const MAX_AMOUNT: i64 = 49_999_900;
+/// Refunds are allowed up to 90 days after the purchase.
+const REFUND_PERIOD_MS: i64 = 90 * crate::settlement::DAY_MS;
 
 /// A 1×1 transparent PNG, standing in for the provider's card image.
 const CARD_ART: &str =
@@ -231,7 +235,10 @@ fn create_checked(sb: &Shared, inner: &mut Inner, req: OrderRequest) -> (Respons
     let refused = |message: &str| (business(created, message), None);
     // The card a return pays back to, or the token a MerchantInitiated order charges at once.
     let mut refund_card = None;
+    let now = sb.now();
     if let Some(purchase_id) = &req.purchase_order_id {
+        // Whether the purchase settled depends on batches that may have just become due.
+        run_due(sb, inner, now);
         let ledger = &inner.ledger;
         let purchase = ledger
             .known_order(purchase_id)
@@ -239,6 +246,16 @@ fn create_checked(sb: &Shared, inner: &mut Inner, req: OrderRequest) -> (Respons
         let Some((purchase, paid)) = purchase.zip(ledger.completed_payment(purchase_id)) else {
             return refused("OR_0035: The purchase order is not completed");
         };
+        // Until the money settled, the provider has nothing to give back: void it instead.
+        if paid.settlement.status != SettlementStatus::Settled {
+            return refused("OR_0035: The purchase order is not settled");
+        }
+        if paid
+            .completed()
+            .is_some_and(|at| now - at > REFUND_PERIOD_MS)
+        {
+            return refused("OR_0039: Refund period has expired");
+        }
         if purchase.currency != req.currency {
             return refused("OR_0004: The currency differs from the purchase");
         }
@@ -253,7 +270,6 @@ fn create_checked(sb: &Shared, inner: &mut Inner, req: OrderRequest) -> (Respons
         return refused("PS_0031: Invalid token");
     }
 
-    let now = now_ms();
     let id = new_id();
     inner.ledger.orders.insert(
         id.clone(),
@@ -279,7 +295,7 @@ fn create_checked(sb: &Shared, inner: &mut Inner, req: OrderRequest) -> (Respons
             history: Vec::new(),
         },
     );
-    status::record(&mut inner.ledger, &id, now);
+    status::record(&mut inner.ledger, &id, wall_ms());
 
     let mut data = json!({"orderId": id});
     let started = match (req.kind, req.charge_token) {
@@ -360,11 +376,12 @@ pub async fn order_status(
         Endpoint::OrderStatus,
         StatusCode::OK,
         |sb, decision| {
-            let guard = sb.lock();
+            let mut guard = sb.lock();
+            run_due(sb, &mut guard, sb.now());
             let Some(order) = guard.ledger.known_order(order_id) else {
                 return not_found("Order");
             };
-            let body = status::lagging(&guard.ledger, order, now_ms(), decision.status_lag_ms);
+            let body = status::lagging(&guard.ledger, order, wall_ms(), decision.status_lag_ms);
             success(StatusCode::OK, body, "Fetched the order status.")
         },
     )
@@ -455,11 +472,10 @@ pub async fn cancel_order(
                     cancel_in_flight(sb, inner, &payment_id, Some("ORDER_CANCELLED"));
                 }
             }
-            let now = now_ms();
             if let Some(order) = inner.ledger.orders.get_mut(order_id) {
                 order.cancelled = true;
             }
-            status::record(&mut inner.ledger, order_id, now);
+            status::record(&mut inner.ledger, order_id, wall_ms());
             webhooks::emit(sb, inner, order_id, None, "order.cancelled");
             sb.persist(inner);
             success(StatusCode::OK, cancelled, "Order cancelled.")

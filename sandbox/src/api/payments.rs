@@ -10,10 +10,12 @@ use super::orders::charge_token;
 use super::{
     authorize, business, error, malformed, not_found, parse_body, split_path, success, with_faults,
 };
+use crate::batches::run_due;
+use crate::clock::wall_ms;
 use crate::faults::Endpoint;
 use crate::model::*;
 use crate::processing::cancel_in_flight;
-use crate::state::{Shared, now_ms};
+use crate::state::Shared;
 use crate::{status, webhooks};
 
 pub async fn initiate_payment(
@@ -120,8 +122,9 @@ pub async fn cancel_payment(
     .await
 }
 
-/// Voids a completed payment: the sandbox never settles, so that works until the payment was
-/// refunded (a return order exists) or voided already.
+/// Voids a completed payment the same day: until its batch cutoff took it (`NOT_SETTLED`),
+/// unless it was refunded. Voiding a voided payment again is harmless. A voided payment never
+/// settles, so it can no longer be refunded either.
 pub async fn void_payment(
     State(sb): State<Shared>,
     Path(path): Path<Vec<String>>,
@@ -134,18 +137,24 @@ pub async fn void_payment(
     with_faults(&sb, Endpoint::VoidPayment, StatusCode::OK, |sb, _| {
         let mut guard = sb.lock();
         let inner = &mut *guard;
+        // A cutoff that passed a moment ago must be felt even if its batch has not run yet.
+        run_due(sb, inner, sb.now());
         let Some(p) = inner.ledger.payments.get(payment_id) else {
             return not_found("Payment");
         };
         let order_id = p.order_id.clone();
         let refunded = inner.ledger.returns_of(&order_id).next().is_some();
+        let voidable = p.status == PaymentStatus::PaymentCompleted
+            && p.settlement.status == SettlementStatus::NotSettled
+            && !refunded;
         let void_status = if p.voided {
             "VOIDED"
-        } else if p.status == PaymentStatus::PaymentCompleted && !refunded {
+        } else if voidable {
             if let Some(p) = inner.ledger.payments.get_mut(payment_id) {
                 p.voided = true;
+                p.updated_at = sb.now();
             }
-            status::record(&mut inner.ledger, &order_id, now_ms());
+            status::record(&mut inner.ledger, &order_id, wall_ms());
             webhooks::emit(sb, inner, &order_id, Some(payment_id), "order.updated");
             sb.persist(inner);
             "VOIDED"

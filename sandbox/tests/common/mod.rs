@@ -16,6 +16,9 @@ pub const MIT: &str = "3c9a7e5b1d0f8e6a42";
 pub const MERCHANT: &str = "5a1e0f3c2b4d6e8f90";
 pub const WEBHOOK_SECRET: &str = "sandbox-webhook-secret";
 pub const APPROVE: &str = "4111111111111111";
+/// Where the tests' sandbox clock starts: a Monday morning, far from the 23:00 cutoff, so that
+/// no test meets a batch it did not ask for (the clock runs at real speed from there).
+pub const MONDAY_MORNING: &str = "2026-03-02T09:00:00Z";
 
 pub struct Sandbox {
     pub base: String,
@@ -65,9 +68,18 @@ pub fn agent() -> ureq::Agent {
 pub fn start() -> Sandbox {
     start_with(Config {
         processing_ms: 20,
+        clock: Some(at(MONDAY_MORNING)),
         ..Config::default()
     })
 }
+
+/// Epoch milliseconds of an RFC 3339 instant.
+pub fn at(text: &str) -> i64 {
+    psp_sandbox::clock::parse_rfc3339(text).unwrap_or_else(|| panic!("an instant: {text}"))
+}
+
+pub const HOUR_MS: i64 = 3_600_000;
+pub const DAY_MS: i64 = 24 * HOUR_MS;
 
 #[derive(Debug)]
 pub struct Reply {
@@ -282,6 +294,45 @@ impl Sandbox {
             seen >= step
         });
         (seen, after)
+    }
+
+    /// The sandbox clock, in epoch milliseconds.
+    pub fn now(&self) -> i64 {
+        let r = self.get("/_sandbox/clock");
+        assert_eq!(r.status, 200, "{}", r.text);
+        at(r.body["now"].as_str().unwrap())
+    }
+
+    /// Moves the sandbox clock to `ms`; the answer (`{"now", "settlement"}`).
+    pub fn set_clock(&self, ms: i64) -> Value {
+        let now = psp_sandbox::rfc3339(ms);
+        let r = self.control("PUT", "/_sandbox/clock", &json!({"now": now}));
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body
+    }
+
+    /// Moves the sandbox clock forward by `ms`.
+    pub fn advance(&self, ms: i64) -> Value {
+        self.set_clock(self.now() + ms)
+    }
+
+    /// Moves the clock far enough that everything completed so far has settled: with the
+    /// default schedule, at most 3 days and an hour (Thursday 23:00, into Friday's batch,
+    /// settled on Monday).
+    pub fn settle_all(&self) -> Value {
+        self.advance(4 * DAY_MS)
+    }
+
+    /// `POST /_sandbox/settlements/run`: applies the due steps now; what it did.
+    pub fn run_settlements(&self) -> Value {
+        let r = self.call("POST", "/_sandbox/settlements/run", None, false);
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body
+    }
+
+    /// The transaction of an order's status (its first).
+    pub fn transaction(&self, order: &str) -> Value {
+        self.status(order)["transactions"][0].clone()
     }
 
     pub fn receiver(&self, fail_per_event: usize) -> Receiver {

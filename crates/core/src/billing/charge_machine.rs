@@ -403,6 +403,7 @@ mod tests {
 
     fn order_status(payments: &[(&str, &str, Option<&str>)]) -> OrderStatus {
         OrderStatus {
+            transactions: Vec::new(),
             order_status: "PAYMENT_INITIATED".into(),
             payments: payments
                 .iter()

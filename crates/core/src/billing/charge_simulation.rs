@@ -369,6 +369,7 @@ impl Sim<'_> {
             })
             .collect();
         Ok(OrderStatus {
+            transactions: Vec::new(),
             order_status: if cancelled {
                 "PAYMENT_CANCELLED"
             } else {

@@ -17,7 +17,10 @@ pub mod interval;
 pub mod metered;
 pub mod order_watch;
 pub mod period;
+pub mod refund_plan;
 pub mod renewal;
+pub mod reports;
+pub mod settlement;
 pub mod time;
 
 #[cfg(test)]

@@ -67,6 +67,13 @@ pub enum Route {
     PortalSubscriptionAction(String, PortalAction),
     PortalCharges,
     PortalReplaceCard,
+    GetReceipt(String),
+    EmailReceipt(String),
+    ListPayouts,
+    GetPayout(String),
+    ReportSummary,
+    ReportMrr,
+    ReportChargesCsv,
 }
 
 impl Route {
@@ -103,7 +110,14 @@ impl Route {
             | GetEvent(_)
             | RedeliverEvent(_)
             | TestClockTick
-            | ReadTestClock => Access::Merchant,
+            | ReadTestClock
+            | GetReceipt(_)
+            | EmailReceipt(_)
+            | ListPayouts
+            | GetPayout(_)
+            | ReportSummary
+            | ReportMrr
+            | ReportChargesCsv => Access::Merchant,
         }
     }
 
@@ -160,6 +174,13 @@ impl Route {
             ),
             PortalCharges => ("GET", "/v1/portal/charges"),
             PortalReplaceCard => ("POST", "/v1/portal/payment-method"),
+            GetReceipt(_) => ("GET", "/v1/charges/{chargeId}/receipt"),
+            EmailReceipt(_) => ("POST", "/v1/charges/{chargeId}/receipt/email"),
+            ListPayouts => ("GET", "/v1/payouts"),
+            GetPayout(_) => ("GET", "/v1/payouts/{payoutId}"),
+            ReportSummary => ("GET", "/v1/reports/summary"),
+            ReportMrr => ("GET", "/v1/reports/mrr"),
+            ReportChargesCsv => ("GET", "/v1/reports/charges.csv"),
         }
     }
 }
@@ -189,7 +210,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/charges/{chargeId}"),
     ("POST", "/v1/charges/{chargeId}/refunds"),
     ("GET", "/v1/charges/{chargeId}/refunds"),
+    ("GET", "/v1/charges/{chargeId}/receipt"),
+    ("POST", "/v1/charges/{chargeId}/receipt/email"),
     ("GET", "/v1/refunds/{refundId}"),
+    ("GET", "/v1/payouts"),
+    ("GET", "/v1/payouts/{payoutId}"),
+    ("GET", "/v1/reports/summary"),
+    ("GET", "/v1/reports/mrr"),
+    ("GET", "/v1/reports/charges.csv"),
     ("GET", "/v1/subscriptions"),
     ("GET", "/v1/subscriptions/{subscriptionId}"),
     ("GET", "/v1/subscriptions/{subscriptionId}/events"),
@@ -297,7 +325,21 @@ pub fn resolve(method: &str, path: &str) -> Matched {
                 _ => None,
             },
         ),
+        ["v1", "charges", id, "receipt"] => {
+            (&["GET"], is(method, "GET").then(|| GetReceipt(owned(id))))
+        }
+        ["v1", "charges", id, "receipt", "email"] => (
+            &["POST"],
+            is(method, "POST").then(|| EmailReceipt(owned(id))),
+        ),
         ["v1", "refunds", id] => (&["GET"], is(method, "GET").then(|| GetRefund(owned(id)))),
+        ["v1", "payouts"] => (&["GET"], is(method, "GET").then_some(ListPayouts)),
+        ["v1", "payouts", id] => (&["GET"], is(method, "GET").then(|| GetPayout(owned(id)))),
+        ["v1", "reports", "summary"] => (&["GET"], is(method, "GET").then_some(ReportSummary)),
+        ["v1", "reports", "mrr"] => (&["GET"], is(method, "GET").then_some(ReportMrr)),
+        ["v1", "reports", "charges.csv"] => {
+            (&["GET"], is(method, "GET").then_some(ReportChargesCsv))
+        }
         ["v1", "subscriptions"] => (&["GET"], is(method, "GET").then_some(ListSubscriptions)),
         ["v1", "subscriptions", id] => (
             &["GET"],

@@ -71,6 +71,7 @@ mod tests {
 
     fn status(order: &str, payments: &[(&str, Option<&str>)]) -> OrderStatus {
         OrderStatus {
+            transactions: Vec::new(),
             order_status: order.into(),
             payments: payments
                 .iter()

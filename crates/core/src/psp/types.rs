@@ -158,6 +158,10 @@ impl FromJson for InitiatedPayment {
 pub struct OrderStatus {
     pub order_status: String,
     pub payments: Vec<PaymentStatus>,
+    /// Present once the order is (partially) completed. Read leniently: a transaction we cannot
+    /// read only delays its settlement record, and must never make the order's payments, which
+    /// decide charges, unreadable.
+    pub transactions: Vec<Transaction>,
 }
 
 impl FromJson for OrderStatus {
@@ -166,9 +170,118 @@ impl FromJson for OrderStatus {
         let read = OrderStatus {
             order_status: o.text("orderStatus"),
             payments: o.list("payments"),
+            transactions: o.lenient_list("transactions"),
         };
         o.finish(read)
     }
+}
+
+impl OrderStatus {
+    /// The transaction of `payment_id` of the given `type` (`PURCHASE` or `RETURN`). A
+    /// transaction that names no payment stands for the order's only one of that type.
+    pub fn transaction(&self, payment_id: Option<&str>, kind: &str) -> Option<&Transaction> {
+        let of_kind = || {
+            self.transactions
+                .iter()
+                .filter(move |t| t.kind.as_deref().is_none_or(|k| k == kind))
+        };
+        match payment_id {
+            Some(id) => of_kind()
+                .find(|t| t.payment_id.as_deref() == Some(id))
+                .or_else(|| {
+                    let mut unnamed = of_kind().filter(|t| t.payment_id.is_none());
+                    match (unnamed.next(), unnamed.next()) {
+                        (Some(t), None) => Some(t),
+                        _ => None,
+                    }
+                }),
+            None => {
+                let mut all = of_kind();
+                match (all.next(), all.next()) {
+                    (Some(t), None) => Some(t),
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+/// One money movement of an order, with its settlement once the provider has settled it.
+/// Amounts are strings in the provider's examples and numbers elsewhere: both are read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transaction {
+    pub transaction_id: String,
+    pub payment_id: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    /// `PURCHASE` or `RETURN`.
+    pub kind: Option<String>,
+    pub voided: Option<bool>,
+    /// `NOT_SETTLED`, `PROCESSED`, `SETTLED`, `ERROR`.
+    pub settlement_status: Option<String>,
+    pub fee: Option<i64>,
+    pub payout: Option<i64>,
+    pub settlement_ref: Option<String>,
+    pub settlement_date: Option<String>,
+}
+
+impl FromJson for Transaction {
+    fn from_json(value: &Value) -> Option<Self> {
+        let o = Object::new(value)?;
+        let read = Transaction {
+            transaction_id: o.text("transactionId"),
+            payment_id: o.optional_text("paymentId"),
+            amount: lenient_amount(&o, "amount"),
+            currency: o.optional_text("currency"),
+            kind: o.optional_text("type"),
+            voided: o.optional_bool("voided"),
+            settlement_status: o.optional_text("settlementStatus"),
+            fee: lenient_amount(&o, "fee"),
+            payout: lenient_amount(&o, "payout"),
+            settlement_ref: o.optional_text("settlementRef"),
+            settlement_date: o.optional_text("settlementDate"),
+        };
+        o.finish(read)
+    }
+}
+
+/// The answer to `PUT /payments/:id/void`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoidAnswer {
+    /// `VOID_INITIATED`, `VOIDED` or `CANNOT_VOID`.
+    pub void_status: String,
+}
+
+impl FromJson for VoidAnswer {
+    fn from_json(value: &Value) -> Option<Self> {
+        let o = Object::new(value)?;
+        let read = VoidAnswer {
+            void_status: o.text("voidStatus"),
+        };
+        o.finish(read)
+    }
+}
+
+/// The answer to `GET /receipts/:id/link`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceiptLink {
+    pub receipt_url: String,
+}
+
+impl FromJson for ReceiptLink {
+    fn from_json(value: &Value) -> Option<Self> {
+        let o = Object::new(value)?;
+        let read = ReceiptLink {
+            receipt_url: o.text("receiptURL"),
+        };
+        o.finish(read)
+    }
+}
+
+/// `PUT /receipts/:id/email`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReceiptEmail {
+    pub email: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -354,6 +467,40 @@ mod tests {
             PaymentState::parse(&s.payments[1].payment_status),
             PaymentState::Failed
         );
+    }
+
+    #[test]
+    fn transactions_are_read_leniently_and_never_break_the_status() {
+        let s = OrderStatus::from_json(&json!({
+            "orderStatus": "PAYMENT_COMPLETED",
+            "payments": [{"paymentId": "p1", "paymentStatus": "PAYMENT_COMPLETED"}],
+            "transactions": [
+                {"transactionId": "t1", "paymentId": "p1", "amount": "29900", "currency": "752",
+                 "type": "PURCHASE", "voided": false, "settlementStatus": "SETTLED",
+                 "fee": "718", "payout": 29182, "settlementRef": "r1",
+                 "settlementDate": "2026-12-08"},
+                {"transactionId": 7},
+                "garbage",
+                {"transactionId": "t2", "paymentId": "p9", "type": "RETURN", "amount": "-500",
+                 "settlementStatus": "NOT_SETTLED"}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(s.payments.len(), 1);
+        assert_eq!(s.transactions.len(), 2, "{:?}", s.transactions);
+        let t = s.transaction(Some("p1"), "PURCHASE").unwrap();
+        assert_eq!((t.fee, t.payout), (Some(718), Some(29182)));
+        assert_eq!(t.settlement_ref.as_deref(), Some("r1"));
+        assert!(s.transaction(Some("p9"), "PURCHASE").is_none());
+        assert_eq!(s.transaction(None, "RETURN").unwrap().transaction_id, "t2");
+        // Not a list, or named twice: no transactions, the status still reads.
+        for transactions in [json!("x"), json!(null), json!({"a": 1})] {
+            let s = OrderStatus::from_json(&json!({
+                "orderStatus": "PAYMENT_COMPLETED", "transactions": transactions
+            }))
+            .unwrap();
+            assert!(s.transactions.is_empty());
+        }
     }
 
     #[test]

@@ -1,0 +1,374 @@
+//! The numbers a merchant's finance team asks for: `GET /v1/reports/summary`,
+//! `GET /v1/reports/mrr` and `GET /v1/reports/charges.csv`. All are computed from the ledger
+//! when asked, with a bounded number of index-range queries (the CSV pages through its range).
+
+use std::rc::Rc;
+
+use futures_util::stream;
+use serde::Serialize;
+use worker::{Env, Request, Response};
+
+use super::body;
+use super::respond;
+use crate::context::Ctx;
+use crate::store::reports::{self, Count, ExportRow};
+use recurring_core::billing::interval::IntervalUnit;
+use recurring_core::billing::reports::{
+    day_on_or_after, field, month_ends, monthly, number, record,
+};
+use recurring_core::billing::time::{days, format_rfc3339, parse_rfc3339};
+use recurring_core::http::problem::Problem;
+
+/// The longest range one report covers.
+const MAX_RANGE_MS: i64 = days(731);
+/// Rows one page of the CSV export reads from D1.
+const EXPORT_PAGE: u32 = 500;
+
+struct Range {
+    from: i64,
+    to: i64,
+}
+
+fn range(req: &Request) -> Result<Range, Problem> {
+    let instant = |name: &str| -> Result<i64, Problem> {
+        let raw = body::query_param(req, name).ok_or_else(|| {
+            Problem::invalid_request(format!("{name} is required (RFC 3339, UTC or an offset)."))
+        })?;
+        parse_rfc3339(&raw)
+            .map_err(|e| Problem::invalid_request(format!("{name} is not a valid instant: {e}.")))
+    };
+    let (from, to) = (instant("from")?, instant("to")?);
+    if to <= from || to - from > MAX_RANGE_MS {
+        return Err(Problem::invalid_request(
+            "to must be after from, by at most 731 days.",
+        ));
+    }
+    Ok(Range { from, to })
+}
+
+fn currency(req: &Request, ctx: &Ctx) -> Result<String, Problem> {
+    match body::query_param(req, "currency") {
+        Some(c) if ctx.config.currencies.contains(&c) => Ok(c),
+        _ => Err(Problem::invalid_request(format!(
+            "currency is required: one of {} (ISO 4217 numeric).",
+            ctx.config.currencies.join(", ")
+        ))),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    from: String,
+    to: String,
+    currency: String,
+    /// Succeeded charges (by when they succeeded).
+    gross: i64,
+    /// Succeeded refunds (by when they succeeded), voids included.
+    refunded: i64,
+    /// The provider's fees on the range's succeeded charges, as far as they are settled.
+    fees: i64,
+    /// gross − refunded − fees.
+    net: i64,
+    /// Payouts whose settlement day starts in the range: what the provider paid out.
+    paid_out: i64,
+    payouts: u32,
+    charges: ChargeCounts,
+    failures_by_reason: Vec<Reason>,
+    refunds: RefundCounts,
+    dunning: Dunning,
+    /// Subscriptions by the status they had at `to`.
+    subscriptions: std::collections::BTreeMap<String, u32>,
+    /// Monthly recurring revenue at `to` (see the README for the normalization rule).
+    mrr: i64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChargeCounts {
+    succeeded: u32,
+    failed: u32,
+    /// Succeeded charges whose fee is known (settled, or voided: no fee).
+    settled: u32,
+}
+
+#[derive(Serialize)]
+struct Reason {
+    reason: String,
+    count: u32,
+    amount: i64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RefundCounts {
+    count: u32,
+    voided: u32,
+    voided_amount: i64,
+    returned: u32,
+    returned_amount: i64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Dunning {
+    /// Charges that succeeded after at least one declined attempt.
+    recovered: u32,
+    recovered_amount: i64,
+}
+
+fn of_method<'a>(counts: &'a [Count], method: &str) -> Option<&'a Count> {
+    counts.iter().find(|c| c.key.as_deref() == Some(method))
+}
+
+/// MRR at `at`: each recurring subscription billing then, its price spread over a month.
+async fn mrr_at(ctx: &Ctx, at: i64, currency: &str) -> Result<(i64, u32), Problem> {
+    let groups = reports::recurring_prices(ctx.db(), at, currency).await?;
+    let mut total = 0i64;
+    let mut subscriptions = 0u32;
+    for g in groups {
+        let Ok(unit) = g.interval_unit.parse::<IntervalUnit>() else {
+            continue;
+        };
+        total += i64::from(g.n) * monthly(g.amount, unit, g.interval_count);
+        subscriptions += g.n;
+    }
+    Ok((total, subscriptions))
+}
+
+pub async fn summary(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
+    let Range { from, to } = range(req)?;
+    let currency = currency(req, ctx)?;
+    let db = ctx.db();
+    let charges = reports::charge_totals(db, from, to, &currency).await?;
+    let refunds = reports::refunds_by_method(db, from, to, &currency).await?;
+    let failures = reports::failures_by_reason(db, from, to, &currency).await?;
+    let (from_day, to_day) = (
+        day_on_or_after(from).unwrap_or_default(),
+        day_on_or_after(to).unwrap_or_default(),
+    );
+    let paid = reports::paid_out(db, &from_day, &to_day, &currency).await?;
+    let statuses = reports::subscriptions_by_status(db, to, &currency).await?;
+    let (mrr, _) = mrr_at(ctx, to, &currency).await?;
+    let refunded: i64 = refunds.iter().map(|c| c.amount).sum();
+    let voided = of_method(&refunds, "void");
+    let returned = of_method(&refunds, "return");
+    let summary = Summary {
+        from: format_rfc3339(from),
+        to: format_rfc3339(to),
+        currency,
+        gross: charges.gross,
+        refunded,
+        fees: charges.fees,
+        net: charges.gross - refunded - charges.fees,
+        paid_out: paid.amount,
+        payouts: paid.payouts,
+        charges: ChargeCounts {
+            succeeded: charges.succeeded,
+            failed: charges.failed,
+            settled: charges.settled,
+        },
+        failures_by_reason: failures
+            .into_iter()
+            .map(|c| Reason {
+                reason: c.key.unwrap_or_else(|| "unknown".into()),
+                count: c.n,
+                amount: c.amount,
+            })
+            .collect(),
+        refunds: RefundCounts {
+            count: refunds.iter().map(|c| c.n).sum(),
+            voided: voided.map_or(0, |c| c.n),
+            voided_amount: voided.map_or(0, |c| c.amount),
+            returned: returned.map_or(0, |c| c.n),
+            returned_amount: returned.map_or(0, |c| c.amount),
+        },
+        dunning: Dunning {
+            recovered: charges.recovered,
+            recovered_amount: charges.recovered_amount,
+        },
+        subscriptions: statuses
+            .into_iter()
+            .filter_map(|c| Some((c.key?, c.n)))
+            .collect(),
+        mrr,
+    };
+    respond::json(200, &summary)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MrrPoint {
+    month: String,
+    /// The instant the figure is taken at: the month's end, or now for the current month.
+    at: String,
+    mrr: i64,
+    subscriptions: u32,
+}
+
+#[derive(Serialize)]
+struct MrrSeries {
+    currency: String,
+    data: Vec<MrrPoint>,
+}
+
+/// `?months=` (1-24, default 12) and `?currency=`.
+pub async fn mrr(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
+    let months = match body::query_param(req, "months") {
+        None => 12,
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=24).contains(n))
+            .ok_or_else(|| Problem::invalid_request("months must be an integer from 1 to 24."))?,
+    };
+    let currency = currency(req, ctx)?;
+    let now = ctx.now().await?;
+    let mut data = Vec::new();
+    for (month, at) in month_ends(now, months) {
+        let (mrr, subscriptions) = mrr_at(ctx, at, &currency).await?;
+        data.push(MrrPoint {
+            month,
+            at: format_rfc3339(at),
+            mrr,
+            subscriptions,
+        });
+    }
+    respond::json(200, &MrrSeries { currency, data })
+}
+
+/// The export's columns, in order.
+pub const CSV_COLUMNS: [&str; 20] = [
+    "type",
+    "id",
+    "charge_id",
+    "charge_kind",
+    "customer_ref",
+    "subscription_id",
+    "status",
+    "amount",
+    "currency",
+    "failure_reason",
+    "refund_method",
+    "created_at",
+    "final_at",
+    "fee",
+    "net",
+    "settlement_status",
+    "payout_id",
+    "settlement_date",
+    "transaction_id",
+    "provider_order_id",
+];
+
+fn csv_record(r: &ExportRow) -> String {
+    let text = |v: &Option<String>| field(v.as_deref().unwrap_or(""));
+    let succeeded = r.status == "succeeded";
+    let optional_number = |v: Option<i64>| v.map(number).unwrap_or_default();
+    record(&[
+        field(&r.kind),
+        field(&r.id),
+        field(&r.charge_id),
+        field(&r.charge_kind),
+        field(&r.customer_ref),
+        text(&r.subscription_id),
+        field(&r.status),
+        number(r.amount),
+        field(&r.currency),
+        text(&r.failure_reason),
+        text(&r.method),
+        field(&format_rfc3339(r.created_at)),
+        field(&format_rfc3339(r.settled_at)),
+        optional_number(r.fee.filter(|_| succeeded)),
+        optional_number(r.net.filter(|_| succeeded)),
+        text(&r.settlement_status),
+        text(&r.payout_ref),
+        text(&r.settlement_date),
+        text(&r.transaction_id),
+        text(&r.order_id),
+    ])
+}
+
+/// Where the export stands between two pages.
+enum Cursor {
+    Charges(i64, String),
+    Refunds(i64, String),
+    Done,
+}
+
+/// `?from=&to=`: one row per final charge and per final refund in the range, charges first,
+/// each in the order it reached its final state. Streamed a page of rows at a time, so a range
+/// of any size stays inside D1's limits and the worker's memory.
+pub async fn charges_csv(req: &Request, ctx: &Ctx, env: &Env) -> Result<Response, Problem> {
+    let Range { from, to } = range(req)?;
+    // The stream outlives this call: it gets a context of its own, with the same log.
+    let owned = Rc::new(Ctx::with_log(env, ctx.config.clone(), ctx.log.clone())?);
+    let header = record(&CSV_COLUMNS.map(field));
+    let start = Cursor::Charges(from - 1, String::new());
+    let pages = stream::unfold(Some(start), move |cursor| {
+        let ctx = owned.clone();
+        async move {
+            let cursor = cursor?;
+            let (rows, next) = match &cursor {
+                Cursor::Charges(at, id) => {
+                    let rows =
+                        reports::export_charges(ctx.db(), from, to, (*at, id), EXPORT_PAGE).await;
+                    (rows, Kind::Charges)
+                }
+                Cursor::Refunds(at, id) => {
+                    let rows =
+                        reports::export_refunds(ctx.db(), from, to, (*at, id), EXPORT_PAGE).await;
+                    (rows, Kind::Refunds)
+                }
+                Cursor::Done => return None,
+            };
+            let rows = match rows {
+                Ok(rows) => rows,
+                // The status line is gone: the cut-off body and the log tell what happened.
+                Err(p) => {
+                    ctx.log
+                        .error("export page failed", crate::fields! {"detail": p.detail});
+                    return Some((Err(worker::Error::RustError("export failed".into())), None));
+                }
+            };
+            let full = rows.len() == EXPORT_PAGE as usize;
+            let text: String = rows.iter().map(csv_record).collect();
+            let cursor = match (rows.last(), full, next) {
+                (Some(last), true, Kind::Charges) => {
+                    Cursor::Charges(last.settled_at, last.id.clone())
+                }
+                (Some(last), true, Kind::Refunds) => {
+                    Cursor::Refunds(last.settled_at, last.id.clone())
+                }
+                (_, _, Kind::Charges) => Cursor::Refunds(from - 1, String::new()),
+                (_, _, Kind::Refunds) => Cursor::Done,
+            };
+            Some((
+                Ok::<Vec<u8>, worker::Error>(text.into_bytes()),
+                Some(cursor),
+            ))
+        }
+    });
+    let body = stream::iter([Ok::<Vec<u8>, worker::Error>(header.into_bytes())]);
+    let response = Response::from_stream(futures_util::StreamExt::chain(body, pages))
+        .map_err(|_| Problem::internal("The export could not be started."))?;
+    let headers = worker::Headers::new();
+    for (name, value) in [
+        ("Content-Type", "text/csv; charset=utf-8; header=present"),
+        ("Cache-Control", "no-store"),
+        ("X-Content-Type-Options", "nosniff"),
+        (
+            "Content-Disposition",
+            "attachment; filename=\"charges.csv\"",
+        ),
+    ] {
+        let _ = headers.set(name, value);
+    }
+    Ok(response.with_headers(headers))
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Charges,
+    Refunds,
+}
