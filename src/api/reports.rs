@@ -143,6 +143,7 @@ pub async fn summary(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
     let charges = reports::charge_totals(db, from, to, &currency).await?;
     let refunds = reports::refunds_by_method(db, from, to, &currency).await?;
     let failures = reports::failures_by_reason(db, from, to, &currency).await?;
+    let failed: u32 = failures.iter().map(|c| c.n).sum();
     let (from_day, to_day) = (
         day_on_or_after(from).unwrap_or_default(),
         day_on_or_after(to).unwrap_or_default(),
@@ -165,7 +166,7 @@ pub async fn summary(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
         payouts: paid.payouts,
         charges: ChargeCounts {
             succeeded: charges.succeeded,
-            failed: charges.failed,
+            failed,
             settled: charges.settled,
         },
         failures_by_reason: failures
@@ -292,12 +293,13 @@ fn csv_record(r: &ExportRow) -> String {
 /// Where the export stands between two pages.
 enum Cursor {
     Charges(i64, String),
+    Failed(i64, String),
     Refunds(i64, String),
     Done,
 }
 
-/// `?from=&to=`: one row per final charge and per final refund in the range, charges first,
-/// each in the order it reached its final state. Streamed a page of rows at a time, so a range
+/// `?from=&to=`: one row per charge that succeeded in the range, then per charge whose latest
+/// attempt failed in it, then per final refund, each in the order it got there. Streamed a page of rows at a time, so a range
 /// of any size stays inside D1's limits and the worker's memory.
 pub async fn charges_csv(req: &Request, ctx: &Ctx, env: &Env) -> Result<Response, Problem> {
     let Range { from, to } = range(req)?;
@@ -314,6 +316,12 @@ pub async fn charges_csv(req: &Request, ctx: &Ctx, env: &Env) -> Result<Response
                     let rows =
                         reports::export_charges(ctx.db(), from, to, (*at, id), EXPORT_PAGE).await;
                     (rows, Kind::Charges)
+                }
+                Cursor::Failed(at, id) => {
+                    let rows =
+                        reports::export_failed_charges(ctx.db(), from, to, (*at, id), EXPORT_PAGE)
+                            .await;
+                    (rows, Kind::Failed)
                 }
                 Cursor::Refunds(at, id) => {
                     let rows =
@@ -337,10 +345,14 @@ pub async fn charges_csv(req: &Request, ctx: &Ctx, env: &Env) -> Result<Response
                 (Some(last), true, Kind::Charges) => {
                     Cursor::Charges(last.settled_at, last.id.clone())
                 }
+                (Some(last), true, Kind::Failed) => {
+                    Cursor::Failed(last.settled_at, last.id.clone())
+                }
                 (Some(last), true, Kind::Refunds) => {
                     Cursor::Refunds(last.settled_at, last.id.clone())
                 }
-                (_, _, Kind::Charges) => Cursor::Refunds(from - 1, String::new()),
+                (_, _, Kind::Charges) => Cursor::Failed(from - 1, String::new()),
+                (_, _, Kind::Failed) => Cursor::Refunds(from - 1, String::new()),
                 (_, _, Kind::Refunds) => Cursor::Done,
             };
             Some((
@@ -370,5 +382,6 @@ pub async fn charges_csv(req: &Request, ctx: &Ctx, env: &Env) -> Result<Response
 #[derive(Clone, Copy)]
 enum Kind {
     Charges,
+    Failed,
     Refunds,
 }

@@ -31,6 +31,8 @@ struct Refunded {
     purchase: Purchase,
     order_id: Option<String>,
     payment_id: Option<String>,
+    /// The ledger saw the payment batched (or settled) by the provider: too late to void.
+    batched: bool,
 }
 
 fn refunded(refund: &RefundRow, charge: &ChargeRow) -> Refunded {
@@ -47,6 +49,7 @@ fn refunded(refund: &RefundRow, charge: &ChargeRow) -> Refunded {
             },
             order_id,
             payment_id: Some(payment_id.clone()),
+            batched: false,
         },
         None => Refunded {
             purchase: Purchase {
@@ -55,6 +58,10 @@ fn refunded(refund: &RefundRow, charge: &ChargeRow) -> Refunded {
             },
             order_id,
             payment_id: charge.payment_id.clone(),
+            batched: matches!(
+                charge.settlement_status.as_deref(),
+                Some("processed" | "settled" | "error")
+            ),
         },
     }
 }
@@ -85,10 +92,12 @@ async fn advance_with(ctx: &Ctx, refund: &RefundRow, charge: &ChargeRow) -> Resu
         return refunds::finish(ctx.db(), refund, reason, now).await;
     }
     match stage {
-        Stage::New => match refund_plan::first_step(refund.amount, what.purchase, now) {
-            Step::Void => void(ctx, refund, &what, now).await,
-            _ => read_purchase(ctx, refund, charge, &what, stage, now).await,
-        },
+        Stage::New => {
+            match refund_plan::first_step(refund.amount, what.purchase, what.batched, now) {
+                Step::Void => void(ctx, refund, &what, now).await,
+                _ => read_purchase(ctx, refund, charge, &what, stage, now).await,
+            }
+        }
         Stage::Voiding | Stage::AwaitingSettlement => {
             read_purchase(ctx, refund, charge, &what, stage, now).await
         }

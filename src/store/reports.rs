@@ -11,7 +11,6 @@ crate::row! {
     pub struct ChargeTotals {
         pub succeeded: u32,
         pub gross: i64,
-        pub failed: u32,
         pub fees: i64,
         /// Succeeded charges whose settlement (and so fee) is known.
         pub settled: u32,
@@ -31,7 +30,6 @@ pub async fn charge_totals(
         "SELECT
            COUNT(CASE WHEN status = 'succeeded' THEN 1 END) AS succeeded,
            COALESCE(SUM(CASE WHEN status = 'succeeded' THEN amount END), 0) AS gross,
-           COUNT(CASE WHEN status = 'failed' THEN 1 END) AS failed,
            COALESCE(SUM(CASE WHEN status = 'succeeded' THEN fee END), 0) AS fees,
            COUNT(CASE WHEN status = 'succeeded' AND settlement_status IN ('settled', 'voided')
                  THEN 1 END) AS settled,
@@ -56,7 +54,8 @@ crate::row! {
     }
 }
 
-/// Final failures in the range, by reason.
+/// Charges whose latest attempt failed in the range (by when it failed: a failed charge has
+/// no `settled_at`), by reason.
 pub async fn failures_by_reason(
     db: Db<'_>,
     from: i64,
@@ -66,7 +65,7 @@ pub async fn failures_by_reason(
     let sql = crate::sql!(
         "SELECT failure_reason AS key, COUNT(*) AS n, COALESCE(SUM(amount), 0) AS amount
          FROM charges
-         WHERE settled_at >= ? AND settled_at < ? AND currency = ? AND status = 'failed'
+         WHERE status = 'failed' AND updated_at >= ? AND updated_at < ? AND currency = ?
          GROUP BY failure_reason ORDER BY n DESC, key"
     );
     db.all(sql, params![from, to, currency]).await
@@ -192,7 +191,7 @@ crate::row! {
     }
 }
 
-/// Final charges in `[from, to)` after `(settled_at, id)`, in that order.
+/// Succeeded charges in `[from, to)` after `(settled_at, id)`, in that order.
 pub async fn export_charges(
     db: Db<'_>,
     from: i64,
@@ -206,9 +205,31 @@ pub async fn export_charges(
            created_at, settled_at, fee, net, settlement_status, payout_ref, settlement_date,
            transaction_id, order_id
          FROM charges
-         WHERE settled_at >= ? AND settled_at < ? AND status IN ('succeeded', 'failed')
+         WHERE settled_at >= ? AND settled_at < ? AND status = 'succeeded'
            AND (settled_at > ? OR (settled_at = ? AND id > ?))
          ORDER BY settled_at, id LIMIT ?"
+    );
+    db.all(sql, params![from, to, after.0, after.0, after.1, limit])
+        .await
+}
+
+/// Failed charges whose latest attempt failed in `[from, to)` after `(updated_at, id)`.
+pub async fn export_failed_charges(
+    db: Db<'_>,
+    from: i64,
+    to: i64,
+    after: (i64, &str),
+    limit: u32,
+) -> Result<Vec<ExportRow>, Problem> {
+    let sql = crate::sql!(
+        "SELECT 'charge' AS kind, id, id AS charge_id, kind AS charge_kind, customer_ref,
+           subscription_id, status, amount, currency, failure_reason, NULL AS method,
+           created_at, updated_at AS settled_at, fee, net, settlement_status, payout_ref,
+           settlement_date, transaction_id, order_id
+         FROM charges
+         WHERE status = 'failed' AND updated_at >= ? AND updated_at < ?
+           AND (updated_at > ? OR (updated_at = ? AND id > ?))
+         ORDER BY updated_at, id LIMIT ?"
     );
     db.all(sql, params![from, to, after.0, after.0, after.1, limit])
         .await

@@ -87,8 +87,13 @@ pub struct SettlementView<'a> {
     pub settlement_date: Option<&'a str>,
 }
 
+/// Absent until the provider's status showed something of the payment's settlement: a charge
+/// that just succeeded reads the same in its event and in the API.
 fn settlement(c: &ChargeRow) -> Option<SettlementView<'_>> {
     let status = c.settlement_status.as_deref()?;
+    if status == "pending" && c.transaction_id.is_none() {
+        return None;
+    }
     let settled = status == "settled" || status == "voided";
     Some(SettlementView {
         status,

@@ -337,33 +337,36 @@ fn charges_are_listed_newest_first_in_pages() {
 #[test]
 fn refunds_never_exceed_what_was_captured() {
     let s = Stack::start();
+    at(&s, "2027-03-01T09:00:00Z");
     subscribe(&s, "c-refund", "basic-monthly", APPROVE);
     let c = charge(&s, "to-refund", &charge_body("c-refund", 10_000));
     let id = charge_id(&c);
-    let refund = |key: &str, body: serde_json::Value| {
-        let mut headers = merchant().to_vec();
-        headers.push(("Idempotency-Key", key));
-        s.worker
-            .post_with(&format!("/v1/charges/{id}/refunds"), &body, &headers)
-    };
+    let refund = |key: &str, body: serde_json::Value| refund(&s, &id, key, body);
+    // Partial refunds wait for the payment to settle (the provider refuses a return before).
     let r = refund("r1", json!({"amount": 4000}));
-    assert_eq!(r.status, 201, "{}", r.text);
-    assert_eq!(r.json()["status"], "succeeded");
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.json()["status"], "pending");
     let p = refund("r2", json!({"amount": 7000})).problem(422, "refund-exceeds-remaining");
     assert_eq!(p["refundable"], 6000);
     // Replaying a refund key refunds nothing more.
     assert_eq!(refund("r1", json!({"amount": 4000})).status, 200);
     let rest = refund("r3", json!({}));
-    assert_eq!(rest.status, 201, "{}", rest.text);
+    assert_eq!(rest.status, 202, "{}", rest.text);
     assert_eq!(rest.json()["amount"], 6000);
     refund("r4", json!({"amount": 1})).problem(422, "refund-exceeds-remaining");
     refund("r5", json!({"amount": 0})).problem(400, "validation-error");
+    // The next morning the payment has settled and both go back as return orders.
+    at(&s, "2027-03-02T01:00:00Z");
+    eventually(60, "both refunds to be returned", || {
+        tick_settled(&s, "2027-03-02T01:00:00Z");
+        merchant_get(&s, &format!("/v1/charges/{id}"))["refundedAmount"] == 10_000
+    });
     let after = merchant_get(&s, &format!("/v1/charges/{id}"));
-    assert_eq!(after["refundedAmount"], 10_000);
     let list = merchant_get(&s, &format!("/v1/charges/{id}/refunds"));
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
-    // Each refund reads back as it was answered.
-    let last = rest.json();
+    // Each refund reads back as the list shows it.
+    let last = list["data"][1].clone();
+    assert_eq!(last["status"], "succeeded");
     let read = merchant_get(&s, &format!("/v1/refunds/{}", last["id"].as_str().unwrap()));
     assert_eq!(read, last);
 

@@ -198,16 +198,18 @@ fn replacing_the_card_takes_a_verification_payment_and_refunds_it_at_once() {
     });
     assert_eq!(verification["amount"], 300);
     assert_eq!(verification["status"], "succeeded");
+    // Refunded the same day, so voided: the payment is cancelled whole and no return exists.
     let ledger = s.ledger();
-    let returns: Vec<&Value> = ledger["returns"]
+    let payment = ledger["payments"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["purchaseOrderId"] == order_id.as_str())
-        .collect();
-    assert_eq!(returns.len(), 1, "one refund of the verification: {ledger}");
-    assert_eq!(returns[0]["status"], "PAYMENT_COMPLETED");
-    assert_eq!(returns[0]["amount"].as_i64().unwrap().abs(), 300);
+        .find(|p| p["orderId"] == order_id.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("the verification payment: {ledger}"));
+    assert_eq!(payment["voided"], true, "{payment}");
+    assert_eq!(payment["amount"], 300);
+    assert!(returns_of(&ledger, &order_id).is_empty(), "{ledger}");
 
     // The merchant's next charge uses the new card.
     let r = charge(&s, "card-1-after", &charge_body("card-1", 700));

@@ -91,10 +91,16 @@ pub enum Step {
     Failed(&'static str),
 }
 
-/// The first step of a refund just claimed: a void when it returns the whole payment before
-/// the day's cutoff, otherwise a read of the purchase's settlement.
-pub fn first_step(refund_amount: i64, purchase: Purchase, now: i64) -> Step {
-    if refund_amount == purchase.amount && settlement::voidable(purchase.completed_at, now) {
+/// The first step of a refund just claimed: a void when it returns the whole payment and the
+/// ledger has not seen the payment batched, otherwise a read of the purchase's settlement.
+///
+/// The void is asked for even when this worker's clock says the cutoff has passed: where the
+/// cutoff falls is the provider's to say (its clock, its batch), and a void it can no longer make
+/// is answered `CANNOT_VOID`, which moves no money and leaves the refund waiting for
+/// settlement. One call is the price of never waiting a day for a refund the provider would
+/// still have voided.
+pub fn first_step(refund_amount: i64, purchase: Purchase, batched: bool, now: i64) -> Step {
+    if refund_amount == purchase.amount && !batched {
         Step::Void
     } else {
         Step::WaitUntil(now)
@@ -153,13 +159,21 @@ mod tests {
     }
 
     #[test]
-    fn a_full_refund_the_same_day_is_a_void() {
+    fn a_full_refund_is_a_void_until_the_payment_is_seen_batched() {
         let p = purchase();
-        assert_eq!(first_step(29900, p, at("2026-12-07T22:59:00Z")), Step::Void);
-        let late = at("2026-12-07T23:00:00Z");
-        assert_eq!(first_step(29900, p, late), Step::WaitUntil(late));
+        assert_eq!(
+            first_step(29900, p, false, at("2026-12-07T22:59:00Z")),
+            Step::Void
+        );
+        // Past the cutoff by this clock: the provider still decides (CANNOT_VOID waits).
+        assert_eq!(
+            first_step(29900, p, false, at("2026-12-07T23:00:00Z")),
+            Step::Void
+        );
+        let late = at("2026-12-08T10:00:00Z");
+        assert_eq!(first_step(29900, p, true, late), Step::WaitUntil(late));
         let now = at("2026-12-07T12:00:00Z");
-        assert_eq!(first_step(10000, p, now), Step::WaitUntil(now));
+        assert_eq!(first_step(10000, p, false, now), Step::WaitUntil(now));
     }
 
     #[test]
