@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::flows::*;
-use crate::stack::Stack;
+use crate::stack::{Options, Stack};
 
 const PRICE: i64 = 9_900;
 const FROM: &str = "2027-01-01T00:00:00Z";
@@ -282,4 +282,52 @@ fn a_years_reports_add_up_to_the_providers_ledger_and_the_export_to_the_summary(
         "{sums:?}"
     );
     assert_ledgers_agree(&s, "y-good");
+}
+
+/// 10,000 succeeded charges in one range (seeded straight into the ledger: the API would take
+/// too long to make them): the export streams every one, page after page inside D1's limits,
+/// and adds up to the summary.
+#[test]
+fn the_export_streams_ten_thousand_charges_and_adds_up() {
+    // One second apart from 2027-01-01T00:00:00Z; amounts 1,001 to 11,000.
+    let start = 1_798_761_600_000i64;
+    let seed = format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)
+         INSERT INTO charges (id, charge_key, customer_ref, kind, amount, currency, description,
+           status, created_at, updated_at, settled_at, settlement_status, fee, net)
+         SELECT printf('ch_seed%05d', i), printf('seed:%d', i), 'seeded', 'api', 1000 + i, '752',
+           'Seeded', 'succeeded', {start} + i * 1000, {start} + i * 1000, {start} + i * 1000,
+           'settled', 10, 990 + i
+         FROM n;"
+    );
+    let s = Stack::start_with(Options {
+        seed_sql: Some(seed),
+        ..Options::default()
+    });
+    let range = "from=2027-01-01T00:00:00Z&to=2027-02-01T00:00:00Z";
+    let r = s
+        .worker
+        .get_with(&format!("/v1/reports/charges.csv?{range}"), &merchant());
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut reader = csv::Reader::from_reader(r.text.as_bytes());
+    let mut rows = 0;
+    let mut amounts = 0i64;
+    let mut fees = 0i64;
+    let mut last = String::new();
+    for record in reader.records() {
+        let record = record.expect("an RFC 4180 record");
+        rows += 1;
+        amounts += record[7].parse::<i64>().unwrap();
+        fees += record[13].parse::<i64>().unwrap();
+        // In the order they succeeded, across page boundaries.
+        assert!(record[1] > *last, "{} after {last}", &record[1]);
+        last = record[1].to_owned();
+    }
+    assert_eq!(rows, 10_000);
+    assert_eq!(amounts, 10_000 * 1_000 + 10_000 * 10_001 / 2);
+    assert_eq!(fees, 10 * 10_000);
+    let summary = merchant_get(&s, &format!("/v1/reports/summary?{range}&currency=752"));
+    assert_eq!(summary["gross"], amounts, "{summary}");
+    assert_eq!(summary["fees"], fees);
+    assert_eq!(summary["charges"]["succeeded"], 10_000);
 }
