@@ -3,6 +3,7 @@
 //! provider's calendar and the worker's clock together (`at`) and checks the worker's API
 //! against the provider's own ledger.
 
+use recurring_core::billing::time::{format_rfc3339, parse_rfc3339};
 use serde_json::{Value, json};
 
 use crate::flows::*;
@@ -345,4 +346,88 @@ fn a_settlement_the_provider_failed_is_an_incident_and_is_followed_until_it_sett
     let settled = merchant_get(&s, &format!("/v1/charges/{id}"));
     assert_eq!(settled["settlement"]["status"], "settled", "{settled}");
     assert_eq!(settled["settlement"]["settlementDate"], "2027-03-03");
+}
+
+/// Refunds under a provider that fails before and after acting, on every call they make:
+/// voids, status reads and return orders. However the answers are lost, each refund moves its
+/// money back once (a void or return orders, never both), and the worker's refunded amounts
+/// end equal to what the provider gave back.
+#[test]
+fn refunds_under_provider_faults_move_money_back_once() {
+    let s = Stack::start();
+    at(&s, MONDAY_MORNING);
+    subscribe(&s, "c-faulty", "basic-monthly", APPROVE);
+    let charges: Vec<(String, String, i64)> = (1..=6)
+        .map(|n| {
+            let amount = 3_000 + n * 1_000;
+            let c = charge(&s, &format!("faulty-{n}"), &charge_body("c-faulty", amount));
+            assert_eq!(c.status, 201, "{}", c.text);
+            let order = c.json()["providerOrderId"].as_str().unwrap().to_owned();
+            (charge_id(&c), order, amount)
+        })
+        .collect();
+    set_faults(
+        &s,
+        json!([
+            {"endpoint": "void_payment", "error_rate": 0.3, "error_after_rate": 0.3},
+            {"endpoint": "refund", "fault": "error_after", "times": 1},
+            {"endpoint": "refund", "fault": "error", "times": 1},
+            {"endpoint": "order_status", "error_rate": 0.2}
+        ]),
+    );
+    // Half are refunded whole (voids), half in part (returns once settled).
+    for (n, (id, _, amount)) in charges.iter().enumerate() {
+        let body = if n % 2 == 0 {
+            json!({})
+        } else {
+            json!({"amount": amount / 2})
+        };
+        let r = refund(&s, id, &format!("faulty-r{n}"), body);
+        assert!(r.status == 201 || r.status == 202, "{}", r.text);
+    }
+    for minute in [5, 10, 15] {
+        at(&s, &format!("2027-03-01T09:{minute:02}:00Z"));
+    }
+    at(&s, TUESDAY_EARLY);
+    at(&s, "2027-03-02T01:10:00Z");
+    clear_faults(&s);
+    let mut later = parse_rfc3339("2027-03-02T01:20:00Z").unwrap();
+    eventually(90, "every refund to be final", || {
+        later += 60_000;
+        at(&s, &format_rfc3339(later));
+        charges.iter().all(|(id, _, _)| {
+            merchant_get(&s, &format!("/v1/charges/{id}/refunds"))["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["status"] != "pending")
+        })
+    });
+    // The faults met the calls they were meant for.
+    let log = s.sandbox_log();
+    assert!(log.contains("/void -> 500"), "no void failed:\n{log}");
+    assert!(
+        log.lines().any(|l| l.starts_with("POST /orders -> 500")),
+        "no return order failed:\n{log}"
+    );
+    let ledger = s.ledger();
+    for (n, (id, order, amount)) in charges.iter().enumerate() {
+        let shown = merchant_get(&s, &format!("/v1/charges/{id}"));
+        let refunds = merchant_get(&s, &format!("/v1/charges/{id}/refunds"));
+        let refunds = refunds["data"].as_array().unwrap();
+        assert_eq!(refunds.len(), 1, "{refunds:?}");
+        assert_eq!(refunds[0]["status"], "succeeded", "{refunds:?}");
+        let voided = purchase_payment(&ledger, order)["voided"] == true;
+        let returned: i64 = returns_of(&ledger, order)
+            .iter()
+            .filter(|r| r["status"] == "PAYMENT_COMPLETED")
+            .map(|r| r["amount"].as_i64().unwrap().abs())
+            .sum();
+        let given_back = if voided { *amount } else { 0 } + returned;
+        assert!(!(voided && returned > 0), "charge {n}: a void and a return");
+        assert_eq!(shown["refundedAmount"], given_back, "charge {n}: {shown}");
+        let expected = if n % 2 == 0 { *amount } else { amount / 2 };
+        assert_eq!(given_back, expected, "charge {n}");
+    }
+    assert_ledgers_agree(&s, "c-faulty");
 }
