@@ -9,8 +9,10 @@ Checks, for the environment (nothing is inherited from the top level for binding
     https, on no reserved example host (*.invalid, *.example, example.com/.net/.org) and not on
     this machine (localhost, 127.0.0.1);
   - the provider's merchant and terminal ids are filled in, and are not the sandbox's;
-  - TEST_CLOCK and DEMO are off, the demo storefront (public/) is not deployed, and
-    PUBLIC_BASE_URL is served by one of the environment's routes or custom domains.
+  - TEST_CLOCK, DEMO and DASHBOARD_DEV_LOGIN are off, the demo storefront (public/) is not
+    deployed, and PUBLIC_BASE_URL is served by one of the environment's routes or custom domains;
+  - the dashboard's Cloudflare Access team domain and audience, when set, are not the example's,
+    and DASHBOARD_ADMINS names no address on a reserved example domain.
 Every problem is reported, by setting name, before it exits 1. Exit 0: nothing found.
 Config values are not secrets (secrets never live in wrangler.toml), so they are shown.
 """
@@ -125,10 +127,25 @@ def check(config: dict, env_name: str) -> list[str]:
             problems.append(f"[env.{env_name}.vars] {name}: {value!r} is a placeholder (Surfboard gives you yours)")
         elif value == str(top_vars.get(name, "")).strip():
             problems.append(f"[env.{env_name}.vars] {name}: {value!r} is the local sandbox's id, not yours")
-    for name in ("TEST_CLOCK", "DEMO"):
+    for name in ("TEST_CLOCK", "DEMO", "DASHBOARD_DEV_LOGIN"):
         value = str(variables.get(name, "off")).strip().lower()
         if value not in ("", "off"):
             problems.append(f"[env.{env_name}.vars] {name}: must be \"off\" in production (found {value!r})")
+    team = str(variables.get("ACCESS_TEAM_DOMAIN", "")).strip()
+    if team:
+        if (why := url_problem(team)):
+            problems.append(f"[env.{env_name}.vars] ACCESS_TEAM_DOMAIN: {why}")
+        elif host_of(team).split(".")[0].lower().startswith("your-") or not host_of(team).endswith(".cloudflareaccess.com"):
+            problems.append(f"[env.{env_name}.vars] ACCESS_TEAM_DOMAIN: {team!r} is not your team's <team>.cloudflareaccess.com")
+    aud = str(variables.get("ACCESS_AUD", "")).strip()
+    if aud and (ID_PLACEHOLDER.match(aud) or zeros(aud)):
+        problems.append(f"[env.{env_name}.vars] ACCESS_AUD: {aud!r} is a placeholder (the Access application's audience tag)")
+    if bool(team) != bool(aud):
+        problems.append(f"[env.{env_name}.vars] ACCESS_TEAM_DOMAIN and ACCESS_AUD go together")
+    for admin in str(variables.get("DASHBOARD_ADMINS", "")).split(","):
+        domain = admin.strip().rsplit("@", 1)[-1].lower()
+        if admin.strip() and reserved(domain):
+            problems.append(f"[env.{env_name}.vars] DASHBOARD_ADMINS: {admin.strip()!r} is on a reserved example domain")
 
     assets = env.get("assets", config.get("assets"))
     top_assets = (config.get("assets") or {}).get("directory")

@@ -3,7 +3,8 @@
 //!
 //! Layers, each importing only from those below it (tests/layers.rs checks):
 //!
-//! 1. runtime helpers: `log`, `meter`, `ids`, `outbound`, `slots`, `concurrently`;
+//! 1. runtime helpers: `log`, `meter`, `ids`, `outbound`, `slots`, `concurrently`,
+//!    `access_keys`;
 //! 2. `store` (the D1 ledger and the KV vault) and `psp` (the provider's fetch client);
 //! 3. `context`: one invocation's configuration, clock, ledger, vault and provider;
 //! 4. `views`: resources as the API and the events show them;
@@ -11,6 +12,7 @@
 //! 6. `api`: one module per resource, routing and authentication;
 //! 7. the `#[event]` entry points below, where configuration is read and passed down.
 
+pub mod access_keys;
 pub mod api;
 pub mod concurrently;
 pub mod context;

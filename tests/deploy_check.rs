@@ -58,6 +58,9 @@ fn filled_in() -> toml::Table {
         ("PSP_MIT_TERMINAL_ID", "45c48cce2e2d7fbdea"),
         ("PUBLIC_BASE_URL", "https://payments.myshop.se"),
         ("ALLOWED_ORIGINS", "https://myshop.se,https://www.myshop.se"),
+        ("ACCESS_TEAM_DOMAIN", "https://myshop.cloudflareaccess.com"),
+        ("ACCESS_AUD", "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2"),
+        ("DASHBOARD_ADMINS", "ada@myshop.se"),
     ] {
         set_var(&mut config, name, value);
     }
@@ -105,6 +108,9 @@ fn the_repository_example_is_refused_with_every_placeholder_named() {
         "PSP_PAGE_TERMINAL_ID",
         "PSP_MIT_TERMINAL_ID",
         "routes: 'payments.shop.example'",
+        "ACCESS_TEAM_DOMAIN",
+        "ACCESS_AUD",
+        "DASHBOARD_ADMINS",
     ] {
         assert!(report.contains(named), "{named} not named in:\n{report}");
     }
@@ -123,7 +129,7 @@ fn a_filled_in_production_environment_passes() {
 #[test]
 fn each_unsafe_setting_is_refused_on_its_own() {
     type Spoil = fn(&mut toml::Table);
-    let cases: [(&str, Spoil, &str); 8] = [
+    let cases: [(&str, Spoil, &str); 10] = [
         (
             "the sandbox's merchant id",
             |c| set_var(c, "PSP_MERCHANT_ID", "5a1e0f3c2b4d6e8f90"),
@@ -148,6 +154,16 @@ fn each_unsafe_setting_is_refused_on_its_own() {
             "the demo routes",
             |c| set_var(c, "DEMO", "on"),
             "DEMO: must be \"off\"",
+        ),
+        (
+            "the dashboard's development sign-in",
+            |c| set_var(c, "DASHBOARD_DEV_LOGIN", "on"),
+            "DASHBOARD_DEV_LOGIN: must be \"off\"",
+        ),
+        (
+            "the example's Access team",
+            |c| set_var(c, "ACCESS_TEAM_DOMAIN", "https://your-team.cloudflareaccess.com"),
+            "ACCESS_TEAM_DOMAIN",
         ),
         (
             "the demo storefront, inherited",

@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("outbound", 1),
     ("slots", 1),
     ("concurrently", 1),
+    ("access_keys", 1),
     ("store", 2),
     ("psp", 2),
     ("context", 3),

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::clock::wall_ms;
-use crate::faults::{Action, Endpoint};
+use crate::faults::FaultKind;
 use crate::model::*;
 use crate::settlement::{Schedule, purchase_fee};
 use crate::state::{Inner, Shared, new_id};
@@ -118,8 +118,7 @@ pub fn run_due(sb: &Shared, inner: &mut Inner, now: i64) -> Run {
         };
         match step {
             Step::Batch => {
-                let failed =
-                    inner.faults.decide(Endpoint::Settlement).action == Action::ErrorBefore;
+                let failed = inner.faults.decide_settlement(FaultKind::Error);
                 let Some(p) = inner.ledger.payments.get_mut(&id) else {
                     continue;
                 };
@@ -135,7 +134,8 @@ pub fn run_due(sb: &Shared, inner: &mut Inner, now: i64) -> Run {
                 }
             }
             Step::Settle => {
-                let reference = settle(sb, &mut inner.ledger, &id);
+                let short = inner.faults.decide_settlement(FaultKind::ShortPayout);
+                let reference = settle(sb, &mut inner.ledger, &id, short);
                 if !run.payouts.contains(&reference) {
                     run.payouts.push(reference);
                 }
@@ -159,8 +159,9 @@ pub fn run_due(sb: &Shared, inner: &mut Inner, now: i64) -> Run {
 
 /// Settles a processed payment: its fee and payout, and its line in the payout of its date and
 /// currency (opened with a fresh reference by the first transaction of that date). The payout's
-/// reference.
-fn settle(sb: &Shared, ledger: &mut Ledger, payment_id: &str) -> String {
+/// reference. `short` (the `short_payout` fault): the payout reported, on the transaction and
+/// on its line alike, is one minor unit less than the fee leaves; the fee stays right.
+fn settle(sb: &Shared, ledger: &mut Ledger, payment_id: &str, short: bool) -> String {
     let p = &ledger.payments[payment_id];
     let kind = ledger
         .orders
@@ -174,6 +175,7 @@ fn settle(sb: &Shared, ledger: &mut Ledger, payment_id: &str) -> String {
         // A refund costs nothing and is taken from the payout.
         OrderKind::Return => (0, -p.amount),
     };
+    let payout = if short { payout - 1 } else { payout };
     let date = p.settlement.settlement_date.clone().unwrap_or_default();
     let line = PayoutLine {
         transaction_id: p.transaction_id.clone(),
@@ -209,6 +211,7 @@ fn settle(sb: &Shared, ledger: &mut Ledger, payment_id: &str) -> String {
         p.settlement.fee = Some(fee);
         p.settlement.payout = Some(payout);
         p.settlement.settlement_ref = Some(reference.clone());
+        p.settlement.short_paid = short;
     }
     reference
 }

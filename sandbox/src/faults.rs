@@ -17,8 +17,9 @@ pub enum Endpoint {
     Webhook,
     ReceiptLink,
     ReceiptEmail,
-    /// The daily batch step of a transaction (not an API call): an error leaves it `ERROR`
-    /// until the next day's cutoff. Only rules that name it apply.
+    /// The settlement of a transaction (not an API call): an error at its batch step leaves
+    /// it `ERROR` until the next day's cutoff; a short payout, when it settles, reports a payout
+    /// one minor unit short. Only rules that name it apply.
     Settlement,
 }
 
@@ -59,6 +60,9 @@ pub enum FaultKind {
     /// `create_order`, `refund`: the order is created and its id answered, then the provider
     /// forgets it (404 from then on).
     Lost,
+    /// `settlement`: a transaction settles with a payout one minor unit below amount − fee, and
+    /// its payout's total carries that figure (the fee stays right).
+    ShortPayout,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -110,6 +114,9 @@ pub struct Rule {
     /// A created order is forgotten right after its creation was answered.
     #[serde(default)]
     pub lost_rate: f64,
+    /// A settling transaction reports a payout one minor unit short.
+    #[serde(default)]
+    pub short_payout_rate: f64,
     /// The rule applies to the next `times` matching calls, then expires.
     #[serde(default)]
     pub times: Option<u32>,
@@ -178,10 +185,11 @@ impl Rule {
             FaultKind::Duplicate => self.duplicate_rate,
             FaultKind::PaymentSurvives => self.payment_survives_rate,
             FaultKind::Lost => self.lost_rate,
+            FaultKind::ShortPayout => self.short_payout_rate,
         }
     }
 
-    fn rates(&self) -> [f64; 9] {
+    fn rates(&self) -> [f64; 10] {
         [
             self.error_rate,
             self.error_after_rate,
@@ -192,6 +200,7 @@ impl Rule {
             self.duplicate_rate,
             self.payment_survives_rate,
             self.lost_rate,
+            self.short_payout_rate,
         ]
     }
 
@@ -251,10 +260,15 @@ impl Rule {
         {
             return Some("lost");
         }
+        if self.rate(FaultKind::ShortPayout) > 0.0 {
+            return Some("short_payout");
+        }
         wrong.iter().find(|(set, _)| *set).map(|(_, name)| *name)
     }
 
-    /// A batch step answers nobody: it can only fail (`error_rate`, `"fault": "error"`).
+    /// A settlement answers nobody: its batch step can only fail (`error_rate`, `"fault":
+    /// "error"`) and its settling can only short-pay (`short_payout_rate`, `"fault":
+    /// "short_payout"`).
     fn misplaced_on_settlement(&self) -> Option<&'static str> {
         let only_for_calls = [
             (self.error_after_rate > 0.0, "error_after_rate"),
@@ -270,7 +284,8 @@ impl Rule {
             (self.payment_survives_rate > 0.0, "payment_survives"),
             (self.lost_rate > 0.0, "lost"),
             (
-                self.fault.is_some_and(|f| f != FaultKind::Error),
+                self.fault
+                    .is_some_and(|f| !matches!(f, FaultKind::Error | FaultKind::ShortPayout)),
                 "this fault",
             ),
         ];
@@ -314,6 +329,18 @@ impl Faults {
             {
                 return Err(format!(
                     "rule {i}: {field} does not apply to {endpoint:?} calls"
+                ));
+            }
+            let short_pays = rule.rate(FaultKind::ShortPayout) > 0.0;
+            if short_pays && rule.endpoint.is_none() {
+                return Err(format!(
+                    "rule {i}: short_payout applies to settlement only: give \"endpoint\": \"settlement\""
+                ));
+            }
+            if short_pays && rule.rate(FaultKind::Error) > 0.0 {
+                // One rule, one step: its `times` and its draws count the steps it acts on.
+                return Err(format!(
+                    "rule {i}: a settlement rule fails batch steps (error) or short-pays settlements (short_payout), not both: use two rules"
                 ));
             }
         }
@@ -411,6 +438,26 @@ impl Faults {
             }
         }
         decision
+    }
+
+    /// Decides one settlement step of one transaction: `FaultKind::Error` for its batch step
+    /// (true: it fails), `FaultKind::ShortPayout` for its settling (true: the payout is one
+    /// minor unit short). Only the `settlement` rules of that kind take part: each draws once and
+    /// counts one of its `times`, so a rule of one kind never spends the other step's.
+    pub fn decide_settlement(&mut self, kind: FaultKind) -> bool {
+        let mut fires = false;
+        for active in self.matching(Endpoint::Settlement) {
+            let rate = active.rule.rate(kind);
+            if rate <= 0.0 {
+                continue;
+            }
+            let draw = next(&mut active.rng);
+            if let Some(times) = active.rule.times.as_mut() {
+                *times -= 1;
+            }
+            fires |= draw < rate;
+        }
+        fires
     }
 
     /// Decides what happens to one webhook delivery.
@@ -624,13 +671,68 @@ mod tests {
         );
         Faults::validate(&c).unwrap();
         f.configure(c, 1);
-        assert_eq!(f.decide(Endpoint::Settlement).action, Action::ErrorBefore);
-        assert_eq!(
-            f.decide(Endpoint::Settlement).action,
-            Action::Proceed,
+        assert!(f.decide_settlement(FaultKind::Error));
+        assert!(
+            !f.decide_settlement(FaultKind::Error),
             "the rule without an endpoint does not reach settlement"
         );
         assert_eq!(f.decide(Endpoint::ReceiptLink).action, Action::ErrorBefore);
+    }
+
+    #[test]
+    fn short_payouts_are_for_settlement_only_and_spend_only_their_own_step() {
+        for misplaced in [
+            r#"{"rules": [{"endpoint": "create_order", "fault": "short_payout"}]}"#,
+            r#"{"rules": [{"endpoint": "webhook", "fault": "short_payout"}]}"#,
+            r#"{"rules": [{"endpoint": "order_status", "short_payout_rate": 0.5}]}"#,
+            r#"{"rules": [{"endpoint": "webhook", "short_payout_rate": 0.5}]}"#,
+            r#"{"rules": [{"short_payout_rate": 0.5}]}"#,
+            r#"{"rules": [{"fault": "short_payout"}]}"#,
+            r#"{"rules": [{"endpoint": "settlement", "short_payout_rate": 1.5}]}"#,
+            r#"{"rules": [{"endpoint": "settlement", "fault": "short_payout", "error_rate": 0.5}]}"#,
+            r#"{"rules": [{"endpoint": "settlement", "fault": "error", "short_payout_rate": 0.5}]}"#,
+            r#"{"rules": [{"endpoint": "settlement", "fault": "short_payout", "latency_ms": 5}]}"#,
+        ] {
+            assert!(Faults::validate(&config(misplaced)).is_err(), "{misplaced}");
+        }
+        let mut f = Faults::default();
+        let c = config(
+            r#"{"rules": [{"endpoint": "settlement", "fault": "short_payout", "times": 2},
+                          {"endpoint": "settlement", "fault": "error", "times": 1}]}"#,
+        );
+        Faults::validate(&c).unwrap();
+        f.configure(c, 1);
+        assert!(f.decide_settlement(FaultKind::Error));
+        assert!(
+            !f.decide_settlement(FaultKind::Error),
+            "the error rule is used up"
+        );
+        assert_eq!(
+            f.current().rules[0].times,
+            Some(2),
+            "batch steps spend none"
+        );
+        assert!(f.decide_settlement(FaultKind::ShortPayout));
+        assert!(f.decide_settlement(FaultKind::ShortPayout));
+        assert!(!f.decide_settlement(FaultKind::ShortPayout));
+        assert_eq!(f.current().rules[0].times, Some(0));
+
+        let run = |seed: u64| {
+            let mut f = Faults::default();
+            f.configure(
+                config(&format!(
+                    r#"{{"seed": {seed}, "rules": [{{"endpoint": "settlement", "short_payout_rate": 0.3}}]}}"#
+                )),
+                1,
+            );
+            (0..200)
+                .map(|_| f.decide_settlement(FaultKind::ShortPayout))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(5), run(5));
+        assert_ne!(run(5), run(6));
+        let short = run(5).iter().filter(|s| **s).count();
+        assert!((35..=85).contains(&short), "about 30% of 200: {short}");
     }
 
     #[test]

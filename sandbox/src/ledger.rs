@@ -135,7 +135,9 @@ pub fn report(l: &Ledger, filter: &Filter, steps_pending: &HashSet<String>) -> V
 }
 
 /// Where a payment is in settlement: `{"status", "batchAt", "settlementDate", "fee", "payout",
-/// "settlementRef"}` (nulls until known). Integers, like the rest of the ledger.
+/// "settlementRef", "shortPaid"}` (nulls until known; `shortPaid`: settled under the
+/// `short_payout` fault, `payout` then being the short figure reported). Integers, like the rest
+/// of the ledger.
 fn settlement_view(p: &Payment) -> Value {
     let s = &p.settlement;
     json!({
@@ -145,6 +147,7 @@ fn settlement_view(p: &Payment) -> Value {
         "fee": s.fee,
         "payout": s.payout,
         "settlementRef": s.settlement_ref,
+        "shortPaid": s.short_paid,
     })
 }
 

@@ -182,6 +182,10 @@ pub struct Settlement {
     pub fee: Option<i64>,
     pub payout: Option<i64>,
     pub settlement_ref: Option<String>,
+    /// Settled under the `short_payout` fault: `payout` (and its line in the payout) is one
+    /// minor unit below what the fee leaves.
+    #[serde(default)]
+    pub short_paid: bool,
 }
 
 /// The money of one settlement date in one currency: every transaction settled that date.
@@ -221,7 +225,8 @@ impl Payout {
         self.sum(OrderKind::Return, |l| l.amount)
     }
 
-    /// What reaches the merchant: gross − fees − refunds.
+    /// What reaches the merchant: the sum of its transactions' payouts, i.e. gross − fees −
+    /// refunds, less one minor unit per transaction short-paid by the `short_payout` fault.
     pub fn amount(&self) -> i64 {
         self.transactions.iter().map(|l| l.payout).sum()
     }

@@ -1,5 +1,6 @@
-//! The sandbox clock, the daily settlement batches and their payouts, voids by the rules, and
-//! the refunds the provider accepts, over real HTTP.
+//! The sandbox clock, the daily settlement batches and their payouts, voids by the rules, the
+//! refunds the provider accepts, and the settlement faults (a failed batch step, a short
+//! payout), over real HTTP.
 //!
 //! The clock runs at real speed from wherever a test puts it, so every check that depends on
 //! an instant moves the clock to it with `PUT /_sandbox/clock`, whose own run of the due steps
@@ -610,6 +611,256 @@ fn a_settlement_error_rate_is_reproducible_for_a_seed() {
     assert_eq!(first, outcomes(), "the same seed, the same batches");
     let errors = first.iter().filter(|s| *s == "ERROR").count();
     assert!((1..12).contains(&errors), "about half fail: {first:?}");
+}
+
+/// The payout of a settlement date, as `GET /_sandbox/payouts` shows it.
+fn payout_of(s: &Sandbox, settlement_ref: &Value) -> Value {
+    payouts(s)
+        .into_iter()
+        .find(|p| &p["settlementRef"] == settlement_ref)
+        .unwrap_or_else(|| panic!("a payout {settlement_ref}"))
+}
+
+/// A payout's amount is the sum of its lines' payouts, and every line carries the payout its
+/// transaction reports; `short` lines were short-paid, so gross − fees − refunds is that much
+/// more than the amount.
+fn assert_adds_up(s: &Sandbox, payout: &Value, short: i64) {
+    let lines = payout["transactions"].as_array().unwrap();
+    let sum = lines
+        .iter()
+        .map(|l| l["payout"].as_i64().unwrap())
+        .sum::<i64>();
+    let amount = payout["amount"].as_i64().unwrap();
+    assert_eq!(amount, sum, "{payout}");
+    assert_eq!(
+        payout["gross"].as_i64().unwrap()
+            - payout["fees"].as_i64().unwrap()
+            - payout["refunds"].as_i64().unwrap(),
+        amount + short,
+        "{payout}"
+    );
+    for line in lines {
+        let tx = s.transaction(line["orderId"].as_str().unwrap());
+        assert_eq!(tx["payout"], line["payout"].as_i64().unwrap().to_string());
+        assert_eq!(tx["fee"], line["fee"].as_i64().unwrap().to_string());
+        assert_eq!(tx["settlementRef"], payout["settlementRef"]);
+    }
+}
+
+#[test]
+fn a_short_payout_reports_one_minor_unit_less_and_its_payout_adds_up_to_it() {
+    let s = start();
+    s.set_faults(
+        json!({"rules": [{"endpoint": "settlement", "fault": "short_payout", "times": 1}]}),
+    );
+    let (short, short_payment) = purchase(&s, 29_900);
+    let (fine, fine_payment) = purchase(&s, 2_500);
+    // The batch step spends none of the rule's times: only settling does.
+    assert_eq!(counts(&move_to(&s, "2026-03-02T23:00:00Z")), (2, 0, 0));
+    assert_eq!(s.get("/_sandbox/faults").body["rules"][0]["times"], 1);
+    assert_eq!(settlement_of(&s, &short_payment)["shortPaid"], false);
+    assert_eq!(s.transaction(&short)["settlementStatus"], "PROCESSED");
+
+    // Same settlement instant: the first completed settles first and meets the fault.
+    let run = move_to(&s, "2026-03-03T00:00:00Z");
+    assert_eq!(counts(&run), (0, 2, 0));
+    let tx = s.transaction(&short);
+    assert_eq!(tx["settlementStatus"], "SETTLED");
+    assert_eq!(
+        (tx["fee"].as_str(), tx["payout"].as_str()),
+        (Some("718"), Some("29181")),
+        "29,900 − 718 − 1: the fee stays right, the payout is one short"
+    );
+    let fine_tx = s.transaction(&fine);
+    assert_eq!(
+        (fine_tx["fee"].as_str(), fine_tx["payout"].as_str()),
+        (Some("225"), Some("2275"))
+    );
+    let ledger = settlement_of(&s, &short_payment);
+    assert_eq!(
+        (&ledger["fee"], &ledger["payout"], &ledger["shortPaid"]),
+        (&json!(718), &json!(29_181), &json!(true))
+    );
+    let ledger = settlement_of(&s, &fine_payment);
+    assert_eq!(
+        (&ledger["payout"], &ledger["shortPaid"]),
+        (&json!(2_275), &json!(false))
+    );
+    assert_eq!(s.get("/_sandbox/faults").body["rules"][0]["times"], 0);
+
+    // The provider's payout total is what its transactions report, not what they should.
+    let payout = payout_of(&s, &tx["settlementRef"]);
+    assert_eq!(run["payouts"][0], payout);
+    assert_eq!(
+        (
+            payout["gross"].as_i64(),
+            payout["fees"].as_i64(),
+            payout["amount"].as_i64()
+        ),
+        (Some(32_400), Some(943), Some(29_181 + 2_275))
+    );
+    assert_adds_up(&s, &payout, 1);
+    let line = payout["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["paymentId"] == short_payment.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (line["fee"].as_i64(), line["payout"].as_i64()),
+        (Some(718), Some(29_181))
+    );
+
+    // A short-paid refund takes one more than its amount.
+    s.set_faults(
+        json!({"rules": [{"endpoint": "settlement", "fault": "short_payout", "times": 1}]}),
+    );
+    let refund = refunded(&s, &fine, 1_000);
+    let (later, later_payment) = purchase(&s, 9_900);
+    s.settle_all();
+    let refund_tx = s.transaction(&refund);
+    assert_eq!(refund_tx["type"], "RETURN");
+    assert_eq!(
+        (refund_tx["fee"].as_str(), refund_tx["payout"].as_str()),
+        (Some("0"), Some("-1001")),
+        "−1,000 − 1"
+    );
+    let later_tx = s.transaction(&later);
+    assert_eq!(later_tx["payout"], "9542", "9,900 − 358: times was used up");
+    assert_eq!(settlement_of(&s, &later_payment)["shortPaid"], false);
+    let payout = payout_of(&s, &refund_tx["settlementRef"]);
+    assert_eq!(payout["settlementRef"], later_tx["settlementRef"]);
+    assert_eq!(
+        (payout["refunds"].as_i64(), payout["amount"].as_i64()),
+        (Some(1_000), Some(9_542 - 1_001))
+    );
+    assert_adds_up(&s, &payout, 1);
+    let ledger = s.get(&format!("/_sandbox/ledger?orderId={fine}")).body;
+    let refund_payment = ledger["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["orderId"] == refund.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(refund_payment["settlement"]["payout"], -1_001);
+    assert_eq!(refund_payment["settlement"]["shortPaid"], true);
+}
+
+#[test]
+fn times_limits_the_short_payouts_and_later_settlements_pay_in_full() {
+    let s = start();
+    s.set_faults(json!({"rules": [
+        {"endpoint": "settlement", "fault": "short_payout", "times": 2},
+        {"endpoint": "settlement", "fault": "error", "times": 1}]}));
+    let payments: Vec<String> = (0..5).map(|_| purchase(&s, 1_000).1).collect();
+    let run = s.settle_all()["settlement"].clone();
+    // One batch step failed and was retried the next day: two payouts.
+    assert_eq!(counts(&run), (5, 5, 1), "{run}");
+    let short: Vec<bool> = payments
+        .iter()
+        .map(|p| {
+            let settlement = settlement_of(&s, p);
+            assert_eq!(settlement["status"], "SETTLED");
+            assert_eq!(settlement["fee"], 198, "1.80 % of 1,000 + 180");
+            let short = settlement["shortPaid"].as_bool().unwrap();
+            assert_eq!(
+                settlement["payout"].as_i64(),
+                Some(if short { 801 } else { 802 }),
+                "{settlement}"
+            );
+            short
+        })
+        .collect();
+    assert_eq!(short.iter().filter(|s| **s).count(), 2, "{short:?}");
+    let rules = s.get("/_sandbox/faults").body["rules"].clone();
+    assert_eq!(
+        (&rules[0]["times"], &rules[1]["times"]),
+        (&json!(0), &json!(0))
+    );
+    let all = payouts(&s);
+    assert_eq!(all.len(), 2, "{all:?}");
+    let total: i64 = all.iter().map(|p| p["amount"].as_i64().unwrap()).sum();
+    assert_eq!(total, 3 * 802 + 2 * 801);
+    for payout in &all {
+        let shorts = payout["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["payout"] == 801)
+            .count();
+        assert_adds_up(&s, payout, shorts as i64);
+    }
+
+    // Used up: the next settlement pays in full.
+    let (next, next_payment) = purchase(&s, 1_000);
+    s.settle_all();
+    assert_eq!(s.transaction(&next)["payout"], "802");
+    assert_eq!(settlement_of(&s, &next_payment)["shortPaid"], false);
+}
+
+#[test]
+fn a_short_payout_rate_is_reproducible_for_a_seed() {
+    let outcomes = || {
+        let s = start();
+        s.set_faults(
+            json!({"seed": 11, "rules": [{"endpoint": "settlement", "short_payout_rate": 0.5}]}),
+        );
+        let orders: Vec<(String, String)> = (0..12).map(|_| purchase(&s, 1_000)).collect();
+        assert_eq!(counts(&s.settle_all()["settlement"]), (12, 12, 0));
+        let seen: Vec<(bool, String)> = orders
+            .iter()
+            .map(|(order, payment)| {
+                let short = settlement_of(&s, payment)["shortPaid"].as_bool().unwrap();
+                let payout = s.transaction(order)["payout"].as_str().unwrap().to_owned();
+                assert_eq!(payout, if short { "801" } else { "802" });
+                (short, payout)
+            })
+            .collect();
+        let all = payouts(&s);
+        assert_eq!(all.len(), 1);
+        let shorts = seen.iter().filter(|(short, _)| *short).count() as i64;
+        assert_eq!(all[0]["amount"].as_i64(), Some(12 * 802 - shorts));
+        assert_adds_up(&s, &all[0], shorts);
+        seen
+    };
+    let first = outcomes();
+    assert_eq!(first, outcomes(), "the same seed, the same settlements");
+    let short = first.iter().filter(|(short, _)| *short).count();
+    assert!((1..12).contains(&short), "about half: {first:?}");
+}
+
+#[test]
+fn short_payout_is_accepted_for_settlement_only() {
+    let s = start();
+    for bad in [
+        json!({"rules": [{"endpoint": "create_order", "fault": "short_payout"}]}),
+        json!({"rules": [{"endpoint": "refund", "short_payout_rate": 0.5}]}),
+        json!({"rules": [{"endpoint": "webhook", "fault": "short_payout"}]}),
+        json!({"rules": [{"fault": "short_payout", "times": 1}]}),
+        json!({"rules": [{"short_payout_rate": 0.5}]}),
+        json!({"rules": [{"endpoint": "settlement", "short_payout_rate": 2}]}),
+        json!({"rules": [{"endpoint": "settlement", "fault": "short_payout", "error_rate": 0.5}]}),
+        json!({"rules": [{"endpoint": "settlement", "fault": "business_error"}]}),
+        json!({"rules": [{"endpoint": "settlement", "fault": "timeout", "times": 1}]}),
+        json!({"rules": [{"endpoint": "settlement", "fault": "short_payout", "latency_ms": 5}]}),
+    ] {
+        let r = s.control("PUT", "/_sandbox/faults", &bad);
+        assert_eq!(r.status, 400, "{bad}: {}", r.text);
+        assert!(r.body["error"].is_string(), "{}", r.text);
+    }
+    for fine in [
+        json!({"rules": [{"endpoint": "settlement", "fault": "short_payout"}]}),
+        json!({"rules": [{"endpoint": "settlement", "fault": "short_payout", "times": 3}]}),
+        json!({"seed": 4, "rules": [{"endpoint": "settlement", "short_payout_rate": 0.25}]}),
+        json!({"rules": [{"endpoint": "settlement", "fault": "error", "times": 1},
+                         {"endpoint": "settlement", "short_payout_rate": 0.25}]}),
+    ] {
+        s.set_faults(fine);
+    }
+    let current = s.get("/_sandbox/faults").body;
+    assert_eq!(current["rules"][1]["short_payout_rate"], 0.25, "{current}");
 }
 
 #[test]

@@ -4,6 +4,7 @@ pub mod body;
 pub mod charges;
 pub mod checkout;
 pub mod customer_sessions;
+pub mod dashboard;
 pub mod events;
 pub mod health;
 pub mod incidents;
@@ -102,6 +103,10 @@ async fn dispatch(
     path: &str,
     log: &Rc<Log>,
 ) -> Result<Response, Problem> {
+    // The staff's pages and their calls: authenticated apart, never through CORS.
+    if path == "/dashboard" || path.starts_with("/dashboard/") {
+        return dashboard::handle(req, &env, worker_ctx, method, path, log).await;
+    }
     if method == "OPTIONS" {
         return preflight(&req, &env, path);
     }
@@ -203,7 +208,7 @@ async fn customer_route(
     }
 }
 
-async fn route_to(
+pub(super) async fn route_to(
     route: Route,
     mut req: Request,
     ctx: &Ctx,

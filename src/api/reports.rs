@@ -122,7 +122,7 @@ fn of_method<'a>(counts: &'a [Count], method: &str) -> Option<&'a Count> {
 }
 
 /// MRR at `at`: each recurring subscription billing then, its price spread over a month.
-async fn mrr_at(ctx: &Ctx, at: i64, currency: &str) -> Result<(i64, u32), Problem> {
+pub(super) async fn mrr_at(ctx: &Ctx, at: i64, currency: &str) -> Result<(i64, u32), Problem> {
     let groups = reports::recurring_prices(ctx.db(), at, currency).await?;
     let mut total = 0i64;
     let mut subscriptions = 0u32;

@@ -93,6 +93,16 @@ pub async fn list(
         .await
 }
 
+/// The newest incidents first.
+pub async fn recent(db: Db<'_>, limit: u32) -> Result<Vec<IncidentRow>, Problem> {
+    let sql = crate::sql!(
+        "SELECT ",
+        COLUMNS,
+        " FROM incidents ORDER BY created_at DESC, id DESC LIMIT ?"
+    );
+    db.all(sql, params![limit]).await
+}
+
 pub async fn get(db: Db<'_>, id: &str) -> Result<Option<IncidentRow>, Problem> {
     let sql = crate::sql!("SELECT ", COLUMNS, " FROM incidents WHERE id = ?");
     db.first(sql, params![id]).await

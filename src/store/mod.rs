@@ -3,6 +3,7 @@
 pub mod card_replacements;
 pub mod charges;
 pub mod checkouts;
+pub mod dashboard;
 pub mod db;
 pub mod events;
 pub mod idempotency;

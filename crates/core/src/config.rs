@@ -89,6 +89,33 @@ pub struct Config {
     pub consumer_concurrency: u32,
     /// `RECEIPTS=email`: every renewal's receipt is emailed by the provider once settled.
     pub email_receipts: bool,
+    pub dashboard: DashboardConfig,
+}
+
+/// Who may open the dashboard (`/dashboard`).
+#[derive(Debug, Clone, Default)]
+pub struct DashboardConfig {
+    /// The Cloudflare Access application in front of it; unset: no Access token is accepted.
+    pub access: Option<AccessApp>,
+    /// `DASHBOARD_ADMINS`: emails that may refund and change subscriptions (lowercase).
+    pub admins: Vec<String>,
+    /// `DASHBOARD_DEV_LOGIN=on`: a development sign-in by email, never in production.
+    pub dev_login: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessApp {
+    /// `ACCESS_TEAM_DOMAIN`: the team's URL, the tokens' issuer; its keys are published at
+    /// `/cdn-cgi/access/certs` under it.
+    pub team_domain: String,
+    /// `ACCESS_AUD`: the application's audience tag.
+    pub aud: String,
+}
+
+impl AccessApp {
+    pub fn certs_url(&self) -> String {
+        format!("{}/cdn-cgi/access/certs", self.team_domain)
+    }
 }
 
 // Redacts secrets, so a stray `{:?}` can never print them.
@@ -231,6 +258,37 @@ impl Config {
         let demo = switch("DEMO", "off");
         let rate_limit = switch("RATE_LIMIT", "on");
         let charge_fanout = switch("CHARGE_FANOUT", "on");
+        let access = match (
+            optional("ACCESS_TEAM_DOMAIN", ""),
+            optional("ACCESS_AUD", ""),
+        ) {
+            (team, aud) if team.is_empty() && aud.is_empty() => None,
+            (team, aud) if is_http_url(&team) && !aud.trim().is_empty() => Some(AccessApp {
+                team_domain: team.trim_end_matches('/').to_owned(),
+                aud: aud.trim().to_owned(),
+            }),
+            _ => {
+                problems
+                    .push("ACCESS_TEAM_DOMAIN (an https URL) and ACCESS_AUD go together".into());
+                None
+            }
+        };
+        let admins: Vec<String> = optional("DASHBOARD_ADMINS", "")
+            .split(',')
+            .map(|e| e.trim().to_ascii_lowercase())
+            .filter(|e| !e.is_empty())
+            .collect();
+        if let Some(bad) = admins.iter().find(|e| !crate::validate::is_email(e)) {
+            problems.push(format!("DASHBOARD_ADMINS entry {bad:?} is not an email"));
+        }
+        let dev_login = match optional("DASHBOARD_DEV_LOGIN", "off").as_str() {
+            "on" => true,
+            "off" => false,
+            _ => {
+                problems.push("DASHBOARD_DEV_LOGIN must be \"on\" or \"off\"".into());
+                false
+            }
+        };
         let email_receipts = match optional("RECEIPTS", "off").as_str() {
             "email" => true,
             "off" => false,
@@ -361,6 +419,11 @@ impl Config {
             allowed_origins,
             test_clock,
             email_receipts,
+            dashboard: DashboardConfig {
+                access,
+                admins,
+                dev_login,
+            },
             catalog,
             currencies,
             min_charge_amount,

@@ -9,7 +9,9 @@
 //! - `session`: customer sessions (format, minting, verification);
 //! - `catalog`, `config`: the plan catalog and the worker's settings, parsed and checked;
 //! - `merchant_webhook`, `secure`: Standard Webhooks signatures, constant-time comparison,
-//!   request fingerprints.
+//!   request fingerprints;
+//! - `staff`: the dashboard's users (Access tokens' claims, development sessions, roles, which
+//!   browser requests may change something).
 //!
 //! Nothing here reads a clock or draws randomness: instants come in as `i64` milliseconds (UTC)
 //! and ids as strings, so every rule runs natively, under property tests and at any simulated
@@ -25,4 +27,5 @@ pub mod merchant_webhook;
 pub mod psp;
 pub mod secure;
 pub mod session;
+pub mod staff;
 pub mod validate;
