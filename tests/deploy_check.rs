@@ -59,7 +59,10 @@ fn filled_in() -> toml::Table {
         ("PUBLIC_BASE_URL", "https://payments.myshop.se"),
         ("ALLOWED_ORIGINS", "https://myshop.se,https://www.myshop.se"),
         ("ACCESS_TEAM_DOMAIN", "https://myshop.cloudflareaccess.com"),
-        ("ACCESS_AUD", "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2"),
+        (
+            "ACCESS_AUD",
+            "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2",
+        ),
         ("DASHBOARD_ADMINS", "ada@myshop.se"),
     ] {
         set_var(&mut config, name, value);
@@ -162,7 +165,13 @@ fn each_unsafe_setting_is_refused_on_its_own() {
         ),
         (
             "the example's Access team",
-            |c| set_var(c, "ACCESS_TEAM_DOMAIN", "https://your-team.cloudflareaccess.com"),
+            |c| {
+                set_var(
+                    c,
+                    "ACCESS_TEAM_DOMAIN",
+                    "https://your-team.cloudflareaccess.com",
+                )
+            },
             "ACCESS_TEAM_DOMAIN",
         ),
         (

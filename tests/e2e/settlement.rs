@@ -431,3 +431,59 @@ fn refunds_under_provider_faults_move_money_back_once() {
     }
     assert_ledgers_agree(&s, "c-faulty");
 }
+
+/// The provider pays out one öre less than a transaction's amount and fee give: the payout does
+/// not reconcile, and an incident names the payout and the transaction.
+#[test]
+fn a_payout_that_does_not_add_up_is_an_incident_naming_the_transaction() {
+    let s = Stack::start();
+    at(&s, MONDAY_MORNING);
+    subscribe(&s, "c-short", "basic-monthly", APPROVE);
+    let c = charge(&s, "short-1", &charge_body("c-short", 10_000));
+    let id = charge_id(&c);
+    // The first transaction to settle (the checkout's, it completed first) is short-paid.
+    set_faults(
+        &s,
+        json!([{"endpoint": "settlement", "fault": "short_payout", "times": 1}]),
+    );
+    at(&s, TUESDAY_EARLY);
+    let checkout = charges_of(&s, "c-short")
+        .into_iter()
+        .find(|c| c["kind"] == "checkout")
+        .unwrap();
+    let checkout_id = checkout["id"].as_str().unwrap();
+    let incidents = merchant_get(&s, "/v1/incidents?type=settlementMismatch");
+    let incidents = incidents["data"].as_array().unwrap();
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    let incident = &incidents[0];
+    assert_eq!(incident["chargeId"], checkout_id);
+    let settlement = &checkout["settlement"];
+    let payout_id = settlement["payoutId"].as_str().unwrap();
+    let transaction = settlement["transactionId"].as_str().unwrap();
+    let detail = incident["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(payout_id) && detail.contains(transaction),
+        "{detail}"
+    );
+    // The ledger keeps its own figure (amount − fee) beside what the provider paid.
+    assert_eq!(settlement["net"], 9_900 - fee(9_900));
+    let payout = merchant_get(&s, &format!("/v1/payouts/{payout_id}"));
+    assert_eq!(payout["reconciled"], false, "{payout}");
+    assert_eq!(
+        payout["amount"].as_i64().unwrap(),
+        payout["expected"].as_i64().unwrap() - 1
+    );
+    let lines = payout["transactions"].as_array().unwrap();
+    let short = lines.iter().find(|l| l["id"] == checkout_id).unwrap();
+    assert_eq!(
+        short["reported"].as_i64(),
+        short["net"].as_i64().map(|n| n - 1)
+    );
+    // The API charge beside it settled in full.
+    let fine = merchant_get(&s, &format!("/v1/charges/{id}"));
+    assert_eq!(fine["settlement"]["net"], 10_000 - fee(10_000));
+    assert!(
+        fine["incidents"].as_array().is_none_or(|i| i.is_empty()),
+        "{fine}"
+    );
+}
