@@ -23,7 +23,7 @@ use recurring_core::config::Config;
 use recurring_core::http::problem::Problem;
 use recurring_core::http::router::{self, Access, Matched, Route};
 use recurring_core::input::Fields;
-use recurring_core::staff::{self, Role, Staff};
+use recurring_core::staff::{self, Role, Staff, Via};
 use recurring_core::validate;
 
 /// The pages: served from the assets, after the visitor is known.
@@ -57,6 +57,7 @@ async fn authenticate(req: &Request, config: &Config) -> Result<Staff, Problem> 
         return Ok(Staff {
             role: staff::role_of(&parsed.email, &dash.admins),
             email: parsed.email,
+            via: Via::Access,
         });
     }
     if dash.dev_login
@@ -68,6 +69,7 @@ async fn authenticate(req: &Request, config: &Config) -> Result<Staff, Problem> 
         return Ok(Staff {
             role: staff::role_of(&email, &dash.admins),
             email,
+            via: Via::Development,
         });
     }
     Err(refused(
@@ -114,7 +116,10 @@ pub async fn handle(
     match (method, path) {
         // The dashboard speaks to its own pages only: no cross-origin call is ever allowed.
         ("OPTIONS", _) => return Err(Problem::method_not_allowed(&["GET", "POST"])),
-        ("GET", LOGIN_PAGE | "/dashboard/login.js") if dash.dev_login => {
+        // The sign-in page and what it loads; nothing else is served before sign-in.
+        ("GET", LOGIN_PAGE | "/dashboard/login.js" | "/dashboard/dashboard.css")
+            if dash.dev_login =>
+        {
             return asset(env, req, path).await;
         }
         ("POST", "/dashboard/api/dev-login") if dash.dev_login => {
@@ -175,6 +180,16 @@ pub async fn handle(
 }
 
 async fn dev_login(mut req: Request, config: &Config) -> Result<Response, Problem> {
+    // No other site may sign a browser in, even in development.
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    if !staff::same_site_write(
+        header(staff::WRITE_HEADER).as_deref(),
+        header("Origin").as_deref(),
+        header("Sec-Fetch-Site").as_deref(),
+        &config.public_base_url,
+    ) {
+        return Err(forbidden("Sign in from the dashboard's own page."));
+    }
     let map = body::object(&mut req).await?;
     let mut f = Fields::new(map);
     let email = f.string("email");
@@ -250,6 +265,7 @@ async fn api(
             &json!({
                 "email": staff.email,
                 "role": staff.role.as_str(),
+                "via": staff.via.as_str(),
                 "testClock": ctx.config.test_clock,
                 "currencies": ctx.config.currencies,
             }),
@@ -502,7 +518,11 @@ async fn overview(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
                 "count": c.n, "amount": c.amount,
             })).collect::<Vec<_>>(),
             "dunning": {"recovered": totals.recovered, "recoveredAmount": totals.recovered_amount},
-            "attention": attention,
+            "attention": {
+                "charges": attention.charges,
+                "eventsFailed": attention.events_failed,
+                "eventsRetrying": attention.events_retrying,
+            },
             "incidents": recent.iter().map(|i| json!({
                 "id": i.id, "type": i.kind, "chargeId": i.charge_id, "detail": i.detail,
                 "createdAt": format_rfc3339(i.created_at),

@@ -166,7 +166,7 @@ pub async fn series(
 }
 
 crate::row! {
-    #[derive(Debug, Clone, Default, serde::Serialize)]
+    #[derive(Debug, Clone, Default)]
     pub struct Attention {
         /// Open charges an operator must look at.
         pub charges: u32,

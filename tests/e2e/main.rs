@@ -14,6 +14,7 @@ mod browser;
 mod charge_safety;
 mod charges;
 mod checkout;
+mod dashboard;
 mod events;
 mod fanout;
 mod foundation;

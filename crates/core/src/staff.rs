@@ -49,6 +49,25 @@ impl Role {
 pub struct Staff {
     pub email: String,
     pub role: Role,
+    pub via: Via,
+}
+
+/// How a member of staff proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A Cloudflare Access token (production): signing out is Access's.
+    Access,
+    /// The development sign-in's cookie.
+    Development,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Access => "access",
+            Via::Development => "development",
+        }
+    }
 }
 
 /// `DASHBOARD_ADMINS` lists who may act; everyone else Access lets in reads.
