@@ -190,7 +190,8 @@ fn problem_kinds_in(dir: &Path, found: &mut BTreeSet<(Option<u16>, String)>) {
             problem_kinds_in(&path, found);
             continue;
         }
-        if path.extension().is_none_or(|e| e != "rs") {
+        // The dashboard answers its own pages, not the API the document describes.
+        if path.extension().is_none_or(|e| e != "rs") || path.ends_with("api/dashboard.rs") {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();

@@ -310,11 +310,20 @@ fn customer_session(req: &Request, config: &Config) -> Result<Claims, Problem> {
         ));
     };
     let now = (worker::Date::now().as_millis() / 1000) as i64;
-    session::verify(
+    let claims = session::verify(
         &config.session_keys,
         presented.trim(),
         now,
         config.session_max_lifetime_s,
     )
-    .map_err(|e| Problem::session_required(e.detail()))
+    .map_err(|e| Problem::session_required(e.detail()))?;
+    // A session signed with the real key may still name a test clock (a merchant's backend
+    // that copied a test's payload): where there are no test clocks, no customer may be put on
+    // one, or the production cron would never bill them.
+    if claims.test_clock.is_some() && !config.test_clock {
+        return Err(Problem::session_required(
+            "The session names a test clock, and this deployment has none.",
+        ));
+    }
+    Ok(claims)
 }

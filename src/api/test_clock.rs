@@ -51,18 +51,19 @@ pub async fn tick(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
     let clock = clock_name(&mut f);
     f.finish()?;
     let now = now.unwrap_or_default();
-    // Time only moves forward: billed periods must stay billed. A named clock starts where the
-    // global clock stands.
+    // Time only moves forward: billed periods must stay billed. Until it is first moved, the
+    // global clock reads as the wall clock, so its first move may not go back from there either;
+    // a named clock starts where the global clock stands.
     let changes = match &clock {
         None => {
             ctx.db()
                 .run(
                     crate::sql!(
-                        "INSERT INTO test_clock (id, now_ms) VALUES (1, ?)
+                        "INSERT INTO test_clock (id, now_ms) SELECT 1, ?1 WHERE ?1 >= ?2
                      ON CONFLICT (id) DO UPDATE SET now_ms = excluded.now_ms
                      WHERE excluded.now_ms >= test_clock.now_ms"
                     ),
-                    params![now],
+                    params![now, ctx.wall_ms()],
                 )
                 .await?
         }

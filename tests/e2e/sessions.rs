@@ -437,3 +437,33 @@ fn the_demo_route_mints_only_demo_references_and_only_when_on() {
         .post("/v1/demo/session", &json!({"customerRef": demo}))
         .problem(404, "not-found");
 }
+
+/// Where there are no test clocks (`TEST_CLOCK=off`, as in production), a session that names
+/// one is refused, even signed with the real key: the customer could never be put on a clock
+/// the production cron does not bill.
+#[test]
+fn a_session_naming_a_test_clock_is_refused_where_there_are_none() {
+    let s = Stack::start_with(Options {
+        vars: vec![("TEST_CLOCK", "off".into())],
+        ..Options::default()
+    });
+    let exp = now_s() + 600;
+    let kid = recurring_core::session::key_id(SESSION_SECRET);
+    let on_clock = sign(
+        SESSION_SECRET,
+        &json!({"c": "clk-1", "exp": exp, "kid": kid, "clk": "x"}),
+    );
+    let plain = sign(
+        SESSION_SECRET,
+        &json!({"c": "clk-1", "exp": exp, "kid": kid}),
+    );
+    let before = orders(&s);
+    checkout_with(&s, &on_clock).problem(401, "unauthorized");
+    with_session(&s, &on_clock, "/v1/portal/subscriptions").problem(401, "unauthorized");
+    assert_eq!(orders(&s), before, "a refused session made an order");
+    // The same session without the clock is a customer's like any other.
+    assert_eq!(
+        with_session(&s, &plain, "/v1/portal/subscriptions").status,
+        200
+    );
+}

@@ -76,3 +76,38 @@ fn the_demo_gives_each_visitor_a_clock_of_their_own_and_clock_names_are_checked(
         "testClock"
     );
 }
+
+/// The global clock reads as the wall clock until it is first moved; that first move may not
+/// go back either (new charges would be stamped in the past). A refused move changes nothing.
+#[test]
+fn the_global_clock_never_goes_back_not_even_on_its_first_move() {
+    let s = Stack::start();
+    let before = merchant_get(&s, "/v1/test-clock")["now"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s.worker.post_with(
+        "/v1/test-clock/tick",
+        &json!({"now": "2026-02-28T10:06:00Z"}),
+        &merchant(),
+    );
+    r.problem(409, "clock-backwards");
+    let after = merchant_get(&s, "/v1/test-clock")["now"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(after >= before, "{after} before {before}");
+    assert!(after.starts_with("20"), "{after}");
+    assert!(
+        !after.starts_with("2026-02"),
+        "the clock went back: {after}"
+    );
+    tick(&s, "2027-01-01T00:00:00Z");
+    s.worker
+        .post_with(
+            "/v1/test-clock/tick",
+            &json!({"now": "2026-12-31T00:00:00Z"}),
+            &merchant(),
+        )
+        .problem(409, "clock-backwards");
+}
