@@ -17,6 +17,7 @@ pub mod interval;
 pub mod metered;
 pub mod order_watch;
 pub mod period;
+pub mod proration;
 pub mod refund_plan;
 pub mod renewal;
 pub mod reports;
