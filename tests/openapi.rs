@@ -407,7 +407,9 @@ fn the_readme_shows_a_valid_request_and_answer_for_every_operation() {
                 "{name}: credentials unlike the security {schemes:?}"
             ));
         }
-        let key_required = operation.to_string().contains("IdempotencyKeyRequired");
+        let key_required = operation
+            .to_string()
+            .contains("parameters/IdempotencyKeyRequired");
         if key_required && !e.curl.contains("Idempotency-Key: ") {
             errors.push(format!("{name}: the route requires an Idempotency-Key"));
         }

@@ -14,7 +14,7 @@ use recurring_core::http::problem::Problem;
 use recurring_core::validate;
 
 /// Every event type the backend writes (the database's triggers name them).
-pub const TYPES: [&str; 19] = [
+pub const TYPES: [&str; 20] = [
     "checkout.completed",
     "checkout.failed",
     "payment_method.updated",
@@ -32,6 +32,7 @@ pub const TYPES: [&str; 19] = [
     "subscription.unpaid",
     "subscription.canceled",
     "subscription.paused",
+    "subscription.updated",
     "subscription.resumed",
     "subscription.completed",
 ];

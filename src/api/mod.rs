@@ -11,6 +11,7 @@ pub mod incidents;
 pub mod page;
 pub mod payment_method;
 pub mod payouts;
+pub mod plan_changes;
 pub mod plans;
 pub mod portal;
 pub mod rate_limit;
@@ -232,6 +233,8 @@ pub(super) async fn route_to(
         GetSubscription(id) => subscriptions::get(ctx, &id).await,
         ListSubscriptionEvents(id) => subscriptions::events(ctx, &id).await,
         SubscriptionAction(id, action) => subscriptions::act(&mut req, ctx, &id, action).await,
+        PreviewPlanChange(id) => plan_changes::preview(&mut req, ctx, &id).await,
+        GetCustomerBalance(customer) => plan_changes::balance(ctx, &customer).await,
         RecordUsage => usage::record(&mut req, ctx).await,
         ListIncidents => incidents::list(&req, ctx).await,
         GetIncident(id) => incidents::get(ctx, &id).await,

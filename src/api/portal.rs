@@ -80,7 +80,7 @@ fn charge_view(c: &ChargeRow) -> PortalCharge<'_> {
     PortalCharge {
         id: &c.id,
         status,
-        kind: &c.kind,
+        kind: c.purpose.as_deref().unwrap_or(&c.kind),
         amount: c.amount,
         currency: &c.currency,
         description: &c.description,

@@ -16,7 +16,7 @@ use recurring_core::http::router::SubscriptionAction;
 use recurring_core::input::Fields;
 use recurring_core::validate;
 
-async fn load(ctx: &Ctx, id: &str) -> Result<SubscriptionRow, Problem> {
+pub async fn load(ctx: &Ctx, id: &str) -> Result<SubscriptionRow, Problem> {
     if !validate::is_identifier(id) {
         return Err(Problem::not_found("The subscription"));
     }
@@ -108,9 +108,54 @@ enum ActionInput {
         reason: Option<String>,
     },
     Bodyless,
-    ChangePlan {
-        plan_id: String,
-    },
+    Change(Change),
+}
+
+/// A plan or quantity change, as asked.
+pub struct Change {
+    pub plan_id: Option<String>,
+    pub quantity: Option<u32>,
+    /// Now (prorated) or with the next period.
+    pub now: bool,
+}
+
+/// The most seats a subscription may have.
+const MAX_QUANTITY: i64 = 100_000;
+
+/// Reads `{"planId"?, "quantity"?, "effective"?: "period_end" | "now"}`.
+pub fn read_change(map: serde_json::Map<String, serde_json::Value>) -> Result<Change, Problem> {
+    let mut f = Fields::new(map);
+    let plan_id = f.optional_string("planId");
+    if let Some(p) = &plan_id {
+        f.check(validate::is_identifier(p), "planId", "is not a plan id");
+    }
+    let quantity = f.optional_integer("quantity");
+    if let Some(q) = quantity {
+        f.check(
+            (1..=MAX_QUANTITY).contains(&q),
+            "quantity",
+            "must be an integer from 1 to 100000",
+        );
+    }
+    let effective = f.optional_string("effective");
+    if let Some(e) = &effective {
+        f.check(
+            e == "now" || e == "period_end",
+            "effective",
+            "must be \"now\" or \"period_end\"",
+        );
+    }
+    f.check(
+        plan_id.is_some() || quantity.is_some(),
+        "planId",
+        "a plan or a quantity is required",
+    );
+    f.finish()?;
+    Ok(Change {
+        plan_id,
+        quantity: quantity.map(|q| q as u32),
+        now: effective.as_deref() == Some("now"),
+    })
 }
 
 async fn read_action(
@@ -147,15 +192,7 @@ async fn read_action(
             Ok(ActionInput::Bodyless)
         }
         SubscriptionAction::ChangePlan => {
-            let mut f = Fields::new(body::object(req).await?);
-            let plan_id = f.string("planId");
-            if let Some(p) = &plan_id {
-                f.check(validate::is_identifier(p), "planId", "is not a plan id");
-            }
-            f.finish()?;
-            Ok(ActionInput::ChangePlan {
-                plan_id: plan_id.unwrap_or_default(),
-            })
+            Ok(ActionInput::Change(read_change(body::object(req).await?)?))
         }
     }
 }
@@ -246,7 +283,10 @@ pub async fn act(
             )?;
             resume(ctx, &sub, now).await?
         }
-        ActionInput::ChangePlan { plan_id } => change_plan(ctx, &sub, &plan_id, now).await?,
+        ActionInput::Change(change) if change.now => {
+            return super::plan_changes::change_now(req, ctx, &sub, &change).await;
+        }
+        ActionInput::Change(change) => change_at_period_end(ctx, &sub, &change, now).await?,
     };
     if changed == 0 {
         return Err(Problem::conflict(
@@ -281,24 +321,12 @@ async fn resume(ctx: &Ctx, sub: &SubscriptionRow, now: i64) -> Result<usize, Pro
         .await
 }
 
-async fn change_plan(
-    ctx: &Ctx,
+/// A plan the subscription may change to: recurring, in its currency.
+pub fn plan_for_change<'c>(
+    ctx: &'c Ctx,
     sub: &SubscriptionRow,
     plan_id: &str,
-    now: i64,
-) -> Result<usize, Problem> {
-    require(
-        sub,
-        &["active", "past_due"],
-        "Only a running subscription can change plan.",
-    )?;
-    if sub.kind != "recurring" {
-        return Err(Problem::conflict(
-            "not-recurring",
-            "Not a recurring subscription",
-            "An installment plan cannot change plan.",
-        ));
-    }
+) -> Result<&'c recurring_core::catalog::Plan, Problem> {
     let plan = ctx
         .config
         .catalog
@@ -312,19 +340,58 @@ async fn change_plan(
             ),
         ]));
     }
-    let snapshot = serde_json::to_string(plan).unwrap_or_default();
+    Ok(plan)
+}
+
+/// What every change requires of the subscription: running, recurring.
+pub fn changeable(sub: &SubscriptionRow) -> Result<(), Problem> {
+    require(
+        sub,
+        &["active", "past_due"],
+        "Only a running subscription can change plan.",
+    )?;
+    if sub.kind != "recurring" {
+        return Err(Problem::conflict(
+            "not-recurring",
+            "Not a recurring subscription",
+            "An installment plan cannot change plan.",
+        ));
+    }
+    Ok(())
+}
+
+async fn change_at_period_end(
+    ctx: &Ctx,
+    sub: &SubscriptionRow,
+    change: &Change,
+    now: i64,
+) -> Result<usize, Problem> {
+    changeable(sub)?;
+    let plan = match &change.plan_id {
+        Some(id) => Some(plan_for_change(ctx, sub, id)?),
+        None => None,
+    };
+    let snapshot = plan.map(|p| serde_json::to_string(p).unwrap_or_default());
     ctx.db()
         .run(
             crate::sql!(
-                "UPDATE subscriptions SET pending_plan_id = ?, pending_plan = ?, updated_at = ?
-             WHERE id = ? AND status IN ('active', 'past_due')"
+                "UPDATE subscriptions SET pending_plan_id = COALESCE(?1, pending_plan_id),
+                   pending_plan = COALESCE(?2, pending_plan),
+                   pending_quantity = COALESCE(?3, pending_quantity), updated_at = ?4
+                 WHERE id = ?5 AND status IN ('active', 'past_due')"
             ),
-            params![&plan.id, snapshot, now, &sub.id],
+            params![
+                plan.map(|p| p.id.clone()),
+                snapshot,
+                change.quantity,
+                now,
+                &sub.id
+            ],
         )
         .await
 }
 
-fn require(sub: &SubscriptionRow, allowed: &[&str], detail: &str) -> Result<(), Problem> {
+pub fn require(sub: &SubscriptionRow, allowed: &[&str], detail: &str) -> Result<(), Problem> {
     if allowed.contains(&sub.status.as_str()) {
         Ok(())
     } else {

@@ -63,7 +63,17 @@ pub async fn render(
         }
         "subscription" => {
             let s: SubscriptionRow = snapshot(row).ok_or_else(broken)?;
-            text(row, views::subscription(&s), delivery)
+            let previous = serde_json::from_str::<Value>(&row.snapshot)
+                .ok()
+                .and_then(|mut v| v.get_mut("previous_attributes").map(Value::take));
+            serde_json::to_string(&views::event(
+                &row.id,
+                row.kind.as_str(),
+                row.created_at,
+                views::subscription(&s),
+                previous,
+                delivery,
+            ))
         }
         "refund" => {
             let r: RefundRow = snapshot(row).ok_or_else(broken)?;
@@ -115,6 +125,7 @@ fn text<T: Serialize>(
         row.kind.as_str(),
         row.created_at,
         data,
+        None,
         delivery,
     ))
 }

@@ -24,6 +24,7 @@ use crate::services::charging::Patience;
 use crate::services::{
     activation, charging, events, fanout, order_watching, refunding, settling, webhook_events,
 };
+use crate::store::balances as balance_store;
 use crate::store::charges::{self, NewCharge};
 use crate::store::db::{Stmt, stmt};
 use crate::store::subscriptions::{self, SubscriptionRow};
@@ -201,6 +202,7 @@ async fn close_due_periods(
     if due.len() as u32 == limit {
         report.work_left = true;
     }
+    let mut balances = Balances::of(ctx, &due).await?;
     // Each close is a guarded pair of statements; many go to D1 in one batch, so closing a
     // period costs a fraction of a round trip.
     let mut planned: Vec<(Closed, Vec<Stmt>, &str)> = Vec::new();
@@ -209,7 +211,7 @@ async fn close_due_periods(
             report.work_left = true;
             break;
         }
-        match plan_close(ctx, sub, now).await {
+        match plan_close(ctx, sub, now, &mut balances).await {
             Ok(Some((closed, statements))) => planned.push((closed, statements, &sub.id)),
             Ok(None) => {}
             // One broken subscription must not stop the others' billing.
@@ -263,7 +265,11 @@ async fn close_one_by_one<'a>(
         let Some(sub) = due.iter().find(|s| s.id == id) else {
             continue;
         };
-        let closed = match plan_close(ctx, sub, now).await {
+        let mut balances = Balances::default();
+        if let Ok(found) = Balances::of(ctx, std::slice::from_ref(sub)).await {
+            balances = found;
+        }
+        let closed = match plan_close(ctx, sub, now, &mut balances).await {
             Ok(Some((closed, statements))) => ctx
                 .db()
                 .batch(statements)
@@ -306,6 +312,7 @@ async fn plan_close(
     ctx: &Ctx,
     sub: &SubscriptionRow,
     now: i64,
+    balances: &mut Balances,
 ) -> Result<Option<(Closed, Vec<Stmt>)>, Problem> {
     crate::row! {
         struct Sum {
@@ -352,6 +359,7 @@ async fn plan_close(
             installment_number,
             new_terms,
             new_anchor,
+            new_quantity,
         } => {
             let plan = plan_name(ctx, new_terms.as_ref().map_or(&sub.plan_id, |t| &t.plan_id));
             let (kind, key, description) = match installment_number {
@@ -384,6 +392,7 @@ async fn plan_close(
                 terms.and_then(|t| t.unit_amount),
                 anchor_at,
                 anchor_period,
+                new_quantity,
                 now
             ];
             advance_params.extend(guard_params);
@@ -396,7 +405,8 @@ async fn plan_close(
                          interval_count = COALESCE(?, interval_count),
                          unit_amount = CASE WHEN ? THEN ? ELSE unit_amount END,
                          pending_plan_id = NULL, pending_plan = NULL,
-                         anchor_at = ?, anchor_period = ?, updated_at = ? ",
+                         anchor_at = ?, anchor_period = ?, quantity = COALESCE(?, quantity),
+                         pending_quantity = NULL, updated_at = ? ",
                     unchanged_since_read!()
                 )),
                 advance_params,
@@ -411,10 +421,40 @@ async fn plan_close(
                 &description,
                 now,
             );
-            Ok(Some((
-                Closed::Renewed,
-                vec![advance, charges::claim_for_period(&charge, &sub.id, period)],
-            )))
+            // The customer's balance (a downgrade's credit) pays what it can of the period; the
+            // card is charged the rest.
+            let applied = balances.take(&sub.customer_ref, &sub.currency, amount);
+            if applied == 0 {
+                return Ok(Some((
+                    Closed::Renewed,
+                    vec![advance, charges::claim_for_period(&charge, &sub.id, period)],
+                )));
+            }
+            let spend_id = format!("cbt_{}_p{period}", sub.id);
+            let claim = new_id("claim");
+            let mut batch = vec![advance];
+            batch.extend(balance_store::spend(
+                &balance_store::Spend {
+                    id: &spend_id,
+                    claim: &claim,
+                    customer_ref: &sub.customer_ref,
+                    currency: &sub.currency,
+                    amount: applied,
+                    subscription_id: Some(&sub.id),
+                    period_index: Some(period),
+                    charge_id: (applied < amount).then_some(charge_id.as_str()),
+                    now,
+                },
+                balance_store::Guard::AtPeriod(&sub.id, period),
+            ));
+            batch.extend(charges::claim_for_period_after_spend(
+                &charge,
+                &sub.id,
+                period,
+                applied,
+                (&spend_id, &claim),
+            ));
+            Ok(Some((Closed::Renewed, batch)))
         }
         Close::Cancel {
             period,
@@ -448,6 +488,48 @@ async fn plan_close(
                 batch.push(charges::claim_for_period(&charge, &sub.id, period));
             }
             Ok(Some((Closed::Canceled, batch)))
+        }
+    }
+}
+
+/// Positive customer balances of a tick's due subscriptions, spent down as their periods are
+/// planned, so that one customer's balance is never planned twice in a tick. (The batch checks
+/// again: a balance used meanwhile is not spent, and the card pays all.)
+#[derive(Default)]
+struct Balances(std::collections::HashMap<(String, String), i64>);
+
+impl Balances {
+    async fn of(ctx: &Ctx, due: &[SubscriptionRow]) -> Result<Balances, Problem> {
+        let mut found = std::collections::HashMap::new();
+        let mut currencies: Vec<&str> = due.iter().map(|s| s.currency.as_str()).collect();
+        currencies.sort_unstable();
+        currencies.dedup();
+        for currency in currencies {
+            let refs: Vec<&str> = due
+                .iter()
+                .filter(|s| s.currency == currency && s.kind == "recurring")
+                .map(|s| s.customer_ref.as_str())
+                .collect();
+            if refs.is_empty() {
+                continue;
+            }
+            let json = serde_json::to_string(&refs).unwrap_or_default();
+            for (customer, amount) in balance_store::positive_of(ctx.db(), &json, currency).await? {
+                found.insert((customer, currency.to_owned()), amount);
+            }
+        }
+        Ok(Balances(found))
+    }
+
+    /// Takes up to `amount` of the customer's balance.
+    fn take(&mut self, customer: &str, currency: &str, amount: i64) -> i64 {
+        match self.0.get_mut(&(customer.to_owned(), currency.to_owned())) {
+            Some(left) => {
+                let taken = (*left).min(amount).max(0);
+                *left -= taken;
+                taken
+            }
+            None => 0,
         }
     }
 }

@@ -57,6 +57,10 @@ crate::row! {
         pub payout_ref: Option<String>,
         pub settlement_date: Option<String>,
         pub receipt_url: Option<String>,
+        /// `proration`: the charge of a plan or quantity change made mid-period.
+        pub purpose: Option<String>,
+        /// What the customer's balance paid of it before the card was charged `amount`.
+        pub balance_applied: Option<i64>,
     }
 }
 
@@ -65,7 +69,7 @@ pub const COLUMNS: &str = "id, charge_key, customer_ref, subscription_id, period
     decline_class, order_id, payment_id, payment_method_id, attempts, provider_refusals, \
     last_error, declines, first_failed_at, next_retry_at, lease_until, refunded_amount, \
     attention, created_at, updated_at, settled_at, transaction_id, settlement_status, fee, net, \
-    provider_payout, payout_ref, settlement_date, receipt_url";
+    provider_payout, payout_ref, settlement_date, receipt_url, purpose, balance_applied";
 
 pub struct NewCharge<'a> {
     pub id: &'a str,
@@ -131,6 +135,107 @@ pub fn claim_for_period(c: &NewCharge<'_>, subscription_id: &str, period: u32) -
     let mut params = claim_params(c);
     params.extend(params![subscription_id, period]);
     stmt(CLAIM_FOR_PERIOD_SQL, params)
+}
+
+const CLAIM_FOR_PERIOD_REST_SQL: &str = crate::sql!(
+    "INSERT INTO charges (id, charge_key, customer_ref,
+        subscription_id, period_index, kind, amount, currency, description, metadata,
+        request_hash, status, created_at, updated_at, test_clock, balance_applied)
+    SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 - ?16, ?8, ?9, ?10, ?11, 'processing', ?12, ?13,
+        (SELECT test_clock FROM subscriptions WHERE id = ?4), ?16
+    WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ?14 AND current_period = ?15)
+      AND EXISTS (SELECT 1 FROM balance_transactions WHERE id = ?17 AND claim = ?18)
+    ON CONFLICT (charge_key) DO NOTHING"
+);
+
+const CLAIM_FOR_PERIOD_UNPAID_SQL: &str = crate::sql!(
+    "INSERT INTO charges (id, charge_key, customer_ref,
+        subscription_id, period_index, kind, amount, currency, description, metadata,
+        request_hash, status, created_at, updated_at, test_clock)
+    SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'processing', ?12, ?13,
+        (SELECT test_clock FROM subscriptions WHERE id = ?4)
+    WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ?14 AND current_period = ?15)
+      AND NOT EXISTS (SELECT 1 FROM balance_transactions WHERE id = ?16 AND claim = ?17)
+    ON CONFLICT (charge_key) DO NOTHING"
+);
+
+/// The period's charge when the customer's balance is to pay `applied` of it (the spend
+/// `(id, claim)` rides earlier in the batch): the card is charged the rest when this attempt's
+/// spend happened (nothing when the balance paid all), the whole amount when it did not (the
+/// balance was used meanwhile).
+pub fn claim_for_period_after_spend(
+    c: &NewCharge<'_>,
+    subscription_id: &str,
+    period: u32,
+    applied: i64,
+    spend: (&str, &str),
+) -> Vec<Stmt> {
+    let mut statements = Vec::new();
+    if c.amount > applied {
+        let mut params = claim_params(c);
+        params.extend(params![subscription_id, period, applied, spend.0, spend.1]);
+        statements.push(stmt(CLAIM_FOR_PERIOD_REST_SQL, params));
+    }
+    let mut params = claim_params(c);
+    params.extend(params![subscription_id, period, spend.0, spend.1]);
+    statements.push(stmt(CLAIM_FOR_PERIOD_UNPAID_SQL, params));
+    statements
+}
+
+const CLAIM_AFTER_CHANGE_REST_SQL: &str = crate::sql!(
+    "INSERT INTO charges (id, charge_key, customer_ref,
+        subscription_id, period_index, kind, amount, currency, description, metadata,
+        request_hash, status, created_at, updated_at, test_clock, balance_applied, purpose)
+    SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 - ?16, ?8, ?9, ?10, ?11, 'processing', ?12, ?13,
+        (SELECT test_clock FROM subscriptions WHERE id = ?4), ?16, 'proration'
+    WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ?14 AND last_change = ?15)
+      AND EXISTS (SELECT 1 FROM balance_transactions WHERE id = ?17 AND claim = ?18)
+    ON CONFLICT (charge_key) DO NOTHING"
+);
+
+const CLAIM_AFTER_CHANGE_UNPAID_SQL: &str = crate::sql!(
+    "INSERT INTO charges (id, charge_key, customer_ref,
+        subscription_id, period_index, kind, amount, currency, description, metadata,
+        request_hash, status, created_at, updated_at, test_clock, purpose)
+    SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'processing', ?12, ?13,
+        (SELECT test_clock FROM subscriptions WHERE id = ?4), 'proration'
+    WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ?14 AND last_change = ?15)
+      AND NOT EXISTS (SELECT 1 FROM balance_transactions WHERE id = ?16 AND claim = ?17)
+    ON CONFLICT (charge_key) DO NOTHING"
+);
+
+/// The charge of a change made now (`purpose` proration), only if the change `change_id`
+/// happened in the same batch; the customer's balance pays `applied` of it when the spend
+/// `(id, claim)` did, the card the rest (nothing when the balance paid all).
+pub fn claim_after_change(
+    c: &NewCharge<'_>,
+    subscription_id: &str,
+    change_id: &str,
+    applied: i64,
+    spend: (&str, &str),
+) -> Vec<Stmt> {
+    let mut statements = Vec::new();
+    if c.amount > applied {
+        let mut params = claim_params(c);
+        params.extend(params![
+            subscription_id,
+            change_id,
+            applied,
+            spend.0,
+            spend.1
+        ]);
+        statements.push(stmt(CLAIM_AFTER_CHANGE_REST_SQL, params));
+    }
+    let mut params = claim_params(c);
+    params.extend(params![subscription_id, change_id, spend.0, spend.1]);
+    statements.push(stmt(CLAIM_AFTER_CHANGE_UNPAID_SQL, params));
+    statements
+}
+
+/// A charge by its key.
+pub async fn by_key(db: Db<'_>, key: &str) -> Result<Option<ChargeRow>, Problem> {
+    let sql = crate::sql!("SELECT ", COLUMNS, " FROM charges WHERE charge_key = ?");
+    db.first(sql, params![key]).await
 }
 
 /// A charge that is already settled when it is recorded: the checkout's hosted-page payment,

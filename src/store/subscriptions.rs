@@ -37,13 +37,18 @@ crate::row! {
         pub canceled_at: Option<i64>,
         pub created_at: i64,
         pub updated_at: i64,
+        /// Seats; absent in events written before quantities existed (then 1).
+        pub quantity: Option<u32>,
+        /// A quantity change that takes effect with the next period.
+        pub pending_quantity: Option<u32>,
     }
 }
 
 pub const COLUMNS: &str = "id, customer_ref, checkout_id, plan_id, kind, amount, currency, \
     interval_unit, interval_count, unit_amount, installments_total, anchor_at, anchor_period, \
     current_period, current_period_start, current_period_end, status, status_reason, \
-    cancel_at_period_end, pending_plan_id, pending_plan, paused_at, canceled_at, created_at, updated_at";
+    cancel_at_period_end, pending_plan_id, pending_plan, paused_at, canceled_at, created_at, \
+    updated_at, quantity, pending_quantity";
 
 pub struct NewSubscription<'a> {
     pub id: &'a str,
@@ -232,6 +237,8 @@ pub fn to_model(row: &SubscriptionRow) -> Result<Subscription, Problem> {
         current_period: row.current_period,
         cancel_at_period_end: row.cancel_at_period_end != 0,
         pending,
+        quantity: row.quantity.unwrap_or(1),
+        pending_quantity: row.pending_quantity,
     })
 }
 

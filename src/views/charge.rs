@@ -65,6 +65,9 @@ pub struct ChargeView<'a> {
     /// The provider's receipt, once it was asked for after settlement.
     #[serde(skip_serializing_if = "Option::is_none")]
     receipt_url: Option<&'a str>,
+    /// What the customer's balance paid before the card was charged `amount`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    balance_applied: Option<i64>,
 }
 
 /// How the provider settled a payment: pending (not batched), processed (batched), settled
@@ -125,7 +128,8 @@ pub fn charge(c: &ChargeRow) -> ChargeView<'_> {
     ChargeView {
         id: &c.id,
         status,
-        kind: &c.kind,
+        // A change's charge is kept as kind `api` with its purpose (see migration 0009).
+        kind: c.purpose.as_deref().unwrap_or(&c.kind),
         customer_ref: &c.customer_ref,
         amount: c.amount,
         currency: &c.currency,
@@ -151,6 +155,7 @@ pub fn charge(c: &ChargeRow) -> ChargeView<'_> {
         settled_at: c.settled_at.map(format_rfc3339),
         settlement: settlement(c),
         receipt_url: c.receipt_url.as_deref(),
+        balance_applied: c.balance_applied.filter(|a| *a > 0),
     }
 }
 

@@ -13,6 +13,9 @@ pub struct EventView<'a, T: Serialize> {
     kind: &'a str,
     created_at: String,
     data: T,
+    /// `subscription.updated`: the members of `data` that changed, as they were before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_attributes: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     delivery: Option<&'a DeliveryView>,
 }
@@ -22,6 +25,7 @@ pub fn event<'a, T: Serialize>(
     kind: &'a str,
     created_at: i64,
     data: T,
+    previous_attributes: Option<serde_json::Value>,
     delivery: Option<&'a DeliveryView>,
 ) -> EventView<'a, T> {
     EventView {
@@ -29,6 +33,7 @@ pub fn event<'a, T: Serialize>(
         kind,
         created_at: format_rfc3339(created_at),
         data,
+        previous_attributes,
         delivery,
     }
 }
@@ -75,6 +80,7 @@ mod tests {
             0,
             json!({"id": "ch_1"}),
             None,
+            None,
         ))
         .unwrap();
         assert_eq!(
@@ -92,9 +98,15 @@ mod tests {
                 error: Some("http_500".into()),
             }],
         };
-        let shown: Value =
-            serde_json::to_value(event("evt_1", "charge.succeeded", 0, 1, Some(&delivery)))
-                .unwrap();
+        let shown: Value = serde_json::to_value(event(
+            "evt_1",
+            "charge.succeeded",
+            0,
+            1,
+            None,
+            Some(&delivery),
+        ))
+        .unwrap();
         assert_eq!(shown["delivery"]["status"], "pending");
         assert_eq!(
             shown["delivery"]["attempts"][0],

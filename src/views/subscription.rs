@@ -16,6 +16,11 @@ pub struct SubscriptionView<'a> {
     status_reason: &'a str,
     amount: i64,
     currency: &'a str,
+    /// Seats: `amount` is the price of one, billed `quantity` times each period.
+    quantity: u32,
+    /// A quantity that takes effect with the next period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending_quantity: Option<u32>,
     interval: &'a str,
     interval_count: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -52,6 +57,8 @@ pub fn subscription(s: &SubscriptionRow) -> SubscriptionView<'_> {
         status_reason: &s.status_reason,
         amount: s.amount,
         currency: &s.currency,
+        quantity: s.quantity.unwrap_or(1),
+        pending_quantity: s.pending_quantity,
         interval: &s.interval_unit,
         interval_count: s.interval_count,
         unit_amount: s.unit_amount,

@@ -19,6 +19,7 @@ mod events;
 mod fanout;
 mod foundation;
 mod logs;
+mod plan_changes;
 mod portal;
 mod reports;
 mod sessions;

@@ -35,6 +35,36 @@ impl Proration {
     }
 }
 
+/// What a change made now costs, once the customer's balance is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeCost {
+    /// Paid from the customer's balance.
+    pub balance_applied: i64,
+    /// Charged to the card now (0: nothing to charge).
+    pub due_now: i64,
+    /// Added to the customer's balance (a downgrade's unused part).
+    pub credited: i64,
+}
+
+/// Splits a change's net between the balance, the card and the balance again: a positive net is
+/// paid from the balance first, then by the card; a negative one is credited.
+pub fn cost(p: &Proration, balance: i64) -> ChangeCost {
+    let net = p.net();
+    if net <= 0 {
+        return ChangeCost {
+            balance_applied: 0,
+            due_now: 0,
+            credited: -net,
+        };
+    }
+    let applied = balance.clamp(0, net);
+    ChangeCost {
+        balance_applied: applied,
+        due_now: net - applied,
+        credited: 0,
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProrationError {
     /// The change is not inside the period, or the period is empty.
@@ -119,6 +149,45 @@ mod tests {
         assert_eq!(
             prorate(0, 10_000, 1_999, 10, 10).unwrap().remaining_seconds,
             8
+        );
+    }
+
+    #[test]
+    fn the_balance_pays_first_and_a_downgrade_is_credited() {
+        let up = prorate(0, 10_000, 5_000, 1_000, 3_000).unwrap();
+        assert_eq!(up.net(), 1_000);
+        assert_eq!(
+            cost(&up, 0),
+            ChangeCost {
+                balance_applied: 0,
+                due_now: 1_000,
+                credited: 0
+            }
+        );
+        assert_eq!(
+            cost(&up, 300),
+            ChangeCost {
+                balance_applied: 300,
+                due_now: 700,
+                credited: 0
+            }
+        );
+        assert_eq!(
+            cost(&up, 5_000),
+            ChangeCost {
+                balance_applied: 1_000,
+                due_now: 0,
+                credited: 0
+            }
+        );
+        let down = prorate(0, 10_000, 5_000, 3_000, 1_000).unwrap();
+        assert_eq!(
+            cost(&down, 5_000),
+            ChangeCost {
+                balance_applied: 0,
+                due_now: 0,
+                credited: 1_000
+            }
         );
     }
 

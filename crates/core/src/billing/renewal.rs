@@ -35,6 +35,10 @@ pub struct Subscription {
     pub cancel_at_period_end: bool,
     /// A plan change waiting for the next period.
     pub pending: Option<Terms>,
+    /// Units (seats) the fee is charged for.
+    pub quantity: u32,
+    /// A quantity change waiting for the next period.
+    pub pending_quantity: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +55,8 @@ pub enum Close {
         new_terms: Option<Terms>,
         /// The calendar is re-anchored here when the interval changes.
         new_anchor: Option<(i64, u32)>,
+        /// Set when a quantity change takes effect with this period.
+        new_quantity: Option<u32>,
     },
     /// The subscription ends with its current period; `final_amount` bills the usage of that
     /// last period, if any.
@@ -129,6 +135,7 @@ pub fn close(sub: &Subscription, usage: i64, max_charge: i64) -> Result<Close, R
                 installment_number: Some(next + 1),
                 new_terms: None,
                 new_anchor: None,
+                new_quantity: None,
             })
         }
         Kind::Recurring => {
@@ -143,9 +150,12 @@ pub fn close(sub: &Subscription, usage: i64, max_charge: i64) -> Result<Close, R
                 new_anchor.unwrap_or((sub.anchor_at, sub.anchor_period));
             let (start_ms, end_ms) = bounds(anchor_at, anchor_period, terms.interval, next)
                 .ok_or(RenewalError::Calendar)?;
+            // The fee is per unit: the quantity of the new period (a pending change applies).
+            let quantity = sub.pending_quantity.unwrap_or(sub.quantity);
             let amount = terms
                 .amount
-                .checked_add(usage_fee)
+                .checked_mul(i64::from(quantity))
+                .and_then(|fee| fee.checked_add(usage_fee))
                 .filter(|a| *a <= max_charge)
                 .ok_or_else(|| RenewalError::Money("above the maximum charge".into()))?;
             Ok(Close::Renew {
@@ -156,6 +166,7 @@ pub fn close(sub: &Subscription, usage: i64, max_charge: i64) -> Result<Close, R
                 installment_number: None,
                 new_terms: sub.pending.clone(),
                 new_anchor,
+                new_quantity: sub.pending_quantity,
             })
         }
     }
@@ -193,7 +204,39 @@ mod tests {
             current_period: current,
             cancel_at_period_end: false,
             pending: None,
+            quantity: 1,
+            pending_quantity: None,
         }
+    }
+
+    #[test]
+    fn the_fee_is_per_seat_and_a_pending_quantity_applies_from_the_next_period() {
+        let mut s = sub(Kind::Recurring, terms(1_000, None), 0);
+        s.quantity = 3;
+        match close(&s, 0, 1_000_000).unwrap() {
+            Close::Renew {
+                amount,
+                new_quantity,
+                ..
+            } => assert_eq!((amount, new_quantity), (3_000, None)),
+            other => panic!("{other:?}"),
+        }
+        s.pending_quantity = Some(5);
+        match close(&s, 0, 1_000_000).unwrap() {
+            Close::Renew {
+                amount,
+                new_quantity,
+                ..
+            } => assert_eq!((amount, new_quantity), (5_000, Some(5))),
+            other => panic!("{other:?}"),
+        }
+        // Usage is billed in arrears, once, whatever the seats.
+        s.terms.unit_amount = Some(10);
+        match close(&s, 7, 1_000_000).unwrap() {
+            Close::Renew { amount, .. } => assert_eq!(amount, 5_070),
+            other => panic!("{other:?}"),
+        }
+        assert!(close(&s, 0, 4_999).is_err(), "above the maximum charge");
     }
 
     #[test]

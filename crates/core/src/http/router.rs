@@ -74,6 +74,8 @@ pub enum Route {
     ReportSummary,
     ReportMrr,
     ReportChargesCsv,
+    PreviewPlanChange(String),
+    GetCustomerBalance(String),
 }
 
 impl Route {
@@ -117,7 +119,9 @@ impl Route {
             | GetPayout(_)
             | ReportSummary
             | ReportMrr
-            | ReportChargesCsv => Access::Merchant,
+            | ReportChargesCsv
+            | PreviewPlanChange(_)
+            | GetCustomerBalance(_) => Access::Merchant,
         }
     }
 
@@ -181,6 +185,11 @@ impl Route {
             ReportSummary => ("GET", "/v1/reports/summary"),
             ReportMrr => ("GET", "/v1/reports/mrr"),
             ReportChargesCsv => ("GET", "/v1/reports/charges.csv"),
+            GetCustomerBalance(_) => ("GET", "/v1/customers/{customerRef}/balance"),
+            PreviewPlanChange(_) => (
+                "POST",
+                "/v1/subscriptions/{subscriptionId}/change-plan/preview",
+            ),
         }
     }
 }
@@ -197,6 +206,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/customers/{customerRef}/payment-method"),
     ("DELETE", "/v1/customers/{customerRef}/payment-method"),
     ("GET", "/v1/customers/{customerRef}/charges"),
+    ("GET", "/v1/customers/{customerRef}/balance"),
     ("GET", "/v1/portal/subscriptions"),
     ("POST", "/v1/portal/subscriptions/{subscriptionId}/cancel"),
     (
@@ -225,6 +235,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/subscriptions/{subscriptionId}/pause"),
     ("POST", "/v1/subscriptions/{subscriptionId}/resume"),
     ("POST", "/v1/subscriptions/{subscriptionId}/change-plan"),
+    (
+        "POST",
+        "/v1/subscriptions/{subscriptionId}/change-plan/preview",
+    ),
     ("POST", "/v1/usage"),
     ("GET", "/v1/incidents"),
     ("GET", "/v1/incidents/{incidentId}"),
@@ -310,6 +324,10 @@ pub fn resolve(method: &str, path: &str) -> Matched {
                 _ => None,
             },
         ),
+        ["v1", "customers", customer, "balance"] => (
+            &["GET"],
+            is(method, "GET").then(|| GetCustomerBalance(owned(customer))),
+        ),
         ["v1", "customers", customer, "charges"] => (
             &["GET"],
             is(method, "GET").then(|| ListCustomerCharges(owned(customer))),
@@ -348,6 +366,10 @@ pub fn resolve(method: &str, path: &str) -> Matched {
         ["v1", "subscriptions", id, "events"] => (
             &["GET"],
             is(method, "GET").then(|| ListSubscriptionEvents(owned(id))),
+        ),
+        ["v1", "subscriptions", id, "change-plan", "preview"] => (
+            &["POST"],
+            is(method, "POST").then(|| PreviewPlanChange(owned(id))),
         ),
         ["v1", "subscriptions", id, action] => {
             let action = match *action {
