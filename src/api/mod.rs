@@ -21,6 +21,7 @@ pub mod reports;
 pub mod respond;
 pub mod subscriptions;
 pub mod test_clock;
+pub mod test_clocks;
 pub mod usage;
 pub mod webhooks;
 
@@ -249,6 +250,11 @@ pub(super) async fn route_to(
         ReportMrr => reports::mrr(&req, ctx).await,
         ReportChargesCsv => reports::charges_csv(&req, ctx, env).await,
         TestClockTick => test_clock::tick(&mut req, ctx).await,
+        CreateTestClock => test_clocks::create(&mut req, ctx).await,
+        ListTestClocks => test_clocks::list(ctx).await,
+        GetTestClock(id) => test_clocks::get(ctx, &id).await,
+        DeleteTestClock(id) => test_clocks::delete(ctx, &id).await,
+        AdvanceTestClock(id) => test_clocks::advance(&mut req, ctx, &id).await,
         ReadTestClock => test_clock::read(&req, ctx).await,
         Health => unreachable!("answered before configuration is read"),
         CreateCheckout

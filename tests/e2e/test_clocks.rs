@@ -111,3 +111,76 @@ fn the_global_clock_never_goes_back_not_even_on_its_first_move() {
         )
         .problem(409, "clock-backwards");
 }
+
+/// Test clocks as objects: created at a start, a customer put on one by their session, moved
+/// forward only (the first move too), and deleted with everything of its customers.
+#[test]
+fn a_test_clock_object_bills_its_customers_and_takes_them_when_deleted() {
+    let s = Stack::start();
+    let created = s.worker.post_with(
+        "/v1/test-clocks",
+        &json!({"name": "renewals", "startsAt": "2027-01-31T10:00:00Z"}),
+        &merchant(),
+    );
+    assert_eq!(created.status, 201, "{}", created.text);
+    let clock = created.json()["id"].as_str().unwrap().to_owned();
+    assert!(clock.starts_with("clk_"), "{clock}");
+    let advance = |to: &str| {
+        s.worker.post_with(
+            &format!("/v1/test-clocks/{clock}/advance"),
+            &json!({"to": to}),
+            &merchant(),
+        )
+    };
+    // Its first move may not go back from where it started.
+    advance("2027-01-30T10:00:00Z").problem(409, "clock-backwards");
+
+    put_on_clock(&s, "on-object", &clock);
+    let sub = subscribe(&s, "on-object", "basic-monthly", APPROVE);
+    let global = subscribe(&s, "off-object", "basic-monthly", APPROVE);
+    let state = subscription(&s, &sub.subscription_id);
+    assert_eq!(state["currentPeriodStart"], "2027-01-31T10:00:00.000Z", "{state}");
+    let shown = merchant_get(&s, &format!("/v1/test-clocks/{clock}"));
+    assert_eq!(shown["customers"], 1, "{shown}");
+
+    let moved = advance("2027-02-28T10:00:00Z");
+    assert_eq!(moved.status, 200, "{}", moved.text);
+    assert_eq!(moved.json()["tick"]["periodsClosed"], 1, "{}", moved.text);
+    eventually(20, "the renewal on the clock", || {
+        charges_of(&s, "on-object")
+            .iter()
+            .any(|c| c["kind"] == "renewal" && c["status"] == "succeeded")
+    });
+    assert_eq!(subscription(&s, &global.subscription_id)["currentPeriod"], 0);
+    advance("2027-02-01T10:00:00Z").problem(409, "clock-backwards");
+    assert_eq!(
+        merchant_get(&s, &format!("/v1/test-clocks/{clock}"))["now"],
+        "2027-02-28T10:00:00.000Z"
+    );
+    let listed = merchant_get(&s, "/v1/test-clocks");
+    assert!(
+        listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == clock.as_str())
+    );
+
+    let gone = s
+        .worker
+        .delete_with(&format!("/v1/test-clocks/{clock}"), &merchant());
+    assert_eq!(gone.status, 204, "{}", gone.text);
+    s.worker
+        .get_with(&format!("/v1/test-clocks/{clock}"), &merchant())
+        .problem(404, "not-found");
+    assert!(charges_of(&s, "on-object").is_empty());
+    s.worker
+        .get_with(&format!("/v1/subscriptions/{}", sub.subscription_id), &merchant())
+        .problem(404, "not-found");
+    // Everyone else is untouched.
+    assert_eq!(charges_of(&s, "off-object").len(), 1);
+    assert_eq!(
+        subscription(&s, &global.subscription_id)["status"],
+        "active"
+    );
+}

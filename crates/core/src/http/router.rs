@@ -76,6 +76,11 @@ pub enum Route {
     ReportChargesCsv,
     PreviewPlanChange(String),
     GetCustomerBalance(String),
+    CreateTestClock,
+    ListTestClocks,
+    GetTestClock(String),
+    DeleteTestClock(String),
+    AdvanceTestClock(String),
 }
 
 impl Route {
@@ -121,7 +126,12 @@ impl Route {
             | ReportMrr
             | ReportChargesCsv
             | PreviewPlanChange(_)
-            | GetCustomerBalance(_) => Access::Merchant,
+            | GetCustomerBalance(_)
+            | CreateTestClock
+            | ListTestClocks
+            | GetTestClock(_)
+            | DeleteTestClock(_)
+            | AdvanceTestClock(_) => Access::Merchant,
         }
     }
 
@@ -186,6 +196,11 @@ impl Route {
             ReportMrr => ("GET", "/v1/reports/mrr"),
             ReportChargesCsv => ("GET", "/v1/reports/charges.csv"),
             GetCustomerBalance(_) => ("GET", "/v1/customers/{customerRef}/balance"),
+            CreateTestClock => ("POST", "/v1/test-clocks"),
+            ListTestClocks => ("GET", "/v1/test-clocks"),
+            GetTestClock(_) => ("GET", "/v1/test-clocks/{testClockId}"),
+            DeleteTestClock(_) => ("DELETE", "/v1/test-clocks/{testClockId}"),
+            AdvanceTestClock(_) => ("POST", "/v1/test-clocks/{testClockId}/advance"),
             PreviewPlanChange(_) => (
                 "POST",
                 "/v1/subscriptions/{subscriptionId}/change-plan/preview",
@@ -247,6 +262,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/events/{eventId}/redeliver"),
     ("POST", "/v1/test-clock/tick"),
     ("GET", "/v1/test-clock"),
+    ("POST", "/v1/test-clocks"),
+    ("GET", "/v1/test-clocks"),
+    ("GET", "/v1/test-clocks/{testClockId}"),
+    ("DELETE", "/v1/test-clocks/{testClockId}"),
+    ("POST", "/v1/test-clocks/{testClockId}/advance"),
 ];
 
 /// A concrete path for a template: each `{parameter}` becomes a sample value.
@@ -385,6 +405,26 @@ pub fn resolve(method: &str, path: &str) -> Matched {
             )
         }
         ["v1", "usage"] => (&["POST"], is(method, "POST").then_some(RecordUsage)),
+        ["v1", "test-clocks"] => (
+            &["GET", "POST"],
+            match method {
+                "GET" => Some(ListTestClocks),
+                "POST" => Some(CreateTestClock),
+                _ => None,
+            },
+        ),
+        ["v1", "test-clocks", id] => (
+            &["GET", "DELETE"],
+            match method {
+                "GET" => Some(GetTestClock(owned(id))),
+                "DELETE" => Some(DeleteTestClock(owned(id))),
+                _ => None,
+            },
+        ),
+        ["v1", "test-clocks", id, "advance"] => (
+            &["POST"],
+            is(method, "POST").then(|| AdvanceTestClock(owned(id))),
+        ),
         ["v1", "incidents"] => (&["GET"], is(method, "GET").then_some(ListIncidents)),
         ["v1", "incidents", id] => (&["GET"], is(method, "GET").then(|| GetIncident(owned(id)))),
         ["v1", "events"] => (&["GET"], is(method, "GET").then_some(ListEvents)),
