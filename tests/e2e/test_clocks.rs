@@ -139,7 +139,10 @@ fn a_test_clock_object_bills_its_customers_and_takes_them_when_deleted() {
     let sub = subscribe(&s, "on-object", "basic-monthly", APPROVE);
     let global = subscribe(&s, "off-object", "basic-monthly", APPROVE);
     let state = subscription(&s, &sub.subscription_id);
-    assert_eq!(state["currentPeriodStart"], "2027-01-31T10:00:00.000Z", "{state}");
+    assert_eq!(
+        state["currentPeriodStart"], "2027-01-31T10:00:00.000Z",
+        "{state}"
+    );
     let shown = merchant_get(&s, &format!("/v1/test-clocks/{clock}"));
     assert_eq!(shown["customers"], 1, "{shown}");
 
@@ -151,7 +154,10 @@ fn a_test_clock_object_bills_its_customers_and_takes_them_when_deleted() {
             .iter()
             .any(|c| c["kind"] == "renewal" && c["status"] == "succeeded")
     });
-    assert_eq!(subscription(&s, &global.subscription_id)["currentPeriod"], 0);
+    assert_eq!(
+        subscription(&s, &global.subscription_id)["currentPeriod"],
+        0
+    );
     advance("2027-02-01T10:00:00Z").problem(409, "clock-backwards");
     assert_eq!(
         merchant_get(&s, &format!("/v1/test-clocks/{clock}"))["now"],
@@ -175,7 +181,10 @@ fn a_test_clock_object_bills_its_customers_and_takes_them_when_deleted() {
         .problem(404, "not-found");
     assert!(charges_of(&s, "on-object").is_empty());
     s.worker
-        .get_with(&format!("/v1/subscriptions/{}", sub.subscription_id), &merchant())
+        .get_with(
+            &format!("/v1/subscriptions/{}", sub.subscription_id),
+            &merchant(),
+        )
         .problem(404, "not-found");
     // Everyone else is untouched.
     assert_eq!(charges_of(&s, "off-object").len(), 1);
