@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use worker::{Request, Response};
 
-use super::{body, respond};
+use super::{body, coupons, respond};
 use crate::context::Ctx;
 use crate::ids::new_id;
 use crate::services::activation;
@@ -15,6 +15,7 @@ use crate::services::hosted_checkout::{self, Claim};
 use crate::store::checkouts::{self, CheckoutRow, KeyClaim, NewCheckout};
 use crate::store::payment_methods;
 use crate::views;
+use recurring_core::billing::{discount, trial};
 use recurring_core::catalog::Plan;
 use recurring_core::http::problem::{FieldError, Problem};
 use recurring_core::input::Fields;
@@ -86,6 +87,13 @@ struct CheckoutCreated<'a> {
     currency: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     settles_charge_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trial_days: Option<u32>,
+    /// The session's coupon and what it took off the page's payment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coupon: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    discount_amount: Option<i64>,
 }
 
 pub async fn create(req: &mut Request, ctx: &Ctx, customer: &Claims) -> Result<Response, Problem> {
@@ -102,12 +110,38 @@ pub async fn create(req: &mut Request, ctx: &Ctx, customer: &Claims) -> Result<R
                 .with("planId", input.plan_id.clone())
         })?
         .clone();
-    let amount = first_payment(&plan, input.installments)?;
+    let trial_days = trial::days(
+        plan.trial_days,
+        customer.trial_days,
+        plan.installments.is_some(),
+    );
+    // With a trial the page takes the smallest payment the provider accepts, to prove the card;
+    // it is given back as soon as it is paid.
+    let now = ctx.now().await?;
+    // The session's coupon (never one the browser names): redeemed with the checkout; it
+    // reduces the page's payment, or (after a trial) the first charges. Installment plans take
+    // none.
+    let coupon = match (&customer.coupon, &plan.installments) {
+        (Some(id), None) => Some(coupons::redeemable(ctx, id, Some(&plan.currency), now).await?),
+        _ => None,
+    };
+    let (amount, discount_amount) = match (trial_days, &coupon) {
+        (Some(_), _) => (ctx.config.min_charge_amount, 0),
+        (None, Some(c)) => {
+            let price = first_payment(&plan, input.installments)?;
+            let applied = discount::apply(price, c.model()?.off, ctx.config.min_charge_amount);
+            match applied.due {
+                // Nothing left to pay: the page only verifies the card.
+                0 => (ctx.config.min_charge_amount, applied.discount),
+                due => (due, applied.discount),
+            }
+        }
+        (None, None) => (first_payment(&plan, input.installments)?, 0),
+    };
     let cancel_url = input
         .cancel_url
         .clone()
         .unwrap_or_else(|| input.return_url.clone());
-    let now = ctx.now().await?;
 
     let checkout_id = new_id("co");
     ctx.log.tag("checkoutId", &checkout_id);
@@ -125,6 +159,9 @@ pub async fn create(req: &mut Request, ctx: &Ctx, customer: &Claims) -> Result<R
         lease_token: &lease_token,
         lease_until: ctx.wall_ms() + hosted_checkout::lease_ms(ctx),
         test_clock: customer.test_clock.as_deref(),
+        trial_days,
+        coupon_id: coupon.as_ref().map(|c| c.id.as_str()),
+        discount_amount,
         now,
     };
     let hash = request_fingerprint(
@@ -142,7 +179,19 @@ pub async fn create(req: &mut Request, ctx: &Ctx, customer: &Claims) -> Result<R
         customer.name.as_deref(),
         now,
     );
-    let claim = hosted_checkout::claim(ctx, &new, key_claim.as_ref(), vec![customer_row]).await?;
+    let claim =
+        match hosted_checkout::claim(ctx, &new, key_claim.as_ref(), vec![customer_row]).await {
+            Ok(claim) => claim,
+            // The coupon's last redemption went to another checkout meanwhile (its CHECK failed
+            // the batch): say so rather than fail.
+            Err(e) => match &coupon {
+                Some(c) => {
+                    coupons::redeemable(ctx, &c.id, Some(&plan.currency), now).await?;
+                    return Err(e);
+                }
+                None => return Err(e),
+            },
+        };
     let build = |checkout: &CheckoutRow| subscription_order(ctx, checkout, customer);
     let (checkout, status) = match claim {
         Claim::Won { lease_token } => (
@@ -179,9 +228,13 @@ fn subscription_order(
     customer: &Claims,
 ) -> Result<recurring_core::psp::types::CreateOrder, Problem> {
     let plan = checkout.plan()?;
-    let line_name = match checkout.installments {
-        Some(n) => format!("{} (installment 1 of {n})", plan.name),
-        None => plan.name.clone(),
+    let line_name = match (checkout.installments, checkout.trial_days) {
+        (Some(n), _) => format!("{} (installment 1 of {n})", plan.name),
+        (None, Some(days)) => format!(
+            "{}: {days}-day free trial (card verification, refunded at once)",
+            plan.name
+        ),
+        (None, None) => plan.name.clone(),
     };
     Ok(hosted_checkout::page_order(
         &ctx.config,
@@ -225,6 +278,9 @@ pub(crate) fn checkout_response(status: u16, checkout: &CheckoutRow) -> Result<R
                 amount: checkout.amount,
                 currency: &checkout.currency,
                 settles_charge_id: checkout.settles_charge_id.as_deref(),
+                trial_days: checkout.trial_days,
+                coupon: checkout.coupon_id.as_deref(),
+                discount_amount: checkout.discount_amount.filter(|d| *d > 0),
             },
         ),
         _ if checkout.status == "failed" => Err(Problem::conflict(

@@ -11,6 +11,7 @@ use worker::{Request, Response};
 use super::{body, respond};
 use crate::context::Ctx;
 use recurring_core::billing::time::format_rfc3339;
+use recurring_core::catalog::MAX_TRIAL_DAYS;
 use recurring_core::http::problem::Problem;
 use recurring_core::input::Fields;
 use recurring_core::session::{self, Claims, DEFAULT_LIFETIME_SECONDS, MIN_LIFETIME_SECONDS};
@@ -23,6 +24,10 @@ struct SessionCreated<'a> {
     expires_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     test_clock: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trial_days: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coupon: Option<&'a str>,
 }
 
 pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
@@ -32,6 +37,22 @@ pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
     let name = f.optional_string("name");
     let lifetime = f.optional_integer("expiresInSeconds");
     let test_clock = f.optional_string("testClock");
+    let trial_days = f.optional_integer("trialDays");
+    let coupon = f.optional_string("coupon");
+    if let Some(c) = &coupon {
+        f.check(
+            recurring_core::validate::is_identifier(c),
+            "coupon",
+            "is not a coupon id",
+        );
+    }
+    if let Some(days) = trial_days {
+        f.check(
+            (0..=i64::from(MAX_TRIAL_DAYS)).contains(&days),
+            "trialDays",
+            "must be from 0 (no trial) to 730",
+        );
+    }
     if let Some(clock) = &test_clock {
         f.check(
             ctx.config.test_clock,
@@ -52,9 +73,18 @@ pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
             &format!("must be from {MIN_LIFETIME_SECONDS} to {max}"),
         );
     }
-    let claims = claims(&mut f, customer_ref, email, name, ctx, lifetime)
-        .map(|c| Claims { test_clock, ..c });
+    let claims = claims(&mut f, customer_ref, email, name, ctx, lifetime).map(|c| Claims {
+        test_clock,
+        trial_days: trial_days.map(|d| d as u32),
+        coupon: coupon.clone(),
+        ..c
+    });
     f.finish()?;
+    // A coupon that cannot be redeemed now is refused here, not at the customer's checkout.
+    if let Some(c) = &coupon {
+        let now = ctx.now().await?;
+        super::coupons::redeemable(ctx, c, None, now).await?;
+    }
     mint(ctx, claims)
 }
 
@@ -119,6 +149,8 @@ fn claims(
         email,
         name: name.map(|n| n.trim().to_owned()),
         test_clock: None,
+        trial_days: None,
+        coupon: None,
     })
 }
 
@@ -133,6 +165,8 @@ fn mint(ctx: &Ctx, claims: Option<Claims>) -> Result<Response, Problem> {
             customer_ref: &claims.customer_ref,
             expires_at: format_rfc3339(claims.exp * 1000),
             test_clock: claims.test_clock.as_deref(),
+            trial_days: claims.trial_days,
+            coupon: claims.coupon.as_deref(),
         },
     )
 }

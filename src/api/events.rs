@@ -14,7 +14,7 @@ use recurring_core::http::problem::Problem;
 use recurring_core::validate;
 
 /// Every event type the backend writes (the database's triggers name them).
-pub const TYPES: [&str; 20] = [
+pub const TYPES: [&str; 21] = [
     "checkout.completed",
     "checkout.failed",
     "payment_method.updated",
@@ -33,6 +33,7 @@ pub const TYPES: [&str; 20] = [
     "subscription.canceled",
     "subscription.paused",
     "subscription.updated",
+    "subscription.trial_will_end",
     "subscription.resumed",
     "subscription.completed",
 ];

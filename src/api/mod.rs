@@ -1,8 +1,10 @@
 //! The HTTP API: one module per resource. This file routes, authenticates and applies CORS.
 
+pub mod balance_refunds;
 pub mod body;
 pub mod charges;
 pub mod checkout;
+pub mod coupons;
 pub mod customer_sessions;
 pub mod dashboard;
 pub mod events;
@@ -236,6 +238,15 @@ pub(super) async fn route_to(
         SubscriptionAction(id, action) => subscriptions::act(&mut req, ctx, &id, action).await,
         PreviewPlanChange(id) => plan_changes::preview(&mut req, ctx, &id).await,
         GetCustomerBalance(customer) => plan_changes::balance(ctx, &customer).await,
+        RefundCustomerBalance(customer) => balance_refunds::create(&mut req, ctx, &customer).await,
+        CreateCoupon => coupons::create(&mut req, ctx).await,
+        ListCoupons => coupons::list(&req, ctx).await,
+        GetCoupon(id) => coupons::get(ctx, &id).await,
+        DeleteCoupon(id) => coupons::delete(ctx, &id).await,
+        SetSubscriptionDiscount(id) => coupons::set_on_subscription(&mut req, ctx, &id).await,
+        DeleteSubscriptionDiscount(id) => coupons::remove_from_subscription(ctx, &id).await,
+        SetCustomerDiscount(customer) => coupons::set_on_customer(&mut req, ctx, &customer).await,
+        DeleteCustomerDiscount(customer) => coupons::remove_from_customer(ctx, &customer).await,
         RecordUsage => usage::record(&mut req, ctx).await,
         ListIncidents => incidents::list(&req, ctx).await,
         GetIncident(id) => incidents::get(ctx, &id).await,

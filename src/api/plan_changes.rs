@@ -78,12 +78,20 @@ fn quote(
             ),
         ]));
     }
+    // A free trial costs nothing, before the change or after: the new price applies from the
+    // first charge, at the trial's end.
+    let trialing = sub.trial_end.is_some() && sub.current_period == 0;
+    let (old_cost, new_cost) = if trialing {
+        (0, 0)
+    } else {
+        (old_price, new_price)
+    };
     let proration = proration::prorate(
         sub.current_period_start,
         sub.current_period_end,
         now,
-        old_price,
-        new_price,
+        old_cost,
+        new_cost,
     )
     .map_err(|_| {
         Problem::conflict(
@@ -415,12 +423,15 @@ pub async fn balance(ctx: &Ctx, customer: &str) -> Result<Response, Problem> {
         currency: &'a str,
         /// + credited, − used.
         amount: i64,
-        /// `proration` (a change's unused part) or `applied` (used by a charge or a period).
+        /// `proration` (a change's unused part), `applied` (used by a charge or a period) or
+        /// `refunded` (given back to the card on request).
         reason: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         subscription_id: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         charge_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        refund_id: Option<&'a str>,
         created_at: String,
     }
     let balances: Vec<_> = balances
@@ -436,6 +447,7 @@ pub async fn balance(ctx: &Ctx, customer: &str) -> Result<Response, Problem> {
             reason: &t.reason,
             subscription_id: t.subscription_id.as_deref(),
             charge_id: t.charge_id.as_deref(),
+            refund_id: t.refund_id.as_deref(),
             created_at: format_rfc3339(t.created_at),
         })
         .collect();

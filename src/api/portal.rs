@@ -291,6 +291,9 @@ pub async fn replace_card(
             lease_token: &lease_token,
             lease_until: ctx.wall_ms() + hosted_checkout::lease_ms(ctx),
             test_clock: customer.test_clock.as_deref(),
+            trial_days: None,
+            coupon_id: None,
+            discount_amount: 0,
             now,
         };
         let customer_row = checkouts::upsert_customer(

@@ -76,6 +76,9 @@ struct Summary {
     charges: ChargeCounts,
     failures_by_reason: Vec<Reason>,
     refunds: RefundCounts,
+    /// What coupons took off prices in the range: never charged, so neither in `gross` nor in
+    /// `refunded`.
+    discounts: DiscountCounts,
     dunning: Dunning,
     /// Subscriptions by the status they had at `to`.
     subscriptions: std::collections::BTreeMap<String, u32>,
@@ -107,6 +110,14 @@ struct RefundCounts {
     voided_amount: i64,
     returned: u32,
     returned_amount: i64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DiscountCounts {
+    /// Charges (or whole periods) a coupon reduced.
+    count: u32,
+    amount: i64,
 }
 
 #[derive(Serialize)]
@@ -151,6 +162,8 @@ pub async fn summary(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
     let paid = reports::paid_out(db, &from_day, &to_day, &currency).await?;
     let statuses = reports::subscriptions_by_status(db, to, &currency).await?;
     let (mrr, _) = mrr_at(ctx, to, &currency).await?;
+    let (discounted, discount_amount) =
+        crate::store::coupons::given_between(db, from, to, &currency).await?;
     let refunded: i64 = refunds.iter().map(|c| c.amount).sum();
     let voided = of_method(&refunds, "void");
     let returned = of_method(&refunds, "return");
@@ -183,6 +196,10 @@ pub async fn summary(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
             voided_amount: voided.map_or(0, |c| c.amount),
             returned: returned.map_or(0, |c| c.n),
             returned_amount: returned.map_or(0, |c| c.amount),
+        },
+        discounts: DiscountCounts {
+            count: discounted,
+            amount: discount_amount,
         },
         dunning: Dunning {
             recovered: charges.recovered,
@@ -239,7 +256,7 @@ pub async fn mrr(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
 }
 
 /// The export's columns, in order.
-pub const CSV_COLUMNS: [&str; 20] = [
+pub const CSV_COLUMNS: [&str; 22] = [
     "type",
     "id",
     "charge_id",
@@ -260,6 +277,8 @@ pub const CSV_COLUMNS: [&str; 20] = [
     "settlement_date",
     "transaction_id",
     "provider_order_id",
+    "discount_amount",
+    "coupon",
 ];
 
 fn csv_record(r: &ExportRow) -> String {
@@ -287,6 +306,8 @@ fn csv_record(r: &ExportRow) -> String {
         text(&r.settlement_date),
         text(&r.transaction_id),
         text(&r.order_id),
+        optional_number(r.discount_amount.filter(|d| *d > 0)),
+        text(&r.coupon_id),
     ])
 }
 

@@ -220,7 +220,7 @@ pub async fn delete(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
 /// The statements that delete the customers in `list` (a JSON array) with all their rows,
 /// children first, and then the clock.
 fn forget(list: &str, clock: &str) -> Vec<Stmt> {
-    const STATEMENTS: [&str; 15] = [
+    const STATEMENTS: [&str; 16] = [
         crate::sql!(
             "DELETE FROM event_deliveries WHERE event_id IN (SELECT id FROM events WHERE
                resource_id IN (SELECT id FROM charges WHERE customer_ref IN (SELECT value FROM json_each(?1)))
@@ -271,6 +271,9 @@ fn forget(list: &str, clock: &str) -> Vec<Stmt> {
         ),
         crate::sql!(
             "DELETE FROM customer_balances WHERE customer_ref IN (SELECT value FROM json_each(?1))"
+        ),
+        crate::sql!(
+            "DELETE FROM discounts_applied WHERE customer_ref IN (SELECT value FROM json_each(?1))"
         ),
         crate::sql!("DELETE FROM charges WHERE customer_ref IN (SELECT value FROM json_each(?1))"),
         crate::sql!(

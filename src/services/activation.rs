@@ -12,12 +12,13 @@ use crate::services::refunding;
 use crate::store::card_replacements;
 use crate::store::charges::{self, NewCharge};
 use crate::store::checkouts::{self, CheckoutRow};
+use crate::store::coupons::{self, Given};
 use crate::store::db::{Stmt, stmt};
 use crate::store::payment_methods::{self, MaskedCard, NewPaymentMethod};
 use crate::store::refunds::{self, Claimed};
-use crate::store::subscriptions::{self, NewSubscription};
+use crate::store::subscriptions::{self, NewSubscription, Trial};
 use crate::store::vault::StoredCard;
-use recurring_core::billing::period;
+use recurring_core::billing::{discount, period, trial};
 use recurring_core::catalog::Plan;
 use recurring_core::http::problem::Problem;
 use recurring_core::psp::outcome::{PageOutcome, page_outcome};
@@ -154,8 +155,27 @@ async fn complete(
             wall_now: ctx.wall_ms(),
         }));
     } else {
+        // The session's coupon: its periods, counted from the first payment it reduced (or from
+        // the first charge after a trial).
+        let coupon_periods = match &checkout.coupon_id {
+            Some(id) => Some(
+                coupons::get(ctx.db(), id)
+                    .await?
+                    .ok_or_else(|| Problem::internal("A checkout's coupon is gone."))?
+                    .model()?
+                    .duration
+                    .periods(),
+            ),
+            None => None,
+        };
         batch.extend(new_subscription(
-            checkout, order_id, payment_id, &pm_id, &charge_id, now,
+            checkout,
+            order_id,
+            payment_id,
+            &pm_id,
+            &charge_id,
+            coupon_periods,
+            now,
         )?);
     }
     if replaces_card {
@@ -163,7 +183,9 @@ async fn complete(
     }
     ctx.db().batch(batch).await?;
 
-    if checkout.is_card_replacement()
+    if (checkout.is_card_replacement()
+        || checkout.trial_days.is_some()
+        || checkout.discount_amount.unwrap_or(0) > 0)
         && let Some(paid) = checkouts::get(ctx.db(), &checkout.id).await?
         && paid.card_outcome.as_deref() == Some("verified")
     {
@@ -182,6 +204,7 @@ fn new_subscription(
     payment_id: &str,
     pm_id: &str,
     charge_id: &str,
+    coupon_periods: Option<Option<u32>>,
     now: i64,
 ) -> Result<Vec<Stmt>, Problem> {
     let plan = checkout.plan()?;
@@ -189,13 +212,43 @@ fn new_subscription(
     let suffix = checkout.id.trim_start_matches("co_");
     let subscription_id = format!("sub_{suffix}");
     let interval = plan.billing_interval();
-    let period_end = period::period(now, interval, 0)
-        .map_err(|_| Problem::internal("The plan's first period cannot be computed."))?
-        .end_ms;
+    // A trial is period 0, free; the calendar starts at its end, where period 1 is charged.
+    let trial = match checkout.trial_days {
+        Some(days) => {
+            let end = trial::end(now, days)
+                .ok_or_else(|| Problem::internal("The trial's end cannot be computed."))?;
+            Some(Trial {
+                end,
+                notice_at: trial::notice_at(now, end),
+            })
+        }
+        None => None,
+    };
+    let (anchor_at, anchor_period, period_end) = match trial {
+        Some(t) => (t.end, 1, t.end),
+        None => {
+            let end = period::period(now, interval, 0)
+                .map_err(|_| Problem::internal("The plan's first period cannot be computed."))?
+                .end_ms;
+            (now, 0, end)
+        }
+    };
     let kind = if checkout.installments.is_some() {
         "installments"
     } else {
         "recurring"
+    };
+    // A coupon reduced the page's payment, unless there is a trial (the coupon then starts with
+    // the first charge). When it took all of it, the payment only verified the card.
+    let discount = checkout.discount_amount.unwrap_or(0);
+    let verify = trial.is_some() || (discount > 0 && discount >= plan.amount);
+    let (coupon_id, discount_periods_left) = match (&checkout.coupon_id, coupon_periods) {
+        (Some(id), Some(periods)) if trial.is_some() => (Some(id.as_str()), periods),
+        (Some(id), Some(periods)) => match discount::after_use(periods) {
+            Some(left) => (Some(id.as_str()), left),
+            None => (None, None),
+        },
+        _ => (None, None),
     };
     let subscription = NewSubscription {
         id: &subscription_id,
@@ -209,40 +262,85 @@ fn new_subscription(
         interval_count: interval.count,
         unit_amount: plan.unit_amount,
         installments_total: checkout.installments,
-        anchor_at: now,
+        anchor_at,
+        anchor_period,
         period_end,
+        trial,
+        coupon_id,
+        discount_periods_left,
         now,
     };
-    let description = first_charge_description(&plan, checkout.installments);
-    let charge = NewCharge {
-        id: charge_id,
-        charge_key: &format!("checkout:{}", checkout.id),
-        customer_ref: customer,
-        subscription_id: Some(&subscription_id),
-        period_index: Some(0),
-        kind: "checkout",
-        amount: checkout.amount,
-        currency: &checkout.currency,
-        description: &description,
-        metadata: None,
-        request_hash: None,
-        now,
+    // The page's payment: the first period's charge, or (with a trial) a verification of the
+    // card that belongs to no period and is refunded right after.
+    let charge = match verify {
+        false => NewCharge {
+            id: charge_id,
+            charge_key: &format!("checkout:{}", checkout.id),
+            customer_ref: customer,
+            subscription_id: Some(&subscription_id),
+            period_index: Some(0),
+            kind: "checkout",
+            amount: checkout.amount,
+            currency: &checkout.currency,
+            description: &first_charge_description(&plan, checkout.installments),
+            metadata: None,
+            request_hash: None,
+            now,
+        },
+        true => NewCharge {
+            id: charge_id,
+            charge_key: &format!("checkout:{}", checkout.id),
+            customer_ref: customer,
+            subscription_id: None,
+            period_index: None,
+            kind: "checkout",
+            amount: checkout.amount,
+            currency: &checkout.currency,
+            description: VERIFICATION_DESCRIPTION,
+            metadata: None,
+            request_hash: None,
+            now,
+        },
     };
-    Ok(vec![
+    let outcome = verify.then_some("verified");
+    let given_id = format!("dsc_{}", checkout.id);
+    let coupon = checkout.coupon_id.as_deref().filter(|_| discount > 0);
+    let mut statements = vec![
         stmt(
             crate::sql!(
                 "UPDATE checkouts SET status = 'paid', subscription_id = ?, completed_at = ?,
-                 updated_at = ?
+                 updated_at = ?, card_outcome = COALESCE(?, card_outcome)
              WHERE id = ? AND status = 'pending'"
             ),
-            params![&subscription_id, now, now, &checkout.id],
+            params![&subscription_id, now, now, outcome, &checkout.id],
         ),
         subscriptions::insert(&subscription),
-        charges::record_settled(&charge, order_id, payment_id, Some(pm_id)),
-    ])
+        charges::record_settled(
+            &charge,
+            order_id,
+            payment_id,
+            Some(pm_id),
+            coupon.filter(|_| !verify).map(|c| (c, discount)),
+        ),
+    ];
+    if let Some(coupon) = coupon {
+        statements.push(coupons::record(&Given {
+            id: &given_id,
+            claim: &checkout.id,
+            customer_ref: customer,
+            subscription_id: Some(&subscription_id),
+            period_index: Some(0),
+            coupon_id: coupon,
+            currency: &checkout.currency,
+            amount: discount,
+            charge_id: (!verify).then_some(charge_id),
+            now,
+        }));
+    }
+    Ok(statements)
 }
 
-/// Refunds a card replacement's verification payment in full: claimed once under a key no
+/// Refunds a verification payment (a card replacement's, or a trial's) in full: claimed once under a key no
 /// merchant request can use (it has a space), then started; a replay finds the same refund.
 async fn refund_verification(ctx: &Ctx, checkout: &CheckoutRow) -> Result<(), Problem> {
     let charge_id = format!("ch_{}", checkout.id.trim_start_matches("co_"));

@@ -3,6 +3,7 @@
 
 pub mod activation;
 pub mod charging;
+pub mod discounting;
 pub mod events;
 pub mod fanout;
 pub mod hosted_checkout;

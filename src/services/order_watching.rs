@@ -90,7 +90,7 @@ impl LedgerWatch<'_> {
         self.ctx
             .db()
             .batch(vec![charges::record_settled(
-                &charge, order_id, payment_id, None,
+                &charge, order_id, payment_id, None, None,
             )])
             .await?;
         self.charge(&id).await

@@ -21,6 +21,7 @@ use crate::ids::new_id;
 use crate::meter::Usage;
 use crate::params;
 use crate::services::charging::Patience;
+use crate::services::discounting::{self, Discounts};
 use crate::services::{
     activation, charging, events, fanout, order_watching, refunding, settling, webhook_events,
 };
@@ -45,6 +46,8 @@ const RECONCILE_AFTER_MS: i64 = 5 * 60_000;
 pub struct TickReport {
     pub tick_id: String,
     pub as_of: String,
+    /// Trials announced as ending within three days.
+    pub trials_ending: u32,
     pub periods_closed: u32,
     pub subscriptions_canceled: u32,
     /// Due charges sent to the charges queue for its consumers to drive.
@@ -119,6 +122,7 @@ pub async fn run(ctx: &Ctx, trigger: &str, clock: Option<&str>) -> Result<TickRe
     // Fanned out, the tick's own share of a charge is a part of a D1 batch and of a queue send:
     // it closes and enqueues round after round (TICK_MAX_CHARGES each) while due work is left
     // and the budget allows, so a day's renewals do not wait for a minute per round.
+    report.trials_ending = announce_trial_ends(ctx, now, clock).await?;
     loop {
         report.work_left = false;
         close_due_periods(ctx, now, clock, &mut report).await?;
@@ -164,6 +168,27 @@ pub async fn run(ctx: &Ctx, trigger: &str, clock: Option<&str>) -> Result<TickRe
     Ok(report)
 }
 
+/// Announces the trials ending within three days (`subscription.trial_will_end`, written once
+/// by the trigger on `trial_notified_at`) of subscriptions still in their trial.
+async fn announce_trial_ends(ctx: &Ctx, now: i64, clock: Option<&str>) -> Result<u32, Problem> {
+    let changed = ctx
+        .db()
+        .run(
+            crate::sql!(
+                "UPDATE subscriptions SET trial_notified_at = ?1, updated_at = ?1
+             WHERE id IN (SELECT id FROM subscriptions
+                          WHERE trial_notice_at <= ?1 AND trial_notified_at IS NULL
+                            AND trial_notice_at IS NOT NULL AND test_clock IS ?2
+                          LIMIT 100)
+               AND trial_notified_at IS NULL AND current_period = 0
+               AND status IN ('active', 'paused') AND cancel_at_period_end = 0"
+            ),
+            params![now, clock],
+        )
+        .await?;
+    Ok(changed as u32)
+}
+
 /// Calls one more close-and-enqueue round costs at most: the due subscriptions read, the close
 /// batches, the claim and the sends (metered plans add one read each, counted as they go).
 const ROUND_CALLS: u32 = 16;
@@ -203,6 +228,7 @@ async fn close_due_periods(
         report.work_left = true;
     }
     let mut balances = Balances::of(ctx, &due).await?;
+    let mut discounts = Discounts::of(ctx, &due).await?;
     // Each close is a guarded pair of statements; many go to D1 in one batch, so closing a
     // period costs a fraction of a round trip.
     let mut planned: Vec<(Closed, Vec<Stmt>, &str)> = Vec::new();
@@ -211,7 +237,7 @@ async fn close_due_periods(
             report.work_left = true;
             break;
         }
-        match plan_close(ctx, sub, now, &mut balances).await {
+        match plan_close(ctx, sub, now, &mut balances, &mut discounts).await {
             Ok(Some((closed, statements))) => planned.push((closed, statements, &sub.id)),
             Ok(None) => {}
             // One broken subscription must not stop the others' billing.
@@ -269,7 +295,17 @@ async fn close_one_by_one<'a>(
         if let Ok(found) = Balances::of(ctx, std::slice::from_ref(sub)).await {
             balances = found;
         }
-        let closed = match plan_close(ctx, sub, now, &mut balances).await {
+        let mut discounts = match Discounts::of(ctx, std::slice::from_ref(sub)).await {
+            Ok(found) => found,
+            Err(p) => {
+                ctx.log.error(
+                    "period not closed",
+                    crate::fields! {"subscriptionId": id, "detail": p.detail},
+                );
+                continue;
+            }
+        };
+        let closed = match plan_close(ctx, sub, now, &mut balances, &mut discounts).await {
             Ok(Some((closed, statements))) => ctx
                 .db()
                 .batch(statements)
@@ -313,6 +349,7 @@ async fn plan_close(
     sub: &SubscriptionRow,
     now: i64,
     balances: &mut Balances,
+    discounts: &mut Discounts,
 ) -> Result<Option<(Closed, Vec<Stmt>)>, Problem> {
     crate::row! {
         struct Sum {
@@ -377,6 +414,13 @@ async fn plan_close(
                     format!("{plan}: period {}", period + 1),
                 ),
             };
+            // A discount (the subscription's, else its customer's) comes off the price before
+            // the balance and the card; installments take none.
+            let (discount, guard) = match installment_number {
+                None => discounts.plan(sub, amount, ctx.config.min_charge_amount),
+                Some(_) => discounts.plan(sub, 0, ctx.config.min_charge_amount),
+            };
+            let due = discount.as_ref().map_or(amount, |d| d.applied.due);
             let terms = new_terms.as_ref();
             let (anchor_at, anchor_period) =
                 new_anchor.unwrap_or((sub.anchor_at, sub.anchor_period));
@@ -395,7 +439,9 @@ async fn plan_close(
                 new_quantity,
                 now
             ];
+            advance_params.extend(guard.set_params());
             advance_params.extend(guard_params);
+            advance_params.extend(guard.where_params());
             let advance = stmt(
                 crate::sql!(concat!(
                     "UPDATE subscriptions SET current_period = ?, current_period_start = ?,
@@ -406,54 +452,63 @@ async fn plan_close(
                          unit_amount = CASE WHEN ? THEN ? ELSE unit_amount END,
                          pending_plan_id = NULL, pending_plan = NULL,
                          anchor_at = ?, anchor_period = ?, quantity = COALESCE(?, quantity),
-                         pending_quantity = NULL, updated_at = ? ",
-                    unchanged_since_read!()
+                         pending_quantity = NULL, updated_at = ?,
+                         coupon_id = ?, discount_periods_left = ? ",
+                    unchanged_since_read!(),
+                    crate::discounts_unchanged!()
                 )),
                 advance_params,
             );
-            let charge = period_charge(
-                sub,
-                &charge_id,
-                &key,
-                kind,
-                period,
-                amount,
-                &description,
-                now,
-            );
+            let charge = period_charge(sub, &charge_id, &key, kind, period, due, &description, now);
             // The customer's balance (a downgrade's credit) pays what it can of the period; the
             // card is charged the rest.
-            let applied = balances.take(&sub.customer_ref, &sub.currency, amount);
-            if applied == 0 {
-                return Ok(Some((
-                    Closed::Renewed,
-                    vec![advance, charges::claim_for_period(&charge, &sub.id, period)],
-                )));
-            }
-            let spend_id = format!("cbt_{}_p{period}", sub.id);
+            let applied = balances.take(&sub.customer_ref, &sub.currency, due);
             let claim = new_id("claim");
+            let card_pays = (due > applied).then_some(charge_id.as_str());
             let mut batch = vec![advance];
-            batch.extend(balance_store::spend(
-                &balance_store::Spend {
-                    id: &spend_id,
-                    claim: &claim,
-                    customer_ref: &sub.customer_ref,
-                    currency: &sub.currency,
-                    amount: applied,
-                    subscription_id: Some(&sub.id),
-                    period_index: Some(period),
-                    charge_id: (applied < amount).then_some(charge_id.as_str()),
-                    now,
-                },
-                balance_store::Guard::AtPeriod(&sub.id, period),
-            ));
-            batch.extend(charges::claim_for_period_after_spend(
-                &charge,
-                &sub.id,
-                period,
-                applied,
-                (&spend_id, &claim),
-            ));
+            if let Some(d) = &discount {
+                batch.extend(discounting::statements(
+                    sub, period, d, &claim, card_pays, now,
+                ));
+            }
+            if due == 0 {
+                // The discount paid it all: nothing to charge.
+            } else if applied == 0 {
+                batch.push(charges::claim_for_period(&charge, &sub.id, period));
+            } else {
+                let spend_id = format!("cbt_{}_p{period}", sub.id);
+                batch.extend(balance_store::spend(
+                    &balance_store::Spend {
+                        id: &spend_id,
+                        claim: &claim,
+                        customer_ref: &sub.customer_ref,
+                        currency: &sub.currency,
+                        amount: applied,
+                        subscription_id: Some(&sub.id),
+                        period_index: Some(period),
+                        charge_id: card_pays,
+                        now,
+                    },
+                    balance_store::Guard::AtPeriod(&sub.id, period),
+                ));
+                batch.extend(charges::claim_for_period_after_spend(
+                    &charge,
+                    &sub.id,
+                    period,
+                    applied,
+                    (&spend_id, &claim),
+                ));
+            }
+            if let Some(d) = &discount
+                && card_pays.is_some()
+            {
+                // Marked after the charge's insert, which the discount statements preceded.
+                batch.push(crate::store::coupons::mark_charge(
+                    &charge_id,
+                    &d.coupon_id,
+                    d.applied.discount,
+                ));
+            }
             Ok(Some((Closed::Renewed, batch)))
         }
         Close::Cancel {

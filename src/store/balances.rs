@@ -49,6 +49,7 @@ crate::row! {
         pub reason: String,
         pub subscription_id: Option<String>,
         pub charge_id: Option<String>,
+        pub refund_id: Option<String>,
         pub created_at: i64,
     }
 }
@@ -61,7 +62,8 @@ pub async fn transactions(
 ) -> Result<Vec<TransactionRow>, Problem> {
     db.all(
         crate::sql!(
-            "SELECT id, currency, amount, reason, subscription_id, charge_id, created_at
+            "SELECT id, currency, amount, reason, subscription_id, charge_id, refund_id,
+               created_at
              FROM balance_transactions WHERE customer_ref = ?
              ORDER BY created_at DESC, id DESC LIMIT ?"
         ),

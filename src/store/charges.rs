@@ -61,6 +61,9 @@ crate::row! {
         pub purpose: Option<String>,
         /// What the customer's balance paid of it before the card was charged `amount`.
         pub balance_applied: Option<i64>,
+        /// What a coupon took off its price, and which.
+        pub discount_amount: Option<i64>,
+        pub coupon_id: Option<String>,
     }
 }
 
@@ -69,7 +72,8 @@ pub const COLUMNS: &str = "id, charge_key, customer_ref, subscription_id, period
     decline_class, order_id, payment_id, payment_method_id, attempts, provider_refusals, \
     last_error, declines, first_failed_at, next_retry_at, lease_until, refunded_amount, \
     attention, created_at, updated_at, settled_at, transaction_id, settlement_status, fee, net, \
-    provider_payout, payout_ref, settlement_date, receipt_url, purpose, balance_applied";
+    provider_payout, payout_ref, settlement_date, receipt_url, purpose, balance_applied, \
+    discount_amount, coupon_id";
 
 pub struct NewCharge<'a> {
     pub id: &'a str,
@@ -245,13 +249,15 @@ pub fn record_settled(
     order_id: &str,
     payment_id: &str,
     pm_id: Option<&str>,
+    discount: Option<(&str, i64)>,
 ) -> Stmt {
     stmt(
         crate::sql!("INSERT INTO charges (id, charge_key, customer_ref, subscription_id, period_index, kind,
              amount, currency, description, metadata, request_hash, status, order_id, payment_id,
-             payment_method_id, attempts, created_at, updated_at, settled_at, test_clock)
+             payment_method_id, attempts, created_at, updated_at, settled_at, test_clock,
+             coupon_id, discount_amount)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'succeeded', ?12, ?13, ?14, 1, ?15,
-                 ?16, ?17, (SELECT test_clock FROM subscriptions WHERE id = ?4))
+                 ?16, ?17, (SELECT test_clock FROM subscriptions WHERE id = ?4), ?18, ?19)
          ON CONFLICT (charge_key) DO NOTHING"),
         params![
             c.id,
@@ -270,7 +276,9 @@ pub fn record_settled(
             pm_id,
             c.now,
             c.now,
-            c.now
+            c.now,
+            discount.map(|d| d.0),
+            discount.map_or(0, |d| d.1)
         ],
     )
 }

@@ -40,13 +40,19 @@ crate::row! {
         pub updated_at: i64,
         pub completed_at: Option<i64>,
         pub test_clock: Option<String>,
+        /// Days of free trial: the payment only verifies the card, and is given back.
+        pub trial_days: Option<u32>,
+        /// The coupon of the customer's session, redeemed with the checkout.
+        pub coupon_id: Option<String>,
+        /// What the coupon took off the first payment.
+        pub discount_amount: Option<i64>,
     }
 }
 
 const COLUMNS: &str = "id, customer_ref, purpose, plan_id, plan, installments, amount, currency, \
     settles_charge_id, parked_retry_at, card_outcome, order_id, payment_page_url, return_url, \
     cancel_url, status, failure_reason, subscription_id, lease_token, lease_until, created_at, \
-    updated_at, completed_at, test_clock";
+    updated_at, completed_at, test_clock, trial_days, coupon_id, discount_amount";
 
 pub const PURPOSE_SUBSCRIPTION: &str = "subscription";
 pub const PURPOSE_CARD: &str = "card";
@@ -68,6 +74,9 @@ pub struct NewCheckout<'a> {
     pub lease_until: i64,
     /// The named test clock of the customer's session (test mode only).
     pub test_clock: Option<&'a str>,
+    pub trial_days: Option<u32>,
+    pub coupon_id: Option<&'a str>,
+    pub discount_amount: i64,
     pub now: i64,
 }
 
@@ -118,6 +127,9 @@ pub fn claim(
         c.lease_token,
         c.lease_until,
         c.test_clock,
+        c.trial_days,
+        c.coupon_id,
+        c.discount_amount,
         c.now,
         c.now,
         c.customer_ref,
@@ -128,10 +140,11 @@ pub fn claim(
         crate::sql!(
             "INSERT INTO checkouts (id, customer_ref, purpose, plan_id, plan, installments, amount,
              currency, settles_charge_id, parked_retry_at, return_url, cancel_url, status,
-             lease_token, lease_until, test_clock, created_at, updated_at)
+             lease_token, lease_until, test_clock, trial_days, coupon_id, discount_amount,
+             created_at, updated_at)
          SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?,
                 (SELECT next_retry_at FROM charges WHERE id = ?),
-                ?, ?, 'creating', ?, ?, ?, ?, ?
+                ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?
          WHERE (SELECT COUNT(*) FROM checkouts
                 WHERE customer_ref = ? AND status IN ('creating', 'pending')) < ?
            AND NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = ? AND key = ?)

@@ -4,6 +4,7 @@ pub mod balances;
 pub mod card_replacements;
 pub mod charges;
 pub mod checkouts;
+pub mod coupons;
 pub mod dashboard;
 pub mod db;
 pub mod events;

@@ -383,3 +383,136 @@ pub async fn unsettled(db: Db<'_>, older_than: i64, limit: u32) -> Result<Vec<Re
     );
     db.all(sql, params![older_than, limit]).await
 }
+
+/// One part of a balance refund: `amount` of the customer's balance given back as a refund of
+/// `charge_id` (a charge of theirs with that much left to refund).
+pub struct RefundPart<'a> {
+    /// Deterministic (the request's key and the part's number): a part is given back once.
+    pub transaction_id: &'a str,
+    /// Fresh per attempt: the transaction and the balance move only with this attempt's refund.
+    pub refund_id: &'a str,
+    pub charge_id: &'a str,
+    pub amount: i64,
+}
+
+/// The statements of one part, in one batch with the request's key claimed before them
+/// (`key`: the idempotency row's scope, key and resource id): the refund row, inserted only if
+/// the balance still holds the amount, the charge can still give it back and the part was not
+/// given already; then the balance transaction and the balance's debit, only with that refund.
+pub fn refund_part(
+    customer_ref: &str,
+    currency: &str,
+    part: &RefundPart<'_>,
+    key: (&str, &str, &str),
+    now: i64,
+) -> Vec<Stmt> {
+    vec![
+        stmt(
+            crate::sql!(concat!(
+                "INSERT INTO refunds (id, charge_id, amount, currency, status, purchase_order_id,
+                   stage, next_attempt_at, created_at, updated_at)
+                 SELECT ?1, ?2, ?3, ?4, 'processing',
+                   (SELECT order_id FROM charges WHERE id = ?2), 'new', ?5, ?5, ?5
+                 WHERE (SELECT amount FROM customer_balances
+                        WHERE customer_ref = ?6 AND currency = ?4) >= ?3
+                   AND NOT EXISTS (SELECT 1 FROM balance_transactions WHERE id = ?7)
+                   AND EXISTS (SELECT 1 FROM idempotency_keys
+                               WHERE scope = ?8 AND key = ?9 AND resource_id = ?10)
+                   AND ",
+                remaining_sql!(),
+                " >= ?3"
+            )),
+            params![
+                part.refund_id,
+                part.charge_id,
+                part.amount,
+                currency,
+                now,
+                customer_ref,
+                part.transaction_id,
+                key.0,
+                key.1,
+                key.2,
+                part.charge_id
+            ],
+        ),
+        stmt(
+            crate::sql!(
+                "INSERT INTO balance_transactions (id, customer_ref, currency, amount, reason,
+                   charge_id, refund_id, claim, created_at)
+                 SELECT ?1, ?2, ?3, -?4, 'refunded', ?5, ?6, ?6, ?7
+                 WHERE EXISTS (SELECT 1 FROM refunds WHERE id = ?6)
+                 ON CONFLICT (id) DO NOTHING"
+            ),
+            params![
+                part.transaction_id,
+                customer_ref,
+                currency,
+                part.amount,
+                part.charge_id,
+                part.refund_id,
+                now
+            ],
+        ),
+        stmt(
+            crate::sql!(
+                "UPDATE customer_balances SET amount = amount - ?, updated_at = ?
+                 WHERE customer_ref = ? AND currency = ?
+                   AND EXISTS (SELECT 1 FROM balance_transactions WHERE id = ? AND claim = ?)"
+            ),
+            params![
+                part.amount,
+                now,
+                customer_ref,
+                currency,
+                part.transaction_id,
+                part.refund_id
+            ],
+        ),
+    ]
+}
+
+crate::row! {
+    /// A charge of the customer's that can still give money back.
+    #[derive(Debug, Clone)]
+    pub struct Refundable {
+        pub id: String,
+        pub remaining: i64,
+    }
+}
+
+/// The customer's succeeded charges in `currency` with something left to refund, newest first
+/// (a balance is given back through the payments that made it: the latest ones).
+pub async fn refundable_charges(
+    db: Db<'_>,
+    customer_ref: &str,
+    currency: &str,
+    not_before: i64,
+) -> Result<Vec<Refundable>, Problem> {
+    db.all(
+        crate::sql!(concat!(
+            "SELECT c.id, c.amount - (SELECT COALESCE(SUM(r.amount), 0) FROM ",
+            own_refunds_sql!(),
+            " AND r.status != 'failed') AS remaining
+             FROM charges c
+             WHERE c.customer_ref = ? AND c.currency = ? AND c.status = 'succeeded'
+               AND c.settled_at >= ?
+             ORDER BY c.settled_at DESC, c.id DESC LIMIT 50"
+        )),
+        params![customer_ref, currency, not_before],
+    )
+    .await
+    .map(|rows: Vec<Refundable>| rows.into_iter().filter(|r| r.remaining > 0).collect())
+}
+
+/// The refunds of a balance refund, by its transactions' id prefix.
+pub async fn of_balance_refund(db: Db<'_>, prefix: &str) -> Result<Vec<RefundRow>, Problem> {
+    let sql = crate::sql!(
+        "SELECT ",
+        COLUMNS,
+        " FROM refunds WHERE id IN (SELECT refund_id FROM balance_transactions
+            WHERE substr(id, 1, length(?1)) = ?1 AND reason = 'refunded')
+          ORDER BY created_at, id"
+    );
+    db.all(sql, params![prefix]).await
+}

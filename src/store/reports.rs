@@ -188,6 +188,9 @@ crate::row! {
         pub settlement_date: Option<String>,
         pub transaction_id: Option<String>,
         pub order_id: Option<String>,
+        /// Charges: what a coupon took off the price.
+        pub discount_amount: Option<i64>,
+        pub coupon_id: Option<String>,
     }
 }
 
@@ -203,7 +206,7 @@ pub async fn export_charges(
         "SELECT 'charge' AS kind, id, id AS charge_id, kind AS charge_kind, customer_ref,
            subscription_id, status, amount, currency, failure_reason, NULL AS method,
            created_at, settled_at, fee, net, settlement_status, payout_ref, settlement_date,
-           transaction_id, order_id
+           transaction_id, order_id, discount_amount, coupon_id
          FROM charges
          WHERE settled_at >= ? AND settled_at < ? AND status = 'succeeded'
            AND (settled_at > ? OR (settled_at = ? AND id > ?))
@@ -225,7 +228,7 @@ pub async fn export_failed_charges(
         "SELECT 'charge' AS kind, id, id AS charge_id, kind AS charge_kind, customer_ref,
            subscription_id, status, amount, currency, failure_reason, NULL AS method,
            created_at, updated_at AS settled_at, fee, net, settlement_status, payout_ref,
-           settlement_date, transaction_id, order_id
+           settlement_date, transaction_id, order_id, discount_amount, coupon_id
          FROM charges
          WHERE status = 'failed' AND updated_at >= ? AND updated_at < ?
            AND (updated_at > ? OR (updated_at = ? AND id > ?))

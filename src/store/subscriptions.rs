@@ -41,6 +41,12 @@ crate::row! {
         pub quantity: Option<u32>,
         /// A quantity change that takes effect with the next period.
         pub pending_quantity: Option<u32>,
+        /// When the free trial (period 0) ends, for a subscription that started with one.
+        pub trial_end: Option<i64>,
+        /// The coupon of the subscription's discount, and the charges it still reduces (none:
+        /// for ever).
+        pub coupon_id: Option<String>,
+        pub discount_periods_left: Option<u32>,
     }
 }
 
@@ -48,7 +54,7 @@ pub const COLUMNS: &str = "id, customer_ref, checkout_id, plan_id, kind, amount,
     interval_unit, interval_count, unit_amount, installments_total, anchor_at, anchor_period, \
     current_period, current_period_start, current_period_end, status, status_reason, \
     cancel_at_period_end, pending_plan_id, pending_plan, paused_at, canceled_at, created_at, \
-    updated_at, quantity, pending_quantity";
+    updated_at, quantity, pending_quantity, trial_end, coupon_id, discount_periods_left";
 
 pub struct NewSubscription<'a> {
     pub id: &'a str,
@@ -62,9 +68,22 @@ pub struct NewSubscription<'a> {
     pub interval_count: u32,
     pub unit_amount: Option<i64>,
     pub installments_total: Option<u32>,
+    /// Period `anchor_period` starts at `anchor_at` (1 after a trial, which is period 0).
     pub anchor_at: i64,
+    pub anchor_period: u32,
     pub period_end: i64,
+    pub trial: Option<Trial>,
+    /// The discount the checkout's coupon gives from the next charges on.
+    pub coupon_id: Option<&'a str>,
+    pub discount_periods_left: Option<u32>,
     pub now: i64,
+}
+
+/// A trial's end and when it is announced.
+#[derive(Debug, Clone, Copy)]
+pub struct Trial {
+    pub end: i64,
+    pub notice_at: i64,
 }
 
 /// One subscription per checkout, whatever the number of activations that race to create it.
@@ -72,10 +91,11 @@ pub fn insert(s: &NewSubscription<'_>) -> Stmt {
     stmt(
         crate::sql!("INSERT INTO subscriptions (id, customer_ref, checkout_id, plan_id, kind, amount, currency,
              interval_unit, interval_count, unit_amount, installments_total, anchor_at,
-             current_period, current_period_start, current_period_end, status, status_reason,
+             anchor_period, current_period, current_period_start, current_period_end, status,
+             status_reason, trial_end, trial_notice_at, coupon_id, discount_periods_left,
              created_at, updated_at, test_clock)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 'active', 'checkout paid', ?, ?,
-                 (SELECT test_clock FROM checkouts WHERE id = ?))
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 'active', 'checkout paid',
+                 ?, ?, ?, ?, ?, ?, (SELECT test_clock FROM checkouts WHERE id = ?))
          ON CONFLICT (checkout_id) DO NOTHING"),
         params![
             s.id,
@@ -90,8 +110,13 @@ pub fn insert(s: &NewSubscription<'_>) -> Stmt {
             s.unit_amount,
             s.installments_total,
             s.anchor_at,
-            s.anchor_at,
+            s.anchor_period,
+            s.now,
             s.period_end,
+            s.trial.map(|t| t.end),
+            s.trial.map(|t| t.notice_at),
+            s.coupon_id,
+            s.discount_periods_left,
             s.now,
             s.now,
             s.checkout_id
@@ -239,6 +264,7 @@ pub fn to_model(row: &SubscriptionRow) -> Result<Subscription, Problem> {
         pending,
         quantity: row.quantity.unwrap_or(1),
         pending_quantity: row.pending_quantity,
+        trial: row.trial_end.is_some() && row.current_period == 0,
     })
 }
 

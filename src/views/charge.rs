@@ -68,6 +68,17 @@ pub struct ChargeView<'a> {
     /// What the customer's balance paid before the card was charged `amount`.
     #[serde(skip_serializing_if = "Option::is_none")]
     balance_applied: Option<i64>,
+    /// What a coupon took off the price: the price was `amount + discount.amount` (plus any
+    /// `balanceApplied`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    discount: Option<ChargeDiscount<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChargeDiscount<'a> {
+    coupon: &'a str,
+    amount: i64,
 }
 
 /// How the provider settled a payment: pending (not batched), processed (batched), settled
@@ -156,6 +167,10 @@ pub fn charge(c: &ChargeRow) -> ChargeView<'_> {
         settlement: settlement(c),
         receipt_url: c.receipt_url.as_deref(),
         balance_applied: c.balance_applied.filter(|a| *a > 0),
+        discount: match (&c.coupon_id, c.discount_amount) {
+            (Some(coupon), Some(amount)) if amount > 0 => Some(ChargeDiscount { coupon, amount }),
+            _ => None,
+        },
     }
 }
 

@@ -19,6 +19,9 @@ pub struct CheckoutView<'a> {
     currency: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     installments: Option<u32>,
+    /// Days of free trial: `amount` only verified the card and is refunded at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trial_days: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     card: Option<MaskedCard>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -48,6 +51,7 @@ pub fn checkout(c: &CheckoutRow, card: Option<MaskedCard>) -> CheckoutView<'_> {
         amount: c.amount,
         currency: &c.currency,
         installments: c.installments,
+        trial_days: c.trial_days,
         card,
         subscription_id: c.subscription_id.as_deref(),
         outcome: c.card_outcome.as_deref(),

@@ -34,8 +34,16 @@ pub struct SubscriptionView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     next_charge_at: Option<String>,
     cancel_at_period_end: bool,
+    /// A free trial's end (its first charge), while the subscription is or was in one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trial_end: Option<String>,
+    /// In its free trial now (period 0 of a subscription started with one).
+    trialing: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pending_plan_id: Option<&'a str>,
+    /// The subscription's own discount (a customer's discount shows on the customer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    discount: Option<DiscountView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     paused_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,10 +76,29 @@ pub fn subscription(s: &SubscriptionRow) -> SubscriptionView<'_> {
         current_period_end: format_rfc3339(s.current_period_end),
         next_charge_at: renews.then(|| format_rfc3339(s.current_period_end)),
         cancel_at_period_end: s.cancel_at_period_end != 0,
+        trial_end: s.trial_end.map(format_rfc3339),
+        trialing: s.trial_end.is_some() && s.current_period == 0 && s.status != "canceled",
         pending_plan_id: s.pending_plan_id.as_deref(),
+        discount: discount(s.coupon_id.as_deref(), s.discount_periods_left),
         paused_at: s.paused_at.map(format_rfc3339),
         canceled_at: s.canceled_at.map(format_rfc3339),
         created_at: format_rfc3339(s.created_at),
         updated_at: format_rfc3339(s.updated_at),
     }
+}
+
+/// A discount: its coupon, and the charges it still reduces (absent: every charge, for ever).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscountView<'a> {
+    coupon: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    periods_left: Option<u32>,
+}
+
+pub fn discount(coupon: Option<&str>, periods_left: Option<u32>) -> Option<DiscountView<'_>> {
+    coupon.map(|coupon| DiscountView {
+        coupon,
+        periods_left,
+    })
 }

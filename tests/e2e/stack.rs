@@ -28,7 +28,7 @@ pub const DEFAULT_RATE_LIMIT: u32 = 100_000;
 
 // The catalog is the repository's own (`PLANS` in wrangler.toml): basic-monthly (9900, month),
 // pro-yearly (99000, year), api-metered (4900 + 25 per unit, month), course (99999 in 3, 4 or
-// 6 monthly installments), weekly (3000, week).
+// 6 monthly installments), weekly (3000, week), team-trial (19900, month, 14 days free).
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

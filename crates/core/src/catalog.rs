@@ -25,10 +25,17 @@ pub struct Plan {
     /// Installment plans: the numbers of installments a customer may choose.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub installments: Option<Vec<u32>>,
+    /// Recurring plans: days of free trial before the first charge (the card is verified at
+    /// checkout by the smallest payment the provider takes, voided at once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trial_days: Option<u32>,
 }
 
+/// The longest trial a plan or a session may give.
+pub const MAX_TRIAL_DAYS: u32 = 730;
+
 /// A plan's members, in the order a plan written as a JSON array lists them.
-const MEMBERS: [&str; 8] = [
+const MEMBERS: [&str; 9] = [
     "id",
     "name",
     "amount",
@@ -37,6 +44,7 @@ const MEMBERS: [&str; 8] = [
     "intervalCount",
     "unitAmount",
     "installments",
+    "trialDays",
 ];
 
 impl Plan {
@@ -78,6 +86,7 @@ impl Plan {
             interval_count: read.whole("intervalCount", false, false).unwrap_or(1),
             unit_amount: read.whole("unitAmount", false, true),
             installments: read.installments(),
+            trial_days: read.whole("trialDays", false, true),
         };
         match read.error {
             None => Ok(plan),
@@ -235,6 +244,14 @@ impl Catalog {
             if plan.unit_amount.is_some_and(|u| u < 0) {
                 return Err(at("unitAmount must not be negative"));
             }
+            if let Some(days) = plan.trial_days {
+                if !(1..=MAX_TRIAL_DAYS).contains(&days) {
+                    return Err(at("trialDays must be 1 to 730"));
+                }
+                if plan.installments.is_some() {
+                    return Err(at("an installment plan has no trial"));
+                }
+            }
             if let Some(options) = &plan.installments {
                 if plan.unit_amount.is_some() {
                     return Err(at("a plan is either metered or paid in installments"));
@@ -289,6 +306,8 @@ mod read_equivalence {
             pub unit_amount: Option<i64>,
             #[serde(default)]
             pub installments: Option<Vec<u32>>,
+            #[serde(default)]
+            pub trial_days: Option<u32>,
         }
 
         fn one() -> u32 {
@@ -310,6 +329,7 @@ mod read_equivalence {
                     interval_count: p.interval_count,
                     unit_amount: p.unit_amount,
                     installments: p.installments,
+                    trial_days: p.trial_days,
                 })
                 .collect(),
         )
@@ -461,6 +481,7 @@ mod read_equivalence {
                 interval_count: 3,
                 unit_amount: Some(25),
                 installments: None,
+                trial_days: Some(14),
             },
             Plan {
                 id: "course".into(),
@@ -471,6 +492,7 @@ mod read_equivalence {
                 interval_count: 1,
                 unit_amount: None,
                 installments: Some(vec![3, 4]),
+                trial_days: None,
             },
         ] {
             let snapshot = serde_json::to_string(&plan).unwrap();

@@ -9,7 +9,8 @@
 //!
 //! base64url without padding; `payload` is a JSON object with `c` (the customer reference),
 //! `exp` (expiry, Unix seconds), `kid` (the first 8 hex digits of SHA-256 of the key) and
-//! optionally `email` and `name`. The key is `CUSTOMER_SESSION_SECRET` as UTF-8 bytes; a second
+//! optionally `email`, `name`, `clk` (a test clock), `trl` (trial days, 0 to 730) and `cpn` (a
+//! coupon id). The key is `CUSTOMER_SESSION_SECRET` as UTF-8 bytes; a second
 //! key (`CUSTOMER_SESSION_SECRET_PREVIOUS`) is accepted during a rotation. New optional claims
 //! may be added to version 1 (a session without them stays valid); a claim this code does not
 //! know is refused rather than ignored, and a change of meaning is a new version.
@@ -108,6 +109,13 @@ pub struct Claims {
     /// the worker refuses to mint one with the test clock off).
     #[serde(rename = "clk", skip_serializing_if = "Option::is_none")]
     pub test_clock: Option<String>,
+    /// Days of free trial the merchant gives this customer's checkout, before the plan's own
+    /// (`0`: none).
+    #[serde(rename = "trl", skip_serializing_if = "Option::is_none")]
+    pub trial_days: Option<u32>,
+    /// A coupon the merchant applies to this customer's checkout (never one the browser names).
+    #[serde(rename = "cpn", skip_serializing_if = "Option::is_none")]
+    pub coupon: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +241,8 @@ fn parse_claims(json: &[u8]) -> Option<Claims> {
     let mut email = None;
     let mut name = None;
     let mut test_clock = None;
+    let mut trial_days = None;
+    let mut coupon = None;
     for (key, value) in map {
         match (key.as_str(), value) {
             ("c", Value::String(s)) => customer_ref = Some(s),
@@ -241,6 +251,14 @@ fn parse_claims(json: &[u8]) -> Option<Claims> {
             ("email", Value::String(s)) => email = Some(s),
             ("name", Value::String(s)) => name = Some(s),
             ("clk", Value::String(s)) if validate::is_identifier(&s) => test_clock = Some(s),
+            ("trl", Value::Number(n)) => {
+                trial_days = n
+                    .as_u64()
+                    .filter(|d| *d <= u64::from(crate::catalog::MAX_TRIAL_DAYS))
+                    .map(|d| d as u32);
+                trial_days?;
+            }
+            ("cpn", Value::String(s)) if validate::is_identifier(&s) => coupon = Some(s),
             _ => return None,
         }
     }
@@ -251,6 +269,8 @@ fn parse_claims(json: &[u8]) -> Option<Claims> {
         email,
         name,
         test_clock,
+        trial_days,
+        coupon,
     };
     claim_errors(
         Some(&claims.customer_ref),
@@ -283,7 +303,34 @@ mod tests {
             email: Some("ada@example.com".into()),
             name: Some("Ada Lovelace".into()),
             test_clock: None,
+            trial_days: None,
+            coupon: None,
         }
+    }
+
+    #[test]
+    fn trial_and_coupon_claims_round_trip_and_are_bounded() {
+        let k = keys("current-secret-0123456789abcdef0123", None);
+        let offered = Claims {
+            trial_days: Some(30),
+            coupon: Some("WELCOME-10".into()),
+            ..claims(NOW + 60)
+        };
+        let got = verify(&k, &mint(&k.current, &offered), NOW, MAX).unwrap();
+        assert_eq!(
+            (got.trial_days, got.coupon.as_deref()),
+            (Some(30), Some("WELCOME-10"))
+        );
+        let zero = Claims {
+            trial_days: Some(0),
+            ..claims(NOW + 60)
+        };
+        let got = verify(&k, &mint(&k.current, &zero), NOW, MAX).unwrap();
+        assert_eq!(got.trial_days, Some(0));
+        assert!(parse_claims(br#"{"c":"a","exp":1,"kid":"k","trl":731}"#).is_none());
+        assert!(parse_claims(br#"{"c":"a","exp":1,"kid":"k","trl":-1}"#).is_none());
+        assert!(parse_claims(br#"{"c":"a","exp":1,"kid":"k","trl":1.5}"#).is_none());
+        assert!(parse_claims(br#"{"c":"a","exp":1,"kid":"k","cpn":"a b"}"#).is_none());
     }
 
     #[test]

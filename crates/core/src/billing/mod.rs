@@ -11,6 +11,7 @@ pub mod calendar;
 pub mod charge_driver;
 pub mod charge_machine;
 pub mod decline;
+pub mod discount;
 pub mod dunning;
 pub mod installments;
 pub mod interval;
@@ -23,6 +24,7 @@ pub mod renewal;
 pub mod reports;
 pub mod settlement;
 pub mod time;
+pub mod trial;
 
 #[cfg(test)]
 mod charge_simulation;

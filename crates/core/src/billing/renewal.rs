@@ -39,6 +39,8 @@ pub struct Subscription {
     pub quantity: u32,
     /// A quantity change waiting for the next period.
     pub pending_quantity: Option<u32>,
+    /// The period in service is a free trial: what is used in it is not billed.
+    pub trial: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +105,7 @@ pub fn close(sub: &Subscription, usage: i64, max_charge: i64) -> Result<Close, R
     let next = sub.current_period + 1;
     let usage_fee = |terms: &Terms| -> Result<i64, RenewalError> {
         match terms.unit_amount {
+            _ if sub.trial => Ok(0),
             None => Ok(0),
             Some(unit) => metered::metered_total(0, unit, usage, Some(max_charge))
                 .map_err(|e| RenewalError::Money(e.to_string())),
@@ -206,7 +209,38 @@ mod tests {
             pending: None,
             quantity: 1,
             pending_quantity: None,
+            trial: false,
         }
+    }
+
+    #[test]
+    fn a_trial_closes_into_the_first_paid_period_at_its_end_without_its_usage() {
+        let trial_end = parse_rfc3339("2027-02-14T10:00:00Z").unwrap();
+        let mut s = sub(Kind::Recurring, terms(1_000, Some(7)), 0);
+        s.anchor_at = trial_end;
+        s.anchor_period = 1;
+        s.trial = true;
+        match close(&s, 40, 1_000_000).unwrap() {
+            Close::Renew {
+                period,
+                start_ms,
+                end_ms,
+                amount,
+                ..
+            } => {
+                assert_eq!((period, start_ms, amount), (1, trial_end, 1_000));
+                assert_eq!(end_ms, parse_rfc3339("2027-03-14T10:00:00Z").unwrap());
+            }
+            other => panic!("{other:?}"),
+        }
+        s.cancel_at_period_end = true;
+        assert_eq!(
+            close(&s, 40, 1_000_000).unwrap(),
+            Close::Cancel {
+                period: 1,
+                final_amount: None
+            }
+        );
     }
 
     #[test]

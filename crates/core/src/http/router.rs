@@ -81,6 +81,15 @@ pub enum Route {
     GetTestClock(String),
     DeleteTestClock(String),
     AdvanceTestClock(String),
+    CreateCoupon,
+    ListCoupons,
+    GetCoupon(String),
+    DeleteCoupon(String),
+    SetSubscriptionDiscount(String),
+    DeleteSubscriptionDiscount(String),
+    SetCustomerDiscount(String),
+    DeleteCustomerDiscount(String),
+    RefundCustomerBalance(String),
 }
 
 impl Route {
@@ -131,7 +140,16 @@ impl Route {
             | ListTestClocks
             | GetTestClock(_)
             | DeleteTestClock(_)
-            | AdvanceTestClock(_) => Access::Merchant,
+            | AdvanceTestClock(_)
+            | CreateCoupon
+            | ListCoupons
+            | GetCoupon(_)
+            | DeleteCoupon(_)
+            | SetSubscriptionDiscount(_)
+            | DeleteSubscriptionDiscount(_)
+            | SetCustomerDiscount(_)
+            | DeleteCustomerDiscount(_)
+            | RefundCustomerBalance(_) => Access::Merchant,
         }
     }
 
@@ -201,6 +219,17 @@ impl Route {
             GetTestClock(_) => ("GET", "/v1/test-clocks/{testClockId}"),
             DeleteTestClock(_) => ("DELETE", "/v1/test-clocks/{testClockId}"),
             AdvanceTestClock(_) => ("POST", "/v1/test-clocks/{testClockId}/advance"),
+            CreateCoupon => ("POST", "/v1/coupons"),
+            ListCoupons => ("GET", "/v1/coupons"),
+            GetCoupon(_) => ("GET", "/v1/coupons/{couponId}"),
+            DeleteCoupon(_) => ("DELETE", "/v1/coupons/{couponId}"),
+            SetSubscriptionDiscount(_) => ("POST", "/v1/subscriptions/{subscriptionId}/discount"),
+            DeleteSubscriptionDiscount(_) => {
+                ("DELETE", "/v1/subscriptions/{subscriptionId}/discount")
+            }
+            SetCustomerDiscount(_) => ("POST", "/v1/customers/{customerRef}/discount"),
+            DeleteCustomerDiscount(_) => ("DELETE", "/v1/customers/{customerRef}/discount"),
+            RefundCustomerBalance(_) => ("POST", "/v1/customers/{customerRef}/balance/refund"),
             PreviewPlanChange(_) => (
                 "POST",
                 "/v1/subscriptions/{subscriptionId}/change-plan/preview",
@@ -222,6 +251,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/customers/{customerRef}/payment-method"),
     ("GET", "/v1/customers/{customerRef}/charges"),
     ("GET", "/v1/customers/{customerRef}/balance"),
+    ("POST", "/v1/customers/{customerRef}/balance/refund"),
+    ("POST", "/v1/customers/{customerRef}/discount"),
+    ("DELETE", "/v1/customers/{customerRef}/discount"),
+    ("POST", "/v1/subscriptions/{subscriptionId}/discount"),
+    ("DELETE", "/v1/subscriptions/{subscriptionId}/discount"),
+    ("POST", "/v1/coupons"),
+    ("GET", "/v1/coupons"),
+    ("GET", "/v1/coupons/{couponId}"),
+    ("DELETE", "/v1/coupons/{couponId}"),
     ("GET", "/v1/portal/subscriptions"),
     ("POST", "/v1/portal/subscriptions/{subscriptionId}/cancel"),
     (
@@ -348,6 +386,34 @@ pub fn resolve(method: &str, path: &str) -> Matched {
             &["GET"],
             is(method, "GET").then(|| GetCustomerBalance(owned(customer))),
         ),
+        ["v1", "customers", customer, "balance", "refund"] => (
+            &["POST"],
+            is(method, "POST").then(|| RefundCustomerBalance(owned(customer))),
+        ),
+        ["v1", "customers", customer, "discount"] => (
+            &["POST", "DELETE"],
+            match method {
+                "POST" => Some(SetCustomerDiscount(owned(customer))),
+                "DELETE" => Some(DeleteCustomerDiscount(owned(customer))),
+                _ => None,
+            },
+        ),
+        ["v1", "coupons"] => (
+            &["GET", "POST"],
+            match method {
+                "GET" => Some(ListCoupons),
+                "POST" => Some(CreateCoupon),
+                _ => None,
+            },
+        ),
+        ["v1", "coupons", id] => (
+            &["GET", "DELETE"],
+            match method {
+                "GET" => Some(GetCoupon(owned(id))),
+                "DELETE" => Some(DeleteCoupon(owned(id))),
+                _ => None,
+            },
+        ),
         ["v1", "customers", customer, "charges"] => (
             &["GET"],
             is(method, "GET").then(|| ListCustomerCharges(owned(customer))),
@@ -390,6 +456,14 @@ pub fn resolve(method: &str, path: &str) -> Matched {
         ["v1", "subscriptions", id, "change-plan", "preview"] => (
             &["POST"],
             is(method, "POST").then(|| PreviewPlanChange(owned(id))),
+        ),
+        ["v1", "subscriptions", id, "discount"] => (
+            &["POST", "DELETE"],
+            match method {
+                "POST" => Some(SetSubscriptionDiscount(owned(id))),
+                "DELETE" => Some(DeleteSubscriptionDiscount(owned(id))),
+                _ => None,
+            },
         ),
         ["v1", "subscriptions", id, action] => {
             let action = match *action {
