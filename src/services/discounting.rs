@@ -60,7 +60,8 @@ impl Guard {
         params![self.subscription_after.0.clone(), self.subscription_after.1]
     }
 
-    /// The values of [`discounts_unchanged!`] in the same UPDATE's WHERE clause.
+    /// The values of the same UPDATE's conditions that the discounts are as read (in order:
+    /// the subscription's coupon and periods, the customer's coupon and periods).
     pub fn where_params(&self) -> Vec<P> {
         params![
             self.subscription_before.0.clone(),
@@ -71,16 +72,6 @@ impl Guard {
             self.customer_before.1
         ]
     }
-}
-
-/// The conditions [`Guard::where_params`] binds.
-#[macro_export]
-macro_rules! discounts_unchanged {
-    () => {
-        " AND coupon_id IS ? AND discount_periods_left IS ?
-          AND (SELECT coupon_id FROM customers WHERE customer_ref = ?) IS ?
-          AND (SELECT discount_periods_left FROM customers WHERE customer_ref = ?) IS ?"
-    };
 }
 
 impl Discounts {

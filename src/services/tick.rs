@@ -189,9 +189,10 @@ async fn announce_trial_ends(ctx: &Ctx, now: i64, clock: Option<&str>) -> Result
     Ok(changed as u32)
 }
 
-/// Calls one more close-and-enqueue round costs at most: the due subscriptions read, the close
-/// batches, the claim and the sends (metered plans add one read each, counted as they go).
-const ROUND_CALLS: u32 = 16;
+/// Calls one more close-and-enqueue round costs at most: the due subscriptions read, their
+/// balances and discounts, the close batches, the claim and the sends (metered plans add one
+/// read each, counted as they go).
+const ROUND_CALLS: u32 = 18;
 
 /// Another round leaves the reconciliation steps their share: their calls, and a fifth of the
 /// wall-time budget.
@@ -337,6 +338,16 @@ macro_rules! unchanged_since_read {
     };
 }
 
+/// The condition that the discounts a close planned with are as read (bound by
+/// `discounting::Guard::where_params`): the subscription's own, and its customer's.
+macro_rules! discounts_unchanged {
+    () => {
+        " AND coupon_id IS ? AND discount_periods_left IS ?
+          AND (SELECT coupon_id FROM customers WHERE customer_ref = ?) IS ?
+          AND (SELECT discount_periods_left FROM customers WHERE customer_ref = ?) IS ?"
+    };
+}
+
 enum Closed {
     Renewed,
     Canceled,
@@ -455,7 +466,7 @@ async fn plan_close(
                          pending_quantity = NULL, updated_at = ?,
                          coupon_id = ?, discount_periods_left = ? ",
                     unchanged_since_read!(),
-                    crate::discounts_unchanged!()
+                    discounts_unchanged!()
                 )),
                 advance_params,
             );
