@@ -293,18 +293,7 @@ pub fn record_for_period(g: &Given<'_>) -> Stmt {
              WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ?3 AND current_period = ?4)
              ON CONFLICT (id) DO NOTHING"
         ),
-        params![
-            g.id,
-            g.customer_ref,
-            g.subscription_id,
-            g.period_index,
-            g.coupon_id,
-            g.currency,
-            g.amount,
-            g.charge_id,
-            g.claim,
-            g.now
-        ],
+        given_params(g),
     )
 }
 
@@ -317,19 +306,23 @@ pub fn record(g: &Given<'_>) -> Stmt {
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO NOTHING"
         ),
-        params![
-            g.id,
-            g.customer_ref,
-            g.subscription_id,
-            g.period_index,
-            g.coupon_id,
-            g.currency,
-            g.amount,
-            g.charge_id,
-            g.claim,
-            g.now
-        ],
+        given_params(g),
     )
+}
+
+fn given_params(g: &Given<'_>) -> Vec<super::db::P> {
+    params![
+        g.id,
+        g.customer_ref,
+        g.subscription_id,
+        g.period_index,
+        g.coupon_id,
+        g.currency,
+        g.amount,
+        g.charge_id,
+        g.claim,
+        g.now
+    ]
 }
 
 /// A customer's discount used by one more charge: its periods counted down (the discount ends

@@ -27,24 +27,6 @@ fn coupon(s: &Stack, id: &str) -> Value {
     merchant_get(s, &format!("/v1/coupons/{id}"))
 }
 
-/// A session for `customer` carrying `extra` claims (coupon, trial), used by their checkouts.
-fn session_with(s: &Stack, customer: &str, extra: Value) -> crate::http::Reply {
-    let mut body = json!({"customerRef": customer, "email": "ada@example.com"});
-    body.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    let r = mint_session(s, &body);
-    if r.status == 201 {
-        let token = r.json()["clientSecret"].as_str().unwrap().to_owned();
-        s.memo
-            .lock()
-            .unwrap()
-            .sessions
-            .insert(customer.to_owned(), token);
-    }
-    r
-}
-
 /// The customer's charges of one subscription, oldest first.
 fn charges_of_sub(s: &Stack, customer: &str, sub: &str) -> Vec<Value> {
     let mut found: Vec<Value> = charges_of(s, customer)

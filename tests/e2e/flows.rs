@@ -478,21 +478,31 @@ pub fn run(mut command: std::process::Command) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// From now on `customer` acts with a session minted with `extra` members (a test clock, a
+/// trial, a coupon) beside their email; the mint's reply is returned, whatever it was.
+pub fn session_with(s: &Stack, customer: &str, extra: Value) -> Reply {
+    let mut body = json!({"customerRef": customer, "email": "ada@example.com"});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let r = mint_session(s, &body);
+    if r.status == 201 {
+        let token = r.json()["clientSecret"].as_str().unwrap().to_owned();
+        s.memo
+            .lock()
+            .unwrap()
+            .sessions
+            .insert(customer.to_owned(), token);
+    }
+    r
+}
+
 /// From now on `customer` acts with a session on the named test clock `clock`: their
 /// checkouts, subscriptions and charges run on it.
 pub fn put_on_clock(s: &Stack, customer: &str, clock: &str) {
-    let r = mint_session(
-        s,
-        &json!({"customerRef": customer, "email": "ada@example.com", "testClock": clock}),
-    );
+    let r = session_with(s, customer, json!({"testClock": clock}));
     assert_eq!(r.status, 201, "session on {clock}: {}", r.text);
     assert_eq!(r.json()["testClock"], clock);
-    let token = r.json()["clientSecret"].as_str().unwrap().to_owned();
-    s.memo
-        .lock()
-        .unwrap()
-        .sessions
-        .insert(customer.to_owned(), token);
 }
 
 /// Runs the scheduler on a named test clock as of `now`: only that clock's subscriptions.

@@ -56,21 +56,6 @@ fn trial_checkout(s: &Stack, customer: &str, plan: &str) -> (Value, String) {
     (created, sub)
 }
 
-fn with_session(s: &Stack, customer: &str, extra: Value) {
-    let mut body = json!({"customerRef": customer, "email": "ada@example.com"});
-    body.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    let r = mint_session(s, &body);
-    assert_eq!(r.status, 201, "{}", r.text);
-    let token = r.json()["clientSecret"].as_str().unwrap().to_owned();
-    s.memo
-        .lock()
-        .unwrap()
-        .sessions
-        .insert(customer.to_owned(), token);
-}
-
 #[test]
 fn a_trial_verifies_the_card_gives_it_back_announces_its_end_and_charges_first_when_it_ends() {
     let s = Stack::start();
@@ -147,7 +132,10 @@ fn the_merchant_gives_a_trial_through_the_session_and_the_browser_cannot() {
     let s = Stack::start();
     at(&s, START);
     // A 30-day trial on a plan that has none.
-    with_session(&s, "trial-2", json!({"trialDays": 30}));
+    assert_eq!(
+        session_with(&s, "trial-2", json!({"trialDays": 30})).status,
+        201
+    );
     let (created, sub) = trial_checkout(&s, "trial-2", "basic-monthly");
     assert_eq!(created["amount"], VERIFICATION);
     assert_eq!(
@@ -156,7 +144,10 @@ fn the_merchant_gives_a_trial_through_the_session_and_the_browser_cannot() {
         "30 days"
     );
     // No trial on a plan that has one: the session says 0.
-    with_session(&s, "trial-3", json!({"trialDays": 0}));
+    assert_eq!(
+        session_with(&s, "trial-3", json!({"trialDays": 0})).status,
+        201
+    );
     let (created, sub) = trial_checkout(&s, "trial-3", "team-trial");
     assert_eq!(created["amount"], TEAM);
     assert!(created.get("trialDays").is_none(), "{created}");
@@ -172,7 +163,10 @@ fn the_merchant_gives_a_trial_through_the_session_and_the_browser_cannot() {
     start_checkout(&s, "trial-4", "basic-monthly", json!({"trialDays": 365}))
         .problem(400, "validation-error");
     // An installment plan has no trial, whatever the session says.
-    with_session(&s, "trial-5", json!({"trialDays": 30}));
+    assert_eq!(
+        session_with(&s, "trial-5", json!({"trialDays": 30})).status,
+        201
+    );
     let r = start_checkout(&s, "trial-5", "course", json!({"installments": 3}));
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.json()["amount"], 33_333);
