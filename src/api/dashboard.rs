@@ -64,7 +64,7 @@ async fn authenticate(req: &Request, config: &Config) -> Result<Staff, Problem> 
         && let Some(cookies) = header("Cookie")
         && let Some(value) = staff::cookie(&cookies, staff::DEV_COOKIE)
         && let Some(email) =
-            staff::verify_dev_session(&config.merchant_api_key, value, wall_seconds())
+            staff::verify_dev_session(&config.merchant_keys.current, value, wall_seconds())
     {
         return Ok(Staff {
             role: staff::role_of(&email, &dash.admins),
@@ -198,7 +198,7 @@ async fn dev_login(mut req: Request, config: &Config) -> Result<Response, Proble
     }
     f.finish()?;
     let email = email.unwrap_or_default().to_ascii_lowercase();
-    let cookie = staff::mint_dev_session(&config.merchant_api_key, &email, wall_seconds());
+    let cookie = staff::mint_dev_session(&config.merchant_keys.current, &email, wall_seconds());
     let secure = config.public_base_url.starts_with("https://");
     let role = staff::role_of(&email, &config.dashboard.admins);
     let mut response = respond::json(200, &json!({"email": email, "role": role.as_str()}))?;

@@ -40,7 +40,7 @@ use recurring_core::config::Config;
 use recurring_core::http::cors::{self, Decision};
 use recurring_core::http::problem::Problem;
 use recurring_core::http::router::{self, Access, Matched, Route};
-use recurring_core::secure::constant_time_eq;
+use recurring_core::merchant_auth::{self, Refusal};
 use recurring_core::session::{self, Claims};
 
 pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> worker::Result<Response> {
@@ -304,18 +304,20 @@ fn origin(req: &Request) -> Option<String> {
 
 fn authenticate_merchant(req: &Request, config: &Config) -> Result<(), Problem> {
     let header = req.headers().get("Authorization").ok().flatten();
-    let Some(presented) = header.as_deref().and_then(|h| h.strip_prefix("Bearer ")) else {
-        return Err(Problem::unauthorized(
-            "Send the merchant API key as `Authorization: Bearer <key>`.",
-        ));
-    };
-    if constant_time_eq(
-        presented.trim().as_bytes(),
-        config.merchant_api_key.as_bytes(),
+    match merchant_auth::authorize(
+        &config.merchant_keys,
+        header.as_deref(),
+        req.method().as_ref(),
     ) {
-        Ok(())
-    } else {
-        Err(Problem::unauthorized("The merchant API key is not valid."))
+        Ok(_) => Ok(()),
+        Err(Refusal::Missing) => Err(Problem::unauthorized(
+            "Send the merchant API key as `Authorization: Bearer <key>`.",
+        )),
+        Err(Refusal::Invalid) => Err(Problem::unauthorized("The merchant API key is not valid.")),
+        Err(Refusal::ReadOnly) => Err(Problem::new(403, "read-only-key", "Read-only key").detail(
+            "MERCHANT_READ_KEY reads (GET) and changes nothing; use the merchant API key."
+                .to_owned(),
+        )),
     }
 }
 

@@ -24,7 +24,16 @@ pub async fn receive(
 ) -> Result<Response, Problem> {
     let raw = body::raw(req, MAX_WEBHOOK_BYTES).await?;
     let presented = req.headers().get("x-webhook-signature").ok().flatten();
-    if !signature::verify(&ctx.config.webhook_secret, &raw, presented.as_deref()) {
+    // During a rotation the previous secret is still accepted: the provider may sign with
+    // either until its dashboard has the new one everywhere.
+    let signed_by = |secret: &str| signature::verify(secret, &raw, presented.as_deref());
+    if !signed_by(&ctx.config.webhook_secret)
+        && !ctx
+            .config
+            .webhook_secret_previous
+            .as_deref()
+            .is_some_and(signed_by)
+    {
         return Err(Problem::unauthorized(
             "The x-webhook-signature header does not match the body.",
         )

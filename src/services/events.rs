@@ -256,7 +256,12 @@ async fn post(
     body: &str,
 ) -> (Option<u16>, Option<String>) {
     let headers = Headers::new();
-    let signature = sign(&webhook.key, id, timestamp, body);
+    // Signed with both secrets during a rotation (space-separated, as the specification
+    // allows): the merchant's endpoint verifies with whichever it holds.
+    let mut signature = sign(&webhook.key, id, timestamp, body);
+    if let Some(previous) = &webhook.previous_key {
+        signature = format!("{signature} {}", sign(previous, id, timestamp, body));
+    }
     for (name, value) in [
         ("content-type", "application/json"),
         ("user-agent", "recurring-edge-webhooks"),

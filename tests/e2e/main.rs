@@ -19,6 +19,7 @@ mod dashboard;
 mod events;
 mod fanout;
 mod foundation;
+mod keys;
 mod logs;
 mod plan_changes;
 mod portal;

@@ -3,6 +3,7 @@
 //! Parsing is pure: it takes a lookup function, so every rule here is tested natively.
 
 use crate::catalog::Catalog;
+use crate::merchant_auth::MerchantKeys;
 use crate::session::{SessionKey, SessionKeys};
 
 /// Provider connection settings.
@@ -37,6 +38,9 @@ pub struct MerchantWebhook {
     pub url: String,
     /// The bytes of `MERCHANT_WEBHOOK_SECRET` (`whsec_<base64>`).
     pub key: Vec<u8>,
+    /// `MERCHANT_WEBHOOK_SECRET_PREVIOUS`, during a rotation: every delivery is signed with
+    /// both, so the merchant's endpoint verifies with either.
+    pub previous_key: Option<Vec<u8>>,
     pub timeout_ms: u32,
 }
 
@@ -51,7 +55,12 @@ pub struct Config {
     /// Delays before each retry of an event delivery, in seconds.
     pub event_retry_delays_s: Vec<u32>,
     pub webhook_secret: String,
-    pub merchant_api_key: String,
+    /// `PSP_WEBHOOK_SECRET_PREVIOUS`: still accepted on the provider's webhooks during a
+    /// rotation.
+    pub webhook_secret_previous: Option<String>,
+    /// The merchant's keys: the current and (during a rotation) the previous full key, and
+    /// the read-only key.
+    pub merchant_keys: MerchantKeys,
     /// Keys of customer sessions: the current one signs, the previous one is still accepted.
     pub session_keys: SessionKeys,
     /// The longest lifetime a customer session may have.
@@ -185,6 +194,18 @@ impl Config {
         let api_secret = required("PSP_API_SECRET");
         let webhook_secret = required("PSP_WEBHOOK_SECRET");
         let merchant_api_key = required("MERCHANT_API_KEY");
+        let secondary = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let merchant_keys = MerchantKeys {
+            previous: secondary("MERCHANT_API_KEY_PREVIOUS"),
+            read: secondary("MERCHANT_READ_KEY"),
+            current: merchant_api_key,
+        };
+        let webhook_secret_previous = secondary("PSP_WEBHOOK_SECRET_PREVIOUS");
+        let merchant_webhook_previous = secondary("MERCHANT_WEBHOOK_SECRET_PREVIOUS");
         let session_secret = required("CUSTOMER_SESSION_SECRET");
         let public_base_url = required("PUBLIC_BASE_URL");
         let plans = required("PLANS");
@@ -297,6 +318,25 @@ impl Config {
                 false
             }
         };
+        if merchant_keys.read.is_some()
+            && [
+                Some(&merchant_keys.current),
+                merchant_keys.previous.as_ref(),
+            ]
+            .contains(&merchant_keys.read.as_ref())
+        {
+            problems.push("MERCHANT_READ_KEY must differ from the full merchant keys".into());
+        }
+        if merchant_webhook_previous
+            .as_deref()
+            .is_some_and(|s| crate::merchant_webhook::decode_secret(s).is_none())
+        {
+            problems.push(
+                "MERCHANT_WEBHOOK_SECRET_PREVIOUS must be whsec_ and the base64 of at least 16 \
+                 random bytes"
+                    .into(),
+            );
+        }
         let merchant_webhook = match optional("MERCHANT_WEBHOOK_URL", "").as_str() {
             "" => None,
             url if !is_http_url(url) => {
@@ -310,6 +350,9 @@ impl Config {
                 Some(key) => Some(MerchantWebhook {
                     url: url.to_owned(),
                     key,
+                    previous_key: merchant_webhook_previous
+                        .as_deref()
+                        .and_then(crate::merchant_webhook::decode_secret),
                     timeout_ms: webhook_timeout_ms,
                 }),
                 None => {
@@ -409,7 +452,8 @@ impl Config {
                 timeout_ms,
             },
             webhook_secret,
-            merchant_api_key,
+            webhook_secret_previous,
+            merchant_keys,
             session_keys,
             session_max_lifetime_s,
             max_open_checkouts,

@@ -8,6 +8,7 @@
 //! - `input`, `json_read`, `validate`: strict reading of request bodies;
 //! - `session`: customer sessions (format, minting, verification);
 //! - `catalog`, `config`: the plan catalog and the worker's settings, parsed and checked;
+//! - `merchant_auth`: which merchant key a request presents and what it may do;
 //! - `merchant_webhook`, `secure`: Standard Webhooks signatures, constant-time comparison,
 //!   request fingerprints;
 //! - `staff`: the dashboard's users (Access tokens' claims, development sessions, roles, which
@@ -23,6 +24,7 @@ pub mod config;
 pub mod http;
 pub mod input;
 pub mod json_read;
+pub mod merchant_auth;
 pub mod merchant_webhook;
 pub mod psp;
 pub mod secure;
