@@ -16,7 +16,7 @@ build:
 bootstrap:
 	@scripts/bootstrap.sh
 
-# The production deployment: checks, migrations, deploy, health (see the README's checklist).
+# The production deployment: checks, migrations, deploy, health (see docs/operate/deploy.md).
 deploy:
 	@scripts/deploy.sh
 

@@ -35,7 +35,7 @@ present=$(wrangler secret list --env "$ENV" --format json 2>/dev/null |
   python3 -c 'import json,sys; print("\n".join(s["name"] for s in json.load(sys.stdin)))' 2>/dev/null || true)
 missing=$(comm -23 <(printf '%s\n' "$required") <(printf '%s\n' "$present" | sort -u))
 if [ -n "$missing" ]; then
-  die "secrets not set on the $ENV worker (the README's production checklist says how to make them):
+  die "secrets not set on the $ENV worker (docs/operate/deploy.md says how to make them):
 $(printf '  %s\n' $missing)
   set each with: npx wrangler secret put NAME --env $ENV"
 fi

@@ -188,7 +188,7 @@ def main() -> int:
         print(f"predeploy: [env.{args.env}] of {args.config} is not ready to deploy:", file=sys.stderr)
         for p in problems:
             print(f"  - {p}", file=sys.stderr)
-        print("See the production checklist in README.md.", file=sys.stderr)
+        print("See the production checklist in docs/operate/deploy.md.", file=sys.stderr)
         return 1
     print(f"predeploy: [env.{args.env}] has no placeholder left", file=sys.stderr)
     return 0

@@ -307,10 +307,44 @@ fn readme_block(section: &str, fence: &str) -> Option<String> {
     })
 }
 
-/// Every `<!-- api: METHOD /template STATUS -->` of the README, with the `sh` block (the curl
-/// request) and the `json` block (the answer) that follow it.
+/// The README and every page under `docs/`, each with its text.
+fn documentation() -> Vec<(std::path::PathBuf, String)> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                out.push(path);
+            }
+        }
+    }
+    let mut paths = vec![root().join("README.md")];
+    walk(&root().join("docs"), &mut paths);
+    paths
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p, text)
+        })
+        .collect()
+}
+
+/// Every `<!-- api: METHOD /template STATUS -->` of the documentation, with the `sh` block (the
+/// curl request) and the `json` block (the answer) that follow it on the same page.
 fn readme_examples() -> Vec<Example> {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut examples = Vec::new();
+    for (_, page) in documentation() {
+        examples.extend(page_examples(&page));
+    }
+    examples
+}
+
+fn page_examples(readme: &str) -> Vec<Example> {
     let mut examples = Vec::new();
     for (at, _) in readme.match_indices("<!-- api: ") {
         let rest = &readme[at + 10..];
@@ -477,8 +511,11 @@ fn the_readme_shows_a_valid_request_and_answer_for_every_operation() {
             (None, Some(_)) => errors.push(format!("{name}: no ```json answer")),
         }
     }
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    for (at, _) in readme.match_indices("<!-- problem -->") {
+    let pages = documentation();
+    for (at, readme) in pages.iter().flat_map(|(_, page)| {
+        page.match_indices("<!-- problem -->")
+            .map(move |(at, _)| (at, page.as_str()))
+    }) {
         let rest = &readme[at..];
         let body = rest
             .split("```json\n")
@@ -496,7 +533,7 @@ fn the_readme_shows_a_valid_request_and_answer_for_every_operation() {
     for (method, template, _) in operations() {
         if !shown.contains(&(method.clone(), template.clone())) {
             errors.push(format!(
-                "the README shows no example of {method} {template}"
+                "the documentation shows no example of {method} {template}"
             ));
         }
     }
@@ -510,7 +547,7 @@ fn sample(method: &str, template: &str) -> Value {
     let e = readme_examples()
         .into_iter()
         .find(|e| e.method == method && e.template == template && e.answer.is_some())
-        .unwrap_or_else(|| panic!("no README answer for {method} {template}"));
+        .unwrap_or_else(|| panic!("no documented answer for {method} {template}"));
     serde_json::from_str(e.answer.as_deref().unwrap()).unwrap()
 }
 
@@ -596,5 +633,92 @@ fn every_deployment_serves_this_document() {
         document()["info"]["version"],
         env!("CARGO_PKG_VERSION"),
         "the document's version is the crate's"
+    );
+}
+
+// ---- the API reference page -------------------------------------------------------------------
+
+/// `docs/reference/api.md` as `openapi.json` makes it: every operation by tag, with its caller
+/// and its answers.
+fn api_reference() -> String {
+    let doc = document();
+    let mut out = String::from(
+        "# API reference\n\n\
+         Every route, generated from [`openapi.json`](../../openapi.json) (which has the \
+         parameters, bodies and schemas). `tests/openapi.rs` fails when this page differs from \
+         the document; `UPDATE_DOCS=1 cargo test --test openapi` writes it again.\n\n\
+         Callers: **merchant** is `Authorization: Bearer <MERCHANT_API_KEY>` (or the read key, \
+         on routes marked *read key*), **customer** a customer session, **provider** the \
+         provider's signature, **none** no proof.\n",
+    );
+    let tags: Vec<String> = doc["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    for tag in tags {
+        let mut rows = Vec::new();
+        for (method, template, pointer) in operations() {
+            let op = doc.pointer(&pointer).unwrap();
+            let tagged = op["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == tag.as_str()));
+            if !tagged {
+                continue;
+            }
+            let schemes: Vec<&str> = op["security"]
+                .as_array()
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|s| s.as_object()?.keys().next().map(String::as_str))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let caller = match schemes.as_slice() {
+                [] => "none".to_owned(),
+                s if s.contains(&"merchantReadKey") => "merchant (read key)".to_owned(),
+                s if s.contains(&"merchantKey") => "merchant".to_owned(),
+                s if s.contains(&"customerSession") => "customer".to_owned(),
+                s if s.contains(&"providerSignature") => "provider".to_owned(),
+                s => s.join(", "),
+            };
+            let statuses: Vec<&str> = op["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            rows.push(format!(
+                "| `{method} {template}` | {} | {caller} | {} |\n",
+                op["summary"].as_str().unwrap_or(""),
+                statuses.join(", ")
+            ));
+        }
+        if rows.is_empty() {
+            continue;
+        }
+        out.push_str(&format!(
+            "\n## {tag}\n\n| route | what | caller | answers |\n|---|---|---|---|\n"
+        ));
+        for row in rows {
+            out.push_str(&row);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_api_reference_page_is_generated_from_the_document() {
+    let path = root().join("docs/reference/api.md");
+    let expected = api_reference();
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &expected).unwrap();
+    }
+    let found = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        found == expected,
+        "docs/reference/api.md is not what openapi.json makes; run \
+         `UPDATE_DOCS=1 cargo test --test openapi`"
     );
 }

@@ -82,7 +82,7 @@ struct Summary {
     dunning: Dunning,
     /// Subscriptions by the status they had at `to`.
     subscriptions: std::collections::BTreeMap<String, u32>,
-    /// Monthly recurring revenue at `to` (see the README for the normalization rule).
+    /// Monthly recurring revenue at `to` (see docs/operate/reports.md for the normalization rule).
     mrr: i64,
 }
 

@@ -445,14 +445,20 @@ pub fn minutes_from_now(minutes: i64) -> String {
     recurring_core::billing::time::format_rfc3339(now + minutes * 60_000)
 }
 
-/// The code block that follows `marker` in the README, without the indentation it has there
-/// (a block inside a list item is indented).
+/// The code block that follows `marker` in the documentation (`docs/`), without the
+/// indentation it has there (a block inside a list item is indented).
 pub fn readme_block(marker: &str) -> String {
-    let readme = std::fs::read_to_string(crate::stack::root().join("README.md")).unwrap();
-    let after = readme
-        .split_once(marker)
-        .unwrap_or_else(|| panic!("{marker} is not in the README"))
-        .1;
+    let pages = [
+        "integrate/sessions.md",
+        "integrate/events.md",
+        "integrate/checkout.md",
+    ];
+    let readme = pages
+        .iter()
+        .map(|page| std::fs::read_to_string(crate::stack::root().join("docs").join(page)).unwrap())
+        .find(|text| text.contains(marker))
+        .unwrap_or_else(|| panic!("{marker} is not in the documentation"));
+    let after = readme.split_once(marker).unwrap().1;
     let fence_start = after.find("```").unwrap();
     let indent = after[..fence_start]
         .rsplit('\n')
