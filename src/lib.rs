@@ -60,6 +60,9 @@ async fn queue(
         );
         return Ok(());
     };
+    if services::dead_letters::is_dead_letter_queue(&batch.queue()) {
+        return services::dead_letters::consume(batch, &env, config).await;
+    }
     // Both queues come here; a batch is all of one queue, so its first message tells which.
     let events = batch
         .raw_iter()

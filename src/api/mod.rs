@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod events;
 pub mod health;
 pub mod incidents;
+pub mod monitoring;
 pub mod page;
 pub mod payment_method;
 pub mod payouts;
@@ -239,6 +240,7 @@ pub(super) async fn route_to(
         PreviewPlanChange(id) => plan_changes::preview(&mut req, ctx, &id).await,
         GetCustomerBalance(customer) => plan_changes::balance(ctx, &customer).await,
         RefundCustomerBalance(customer) => balance_refunds::create(&mut req, ctx, &customer).await,
+        Monitoring => monitoring::get(ctx).await,
         CreateCoupon => coupons::create(&mut req, ctx).await,
         ListCoupons => coupons::list(&req, ctx).await,
         GetCoupon(id) => coupons::get(ctx, &id).await,

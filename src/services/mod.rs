@@ -3,6 +3,7 @@
 
 pub mod activation;
 pub mod charging;
+pub mod dead_letters;
 pub mod discounting;
 pub mod events;
 pub mod fanout;

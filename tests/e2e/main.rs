@@ -21,6 +21,7 @@ mod fanout;
 mod foundation;
 mod keys;
 mod logs;
+mod monitoring;
 mod plan_changes;
 mod portal;
 mod reports;

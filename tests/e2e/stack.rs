@@ -64,6 +64,9 @@ pub struct Options {
     /// SQL run against the stack's fresh ledger before the worker starts: rows in numbers no
     /// test could create through the API in its time.
     pub seed_sql: Option<String>,
+    /// The charges queue consumer's `max_retries` in place of wrangler.toml's (0: a message
+    /// that fails once goes to the dead-letter queue).
+    pub charges_max_retries: Option<i64>,
 }
 
 /// What the test helpers remember about a stack: sessions minted per customer, and whose
@@ -90,6 +93,7 @@ pub struct Stack {
     sandbox_args: Vec<String>,
     secrets: Vec<(&'static str, String)>,
     rate_limit: u32,
+    charges_max_retries: Option<i64>,
     pub memo: Mutex<Memo>,
 }
 
@@ -125,6 +129,7 @@ impl Stack {
             sandbox_args: options.sandbox_args,
             secrets: options.secrets,
             rate_limit: options.rate_limit.unwrap_or(DEFAULT_RATE_LIMIT),
+            charges_max_retries: options.charges_max_retries,
             memo: Mutex::new(Memo::default()),
         };
         stack.start_watchdog();
@@ -255,6 +260,7 @@ exit 0"#;
             self.worker_port,
             &self.options_vars,
             self.rate_limit,
+            self.charges_max_retries,
         );
         let mut secrets: Vec<(&str, String)> = vec![
             ("PSP_API_KEY", API_KEY.into()),
@@ -463,6 +469,7 @@ fn write_config(
     worker_port: u16,
     extra: &[(&'static str, String)],
     rate_limit: u32,
+    charges_max_retries: Option<i64>,
 ) {
     let root = root();
     assert!(
@@ -484,6 +491,21 @@ fn write_config(
         for db in dbs {
             if let Some(db) = db.as_table_mut() {
                 db.insert("migrations_dir".into(), abs(&root.join("migrations")));
+            }
+        }
+    }
+    if let (Some(retries), Some(consumers)) = (
+        charges_max_retries,
+        config
+            .get_mut("queues")
+            .and_then(|q| q.get_mut("consumers"))
+            .and_then(|c| c.as_array_mut()),
+    ) {
+        for consumer in consumers {
+            if consumer.get("queue").and_then(|q| q.as_str()) == Some("recurring-edge-charges")
+                && let Some(consumer) = consumer.as_table_mut()
+            {
+                consumer.insert("max_retries".into(), toml::Value::Integer(retries));
             }
         }
     }
@@ -537,7 +559,14 @@ fn migrated_template() -> PathBuf {
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir_all(&staging).expect("staging dir");
     let config = staging.join("wrangler.toml");
-    write_config(&config, "http://127.0.0.1:9", 9, &[], DEFAULT_RATE_LIMIT);
+    write_config(
+        &config,
+        "http://127.0.0.1:9",
+        9,
+        &[],
+        DEFAULT_RATE_LIMIT,
+        None,
+    );
     let out = Command::new(root().join("node_modules/.bin/wrangler"))
         .current_dir(&staging)
         .args(["d1", "migrations", "apply", "DB", "--local", "--config"])
@@ -572,7 +601,14 @@ fn seed(dir: &Path, sql: &str) {
     let file = dir.join("seed.sql");
     fs::write(&file, sql).expect("seed file");
     let config = dir.join("seed-wrangler.toml");
-    write_config(&config, "http://127.0.0.1:9", 9, &[], DEFAULT_RATE_LIMIT);
+    write_config(
+        &config,
+        "http://127.0.0.1:9",
+        9,
+        &[],
+        DEFAULT_RATE_LIMIT,
+        None,
+    );
     let out = Command::new(root().join("node_modules/.bin/wrangler"))
         .current_dir(dir)
         .args(["d1", "execute", "DB", "--local", "--yes", "--config"])

@@ -9,6 +9,7 @@
 //! - `session`: customer sessions (format, minting, verification);
 //! - `catalog`, `config`: the plan catalog and the worker's settings, parsed and checked;
 //! - `merchant_auth`: which merchant key a request presents and what it may do;
+//! - `monitoring`: what an operator is alerted on;
 //! - `merchant_webhook`, `secure`: Standard Webhooks signatures, constant-time comparison,
 //!   request fingerprints;
 //! - `staff`: the dashboard's users (Access tokens' claims, development sessions, roles, which
@@ -26,6 +27,7 @@ pub mod input;
 pub mod json_read;
 pub mod merchant_auth;
 pub mod merchant_webhook;
+pub mod monitoring;
 pub mod psp;
 pub mod secure;
 pub mod session;

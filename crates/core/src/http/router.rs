@@ -90,6 +90,7 @@ pub enum Route {
     SetCustomerDiscount(String),
     DeleteCustomerDiscount(String),
     RefundCustomerBalance(String),
+    Monitoring,
 }
 
 impl Route {
@@ -149,7 +150,8 @@ impl Route {
             | DeleteSubscriptionDiscount(_)
             | SetCustomerDiscount(_)
             | DeleteCustomerDiscount(_)
-            | RefundCustomerBalance(_) => Access::Merchant,
+            | RefundCustomerBalance(_)
+            | Monitoring => Access::Merchant,
         }
     }
 
@@ -230,6 +232,7 @@ impl Route {
             SetCustomerDiscount(_) => ("POST", "/v1/customers/{customerRef}/discount"),
             DeleteCustomerDiscount(_) => ("DELETE", "/v1/customers/{customerRef}/discount"),
             RefundCustomerBalance(_) => ("POST", "/v1/customers/{customerRef}/balance/refund"),
+            Monitoring => ("GET", "/v1/monitoring"),
             PreviewPlanChange(_) => (
                 "POST",
                 "/v1/subscriptions/{subscriptionId}/change-plan/preview",
@@ -257,6 +260,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/subscriptions/{subscriptionId}/discount"),
     ("DELETE", "/v1/subscriptions/{subscriptionId}/discount"),
     ("POST", "/v1/coupons"),
+    ("GET", "/v1/monitoring"),
     ("GET", "/v1/coupons"),
     ("GET", "/v1/coupons/{couponId}"),
     ("DELETE", "/v1/coupons/{couponId}"),
@@ -500,6 +504,7 @@ pub fn resolve(method: &str, path: &str) -> Matched {
             is(method, "POST").then(|| AdvanceTestClock(owned(id))),
         ),
         ["v1", "incidents"] => (&["GET"], is(method, "GET").then_some(ListIncidents)),
+        ["v1", "monitoring"] => (&["GET"], is(method, "GET").then_some(Monitoring)),
         ["v1", "incidents", id] => (&["GET"], is(method, "GET").then(|| GetIncident(owned(id)))),
         ["v1", "events"] => (&["GET"], is(method, "GET").then_some(ListEvents)),
         ["v1", "events", id] => (&["GET"], is(method, "GET").then(|| GetEvent(owned(id)))),
