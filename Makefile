@@ -16,9 +16,15 @@ build:
 bootstrap:
 	@scripts/bootstrap.sh
 
-# The production deployment: checks, migrations, deploy, health (see docs/operate/deploy.md).
+# The production deployment: every check and resource first, then migrations, deploy, health
+# (see docs/operate/deploy.md).
 deploy:
 	@scripts/deploy.sh
+
+# Back to the previous version (or VERSION=<id>), then health; says what it cannot undo.
+.PHONY: rollback
+rollback:
+	@scripts/rollback.sh $(VERSION)
 
 # Only the offline check of [env.production]: no placeholder ids, URLs or demo settings left.
 predeploy:

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# `make deploy`: the production deployment, checked before and after.
-#   1. the pinned tools; 2. no placeholder left in [env.production] (scripts/predeploy-check.py);
-#   3. logged in to Cloudflare; 4. every secret the worker needs is set on the deployed worker;
-#   5. the D1 migrations, applied before the code that needs them; 6. `wrangler deploy`;
-#   7. the deployed /health answers 200, else it stops and says how to roll back.
+# `make deploy`: the production deployment. Nothing on Cloudflare changes before every check passed:
+#   1. the pinned tools; 2. no placeholder left in [env.production], the rate limiter's
+#      namespace_id included (scripts/predeploy-check.py: Cloudflare has no command that makes one);
+#   3. the D1 database and the KV namespace named there are in the account (their ids are the
+#      user's to write: nothing here edits wrangler.toml); which queues are missing;
+#   4. every secret the worker needs is set; 5. the bundle builds (`wrangler deploy --dry-run`).
+# Then the changes, each only once the one before it succeeded:
+#   6. the missing queues are created; 7. the D1 migrations, applied before the code that needs
+#      them; 8. `wrangler deploy`; 9. the deployed /health answers 200, else `make rollback`.
+# wrangler's own error output always reaches the terminal: when a call fails (no network, a
+# refused token, a missing permission), its message is the diagnosis, and the deployment stops.
 # DEPLOY_ENV picks another environment of wrangler.toml (default: production).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,60 +21,60 @@ die() {
   printf '\ndeploy: error: %s\n' "$*" >&2
   exit 1
 }
+wr() { wrangler "$@" || die "\`wrangler $*\` failed (its message is above); nothing after it was done"; }
+resources() { python3 scripts/deploy-resources.py --env "$ENV" "$@"; }
 
 scripts/bootstrap.sh
 . scripts/env.sh
 
+answers=$(mktemp -d)
+trap 'rm -rf "$answers"' EXIT
+
 say "checking [env.$ENV] of wrangler.toml"
 python3 scripts/predeploy-check.py --env "$ENV" || die "fix the settings above, then run make deploy again"
 
-say "checking the Cloudflare login"
-whoami=$(wrangler whoami 2>&1 || true)
-if grep -qi "not authenticated" <<<"$whoami"; then
-  die "not logged in to Cloudflare: run \`npx wrangler login\` (or set CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID)"
-fi
+say "checking that the D1 database and the KV namespace of [env.$ENV] are in the Cloudflare account"
+wr d1 list --json --env "$ENV" >"$answers/d1.json"
+wr kv namespace list --env "$ENV" >"$answers/kv.json"
+resources check-ids "$answers/d1.json" "$answers/kv.json" ||
+  die "nothing was changed: fix what is named above, then run make deploy again"
 
-# The secrets are the names of .dev.vars.example: whoever adds a secret adds it there.
+say "checking the queues"
+# One page: the queues API answers an account's queues at once.
+wr queues list --env "$ENV" >"$answers/queues.txt"
+missing_queues=$(resources missing-queues "$answers/queues.txt")
+
 say "checking that every secret is set on the worker"
-required=$(sed -n 's/^\([A-Z][A-Z0-9_]*\)=.*/\1/p' .dev.vars.example | sort -u)
-present=$(wrangler secret list --env "$ENV" --format json 2>/dev/null |
-  python3 -c 'import json,sys; print("\n".join(s["name"] for s in json.load(sys.stdin)))' 2>/dev/null || true)
-missing=$(comm -23 <(printf '%s\n' "$required") <(printf '%s\n' "$present" | sort -u))
-if [ -n "$missing" ]; then
-  die "secrets not set on the $ENV worker (docs/operate/deploy.md says how to make them):
-$(printf '  %s\n' $missing)
+wr secret list --env "$ENV" --format json >"$answers/secrets.json"
+missing_secrets=$(resources missing-secrets "$answers/secrets.json")
+if [ -n "$missing_secrets" ]; then
+  die "nothing was changed: secrets not set on the $ENV worker (docs/operate/deploy.md says how to make them):
+$(printf '  %s\n' $missing_secrets)
   set each with: npx wrangler secret put NAME --env $ENV"
 fi
 
-say "applying D1 migrations (remote) before the code that needs them"
-wrangler d1 migrations apply DB --remote --env "$ENV"
+say "building the bundle (wrangler deploy --dry-run)"
+wr deploy --dry-run --env "$ENV"
+
+if [ -n "$missing_queues" ]; then
+  for queue in $missing_queues; do
+    say "creating the queue $queue (wrangler queues list does not show it)"
+    # Its output is a binding snippet that wrangler.toml already has.
+    wr queues create "$queue" --env "$ENV" >/dev/null
+  done
+  say "created the queues: ${missing_queues//$'\n'/, }"
+else
+  say "every queue is there"
+fi
+
+say "applying the D1 migrations (remote), before the code that needs them"
+wr d1 migrations apply DB --remote --env "$ENV"
 
 say "deploying"
-wrangler deploy --env "$ENV"
+wr deploy --env "$ENV"
 
-base=$(python3 - "$ENV" <<'EOF'
-import sys, tomllib
-env = sys.argv[1]
-with open("wrangler.toml", "rb") as f:
-    print(tomllib.load(f)["env"][env]["vars"]["PUBLIC_BASE_URL"].rstrip("/"))
-EOF
-)
-health=$(mktemp)
-trap 'rm -f "$health"' EXIT
-say "checking $base/health"
-# A new custom domain can take a minute or two to get its certificate.
-status=""
-for _ in $(seq 1 40); do
-  status=$(curl -s -o "$health" -w '%{http_code}' --max-time 10 "$base/health" || true)
-  [ "$status" = 200 ] && break
-  sleep 5
-done
-if [ "$status" != 200 ]; then
-  cat "$health" >&2 2>/dev/null || true
-  die "the deployed worker answers /health with ${status:-nothing}. Fix what the checks above name
-  (then run make deploy again), or go back to the previous version:
-    npx wrangler deployments list --env $ENV
-    npx wrangler rollback --env $ENV -m \"health check failed\""
-fi
-cat "$health" >&2
-say "deployed and healthy: $base"
+scripts/health-check.sh "$ENV" ||
+  die "the deployed worker is not healthy. Fix what /health names (then run make deploy again), or go
+  back to the previous version: make rollback (the migrations just applied stay; the previous
+  version works on them)"
+say "deployed and healthy: $(resources base-url)"

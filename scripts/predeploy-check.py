@@ -5,6 +5,8 @@ usage: predeploy-check.py [--env production] [--config wrangler.toml]
 
 Checks, for the environment (nothing is inherited from the top level for bindings and vars):
   - the KV namespace and D1 database ids are real ids, not the zeros of the example;
+  - the rate limiter's namespace_id is set and is not the example's (Cloudflare has no command
+    that creates one: it is a number the user picks, unique in the account);
   - the URLs (PSP_BASE_URL, PUBLIC_BASE_URL, ALLOWED_ORIGINS, MERCHANT_WEBHOOK_URL, routes) are
     https, on no reserved example host (*.invalid, *.example, example.com/.net/.org) and not on
     this machine (localhost, 127.0.0.1);
@@ -32,6 +34,10 @@ ID_PLACEHOLDER = re.compile(r"^(your[-_].*|<.*>|.*(changeme|change-me|replace[-_
 KV_ID = re.compile(r"^[0-9a-f]{32}$")
 D1_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")
+RATE_LIMIT_NAMESPACE = re.compile(r"^[1-9][0-9]*$")
+# The namespace_id wrangler.toml ships with: an account that deploys it as is shares its counts
+# with any other worker of the account that kept it too.
+EXAMPLE_RATE_LIMIT_NAMESPACE = "1001"
 REQUIRED_VARS = (
     "PSP_BASE_URL",
     "PSP_MERCHANT_ID",
@@ -109,6 +115,20 @@ def check(config: dict, env_name: str) -> list[str]:
             problems.append(f"{name}: {db_id!r} is not a D1 database id (a UUID)")
 
     variables = env.get("vars", {})
+    limiters = env.get("ratelimits", [])
+    rate_limit_on = str(variables.get("RATE_LIMIT", "on")).strip().lower() != "off"
+    if rate_limit_on and not any(r.get("name") == "PUBLIC_RATE_LIMITER" for r in limiters):
+        problems.append(f"{where} ratelimits: no PUBLIC_RATE_LIMITER (or set RATE_LIMIT = \"off\")")
+    for limiter in limiters:
+        ns_id = str(limiter.get("namespace_id", "")).strip()
+        name = f"{where} ratelimits {limiter.get('name', '?')} namespace_id"
+        if not ns_id:
+            problems.append(f"{name}: not set (a number of your choice, unique in your account)")
+        elif ns_id == EXAMPLE_RATE_LIMIT_NAMESPACE:
+            problems.append(f"{name}: {ns_id!r} is the example's (choose a number of your own, unique in your account)")
+        elif not RATE_LIMIT_NAMESPACE.match(ns_id):
+            problems.append(f"{name}: {ns_id!r} is not a rate limiter namespace id (a positive integer)")
+
     for name in REQUIRED_VARS:
         if not str(variables.get(name, "")).strip():
             problems.append(f"[env.{env_name}.vars] {name}: not set (vars are not inherited from [vars])")

@@ -1,8 +1,10 @@
 //! The pre-deploy check (`scripts/predeploy-check.py`, run by `make deploy`): it refuses the
 //! repository's own production example, naming every placeholder, and passes a filled-in one.
+//! Then `make deploy` and `make rollback` themselves, run on a copy of the scripts with a fake
+//! wrangler and curl first on PATH (tests/fixtures/deploy/): no network, every call recorded.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -28,6 +30,14 @@ fn set_var(config: &mut toml::Table, name: &str, value: &str) {
         .insert(name.into(), value.into());
 }
 
+fn set_namespace_id(config: &mut toml::Table, id: Option<&str>) {
+    let limiter = production(config)["ratelimits"][0].as_table_mut().unwrap();
+    match id {
+        Some(id) => limiter.insert("namespace_id".into(), id.into()),
+        None => limiter.remove("namespace_id"),
+    };
+}
+
 /// The example with every placeholder replaced by what a merchant would put there.
 fn filled_in() -> toml::Table {
     let mut config = repository_config();
@@ -40,6 +50,10 @@ fn filled_in() -> toml::Table {
         "database_id".into(),
         "5d2f8c1e-3b7a-4e9d-8f60-1a2b3c4d5e6f".into(),
     );
+    env["ratelimits"][0]
+        .as_table_mut()
+        .unwrap()
+        .insert("namespace_id".into(), "4711".into());
     env.insert(
         "routes".into(),
         toml::Value::Array(vec![toml::Value::Table(
@@ -111,6 +125,7 @@ fn the_repository_example_is_refused_with_every_placeholder_named() {
         "PSP_PAGE_TERMINAL_ID",
         "PSP_MIT_TERMINAL_ID",
         "routes: 'payments.shop.example'",
+        "ratelimits PUBLIC_RATE_LIMITER namespace_id: '1001' is the example's",
         "ACCESS_TEAM_DOMAIN",
         "ACCESS_AUD",
         "DASHBOARD_ADMINS",
@@ -132,7 +147,7 @@ fn a_filled_in_production_environment_passes() {
 #[test]
 fn each_unsafe_setting_is_refused_on_its_own() {
     type Spoil = fn(&mut toml::Table);
-    let cases: [(&str, Spoil, &str); 10] = [
+    let cases: [(&str, Spoil, &str); 14] = [
         (
             "the sandbox's merchant id",
             |c| set_var(c, "PSP_MERCHANT_ID", "5a1e0f3c2b4d6e8f90"),
@@ -196,6 +211,28 @@ fn each_unsafe_setting_is_refused_on_its_own() {
             },
             "is not a D1 database id",
         ),
+        (
+            "the example's rate limiter namespace",
+            |c| set_namespace_id(c, Some("1001")),
+            "namespace_id: '1001' is the example's",
+        ),
+        (
+            "a rate limiter namespace that is not a number",
+            |c| set_namespace_id(c, Some("public-rate-limiter")),
+            "is not a rate limiter namespace id",
+        ),
+        (
+            "a rate limiter without a namespace",
+            |c| set_namespace_id(c, None),
+            "namespace_id: not set",
+        ),
+        (
+            "no rate limiter while RATE_LIMIT is on",
+            |c| {
+                production(c).remove("ratelimits");
+            },
+            "ratelimits: no PUBLIC_RATE_LIMITER",
+        ),
     ];
     for (i, (what, spoil, expected)) in cases.into_iter().enumerate() {
         let mut config = filled_in();
@@ -204,4 +241,380 @@ fn each_unsafe_setting_is_refused_on_its_own() {
         assert!(!passed, "{what} passed:\n{report}");
         assert!(report.contains(expected), "{what}: {report}");
     }
+}
+
+/// What a refusing Cloudflare makes wrangler print (its own words, as with a bogus
+/// CLOUDFLARE_API_TOKEN), which `make deploy` must show as it is.
+const AUTH_ERROR: &str = "\u{2718} [ERROR] A request to the Cloudflare API \
+(/accounts/0123456789abcdef0123456789abcdef/d1/database) failed.\n\n  Invalid request headers \
+[code: 6003]\n  \n  - Invalid format for Authorization header [code: 6111]\n\n";
+
+/// The calls that change the account or the worker; none may come before every check passed.
+const CHANGES: [&str; 4] = [
+    "wrangler queues create",
+    "wrangler d1 migrations apply",
+    "wrangler deploy --env",
+    "wrangler rollback",
+];
+
+/// A copy of the project's scripts around a configuration, with the fake wrangler and curl first
+/// on PATH and an account that has the configuration's D1 database, KV namespace and secrets
+/// but no queue yet.
+struct Project {
+    dir: PathBuf,
+}
+
+impl Project {
+    fn new(name: &str, config: &toml::Table) -> Self {
+        let dir = scratch(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        for sub in ["scripts", "bin", "state"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        for entry in std::fs::read_dir(root().join("scripts")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                executable(&dir.join("scripts").join(path.file_name().unwrap()), &path);
+            }
+        }
+        // The pinned tools are not what these tests are about, nor is installing them.
+        std::fs::write(dir.join("scripts/bootstrap.sh"), "#!/usr/bin/env bash\n").unwrap();
+        for fake in ["wrangler", "curl"] {
+            executable(
+                &dir.join("bin").join(fake),
+                &root().join("tests/fixtures/deploy").join(fake),
+            );
+        }
+        std::fs::write(dir.join("wrangler.toml"), toml::to_string(config).unwrap()).unwrap();
+        std::fs::copy(
+            root().join(".dev.vars.example"),
+            dir.join(".dev.vars.example"),
+        )
+        .unwrap();
+
+        let env = &config["env"]["production"];
+        let d1: Vec<_> = env["d1_databases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| serde_json::json!({"uuid": d["database_id"].as_str(), "name": d["database_name"].as_str()}))
+            .collect();
+        let kv: Vec<_> = env["kv_namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| serde_json::json!({"id": n["id"].as_str(), "title": n["binding"].as_str()}))
+            .collect();
+        let project = Project { dir };
+        project.answer("d1.json", &d1);
+        project.answer("kv.json", &kv);
+        project.set_secrets(&[
+            "PSP_API_KEY",
+            "PSP_API_SECRET",
+            "PSP_WEBHOOK_SECRET",
+            "MERCHANT_API_KEY",
+            "CUSTOMER_SESSION_SECRET",
+        ]);
+        project
+    }
+
+    fn answer(&self, file: &str, list: &[serde_json::Value]) {
+        let text = serde_json::to_string_pretty(list).unwrap();
+        std::fs::write(self.dir.join("state").join(file), text).unwrap();
+    }
+
+    fn set_secrets(&self, names: &[&str]) {
+        let list: Vec<_> = names
+            .iter()
+            .map(|n| serde_json::json!({"name": n, "type": "secret_text"}))
+            .collect();
+        self.answer("secrets.json", &list);
+    }
+
+    fn set_queues(&self, names: &[&str]) {
+        let text: String = names.iter().map(|n| format!("{n}\n")).collect();
+        std::fs::write(self.dir.join("state/queues"), text).unwrap();
+    }
+
+    /// The wrangler calls whose arguments start with `on` ("" for all) fail with `stderr`.
+    fn fail(&self, on: &str, stderr: &str) {
+        let rule = serde_json::json!({"on": on, "stderr": stderr});
+        std::fs::write(self.dir.join("state/fail.json"), rule.to_string()).unwrap();
+    }
+
+    /// `make TARGET ARGS...` in the copy; (succeeded, what it printed on stderr).
+    fn make(&self, target: &str, args: &[&str]) -> (bool, String) {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![self.dir.join("bin")];
+        paths.extend(std::env::split_paths(&path));
+        let out: Output = Command::new("make")
+            .arg("-s")
+            .arg("-f")
+            .arg(root().join("Makefile"))
+            .arg(target)
+            .args(args)
+            .current_dir(&self.dir)
+            .env("PATH", std::env::join_paths(paths).unwrap())
+            .env("FAKE_WRANGLER_STATE", self.dir.join("state"))
+            .env_remove("DEPLOY_ENV")
+            .env_remove("VERSION")
+            .env_remove("MAKEFLAGS")
+            .env_remove("MFLAGS")
+            .output()
+            .expect("make runs");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), stderr)
+    }
+
+    /// Every wrangler and curl call so far, in order.
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("state/calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn changes(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter(|c| CHANGES.iter().any(|change| c.starts_with(change)))
+            .collect()
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Copies a script, executable whatever mode the checkout gave it.
+fn executable(to: &Path, from: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::copy(from, to).unwrap();
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn deploy_checks_and_creates_every_resource_before_it_changes_anything() {
+    let project = Project::new("deploy", &filled_in());
+    project.set_queues(&["recurring-edge-charges"]);
+    let (passed, report) = project.make("deploy", &[]);
+    assert!(passed, "{report}");
+    assert_eq!(
+        project.calls(),
+        [
+            "wrangler d1 list --json --env production",
+            "wrangler kv namespace list --env production",
+            "wrangler queues list --env production",
+            "wrangler secret list --env production --format json",
+            "wrangler deploy --dry-run --env production",
+            "wrangler queues create recurring-edge-charges-dlq --env production",
+            "wrangler queues create recurring-edge-events --env production",
+            "wrangler queues create recurring-edge-events-dlq --env production",
+            "wrangler d1 migrations apply DB --remote --env production",
+            "wrangler deploy --env production",
+            "curl https://payments.myshop.se/health",
+        ],
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "created the queues: recurring-edge-charges-dlq, recurring-edge-events, recurring-edge-events-dlq"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains("deployed and healthy: https://payments.myshop.se"),
+        "{report}"
+    );
+
+    // The second time every queue is there: nothing is created.
+    std::fs::remove_file(project.dir.join("state/calls")).unwrap();
+    let (passed, report) = project.make("deploy", &[]);
+    assert!(passed, "{report}");
+    assert!(report.contains("every queue is there"), "{report}");
+    assert!(
+        !project
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("wrangler queues create")),
+        "{:?}",
+        project.calls()
+    );
+}
+
+#[test]
+fn a_refused_login_stops_the_deployment_with_wranglers_own_error() {
+    let project = Project::new("refused", &filled_in());
+    project.fail("", AUTH_ERROR);
+    let (passed, report) = project.make("deploy", &[]);
+    assert!(!passed, "{report}");
+    assert!(
+        report.contains(AUTH_ERROR),
+        "wrangler's error is not shown as it is:\n{report}"
+    );
+    assert!(
+        !report.contains("secrets not set"),
+        "a guess hides wrangler's error:\n{report}"
+    );
+    assert_eq!(
+        project.calls(),
+        ["wrangler d1 list --json --env production"],
+        "{report}"
+    );
+}
+
+#[test]
+fn each_failing_wrangler_call_stops_the_deployment_before_what_follows() {
+    for (i, step) in [
+        "kv namespace list",
+        "queues list",
+        "secret list",
+        "deploy --dry-run",
+        "queues create",
+        "d1 migrations apply",
+        "deploy --env",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let project = Project::new(&format!("failing-{i}"), &filled_in());
+        let error = format!("\u{2718} [ERROR] wrangler's own words about `{step}`\n");
+        project.fail(step, &error);
+        let (passed, report) = project.make("deploy", &[]);
+        assert!(!passed, "{step}: {report}");
+        assert!(report.contains(&error), "{step}: {report}");
+        assert!(
+            report.contains(&format!("`wrangler {step}")) && report.contains("failed"),
+            "{step}: {report}"
+        );
+        let calls = project.calls();
+        let last = calls.last().expect("wrangler was called");
+        assert!(
+            last.starts_with(&format!("wrangler {step}")),
+            "{step}: something ran after the failing call: {calls:?}"
+        );
+        let applied = calls
+            .iter()
+            .any(|c| c.starts_with("wrangler d1 migrations"));
+        let deployed = calls.iter().any(|c| c.starts_with("wrangler deploy --env"));
+        assert_eq!(
+            applied,
+            matches!(step, "d1 migrations apply" | "deploy --env"),
+            "{step}: {calls:?}"
+        );
+        assert_eq!(deployed, step == "deploy --env", "{step}: {calls:?}");
+    }
+}
+
+#[test]
+fn a_resource_missing_from_the_account_is_named_with_the_command_that_creates_it() {
+    let project = Project::new("missing-resources", &filled_in());
+    project.answer("d1.json", &[]);
+    project.answer(
+        "kv.json",
+        &[serde_json::json!({"id": "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f", "title": "OTHER"})],
+    );
+    let before = std::fs::read_to_string(project.dir.join("wrangler.toml")).unwrap();
+    let (passed, report) = project.make("deploy", &[]);
+    assert!(!passed, "{report}");
+    for named in [
+        "the D1 database '5d2f8c1e-3b7a-4e9d-8f60-1a2b3c4d5e6f'",
+        "npx wrangler d1 create recurring-edge",
+        "the KV namespace '8b1a9953c4611296a827abf8c47804d7'",
+        "npx wrangler kv namespace create TOKENS",
+        "nothing was changed",
+    ] {
+        assert!(report.contains(named), "{named} not named in:\n{report}");
+    }
+    assert!(project.changes().is_empty(), "{:?}", project.calls());
+    assert_eq!(
+        std::fs::read_to_string(project.dir.join("wrangler.toml")).unwrap(),
+        before,
+        "wrangler.toml is the user's to edit"
+    );
+}
+
+#[test]
+fn a_secret_not_set_is_named_and_nothing_changes() {
+    let mut config = filled_in();
+    set_var(
+        &mut config,
+        "MERCHANT_WEBHOOK_URL",
+        "https://myshop.se/webhooks",
+    );
+    let project = Project::new("missing-secret", &config);
+    project.set_secrets(&["PSP_API_KEY", "PSP_API_SECRET", "PSP_WEBHOOK_SECRET"]);
+    let (passed, report) = project.make("deploy", &[]);
+    assert!(!passed, "{report}");
+    for named in [
+        "secrets not set",
+        "MERCHANT_API_KEY",
+        "CUSTOMER_SESSION_SECRET",
+        // Needed once events are delivered to the merchant.
+        "MERCHANT_WEBHOOK_SECRET",
+    ] {
+        assert!(report.contains(named), "{named} not named in:\n{report}");
+    }
+    assert!(!report.contains("  PSP_API_KEY"), "{report}");
+    assert!(project.changes().is_empty(), "{:?}", project.calls());
+}
+
+#[test]
+fn the_example_configuration_is_refused_before_wrangler_is_asked_anything() {
+    let project = Project::new("example", &repository_config());
+    let (passed, report) = project.make("deploy", &[]);
+    assert!(!passed, "{report}");
+    assert!(
+        report.contains("namespace_id: '1001' is the example's"),
+        "{report}"
+    );
+    assert!(project.calls().is_empty(), "{:?}", project.calls());
+}
+
+#[test]
+fn rollback_goes_back_checks_health_and_says_what_it_cannot_undo() {
+    let project = Project::new("rollback", &filled_in());
+    let (passed, report) = project.make("rollback", &[]);
+    assert!(passed, "{report}");
+    assert_eq!(
+        project.calls(),
+        [
+            "wrangler rollback --env production -m make rollback",
+            "curl https://payments.myshop.se/health",
+        ]
+    );
+    for said in [
+        "cannot undo",
+        "D1 migrations",
+        "KV vault",
+        "a secret changed since that version",
+        "npx wrangler secret put NAME --env production",
+    ] {
+        assert!(report.contains(said), "{said} not said in:\n{report}");
+    }
+
+    let project = Project::new("rollback-version", &filled_in());
+    let version = "6f1c2e3d-4b5a-4978-8a6b-5c4d3e2f1a0b";
+    let (passed, report) = project.make("rollback", &[&format!("VERSION={version}")]);
+    assert!(passed, "{report}");
+    assert_eq!(
+        project.calls()[0],
+        format!("wrangler rollback {version} --env production -m make rollback to {version}")
+    );
+}
+
+#[test]
+fn a_failed_rollback_shows_wranglers_error_and_checks_nothing_after() {
+    let project = Project::new("rollback-refused", &filled_in());
+    project.fail("rollback", AUTH_ERROR);
+    let (passed, report) = project.make("rollback", &[]);
+    assert!(!passed, "{report}");
+    assert!(report.contains(AUTH_ERROR), "{report}");
+    assert_eq!(
+        project.calls(),
+        ["wrangler rollback --env production -m make rollback"]
+    );
 }
