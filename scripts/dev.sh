@@ -8,12 +8,15 @@
 # - Prints the URLs only once /health answers 200 (worker, bindings, schema and sandbox all up).
 # - Fails at once, with the reason and a non-zero exit, when a port is taken or the sandbox or
 #   the worker cannot start.
-# - Ctrl-C, SIGTERM or SIGHUP (to this script or its process group) stops everything it started.
+# - Ctrl-C, SIGTERM or SIGHUP (to this script or its process group) stops everything it started,
+#   and what those started, at any moment, start-up included; it returns once their ports are free.
 #
 # Settings (environment): WORKER_PORT (8787), SANDBOX_PORT (8790), INSPECTOR_PORT (the DevTools
 # port of the worker: 9229, or any free port when 9229 is taken), DEV_DIR (.wrangler: the local
 # ledger, the sandbox's state file, logs and the generated configuration), DEV_SKIP_BUILD=1 (use
-# what is built, install and build nothing: the test of this script, run beside other tests).
+# what is built, install and build nothing: the test of this script, run beside other tests),
+# ALLOWED_ORIGINS (origins allowed besides the worker's own, comma-separated: a frontend's dev
+# server, `make dev ALLOWED_ORIGINS=http://localhost:5173`).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -41,6 +44,7 @@ die() {
 # starts rustc), so stopping a group stops all of it, whoever sent the signal.
 
 groups=()
+ports=() # the ports of what was started: free again before this script exits
 spawn() { # spawn LOG|- COMMAND...: starts COMMAND in its own process group ("-": output to stderr)
   if [ "$1" = - ]; then exec 9>&2; else exec 9>>"$1"; fi
   shift
@@ -62,27 +66,91 @@ forget() { # forget PID: a group that ended on its own
   groups=(${kept[@]+"${kept[@]}"})
 }
 
-group_alive() { kill -0 -- "-$1" 2>/dev/null; }
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+who_listens() {
+  if command -v ss >/dev/null 2>&1; then
+    ss -ltnpH "sport = :$1" 2>/dev/null |
+      sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/\1 (pid \2)/p' | head -1
+  elif command -v lsof >/dev/null 2>&1; then
+    lsof -nP -iTCP:"$1" -sTCP:LISTEN 2>/dev/null | awk 'NR==2 {print $1 " (pid " $2 ")"}'
+  fi
+}
+
+# This script's own group (the terminal's foreground job, or make's): never signalled as a
+# group, since that would stop this script before it finished stopping the rest.
+self_group=$(ps -o pgid= -p $$ | tr -d ' ')
+
+# "PID PGID" of every live process this run started: whatever is in a recorded group, and
+# whatever descends from this script. The second catches what the first cannot: a child between
+# fork and setsid (still in this script's group, and it may swallow a signal meant for the
+# script), or one a signal interrupted before its group was recorded.
+ours() {
+  local listing
+  # Left out: this script, the shell running this function (a subshell when called as
+  # $(ours)), and ps itself (the subshell that printed its own pid first, then became ps).
+  listing=$(echo "$BASHPID" && exec ps -A -o pid= -o ppid= -o pgid= -o stat=) || return 0
+  awk -v root=$$ -v shell="$BASHPID" -v recorded=" ${groups[*]-} " '
+    NR == 1 { helper = $1; next }
+    { n++; pid[n] = $1; parent[n] = $2; pgid[n] = $3; stat[n] = $4 }
+    END {
+      mine[root] = 1
+      do {
+        more = 0
+        for (i = 1; i <= n; i++)
+          if (!(pid[i] in mine) && (parent[i] in mine)) { mine[pid[i]] = 1; more = 1 }
+      } while (more)
+      for (i = 1; i <= n; i++) {
+        if (pid[i] == root || pid[i] == shell || pid[i] == helper || stat[i] ~ /^Z/) continue
+        if ((pid[i] in mine) || index(recorded, " " pgid[i] " ")) print pid[i], pgid[i]
+      }
+    }' <<<"$listing"
+}
+
+stopped=""
 stop_all() {
-  local g alive _
-  [ -z "${napper:-}" ] || kill "$napper" 2>/dev/null || true
-  [ ${#groups[@]} -gt 0 ] || return 0
-  for g in "${groups[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
-  for _ in $(seq 1 50); do
-    alive=0
-    for g in "${groups[@]}"; do group_alive "$g" && alive=1; done
-    [ "$alive" = 0 ] && break
+  [ -z "$stopped" ] || return 0
+  stopped=1
+  # A second Ctrl-C, a closed terminal or a closed pipe must not cut the stop short: what is
+  # left unstopped would hold its port until killed by hand.
+  trap '' INT TERM HUP PIPE
+  set +e
+  local found target signalled=" " since=$SECONDS port holder
+  while found=$(ours) && [ -n "$found" ]; do
+    if [ $((SECONDS - since)) -ge 30 ]; then
+      say "these did not stop, even on SIGKILL: $(tr '\n' ' ' <<<"$found")"
+      return 0
+    fi
+    # A group as a whole, so that what a process started goes with it; a process still in this
+    # script's group alone. TERM once each, then after 5 s KILL whatever is left.
+    for target in $(awk -v self="$self_group" '{ print ($2 == self ? $1 : "-" $2) }' <<<"$found" | sort -u); do
+      if [ $((SECONDS - since)) -ge 5 ]; then
+        kill -KILL -- "$target" 2>/dev/null
+      elif [[ "$signalled" != *" $target "* ]]; then
+        kill -TERM -- "$target" 2>/dev/null
+        signalled+="$target "
+      fi
+    done
     sleep 0.1
   done
-  for g in "${groups[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
   groups=()
+  wait 2>/dev/null
+  # Sockets close as their processes exit, so this wait is short; a port still taken after it
+  # is named, with whoever holds it.
+  for port in ${ports[@]+"${ports[@]}"}; do
+    for _ in $(seq 1 50); do
+      port_taken "$port" || continue 2
+      sleep 0.1
+    done
+    holder=$(who_listens "$port")
+    say "port $port is still in use${holder:+ by $holder}"
+  done
 }
 
 on_signal() {
-  trap - INT TERM HUP
-  printf '\n' >&2
-  say "stopping (${1})"
+  trap '' INT TERM HUP PIPE
+  printf '\n' >&2 || true
+  say "stopping (${1})" || true
   stop_all
   exit "$2"
 }
@@ -103,17 +171,6 @@ step() {
 
 # --- checks before starting anything ---------------------------------------------------------
 
-port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-who_listens() {
-  if command -v ss >/dev/null 2>&1; then
-    ss -ltnpH "sport = :$1" 2>/dev/null |
-      sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/\1 (pid \2)/p' | head -1
-  elif command -v lsof >/dev/null 2>&1; then
-    lsof -nP -iTCP:"$1" -sTCP:LISTEN 2>/dev/null | awk 'NR==2 {print $1 " (pid " $2 ")"}'
-  fi
-}
-
 check_port() { # check_port PORT VARIABLE WHAT
   local holder
   if port_taken "$1"; then
@@ -129,6 +186,19 @@ for pair in "WORKER_PORT:$WORKER_PORT" "SANDBOX_PORT:$SANDBOX_PORT"; do
     die "${pair%%:*} must be a port number (1-65535), not '$value'"
 done
 [ "$WORKER_PORT" != "$SANDBOX_PORT" ] || die "WORKER_PORT and SANDBOX_PORT must differ"
+
+# The worker's own origins, and any the developer adds (a frontend's dev server). Checked here:
+# the worker would only report a bad one as a degraded /health, after everything started.
+origins="http://127.0.0.1:$WORKER_PORT,http://localhost:$WORKER_PORT"
+IFS=', ' read -ra extra_origins <<<"${ALLOWED_ORIGINS:-}"
+for origin in ${extra_origins[@]+"${extra_origins[@]}"}; do
+  origin=${origin%/}
+  [ -n "$origin" ] || continue
+  [[ "$origin" =~ ^https?://[^/?#@[:space:]]+$ ]] ||
+    die "ALLOWED_ORIGINS: '$origin' is not an origin (scheme://host[:port]), e.g. make dev ALLOWED_ORIGINS=http://localhost:5173"
+  [[ ",$origins," == *",$origin,"* ]] || origins+=",$origin"
+done
+
 check_port "$SANDBOX_PORT" SANDBOX_PORT "the PSP sandbox"
 check_port "$WORKER_PORT" WORKER_PORT "the worker"
 command -v python3 >/dev/null 2>&1 || die "python3 (3.11 or newer) is required"
@@ -180,7 +250,7 @@ base="http://127.0.0.1:$WORKER_PORT"
 sandbox_url="http://127.0.0.1:$SANDBOX_PORT"
 python3 scripts/dev-config.py "$CONFIG" \
   "PSP_BASE_URL=$sandbox_url" "PUBLIC_BASE_URL=$base" \
-  "ALLOWED_ORIGINS=$base,http://localhost:$WORKER_PORT"
+  "ALLOWED_ORIGINS=$origins"
 # wrangler reads .dev.vars next to its configuration.
 ln -sfn "$ROOT/.dev.vars" "$DEV_DIR/dev/.dev.vars"
 
@@ -197,6 +267,7 @@ check_port "$INSPECTOR_PORT" INSPECTOR_PORT "the worker's DevTools inspector"
 
 : >"$SANDBOX_LOG"
 # The sandbox keeps its orders and tokens across restarts, matching the persisted ledger.
+ports+=("$SANDBOX_PORT")
 spawn "$SANDBOX_LOG" "$SANDBOX_BIN" --port "$SANDBOX_PORT" --state "$SANDBOX_STATE"
 sandbox_pid=$spawned
 deadline=$(($(date +%s) + 15))
@@ -211,6 +282,7 @@ $(tail -n 5 "$SANDBOX_LOG" | sed 's/^/  /')
 done
 
 say "starting the worker (wrangler dev); its log follows"
+ports+=("$WORKER_PORT" "$INSPECTOR_PORT")
 spawn - wrangler dev --config "$CONFIG" --local --ip 127.0.0.1 --port "$WORKER_PORT" \
   --inspector-port "$INSPECTOR_PORT" --persist-to "$STATE" --test-scheduled \
   --show-interactive-dev-session=false
