@@ -1,7 +1,9 @@
 //! `make dev` as a developer meets it (`scripts/dev.sh`, on free ports and its own state
 //! directory, with what `make test` built): it refuses a taken port at once and names it, it
-//! prints its URLs only once `/health` answers, that answer includes the sandbox, and whatever
-//! stops it (SIGTERM to its process group, Ctrl-C, the sandbox dying) leaves no process behind.
+//! prints its URLs only once `/health` answers, that answer includes the sandbox, whatever
+//! stops it (SIGTERM to its process group or to it alone, Ctrl-C, a closed terminal, the sandbox
+//! dying), once ready or while starting, leaves no process behind and its ports free, ten times
+//! in a row, and extra allowed origins reach the worker.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -38,6 +40,8 @@ struct Dev {
     sandbox_port: u16,
     /// Explicit, so that two runs side by side never both fall back on 9229.
     inspector_port: u16,
+    /// Settings beside the ports (ALLOWED_ORIGINS, ...).
+    env: Vec<(&'static str, String)>,
     child: Option<Child>,
 }
 
@@ -55,6 +59,7 @@ impl Dev {
             worker_port: free_port(),
             sandbox_port: free_port(),
             inspector_port: free_port(),
+            env: Vec::new(),
             child: None,
         }
     }
@@ -70,6 +75,7 @@ impl Dev {
             .env("DEV_DIR", &self.dir)
             .env("DEV_SKIP_BUILD", "1")
             .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(output.try_clone().expect("output"))
             .stderr(output)
@@ -281,50 +287,157 @@ fn a_taken_port_stops_make_dev_at_once_and_names_it() {
     }
 }
 
-#[test]
-fn the_banner_comes_once_healthy_and_sigterm_to_the_group_stops_everything() {
-    let mut dev = Dev::new("sigterm-group");
-    dev.start();
-    dev.wait_ready();
-    let (status, body) = get(dev.worker_port, "/health");
-    assert_eq!(status, 200, "healthy when the banner is shown: {body}");
-    let health: serde_json::Value = serde_json::from_str(&body).expect("health is JSON");
-    assert_eq!(health["status"], "ok", "{health}");
-    assert_eq!(health["checks"]["provider"]["ok"], true, "{health}");
-    assert_eq!(get(dev.sandbox_port, "/_sandbox/health").0, 200);
-
-    dev.signal_group("TERM");
-    let status = dev.wait_exit(STOP_WITHIN);
-    assert!(!status.success(), "{}", dev.output());
-    assert!(
-        dev.output().contains("stopping (SIGTERM)"),
-        "{}",
-        dev.output()
-    );
-    dev.assert_nothing_left();
+/// How a stop reaches `make dev`.
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    /// Ctrl-C in a terminal: SIGINT to the whole foreground process group.
+    CtrlC,
+    /// `kill -TERM -- -<pgid>`, as a process manager or a test harness stops a job.
+    TermGroup,
+    /// `kill <pid>` of the script alone.
+    TermScript,
+    /// SIGINT to the script alone.
+    IntScript,
+    /// The terminal closed.
+    HupGroup,
 }
 
 #[test]
-fn ctrl_c_or_sigterm_to_the_script_alone_stops_everything() {
-    for (signal, name) in [("INT", "SIGINT"), ("TERM", "SIGTERM")] {
-        let mut dev = Dev::new(&format!("script-{}", signal.to_lowercase()));
+fn ten_stops_in_a_row_each_stop_everything_and_free_the_ports() {
+    // The same ports and state each time, as a developer restarts `make dev`: a start fails at
+    // once if the previous stop left anything on a port. Half the stops come once it is ready,
+    // half in the middle of starting (migrations, the sandbox, wrangler coming up), where a
+    // child between fork and its own process group could miss a signal.
+    let plan = [
+        (Stop::TermGroup, None),
+        (Stop::CtrlC, None),
+        (Stop::TermScript, Some(300)),
+        (Stop::CtrlC, Some(1500)),
+        (Stop::IntScript, None),
+        (Stop::TermGroup, Some(800)),
+        (Stop::HupGroup, None),
+        (Stop::TermScript, Some(3000)),
+        (Stop::CtrlC, Some(50)),
+        (Stop::TermScript, None),
+    ];
+    let mut dev = Dev::new("ten-stops");
+    for (round, (stop, during_start_ms)) in plan.into_iter().enumerate() {
         dev.start();
-        dev.wait_ready();
-        if signal == "INT" {
-            // Ctrl-C reaches the whole foreground process group.
-            dev.signal_group(signal);
-        } else {
-            dev.signal_script(signal);
+        match during_start_ms {
+            None => {
+                dev.wait_ready();
+                if round == 0 {
+                    let (status, body) = get(dev.worker_port, "/health");
+                    assert_eq!(status, 200, "healthy when the banner is shown: {body}");
+                    let health: serde_json::Value =
+                        serde_json::from_str(&body).expect("health is JSON");
+                    assert_eq!(health["status"], "ok", "{health}");
+                    assert_eq!(health["checks"]["provider"]["ok"], true, "{health}");
+                    assert_eq!(get(dev.sandbox_port, "/_sandbox/health").0, 200);
+                }
+            }
+            Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
         }
+        let name = match stop {
+            Stop::CtrlC => {
+                dev.signal_group("INT");
+                "SIGINT"
+            }
+            Stop::TermGroup => {
+                dev.signal_group("TERM");
+                "SIGTERM"
+            }
+            Stop::TermScript => {
+                dev.signal_script("TERM");
+                "SIGTERM"
+            }
+            Stop::IntScript => {
+                dev.signal_script("INT");
+                "SIGINT"
+            }
+            Stop::HupGroup => {
+                dev.signal_group("HUP");
+                "SIGHUP"
+            }
+        };
         let status = dev.wait_exit(STOP_WITHIN);
-        assert!(!status.success());
+        let output = dev.output();
         assert!(
-            dev.output().contains(&format!("stopping ({name})")),
-            "{}",
-            dev.output()
+            !status.success(),
+            "round {round} ({stop:?}): exited {status}\n{output}"
+        );
+        // A signal that comes before the script set its traps (the first milliseconds) ends
+        // it before it started anything, with nothing to say.
+        let started = output.contains("dev: ");
+        assert!(
+            !started || output.contains(&format!("stopping ({name})")),
+            "round {round} ({stop:?}) does not say it stopped:\n{output}"
+        );
+        assert!(
+            !output.contains("did not stop") && !output.contains("still in use"),
+            "round {round} ({stop:?}):\n{output}"
         );
         dev.assert_nothing_left();
     }
+}
+
+#[test]
+fn extra_allowed_origins_reach_the_worker_and_a_bad_one_is_refused_at_once() {
+    let mut dev = Dev::new("origins-bad");
+    dev.env.push(("ALLOWED_ORIGINS", "localhost:5173".into()));
+    dev.start();
+    let status = dev.wait_exit(STOP_WITHIN);
+    let output = dev.output();
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(
+        output.contains("'localhost:5173' is not an origin"),
+        "{output}"
+    );
+    assert!(!output.contains("starting the worker"), "{output}");
+    dev.assert_nothing_left();
+
+    let mut dev = Dev::new("origins");
+    let frontend = "http://localhost:5173";
+    dev.env.push((
+        "ALLOWED_ORIGINS",
+        format!("{frontend}, https://shop.example.test/"),
+    ));
+    dev.start();
+    dev.wait_ready();
+    for (origin, allowed) in [
+        (frontend, true),
+        ("https://shop.example.test", true),
+        ("http://localhost:5174", false),
+    ] {
+        let headers = preflight(dev.worker_port, "/v1/checkout", origin);
+        let echoed = headers
+            .lines()
+            .any(|l| l.eq_ignore_ascii_case(&format!("access-control-allow-origin: {origin}")));
+        assert_eq!(echoed, allowed, "{origin}: {headers}");
+    }
+    dev.signal_group("TERM");
+    dev.wait_exit(STOP_WITHIN);
+    dev.assert_nothing_left();
+}
+
+/// A CORS preflight for a POST with JSON from `origin`: the response's head.
+fn preflight(port: u16, path: &str, origin: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    write!(
+        stream,
+        "OPTIONS {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: {origin}\r\n\
+         Access-Control-Request-Method: POST\r\n\
+         Access-Control-Request-Headers: content-type, authorization\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split_once("\r\n\r\n")
+        .map_or(response.clone(), |(head, _)| head.to_owned())
 }
 
 #[test]
