@@ -85,13 +85,26 @@ $("retry").addEventListener("click", () => {
   ).catch((e) => ($("payment-error").textContent = e.message));
 });
 
-// The subscription the payment started, in the state the API gives now (after a renewal, a
-// declined renewal, a cancellation), not the state it had when the payment was made.
+// The subscription the payment started, in the state the API gives now, not the state it had
+// when the payment was made. Once the subscription has been charged again (a renewal, a
+// declined renewal, an installment, a plan change), the payment is history: the box goes, and
+// the page is the account, whose charges list that payment among the others.
 function renderPaymentSubscription() {
   const sub = checkout?.subscriptionId && subscriptions.find((s) => s.id === checkout.subscriptionId);
+  const chargedSince = sub && charges.some((c) => c.subscriptionId === sub.id && c.kind !== "checkout");
+  if (chargedSince) {
+    $("payment").hidden = true;
+    $("payment-subscription-status").replaceChildren();
+    headline("Your account");
+    return;
+  }
   $("payment-subscription").hidden = !sub;
   if (sub) $("payment-subscription-status").replaceChildren(statusBadge(sub.status));
 }
+
+// Charge descriptions count periods from 1 ("period 3"), as a customer would; the API's
+// currentPeriod counts from 0.
+const periodNumber = (sub) => sub.currentPeriod + 1;
 
 function rows(pairs) {
   const dl = document.createElement("dl");
@@ -133,7 +146,7 @@ function renderSubscriptions() {
         rows([
           ["Plan", `${sub.planId}: ${money(sub.amount, sub.currency)} per ${sub.interval}`],
           ["Status", [statusBadge(sub.status), ` ${sub.statusReason}`]],
-          ["Period", `${sub.currentPeriod}: ${date(sub.currentPeriodStart)} → ${date(sub.currentPeriodEnd)}`],
+          ["Period", `${periodNumber(sub)}: ${date(sub.currentPeriodStart)} → ${date(sub.currentPeriodEnd)}`],
           ["Next charge", nextCharge(sub)],
         ]),
       );
@@ -241,7 +254,7 @@ async function merchantView() {
           ["Subscription", sub.id],
           ["Plan", sub.planId],
           ["Status", statusBadge(sub.status)],
-          ["Period", `${sub.currentPeriod}, ends ${date(sub.currentPeriodEnd)}`],
+          ["Period", `${periodNumber(sub)}, ends ${date(sub.currentPeriodEnd)}`],
         ];
         for (const [label, value] of cells) {
           const td = document.createElement("td");

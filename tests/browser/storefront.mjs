@@ -6,13 +6,15 @@
 // Flows, at 1280×800 and at 390×844, each as a new visitor (a new customer):
 //   - subscribe: pick a plan (double click on the button) → the sandbox's hosted page → pay with
 //     4111 1111 1111 1111 → the return page says paid, the subscription active → the merchant
-//     console moves the test clock → the renewal is charged and shown;
+//     console moves the test clock → the renewal is charged and shown, the period shown is the
+//     one the latest charge names, and the first payment's message gives way to the account;
 //   - decline: 4000 0000 0000 0002 is declined → a decline page that offers another card → a
 //     retry whose first answer is lost on the way back (the page retries with the same key) →
 //     pay with a good card → active;
 //   - dunning: 4000 0000 0000 9995 pays now and soft-declines later → the renewal fails → every
 //     page (return page, merchant console, store) shows past_due, as the API does.
-// On every page: no horizontal scroll, every visible text at WCAG AA contrast, no JavaScript
+// On every page: no horizontal scroll, every visible text at WCAG AA contrast, every control a
+// target of at least 24×24 px, no status badge stretched wider than its word, no JavaScript
 // error, no 404. Over the whole run: one provider order per payment attempt (the sandbox's
 // ledger), one Idempotency-Key per attempt, and no response the pages received carries a card
 // token id. Every wait is for a condition, with a generous deadline (a slow, busy machine).
@@ -142,6 +144,34 @@ async function inspect(v, where) {
   check(width.scroll <= width.inner, `${label} ${where}: no horizontal scroll (scrollWidth ${width.scroll} > innerWidth ${width.inner})`);
   const poor = await page.evaluate(lowContrastTexts);
   check(poor.length === 0, `${label} ${where}: text below WCAG AA contrast: ${JSON.stringify(poor.slice(0, 5))}`);
+  const small = await page.evaluate(smallTargets);
+  check(small.length === 0, `${label} ${where}: controls smaller than 24×24 px (WCAG 2.5.8): ${JSON.stringify(small.slice(0, 5))}`);
+  const stretched = await page.evaluate(stretchedBadges);
+  check(stretched.length === 0, `${label} ${where}: status badges wider than their word: ${JSON.stringify(stretched.slice(0, 5))}`);
+}
+
+// Runs in the page: every visible button, field and radio smaller than 24×24 CSS pixels.
+function smallTargets() {
+  return [...document.querySelectorAll("button, input:not([type=hidden]), select")]
+    .filter((el) => el.getClientRects().length && getComputedStyle(el).visibility === "visible")
+    .map((el) => ({ el, box: el.getBoundingClientRect() }))
+    .filter(({ box }) => box.width < 24 || box.height < 24)
+    .map(({ el, box }) => ({ what: `${el.tagName.toLowerCase()}${el.type ? `[${el.type}]` : ""} ${el.name || el.id}`, width: box.width, height: box.height }));
+}
+
+// Runs in the page: every visible status badge whose box is wider than its text with its own
+// padding and border (a badge stretched by the grid or flex box it sits in).
+function stretchedBadges() {
+  return [...document.querySelectorAll(".badge")]
+    .filter((el) => el.getClientRects().length)
+    .map((el) => {
+      const range = document.createRange();
+      range.selectNodeContents(el);
+      const style = getComputedStyle(el);
+      const own = ["paddingLeft", "paddingRight", "borderLeftWidth", "borderRightWidth"].reduce((sum, p) => sum + parseFloat(style[p]), 0);
+      return { text: el.textContent, width: el.getBoundingClientRect().width, content: range.getBoundingClientRect().width + own };
+    })
+    .filter((b) => b.width > b.content + 2);
 }
 
 // Runs in the page: every visible text whose contrast with what is behind it is under 4.5:1
@@ -315,6 +345,16 @@ async function expectPaidAndActive(v) {
   await inspect(v, "return page (paid)");
 }
 
+// Once the subscription was charged again, the return page no longer speaks of the first
+// payment as news ("Payment received … Thank you!" above a later status): it is the account.
+async function expectPaymentIsHistory(v) {
+  const { page, label } = v;
+  await page.waitForFunction(() => document.querySelector("#payment").hidden, null, { timeout: WAIT });
+  check((await page.locator("h1").textContent()) === "Your account", `${label}: after a later charge the page is headed "Your account" (got "${await page.locator("h1").textContent()}")`);
+  const visible = await page.locator("main").innerText();
+  check(!/thank you|payment received/i.test(visible), `${label}: nothing visible still announces the first payment`);
+}
+
 // The merchant console's own control moves business time to the next charge.
 async function advanceClock(v) {
   const { page } = v;
@@ -355,6 +395,14 @@ async function flowSubscribe(browser, size) {
   check((await statuses(page, "#subscriptions"))[0] === "active", `${label}: still active after the renewal`);
   const next = await periodShown();
   check(parseInt(next) === parseInt(first) + 1, `${label}: the next period is shown after the renewal (${first} then ${next})`);
+  // The period the page shows is the one the latest charge says it paid for, in the portal and
+  // in the merchant console alike.
+  const descriptions = await page.locator('#charges td[data-label="Description"]').allTextContents();
+  const charged = Math.max(...descriptions.map((d) => Number(/period (\d+)/.exec(d)?.[1] ?? 0)));
+  check(parseInt(next) === charged, `${label}: the portal's period (${next}) is the latest charge's ("${descriptions.join('", "')}")`);
+  const consolePeriod = await page.locator('#merchant-subscriptions td[data-label="Period"]').first().textContent();
+  check(parseInt(consolePeriod) === charged, `${label}: the merchant console's period (${consolePeriod}) is the latest charge's (${charged})`);
+  await expectPaymentIsHistory(v);
   await inspect(v, "return page (renewed)");
   log(`${label}: renewed`);
   await v.context.close();
@@ -413,7 +461,7 @@ async function flowDunning(browser, size) {
   await page.locator(`${badge("#subscriptions")}[data-status="past_due"]`).waitFor();
   await page.locator("#charges tr.failed").first().waitFor();
   await page.locator(`${badge("#merchant-subscriptions")}[data-status="past_due"]`).waitFor();
-  check((await statuses(page, "#payment-subscription"))[0] === "past_due", `${label}: the payment box says past_due, not active`);
+  await expectPaymentIsHistory(v);
   check(!(await statuses(page, "main")).includes("active"), `${label}: nothing on the return page says active: ${await statuses(page, "main")}`);
   check(/retry/.test(await page.locator("#charges tr.failed").first().textContent()), `${label}: the failed renewal shows its retry`);
 
