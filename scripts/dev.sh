@@ -15,6 +15,7 @@
 # port of the worker: 9229, or any free port when 9229 is taken), DEV_DIR (.wrangler: the local
 # ledger, the sandbox's state file, logs and the generated configuration), DEV_SKIP_BUILD=1 (use
 # what is built, install and build nothing: the test of this script, run beside other tests),
+# PSP_SANDBOX_BIN (the sandbox binary to run: the release build by default),
 # ALLOWED_ORIGINS (origins allowed besides the worker's own, comma-separated: a frontend's dev
 # server, `make dev ALLOWED_ORIGINS=http://localhost:5173`).
 set -euo pipefail
@@ -28,7 +29,7 @@ STATE="$DEV_DIR/state"
 SANDBOX_STATE="$DEV_DIR/sandbox-state.json"
 SANDBOX_LOG="$DEV_DIR/sandbox.log"
 CONFIG="$DEV_DIR/dev/wrangler.json"
-SANDBOX_BIN="${CARGO_TARGET_DIR:-target}/release/psp-sandbox"
+SANDBOX_BIN="${PSP_SANDBOX_BIN:-${CARGO_TARGET_DIR:-target}/release/psp-sandbox}"
 # How long the worker may take to answer /health once started (a cold workerd on a busy
 # 2-core machine takes a few seconds; a degraded answer is reported sooner).
 HEALTH_DEADLINE_S=${HEALTH_DEADLINE_S:-90}

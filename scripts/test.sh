@@ -33,7 +33,11 @@ cargo clippy -p recurring-edge --lib --target wasm32-unknown-unknown --locked --
 
 step "build the worker (release wasm) and the PSP sandbox"
 bash scripts/build-worker.sh
-cargo build --release --locked -p psp-sandbox
+# The sandbox in the tests' own profile: its dependencies are built once for both, where a
+# release build (LTO, one codegen unit) would build them again. The stacks and `make dev` under
+# test run this binary.
+cargo build --locked -p psp-sandbox
+export PSP_SANDBOX_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/psp-sandbox"
 step "the production bundle (wrangler deploy --dry-run --env production)"
 # Validates the production configuration and bundles what would be uploaded, offline. The
 # placeholders of the example are refused by scripts/predeploy-check.py (make deploy), not here.

@@ -397,6 +397,38 @@ exit 0"#;
         assert_eq!(r.status, 200, "{}", r.text);
         r.json()
     }
+
+    /// The stack's directory: the worker's configuration (`wrangler.toml`), its local D1 and KV
+    /// state (`state`) and the logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stops the worker (SIGTERM, as Ctrl-C on `make dev`); the sandbox keeps running.
+    pub fn stop_worker(&mut self) {
+        if let Some(child) = self.wrangler.take() {
+            kill_group(child, "TERM");
+        }
+        self.record_groups();
+    }
+
+    /// Replaces the worker's local D1 and KV state with a fresh one (the migrations applied, no
+    /// rows, no keys), as `make clean` then `make dev` would. The worker must be stopped.
+    pub fn wipe_state(&mut self) {
+        assert!(
+            self.wrangler.is_none(),
+            "stop the worker before wiping its state"
+        );
+        let state = self.dir.join("state");
+        fs::remove_dir_all(&state).expect("remove the local state");
+        copy_dir(&migrated_template(), &state);
+    }
+
+    /// Starts the worker again after [`Stack::stop_worker`], on the same port and state.
+    pub fn start_worker_again(&mut self) {
+        assert!(self.wrangler.is_none(), "the worker is running");
+        self.start_worker();
+    }
 }
 
 impl Drop for Stack {
@@ -450,14 +482,18 @@ fn sandbox_binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("PSP_SANDBOX_BIN") {
         return PathBuf::from(bin);
     }
-    for profile in ["release", "debug"] {
-        let bin = target_dir().join(profile).join("psp-sandbox");
-        if bin.exists() {
-            return bin;
-        }
+    // `make test` builds the debug one (its dependencies are the tests' own); `make dev` the
+    // release one. The newer is the one that matches the sources.
+    let newest = ["release", "debug"]
+        .into_iter()
+        .map(|profile| target_dir().join(profile).join("psp-sandbox"))
+        .filter_map(|bin| Some((fs::metadata(&bin).ok()?.modified().ok()?, bin)))
+        .max();
+    if let Some((_, bin)) = newest {
+        return bin;
     }
     panic!(
-        "psp-sandbox is not built; run `make test` (it builds it) or `cargo build --release -p psp-sandbox`"
+        "psp-sandbox is not built; run `make test` (it builds it) or `cargo build -p psp-sandbox`"
     );
 }
 
