@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the product locally, `make test` runs every test.
-.PHONY: dev test bench build bootstrap fmt lint clean deploy predeploy
+.PHONY: dev test bench build bootstrap fmt lint clean deploy predeploy backup restore
 
 dev:
 	@scripts/dev.sh
@@ -25,6 +25,15 @@ deploy:
 .PHONY: rollback
 rollback:
 	@scripts/rollback.sh $(VERSION)
+
+# An encrypted backup of the ledger and the token vault into backups/ (TARGET=production: the
+# production ones), and its restore into an empty ledger and vault (BACKUP=<file>); see
+# docs/operate/backups.md.
+backup:
+	@node scripts/backup.mjs backup $(if $(TARGET),--target $(TARGET))
+
+restore:
+	@node scripts/backup.mjs restore $(if $(TARGET),--target $(TARGET)) $(BACKUP)
 
 # Only the offline check of [env.production]: no placeholder ids, URLs or demo settings left.
 predeploy:

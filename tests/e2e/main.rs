@@ -9,6 +9,7 @@ mod stack;
 
 mod abuse;
 mod attacks;
+mod backups;
 mod billing;
 mod browser;
 mod charge_safety;
