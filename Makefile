@@ -39,6 +39,16 @@ restore:
 predeploy:
 	@python3 scripts/predeploy-check.py --env production
 
+# The local worker's events on your endpoint, signed (FORWARD_TO=<url>), and an event of any
+# type made by a real flow (EVENT=<type>; without it, the types): docs/integrate/events.md.
+.PHONY: listen trigger
+listen:
+	@[ -n "$(FORWARD_TO)" ] || { echo "make listen: set FORWARD_TO to your endpoint, e.g. make listen FORWARD_TO=http://127.0.0.1:3000/webhooks" >&2; exit 2; }
+	@python3 scripts/listen.py --forward-to "$(FORWARD_TO)"
+
+trigger:
+	@python3 scripts/trigger.py $(EVENT)
+
 fmt:
 	cargo fmt --all
 

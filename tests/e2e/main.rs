@@ -21,6 +21,7 @@ mod events;
 mod fanout;
 mod foundation;
 mod keys;
+mod listen;
 mod logs;
 mod monitoring;
 mod plan_changes;
