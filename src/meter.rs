@@ -109,6 +109,7 @@ mod tests {
         m.subrequest();
         m.d1(3);
         m.kv_read();
+        m.r2_op();
         assert_eq!(
             m.usage(),
             Usage {
@@ -116,10 +117,11 @@ mod tests {
                 d1_calls: 1,
                 d1_queries: 3,
                 kv_reads: 1,
-                kv_writes: 0
+                kv_writes: 0,
+                r2_ops: 1,
             }
         );
-        assert_eq!(m.platform_calls(), 4);
+        assert_eq!(m.platform_calls(), 5);
     }
 
     #[test]

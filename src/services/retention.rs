@@ -65,6 +65,40 @@ pub async fn sweep(ctx: &Ctx, now: i64, budget: &dyn Fn() -> bool) -> Result<Swe
     Ok(report)
 }
 
+/// A batch read from the ledger, ready for its object.
+struct Batch {
+    lines: Vec<String>,
+    ids: Vec<String>,
+    /// The first and last rows' keys and times: the object's name and its record.
+    keys: (String, String),
+    times: (i64, i64),
+}
+
+impl Batch {
+    /// `rows` as lines, each with its id, key and time.
+    fn of<T: Serialize>(
+        rows: &[T],
+        id: impl Fn(&T) -> String,
+        key: impl Fn(&T) -> String,
+        time: impl Fn(&T) -> i64,
+    ) -> Result<Option<Batch>, Problem> {
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            return Ok(None);
+        };
+        let lines = rows
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<_, _>>()
+            .map_err(|e| Problem::internal(format!("archive line: {e}")))?;
+        Ok(Some(Batch {
+            lines,
+            ids: rows.iter().map(id).collect(),
+            keys: (key(first), key(last)),
+            times: (time(first), time(last)),
+        }))
+    }
+}
+
 /// One batch of `kind`: how many rows it moved.
 async fn move_batch(
     ctx: &Ctx,
@@ -74,58 +108,42 @@ async fn move_batch(
     report: &mut SweepReport,
 ) -> Result<u32, Problem> {
     let db = ctx.db();
-    let encode = |e: serde_json::Error| Problem::internal(format!("archive line: {e}"));
-    // (lines, ids, first and last key, first and last time)
-    let (lines, ids, keys, times): (Vec<String>, Vec<String>, (String, String), (i64, i64)) =
-        match kind {
-            Kind::Events => {
-                let rows = archives::old_events(db, cutoff, limit).await?;
-                let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-                    return Ok(0);
-                };
-                let keys = (first.0.seq.to_string(), last.0.seq.to_string());
-                let times = (first.0.created_at, last.0.created_at);
-                let ids = rows.iter().map(|(e, _)| e.id.clone()).collect();
-                let lines = rows
-                    .into_iter()
-                    .map(|(event, deliveries)| {
-                        serde_json::to_string(&EventLine { event, deliveries })
-                    })
-                    .collect::<Result<_, _>>()
-                    .map_err(encode)?;
-                (lines, ids, keys, times)
-            }
-            Kind::Webhooks => {
-                let rows = archives::old_webhooks(db, cutoff, limit).await?;
-                let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-                    return Ok(0);
-                };
-                let keys = (first.event_id.clone(), last.event_id.clone());
-                let times = (first.received_at, last.received_at);
-                let ids = rows.iter().map(|r| r.event_id.clone()).collect();
-                let lines = rows
-                    .iter()
-                    .map(serde_json::to_string)
-                    .collect::<Result<_, _>>()
-                    .map_err(encode)?;
-                (lines, ids, keys, times)
-            }
-            Kind::Ticks => {
-                let rows = archives::old_ticks(db, cutoff, limit).await?;
-                let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-                    return Ok(0);
-                };
-                let keys = (first.id.clone(), last.id.clone());
-                let times = (first.started_at, last.started_at);
-                let ids = rows.iter().map(|r| r.id.clone()).collect();
-                let lines = rows
-                    .iter()
-                    .map(serde_json::to_string)
-                    .collect::<Result<_, _>>()
-                    .map_err(encode)?;
-                (lines, ids, keys, times)
-            }
-        };
+    let batch = match kind {
+        Kind::Events => {
+            let rows: Vec<EventLine> = archives::old_events(db, cutoff, limit)
+                .await?
+                .into_iter()
+                .map(|(event, deliveries)| EventLine { event, deliveries })
+                .collect();
+            Batch::of(
+                &rows,
+                |l| l.event.id.clone(),
+                |l| l.event.seq.to_string(),
+                |l| l.event.created_at,
+            )?
+        }
+        Kind::Webhooks => Batch::of(
+            &archives::old_webhooks(db, cutoff, limit).await?,
+            |r| r.event_id.clone(),
+            |r| r.event_id.clone(),
+            |r| r.received_at,
+        )?,
+        Kind::Ticks => Batch::of(
+            &archives::old_ticks(db, cutoff, limit).await?,
+            |r| r.id.clone(),
+            |r| r.id.clone(),
+            |r| r.started_at,
+        )?,
+    };
+    let Some(Batch {
+        lines,
+        ids,
+        keys,
+        times,
+    }) = batch
+    else {
+        return Ok(0);
+    };
     let packed = archive::pack(&lines);
     let object_key = archive::object_key(kind, times.0, &keys.0, &keys.1);
     let bucket = ctx
