@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use worker::kv::KvStore;
-use worker::{D1Database, Env, Queue};
+use worker::{Bucket, D1Database, Env, Queue};
 
 use crate::ids::new_id;
 use crate::log::Log;
@@ -49,6 +49,8 @@ pub struct Ctx {
     charges_queue: Option<Queue>,
     /// The queue events are delivered through, when the worker has it bound.
     events_queue: Option<Queue>,
+    /// The bucket records past their retention go to; without it, nothing leaves the ledger.
+    archive: Option<Bucket>,
     /// Business time, once read: the test clock when it is on, else the wall clock.
     now: Cell<Option<i64>>,
     /// Test mode: whether any named test clock exists (read with the global clock). Without
@@ -79,6 +81,7 @@ impl Ctx {
             kv,
             charges_queue: env.queue("CHARGES").ok(),
             events_queue: env.queue("EVENTS").ok(),
+            archive: env.bucket("ARCHIVE").ok(),
             now: Cell::new(None),
             named_clocks: Cell::new(false),
         })
@@ -93,6 +96,10 @@ impl Ctx {
 
     pub fn events_queue(&self) -> Option<&Queue> {
         self.events_queue.as_ref()
+    }
+
+    pub fn archive(&self) -> Option<&Bucket> {
+        self.archive.as_ref()
     }
 
     /// The invocation's outgoing connections (see [`Slots`]).

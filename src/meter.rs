@@ -12,6 +12,7 @@ pub struct Meter {
     d1_queries: Cell<u32>,
     kv_reads: Cell<u32>,
     kv_writes: Cell<u32>,
+    r2_ops: Cell<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -25,6 +26,8 @@ pub struct Usage {
     pub d1_queries: u32,
     pub kv_reads: u32,
     pub kv_writes: u32,
+    /// Reads and writes of the archive bucket.
+    pub r2_ops: u32,
 }
 
 impl Usage {
@@ -36,6 +39,7 @@ impl Usage {
             d1_queries: self.d1_queries + other.d1_queries,
             kv_reads: self.kv_reads + other.kv_reads,
             kv_writes: self.kv_writes + other.kv_writes,
+            r2_ops: self.r2_ops + other.r2_ops,
         }
     }
 
@@ -47,6 +51,7 @@ impl Usage {
             d1_queries: self.d1_queries.saturating_sub(earlier.d1_queries),
             kv_reads: self.kv_reads.saturating_sub(earlier.kv_reads),
             kv_writes: self.kv_writes.saturating_sub(earlier.kv_writes),
+            r2_ops: self.r2_ops.saturating_sub(earlier.r2_ops),
         }
     }
 }
@@ -70,11 +75,15 @@ impl Meter {
         self.kv_writes.set(self.kv_writes.get() + 1);
     }
 
+    pub fn r2_op(&self) {
+        self.r2_ops.set(self.r2_ops.get() + 1);
+    }
+
     /// Calls that count against the per-invocation subrequest limit. Whether binding calls
     /// count has varied with the platform's rules; counting them keeps the budget safe.
     pub fn platform_calls(&self) -> u32 {
         let u = self.usage();
-        u.subrequests + u.d1_calls + u.kv_reads + u.kv_writes
+        u.subrequests + u.d1_calls + u.kv_reads + u.kv_writes + u.r2_ops
     }
 
     pub fn usage(&self) -> Usage {
@@ -84,6 +93,7 @@ impl Meter {
             d1_queries: self.d1_queries.get(),
             kv_reads: self.kv_reads.get(),
             kv_writes: self.kv_writes.get(),
+            r2_ops: self.r2_ops.get(),
         }
     }
 }
@@ -99,6 +109,7 @@ mod tests {
         m.subrequest();
         m.d1(3);
         m.kv_read();
+        m.r2_op();
         assert_eq!(
             m.usage(),
             Usage {
@@ -106,10 +117,11 @@ mod tests {
                 d1_calls: 1,
                 d1_queries: 3,
                 kv_reads: 1,
-                kv_writes: 0
+                kv_writes: 0,
+                r2_ops: 1,
             }
         );
-        assert_eq!(m.platform_calls(), 4);
+        assert_eq!(m.platform_calls(), 5);
     }
 
     #[test]

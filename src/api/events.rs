@@ -6,7 +6,7 @@ use worker::{Request, Response};
 
 use super::{body, page, respond};
 use crate::context::Ctx;
-use crate::services::events;
+use crate::services::{events, retention};
 use crate::store::events as store;
 use crate::views::event::{AttemptView, DeliveryView, delivery_status};
 use recurring_core::billing::time::format_rfc3339;
@@ -51,14 +51,18 @@ pub async fn list(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
         )));
     }
     let db = ctx.db();
+    // A cursor may name an event archived since: it keeps its place in the feed.
     let after = match body::query_param(req, "startingAfter") {
         None => None,
-        Some(id) => Some(
-            store::get(db, &id)
-                .await?
-                .ok_or_else(|| Problem::invalid_request("startingAfter is not an event id."))?
-                .seq,
-        ),
+        Some(id) => {
+            let live = store::get(db, &id).await?.map(|row| row.seq);
+            let seq = match live {
+                Some(seq) => Some(seq),
+                None if validate::is_identifier(&id) => retention::archived_seq(ctx, &id).await?,
+                None => None,
+            };
+            Some(seq.ok_or_else(|| Problem::invalid_request("startingAfter is not an event id."))?)
+        }
     };
     let rows = store::list(db, after, kind.as_deref(), limit + 1).await?;
     let has_more = rows.len() > limit as usize;
@@ -91,11 +95,22 @@ async fn load(ctx: &Ctx, id: &str) -> Result<store::EventRow, Problem> {
         .ok_or_else(|| Problem::not_found("The event"))
 }
 
-/// The event, with how its delivery went (every attempt, as the merchant's endpoint answered).
+/// The event, with how its delivery went (every attempt, as the merchant's endpoint answered):
+/// from the ledger, or from the archive once it left the ledger.
 pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
-    let row = load(ctx, id).await?;
-    let attempts = store::deliveries(ctx.db(), &row.id)
-        .await?
+    if !validate::is_identifier(id) {
+        return Err(Problem::not_found("The event"));
+    }
+    let (row, deliveries) = match store::get(ctx.db(), id).await? {
+        Some(row) => {
+            let deliveries = store::deliveries(ctx.db(), &row.id).await?;
+            (row, deliveries)
+        }
+        None => retention::archived_event(ctx, id)
+            .await?
+            .ok_or_else(|| Problem::not_found("The event"))?,
+    };
+    let attempts = deliveries
         .into_iter()
         .map(|d| AttemptView {
             attempt: d.attempt,

@@ -11,6 +11,7 @@ pub mod hosted_checkout;
 pub mod order_watching;
 pub mod receipts;
 pub mod refunding;
+pub mod retention;
 pub mod settling;
 pub mod tick;
 pub mod webhook_events;

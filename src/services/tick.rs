@@ -23,7 +23,8 @@ use crate::params;
 use crate::services::charging::Patience;
 use crate::services::discounting::{self, Discounts};
 use crate::services::{
-    activation, charging, events, fanout, order_watching, refunding, settling, webhook_events,
+    activation, charging, events, fanout, order_watching, refunding, retention, settling,
+    webhook_events,
 };
 use crate::store::balances as balance_store;
 use crate::store::charges::{self, NewCharge};
@@ -71,6 +72,8 @@ pub struct TickReport {
     pub webhooks_confirmed: u32,
     /// Events put on their way to the merchant.
     pub events_dispatched: u32,
+    /// Records past their retention moved to the archive bucket.
+    pub archived: crate::services::retention::SweepReport,
     /// True when the budget ran out with due work left; the next tick continues.
     pub work_left: bool,
     /// Close-and-enqueue rounds after the first (fanned out only).
@@ -155,6 +158,11 @@ pub async fn run(ctx: &Ctx, trigger: &str, clock: Option<&str>) -> Result<TickRe
     }
     // Events written by this tick, and any a crash kept from leaving.
     report.events_dispatched = events::dispatch(ctx).await?;
+    // Last: what is past its retention leaves the ledger with what budget is left.
+    if global {
+        let budget = || within_budget(ctx, started, 4 * CALLS_PER_CHARGE);
+        report.archived = retention::sweep(ctx, now, &budget).await?;
+    }
 
     report.usage = ctx.meter.usage();
     report.wall_ms = ctx.wall_ms() - started;

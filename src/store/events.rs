@@ -5,7 +5,8 @@ use crate::params;
 use recurring_core::http::problem::Problem;
 
 crate::row! {
-    #[derive(Debug, Clone)]
+    /// Also an archived event's form in the archive bucket (serde).
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
     pub struct EventRow {
         pub seq: i64,
         pub id: String,
@@ -149,7 +150,7 @@ pub async fn redeliver(db: Db<'_>, id: &str) -> Result<bool, Problem> {
 }
 
 crate::row! {
-    #[derive(Debug, Clone, serde::Serialize)]
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
     pub struct DeliveryRow {
         pub attempt: u32,
         pub status_code: Option<u16>,

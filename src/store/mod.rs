@@ -1,5 +1,6 @@
 //! Storage adapters: the D1 ledger (money, exactly-once claims) and the KV token vault.
 
+pub mod archives;
 pub mod balances;
 pub mod card_replacements;
 pub mod charges;

@@ -27,6 +27,7 @@ mod monitoring;
 mod plan_changes;
 mod portal;
 mod reports;
+mod retention;
 mod sessions;
 mod settlement;
 mod test_clocks;

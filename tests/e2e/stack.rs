@@ -560,7 +560,9 @@ fn write_config(
     let worker_url = format!("http://127.0.0.1:{worker_port}");
     // The tick drives due charges itself unless a test turns fan-out on: most tests read the
     // outcome right after their tick; the fan-out suite waits for the consumers.
-    let defaults: [(&str, String); 9] = [
+    // Events and webhook records stay for ten years unless a test says otherwise: suites that
+    // move business time by months read the whole feed (tests/e2e/retention.rs archives).
+    let defaults: [(&str, String); 11] = [
         ("CHARGE_FANOUT", "off".into()),
         ("PSP_BASE_URL", sandbox_url.to_owned()),
         ("PUBLIC_BASE_URL", worker_url.clone()),
@@ -570,6 +572,8 @@ fn write_config(
         ("CHARGE_LEASE_SECONDS", "5".into()),
         ("TICK_MAX_CHARGES", "500".into()),
         ("TICK_MAX_SUBREQUESTS", "10000".into()),
+        ("RETENTION_EVENTS_DAYS", "3650".into()),
+        ("RETENTION_WEBHOOKS_DAYS", "3650".into()),
     ];
     for (name, value) in defaults {
         vars.insert(name.into(), toml::Value::String(value));

@@ -99,6 +99,9 @@ pub struct Config {
     /// `RECEIPTS=email`: every renewal's receipt is emailed by the provider once settled.
     pub email_receipts: bool,
     pub dashboard: DashboardConfig,
+    /// How long events, webhook records and tick reports stay in the ledger before the
+    /// archive (`RETENTION_*`); without an `ARCHIVE` bucket nothing leaves.
+    pub retention: crate::archive::Retention,
 }
 
 /// Who may open the dashboard (`/dashboard`).
@@ -243,6 +246,28 @@ impl Config {
         let consumer_concurrency = number("CONSUMER_CONCURRENCY", 50, 1, 100) as u32;
         let session_max_lifetime_s = number("CUSTOMER_SESSION_MAX_SECONDS", 4 * 3_600, 60, 86_400);
         let max_open_checkouts = number("MAX_OPEN_CHECKOUTS", 5, 1, 100) as u32;
+        let retention_default = crate::archive::Retention::default();
+        let retention = crate::archive::Retention {
+            events_days: number(
+                "RETENTION_EVENTS_DAYS",
+                retention_default.events_days.into(),
+                1,
+                3_650,
+            ) as u32,
+            webhooks_days: number(
+                "RETENTION_WEBHOOKS_DAYS",
+                retention_default.webhooks_days.into(),
+                1,
+                3_650,
+            ) as u32,
+            ticks_days: number(
+                "RETENTION_TICKS_DAYS",
+                retention_default.ticks_days.into(),
+                1,
+                3_650,
+            ) as u32,
+            batch: number("RETENTION_BATCH", retention_default.batch.into(), 10, 5_000) as u32,
+        };
         if min_charge_amount > max_charge_amount {
             problems.push("MIN_CHARGE_AMOUNT is above MAX_CHARGE_AMOUNT".into());
         }
@@ -480,6 +505,7 @@ impl Config {
             charge_fanout,
             charge_queue_hold_ms,
             consumer_concurrency,
+            retention,
         })
     }
 

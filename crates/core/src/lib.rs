@@ -19,6 +19,7 @@
 //! and ids as strings, so every rule runs natively, under property tests and at any simulated
 //! time. The worker crate is the adapters around it (fetch, D1, KV, queues, cron).
 
+pub mod archive;
 pub mod billing;
 pub mod catalog;
 pub mod config;
