@@ -7,6 +7,8 @@ usage: deploy-resources.py [--env production] COMMAND [FILE...]
                               exit 1 naming each missing one and the command that creates it
   missing-queues LIST         the environment's queues (producers, consumers, dead-letter queues)
                               that `wrangler queues list`'s table does not show, one a line
+  missing-buckets LIST        the environment's R2 buckets that `wrangler r2 bucket list` does not
+                              show, one a line
   missing-secrets LIST_JSON   the secrets the worker needs that `wrangler secret list` does not
                               show, one a line
   base-url                    PUBLIC_BASE_URL, without its trailing slash
@@ -91,6 +93,19 @@ def listed_queues(text: str) -> set[str]:
     return {row[column] for row in rows[1:] if len(row) > column}
 
 
+def buckets(env: dict) -> list[str]:
+    """The environment's R2 bucket names, each once."""
+    return list(dict.fromkeys(b.get("bucket_name") for b in env.get("r2_buckets", []) if b.get("bucket_name")))
+
+
+def listed_buckets(text: str) -> set[str]:
+    """The names `wrangler r2 bucket list` prints (a `name:` line a bucket)."""
+    return {
+        m.group(1)
+        for m in re.finditer(r"^\s*name:\s*(\S+)\s*$", ANSI.sub("", text), re.M)
+    }
+
+
 def required_secrets(env: dict) -> list[str]:
     """The names of .dev.vars.example (whoever adds a secret adds it there), and the webhook's."""
     names = re.findall(r"^([A-Z][A-Z0-9_]*)=", (ROOT / ".dev.vars.example").read_text(), re.M)
@@ -102,7 +117,7 @@ def required_secrets(env: dict) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="production")
-    parser.add_argument("command", choices=("check-ids", "missing-queues", "missing-secrets", "base-url"))
+    parser.add_argument("command", choices=("check-ids", "missing-queues", "missing-buckets", "missing-secrets", "base-url"))
     parser.add_argument("files", nargs="*")
     args = parser.parse_args()
     with open(ROOT / "wrangler.toml", "rb") as f:
@@ -115,6 +130,9 @@ def main() -> int:
         if args.command == "missing-queues":
             shown = listed_queues(pathlib.Path(args.files[0]).read_text())
             print("\n".join(q for q in queues(env) if q not in shown))
+        elif args.command == "missing-buckets":
+            shown = listed_buckets(pathlib.Path(args.files[0]).read_text())
+            print("\n".join(b for b in buckets(env) if b not in shown))
         elif args.command == "missing-secrets":
             shown = {str(s.get("name")) for s in read_json_list(args.files[0], "wrangler secret list")}
             print("\n".join(s for s in required_secrets(env) if s not in shown))

@@ -3,10 +3,10 @@
 #   1. the pinned tools; 2. no placeholder left in [env.production], the rate limiter's
 #      namespace_id included (scripts/predeploy-check.py: Cloudflare has no command that makes one);
 #   3. the D1 database and the KV namespace named there are in the account (their ids are the
-#      user's to write: nothing here edits wrangler.toml); which queues are missing;
+#      user's to write: nothing here edits wrangler.toml); which queues and R2 buckets are missing;
 #   4. every secret the worker needs is set; 5. the bundle builds (`wrangler deploy --dry-run`).
 # Then the changes, each only once the one before it succeeded:
-#   6. the missing queues are created; 7. the D1 migrations, applied before the code that needs
+#   6. the missing queues and buckets are created; 7. the D1 migrations, applied before the code that needs
 #      them; 8. `wrangler deploy`; 9. the deployed /health answers 200, else `make rollback`.
 # wrangler's own error output always reaches the terminal: when a call fails (no network, a
 # refused token, a missing permission), its message is the diagnosis, and the deployment stops.
@@ -44,6 +44,10 @@ say "checking the queues"
 wr queues list --env "$ENV" >"$answers/queues.txt"
 missing_queues=$(resources missing-queues "$answers/queues.txt")
 
+say "checking the R2 buckets"
+wr r2 bucket list >"$answers/buckets.txt"
+missing_buckets=$(resources missing-buckets "$answers/buckets.txt")
+
 say "checking that every secret is set on the worker"
 wr secret list --env "$ENV" --format json >"$answers/secrets.json"
 missing_secrets=$(resources missing-secrets "$answers/secrets.json")
@@ -65,6 +69,16 @@ if [ -n "$missing_queues" ]; then
   say "created the queues: ${missing_queues//$'\n'/, }"
 else
   say "every queue is there"
+fi
+
+if [ -n "$missing_buckets" ]; then
+  for bucket in $missing_buckets; do
+    say "creating the R2 bucket $bucket (wrangler r2 bucket list does not show it)"
+    wr r2 bucket create "$bucket" >/dev/null
+  done
+  say "created the buckets: ${missing_buckets//$'\n'/, }"
+else
+  say "every bucket is there"
 fi
 
 say "applying the D1 migrations (remote), before the code that needs them"

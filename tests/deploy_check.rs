@@ -250,8 +250,9 @@ const AUTH_ERROR: &str = "\u{2718} [ERROR] A request to the Cloudflare API \
 [code: 6003]\n  \n  - Invalid format for Authorization header [code: 6111]\n\n";
 
 /// The calls that change the account or the worker; none may come before every check passed.
-const CHANGES: [&str; 4] = [
+const CHANGES: [&str; 5] = [
     "wrangler queues create",
+    "wrangler r2 bucket create",
     "wrangler d1 migrations apply",
     "wrangler deploy --env",
     "wrangler rollback",
@@ -408,11 +409,13 @@ fn deploy_checks_and_creates_every_resource_before_it_changes_anything() {
             "wrangler d1 list --json --env production",
             "wrangler kv namespace list --env production",
             "wrangler queues list --env production",
+            "wrangler r2 bucket list",
             "wrangler secret list --env production --format json",
             "wrangler deploy --dry-run --env production",
             "wrangler queues create recurring-edge-charges-dlq --env production",
             "wrangler queues create recurring-edge-events --env production",
             "wrangler queues create recurring-edge-events-dlq --env production",
+            "wrangler r2 bucket create recurring-edge-archive",
             "wrangler d1 migrations apply DB --remote --env production",
             "wrangler deploy --env production",
             "curl https://payments.myshop.se/health",
@@ -430,16 +433,23 @@ fn deploy_checks_and_creates_every_resource_before_it_changes_anything() {
         "{report}"
     );
 
-    // The second time every queue is there: nothing is created.
+    assert!(
+        report.contains("created the buckets: recurring-edge-archive"),
+        "{report}"
+    );
+
+    // The second time every queue and bucket is there: nothing is created.
     std::fs::remove_file(project.dir.join("state/calls")).unwrap();
     let (passed, report) = project.make("deploy", &[]);
     assert!(passed, "{report}");
     assert!(report.contains("every queue is there"), "{report}");
+    assert!(report.contains("every bucket is there"), "{report}");
     assert!(
         !project
             .calls()
             .iter()
-            .any(|c| c.starts_with("wrangler queues create")),
+            .any(|c| c.starts_with("wrangler queues create")
+                || c.starts_with("wrangler r2 bucket create")),
         "{:?}",
         project.calls()
     );
@@ -471,9 +481,11 @@ fn each_failing_wrangler_call_stops_the_deployment_before_what_follows() {
     for (i, step) in [
         "kv namespace list",
         "queues list",
+        "r2 bucket list",
         "secret list",
         "deploy --dry-run",
         "queues create",
+        "r2 bucket create",
         "d1 migrations apply",
         "deploy --env",
     ]
