@@ -33,6 +33,8 @@ pub struct Config {
     /// units).
     pub fee_rate_bp: u32,
     pub fee_fixed: i64,
+    /// Webhooks in flight at once to one URL: 1 sends them one at a time, in order.
+    pub webhook_concurrency: usize,
 }
 
 impl Config {
@@ -64,12 +66,13 @@ impl Default for Config {
             settlement_delay_days: 1,
             fee_rate_bp: 180,
             fee_fixed: 180,
+            webhook_concurrency: 1,
         }
     }
 }
 
 /// Flag, environment variable, and help text of each setting.
-const SETTINGS: [(&str, &str, &str); 17] = [
+const SETTINGS: [(&str, &str, &str); 18] = [
     (
         "--host",
         "PSP_SANDBOX_HOST",
@@ -150,6 +153,11 @@ const SETTINGS: [(&str, &str, &str); 17] = [
         "--settlement-delay-days",
         "PSP_SANDBOX_SETTLEMENT_DELAY_DAYS",
         "business days from batch to settlement (1)",
+    ),
+    (
+        "--webhook-concurrency",
+        "PSP_SANDBOX_WEBHOOK_CONCURRENCY",
+        "webhooks in flight at once to one URL (1: one at a time, in order; up to 64)",
     ),
 ];
 
@@ -232,6 +240,13 @@ impl Config {
                         .ok()
                         .filter(|bp| *bp <= 10_000)
                         .ok_or("--fee-rate-bp is at most 10000 (100 %)")?
+                }
+                "--webhook-concurrency" => {
+                    c.webhook_concurrency = number(&value)?
+                        .try_into()
+                        .ok()
+                        .filter(|n| (1..=64).contains(n))
+                        .ok_or("--webhook-concurrency is from 1 to 64")?
                 }
                 "--fee-fixed" => {
                     c.fee_fixed = number(&value)?

@@ -190,23 +190,32 @@ fn dispatch(sb: &Shared, inner: &mut Inner, event: Event, latency_ms: u64) {
     }
 }
 
+/// One URL's queue: first attempts start in the order things happened, at most
+/// `--webhook-concurrency` in flight (one by default: each waits for the one before it).
 fn start_queue(sb: &Shared, url: String) -> mpsc::UnboundedSender<Delivery> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Delivery>();
     let secret = sb.config.webhook_secret.clone();
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(sb.config.webhook_concurrency));
     let sb = sb.clone();
     tokio::spawn(async move {
         while let Some(d) = rx.recv().await {
-            if d.latency_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(d.latency_ms)).await;
-            }
-            let delivered = attempt(&secret, &url, &d.body).await;
-            sb.webhooks_queued.fetch_sub(1, Ordering::SeqCst);
-            if delivered || d.retry_delays_ms.is_empty() {
-                continue;
-            }
-            // Retries wait on their own, so one failing event does not hold up the others.
-            let (secret, url) = (secret.clone(), url.clone());
-            tokio::spawn(retry(secret, url, d.body, d.retry_delays_ms));
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let (sb, secret, url) = (sb.clone(), secret.clone(), url.clone());
+            tokio::spawn(async move {
+                if d.latency_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(d.latency_ms)).await;
+                }
+                let delivered = attempt(&secret, &url, &d.body).await;
+                sb.webhooks_queued.fetch_sub(1, Ordering::SeqCst);
+                drop(permit);
+                if !delivered && !d.retry_delays_ms.is_empty() {
+                    // Retries wait on their own, so one failing event does not hold up the
+                    // others.
+                    retry(secret, url, d.body, d.retry_delays_ms).await;
+                }
+            });
         }
     });
     tx

@@ -18,12 +18,14 @@ use std::cell::RefCell;
 
 use crate::concurrently::{self, Job};
 use serde::Serialize;
-use worker::{Env, MessageBatch, MessageExt, Queue, QueueRetryOptionsBuilder, RawMessage};
+use worker::{
+    BatchMessageBuilder, Env, MessageBatch, MessageExt, Queue, QueueRetryOptionsBuilder, RawMessage,
+};
 
 use crate::context::Ctx;
 use crate::meter::Usage;
 use crate::params;
-use crate::services::charging::{self, Mode, Patience};
+use crate::services::charging::{self, Looked, Mode, Patience};
 use recurring_core::billing::charge_driver::DriveEnd;
 use recurring_core::config::Config;
 use recurring_core::http::problem::Problem;
@@ -36,8 +38,16 @@ crate::row! {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
     pub struct ChargeJob {
         pub charge: String,
+        /// A look at a payment started earlier whose outcome had not come: the how-manieth.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub check: Option<u32>,
     }
 }
+
+/// Looks at a started payment whose outcome has not come, before the cron's own: after
+/// `CHARGE_OUTCOME_CHECK_SECONDS`, then twice and four times as long. A charge whose webhook
+/// came meanwhile is final, and its look costs no provider call.
+const OUTCOME_CHECKS: u32 = 3;
 
 /// Marks up to `limit` due charges as enqueued and returns their ids, in one statement: an
 /// overlapping tick sees the mark and does not enqueue them again while it holds.
@@ -83,7 +93,10 @@ pub async fn send(ctx: &Ctx, queue: &Queue, ids: Vec<String>) -> Vec<String> {
     for chunk in ids.chunks(SEND_BATCH) {
         let jobs: Vec<ChargeJob> = chunk
             .iter()
-            .map(|id| ChargeJob { charge: id.clone() })
+            .map(|id| ChargeJob {
+                charge: id.clone(),
+                check: None,
+            })
             .collect();
         if let Err(e) = queue.send_batch(jobs).await {
             ctx.log.error(
@@ -114,6 +127,10 @@ pub struct ConsumerReport {
     /// Final or driven elsewhere: acknowledged and dropped.
     pub dropped: u32,
     pub retried: u32,
+    /// Messages that were a look at an outcome that had not come (see [`OUTCOME_CHECKS`]).
+    pub checks: u32,
+    /// Charges still waiting for their outcome, to be looked at again later.
+    pub checks_scheduled: u32,
     pub usage: Usage,
     pub wall_ms: i64,
 }
@@ -142,14 +159,18 @@ pub async fn consume(
         return Ok(());
     }
     let mut report = ConsumerReport::default();
-    let mut jobs: Vec<(String, Vec<RawMessage>)> = Vec::new();
+    // Each charge once, with the messages naming it; a look at an outcome only when every
+    // message naming the charge is one (the latest look's number).
+    let mut jobs: Vec<(String, Option<u32>, Vec<RawMessage>)> = Vec::new();
     for raw in batch.raw_iter() {
         report.messages += 1;
         match parse_job(&raw) {
-            // A charge named twice in one batch is driven once.
-            Some(job) => match jobs.iter_mut().find(|(id, _)| *id == job.charge) {
-                Some((_, messages)) => messages.push(raw),
-                None => jobs.push((job.charge, vec![raw])),
+            Some(job) => match jobs.iter_mut().find(|(id, _, _)| *id == job.charge) {
+                Some((_, check, messages)) => {
+                    *check = check.zip(job.check).map(|(a, b)| a.max(b));
+                    messages.push(raw);
+                }
+                None => jobs.push((job.charge, job.check, vec![raw])),
             },
             None => {
                 ctx.log.error(
@@ -163,27 +184,60 @@ pub async fn consume(
     let concurrency = ctx.config.consumer_concurrency as usize;
     let results = RefCell::new(Vec::new());
     let (done, ctx_ref) = (&results, &ctx);
-    let mut drives = jobs.into_iter().map(|(id, messages)| -> Job<'_> {
+    let mut drives = jobs.into_iter().map(|(id, check, messages)| -> Job<'_> {
         Box::pin(async move {
-            let end =
-                charging::drive_charge_end(ctx_ref, &id, Mode::Initiate, Patience::StartOnly).await;
-            done.borrow_mut().push((id, messages, end));
+            let end = match check {
+                // A look: the outcome, read and recorded if the webhook has not brought it;
+                // never a new payment.
+                Some(_) => {
+                    charging::settle_charge(ctx_ref, &id, Vec::new())
+                        .await
+                        .map(|(looked, _)| match looked {
+                            Looked::Final => Ended::Looked,
+                            Looked::Open | Looked::Held => Ended::StillOpen,
+                        })
+                }
+                None => {
+                    charging::drive_charge_end(ctx_ref, &id, Mode::Initiate, Patience::StartOnly)
+                        .await
+                        .map(Ended::Drove)
+                }
+            };
+            done.borrow_mut().push((id, check, messages, end));
         })
     });
     concurrently::run(concurrency, &mut drives).await;
-    for (id, messages, end) in results.into_inner() {
+    // Charges to look at again, by the number of the next look.
+    let mut to_check: Vec<(u32, String)> = Vec::new();
+    for (id, check, messages, end) in results.into_inner() {
         match end {
             Ok(end) => {
-                report.charges_driven += 1;
                 match end {
-                    DriveEnd::Succeeded => report.succeeded += 1,
-                    DriveEnd::Declined => report.declined += 1,
-                    DriveEnd::Failed => report.failed += 1,
-                    DriveEnd::Waiting => report.waiting += 1,
-                    DriveEnd::NeedsAttention => report.needs_attention += 1,
-                    DriveEnd::Busy => report.dropped += 1,
+                    Ended::Drove(end) => {
+                        report.charges_driven += 1;
+                        match end {
+                            DriveEnd::Succeeded => report.succeeded += 1,
+                            DriveEnd::Declined => report.declined += 1,
+                            DriveEnd::Failed => report.failed += 1,
+                            DriveEnd::Waiting => {
+                                report.waiting += 1;
+                                to_check.push((1, id));
+                            }
+                            DriveEnd::NeedsAttention => report.needs_attention += 1,
+                            DriveEnd::Busy => report.dropped += 1,
+                        }
+                    }
+                    Ended::Looked => report.checks += 1,
+                    Ended::StillOpen => {
+                        report.checks += 1;
+                        let next = check.unwrap_or(0) + 1;
+                        if next <= OUTCOME_CHECKS {
+                            to_check.push((next, id));
+                        }
+                    }
                 }
-                // Whatever is still open is the next tick's: the message has done its part.
+                // Whatever is still open is looked at again, or the next tick's: the message
+                // has done its part.
                 messages.iter().for_each(MessageExt::ack);
             }
             Err(p) => {
@@ -200,6 +254,7 @@ pub async fn consume(
             }
         }
     }
+    report.checks_scheduled = schedule_checks(&ctx, to_check).await;
     // The charges' events leave with this invocation (the cron catches any it could not send).
     if let Err(p) = crate::services::events::dispatch(&ctx).await {
         ctx.log
@@ -209,4 +264,47 @@ pub async fn consume(
     report.wall_ms = ctx.wall_ms() - started;
     ctx.log.report("charges consumed", &report);
     Ok(())
+}
+
+/// How a message's charge ended.
+enum Ended {
+    /// A first drive (its payment started, or the charge moved on otherwise).
+    Drove(DriveEnd),
+    /// A look found the charge final (its webhook came, or the status read settled it).
+    Looked,
+    /// A look found the outcome still open.
+    StillOpen,
+}
+
+/// Puts a look at each charge on the queue, delayed: the first after
+/// `CHARGE_OUTCOME_CHECK_SECONDS`, each next one after twice as long. Returns how many were
+/// scheduled; one that could not be is the cron's (the charge stays due).
+async fn schedule_checks(ctx: &Ctx, mut to_check: Vec<(u32, String)>) -> u32 {
+    let Some(queue) = ctx.charges_queue() else {
+        return 0;
+    };
+    to_check.sort();
+    let mut scheduled = 0;
+    for group in to_check.chunk_by(|a, b| a.0 == b.0) {
+        let check = group[0].0;
+        let delay = ctx.config.charge_outcome_check_s << (check - 1).min(4);
+        for chunk in group.chunks(SEND_BATCH) {
+            let jobs = chunk.iter().map(|(_, id)| ChargeJob {
+                charge: id.clone(),
+                check: Some(check),
+            });
+            let batch = BatchMessageBuilder::new()
+                .messages(jobs)
+                .delay_seconds(delay)
+                .build();
+            match queue.send_batch(batch).await {
+                Ok(()) => scheduled += chunk.len() as u32,
+                Err(e) => ctx.log.warn(
+                    "outcome checks not queued",
+                    crate::fields! {"count": chunk.len(), "error": e.to_string()},
+                ),
+            }
+        }
+    }
+    scheduled
 }

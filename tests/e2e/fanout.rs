@@ -8,13 +8,36 @@ use crate::flows::*;
 use crate::stack::{Options, Stack};
 
 fn fanout_stack(hold_seconds: u32) -> Stack {
+    fanout_stack_checking(hold_seconds, 300)
+}
+
+/// Fanned out, with the consumers' looks at outcomes that have not come after `check_seconds`.
+fn fanout_stack_checking(hold_seconds: u32, check_seconds: u32) -> Stack {
     Stack::start_with(Options {
         vars: vec![
             ("CHARGE_FANOUT", "on".into()),
             ("CHARGE_QUEUE_HOLD_SECONDS", hold_seconds.to_string()),
+            ("CHARGE_OUTCOME_CHECK_SECONDS", check_seconds.to_string()),
         ],
         ..Options::default()
     })
+}
+
+/// How many times the provider was asked for this order's status (its request log).
+fn status_reads(s: &Stack, order_id: &str) -> usize {
+    let request = format!("GET /orders/{order_id}/status ");
+    s.sandbox_log()
+        .lines()
+        .filter(|l| l.contains(&request))
+        .count()
+}
+
+/// Checks the consumers made, over every invocation so far.
+fn checks_made(s: &Stack) -> u64 {
+    s.logged("charges consumed")
+        .iter()
+        .map(|l| l["checks"].as_u64().unwrap_or(0))
+        .sum()
 }
 
 fn renewal(s: &Stack, customer: &str) -> Option<Value> {
@@ -267,5 +290,64 @@ fn a_status_that_lags_the_webhook_is_read_again_until_it_shows_the_outcome() {
     for (c, charge) in customers.iter().zip(&charges) {
         assert_eq!(payments_for_reference(&ledger, charge).len(), 1, "{c}");
         assert_ledgers_agree(&s, c);
+    }
+}
+
+/// Every webhook is lost: no tick after the one that enqueued the renewals, and each is still
+/// recorded within seconds, by the consumers' own look at the outcome that did not come; one
+/// payment each.
+#[test]
+fn renewals_whose_webhooks_are_lost_are_recorded_by_a_look_within_seconds() {
+    let s = fanout_stack_checking(300, 2);
+    let customers = weekly_subscribers(&s, "looked", 4, "2027-10-01T08:00:00Z");
+    set_faults(
+        &s,
+        serde_json::json!([{"endpoint": "webhook", "drop_rate": 1.0}]),
+    );
+    let report = tick(&s, "2027-10-08T08:00:00Z");
+    assert_eq!(report["chargesEnqueued"], 4, "{report}");
+    // The queue's hold is five minutes and no tick runs: only the looks can record them.
+    eventually(60, "the consumers' looks to record every renewal", || {
+        all_renewed(&s, &customers)
+    });
+    assert!(checks_made(&s) >= 4, "{:?}", s.logged("charges consumed"));
+    let ledger = s.ledger();
+    for c in &customers {
+        let charge = renewal_id(&s, c);
+        let payments = payments_for_reference(&ledger, &charge);
+        assert_eq!(payments.len(), 1, "{c}: {payments:?}");
+        assert_eq!(
+            status_reads(&s, payments[0]["orderId"].as_str().unwrap()),
+            1,
+            "{c}"
+        );
+        assert_ledgers_agree(&s, c);
+    }
+}
+
+/// The webhooks come in time: the consumers' looks, two seconds later, find every renewal
+/// recorded and ask the provider nothing. One status read per order: its webhook's.
+#[test]
+fn a_look_at_a_renewal_whose_webhook_came_costs_no_provider_call() {
+    let s = fanout_stack_checking(300, 2);
+    let customers = weekly_subscribers(&s, "heard", 4, "2027-11-01T08:00:00Z");
+    let report = tick(&s, "2027-11-08T08:00:00Z");
+    assert_eq!(report["chargesEnqueued"], 4, "{report}");
+    eventually(60, "the webhooks to record every renewal", || {
+        all_renewed(&s, &customers)
+    });
+    // A look is scheduled for each payment its consumer started, whatever came since.
+    eventually(60, "the looks to run", || checks_made(&s) >= 4);
+    let ledger = s.ledger();
+    for c in &customers {
+        let charge = renewal_id(&s, c);
+        let payments = payments_for_reference(&ledger, &charge);
+        assert_eq!(payments.len(), 1, "{c}");
+        let order = payments[0]["orderId"].as_str().unwrap();
+        assert_eq!(
+            status_reads(&s, order),
+            1,
+            "{c}: only the webhook's confirmation"
+        );
     }
 }

@@ -96,6 +96,9 @@ pub struct Config {
     pub charge_queue_hold_ms: i64,
     /// Charges one queue consumer invocation drives at once.
     pub consumer_concurrency: u32,
+    /// A payment the consumer started whose outcome has not arrived (the provider's webhook is
+    /// late or lost) is looked at after this long, then after twice and four times as long.
+    pub charge_outcome_check_s: u32,
     /// `RECEIPTS=email`: every renewal's receipt is emailed by the provider once settled.
     pub email_receipts: bool,
     pub dashboard: DashboardConfig,
@@ -244,6 +247,7 @@ impl Config {
         let settle_window_ms = number("SETTLE_WINDOW_MINUTES", 15, 1, 24 * 60) * 60_000;
         let charge_queue_hold_ms = number("CHARGE_QUEUE_HOLD_SECONDS", 300, 0, 3_600) * 1_000;
         let consumer_concurrency = number("CONSUMER_CONCURRENCY", 50, 1, 100) as u32;
+        let charge_outcome_check_s = number("CHARGE_OUTCOME_CHECK_SECONDS", 10, 1, 300) as u32;
         let session_max_lifetime_s = number("CUSTOMER_SESSION_MAX_SECONDS", 4 * 3_600, 60, 86_400);
         let max_open_checkouts = number("MAX_OPEN_CHECKOUTS", 5, 1, 100) as u32;
         let retention_default = crate::archive::Retention::default();
@@ -505,6 +509,7 @@ impl Config {
             charge_fanout,
             charge_queue_hold_ms,
             consumer_concurrency,
+            charge_outcome_check_s,
             retention,
         })
     }
