@@ -1,15 +1,17 @@
 //! `POST /v1/webhooks/psp`: the provider's event notifications.
 //!
 //! The signature is checked over the raw bytes before anything else; a bad one stores nothing.
-//! A correctly signed event is recorded and answered 200 at once: the provider does not retry
-//! events sent to an order's `callBackUrl`, so an answer that asks for a redelivery would lose
-//! them. Its confirmation (reading the order status) runs after the answer, and again from the
-//! cron until the order settles. 503 means only that the event could not be recorded.
+//! A correctly signed event that announces an outcome is recorded and answered 200 at once: the
+//! provider does not retry events sent to an order's `callBackUrl`, so an answer that asks for a
+//! redelivery would lose them. Its confirmation (reading the order status) runs after the
+//! answer, and again from the cron until the order settles. 503 means only that the event could
+//! not be recorded. An event without an outcome is answered first and recorded after.
 
 use worker::{Context, Env, Request, Response};
 
 use super::{body, respond};
 use crate::context::Ctx;
+use crate::meter::Usage;
 use crate::services::webhook_events::{self, Confirmation, OwnerLookup, Received, Recorded};
 use recurring_core::http::problem::Problem;
 use recurring_core::psp::signature;
@@ -46,6 +48,47 @@ pub async fn receive(
         Problem::invalid_request("The body is not a webhook event with metadata.eventId.")
     })?;
     let stale = event.is_stale(ctx.wall_ms(), ctx.config.webhook_max_age_ms);
+    if !event.announces_outcome() {
+        // An event that announces no outcome (a payment initiated or processing) moves nothing
+        // and needs no retry: it is answered at once and recorded after the answer. A provider
+        // that sends a URL's events one at a time then waits for no database write on two of
+        // its three events a payment; one lost with a failed write only loses a hint.
+        let (env, config, log, clock) = (
+            env.clone(),
+            ctx.config.clone(),
+            ctx.log.clone(),
+            ctx.clock(),
+        );
+        worker_ctx.wait_until(async move {
+            let ctx = match Ctx::with_log(&env, config, log.clone()) {
+                Ok(ctx) => ctx,
+                Err(p) => {
+                    log.warn(
+                        "webhook without an outcome not recorded",
+                        crate::fields! {"detail": p.detail},
+                    );
+                    return;
+                }
+            };
+            ctx.share_clock(&clock);
+            match webhook_events::record(&ctx, &event, stale).await {
+                Ok(Recorded::New(owner)) => {
+                    let spent = ctx.meter.usage();
+                    confirm(&ctx, &event, stale, owner, spent).await;
+                }
+                Ok(Recorded::Duplicate { settled: false }) => {
+                    let spent = ctx.meter.usage();
+                    confirm(&ctx, &event, stale, OwnerLookup::NotRead, spent).await;
+                }
+                Ok(_) => {}
+                Err(p) => log.warn(
+                    "webhook without an outcome not recorded",
+                    crate::fields! {"eventId": event.metadata.event_id, "detail": p.detail},
+                ),
+            }
+        });
+        return respond::json_text(200, r#"{"received":true}"#.to_owned());
+    }
     let recorded = webhook_events::record(ctx, &event, stale)
         .await
         .map_err(|_| {
@@ -61,44 +104,52 @@ pub async fn receive(
         Recorded::New(owner) => owner,
         Recorded::Duplicate { settled: false } => OwnerLookup::NotRead,
     };
-    let now = ctx.now().await?;
-    let received = Received {
-        event_id: event.metadata.event_id.clone(),
-        event_type: event.event_type.clone(),
-        order_id: event.order_id().map(str::to_owned),
-        reference_id: (!stale)
-            .then(|| event.reference_id().map(str::to_owned))
-            .flatten(),
-        checks: 0,
-        received_at: now,
-    };
-    let recorded_cost = ctx.meter.usage();
+    // What recording it cost, for the confirmation's log line.
+    let spent = ctx.meter.usage();
     let clock = ctx.clock();
     let env = env.clone();
     let config = ctx.config.clone();
     let log = ctx.log.clone();
     worker_ctx.wait_until(async move {
-        let confirmed = match Ctx::with_log(&env, config, log.clone()) {
+        match Ctx::with_log(&env, config, log.clone()) {
             Ok(ctx) => {
                 // Business time as the record saw it: the confirmation need not read it again.
                 ctx.share_clock(&clock);
-                let confirmation = Confirmation::AfterWebhook {
-                    owner,
-                    spent: recorded_cost,
-                };
-                webhook_events::confirm(&ctx, &received, confirmation)
-                    .await
-                    .map(|_| ())
+                confirm(&ctx, &event, stale, owner, spent).await;
             }
-            Err(p) => Err(p),
-        };
-        // The cron confirms it later: the event is recorded.
-        if let Err(p) = confirmed {
-            log.warn(
+            // The cron confirms it later: the event is recorded.
+            Err(p) => log.warn(
                 "webhook confirmation deferred to the cron",
-                crate::fields! {"eventId": received.event_id, "detail": p.detail},
-            );
+                crate::fields! {"eventId": event.metadata.event_id, "detail": p.detail},
+            ),
         }
     });
     respond::json_text(200, r#"{"received":true}"#.to_owned())
+}
+
+/// Confirms a recorded event by reading its order's status (after the answer); a failure
+/// leaves it to the cron, which confirms every recorded event that is not settled.
+async fn confirm(ctx: &Ctx, event: &WebhookEvent, stale: bool, owner: OwnerLookup, spent: Usage) {
+    let confirmed = async {
+        let received = Received {
+            event_id: event.metadata.event_id.clone(),
+            event_type: event.event_type.clone(),
+            order_id: event.order_id().map(str::to_owned),
+            reference_id: (!stale)
+                .then(|| event.reference_id().map(str::to_owned))
+                .flatten(),
+            checks: 0,
+            received_at: ctx.now().await?,
+        };
+        let confirmation = Confirmation::AfterWebhook { owner, spent };
+        webhook_events::confirm(ctx, &received, confirmation)
+            .await
+            .map(|_| ())
+    };
+    if let Err(p) = confirmed.await {
+        ctx.log.warn(
+            "webhook confirmation deferred to the cron",
+            crate::fields! {"eventId": event.metadata.event_id, "detail": p.detail},
+        );
+    }
 }

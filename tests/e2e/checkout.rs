@@ -234,9 +234,9 @@ fn forged_webhooks_are_refused_and_replayed_ones_are_processed_once() {
     assert_ledgers_agree(&s, "cust-5");
 }
 
-/// An event that announces no outcome, for an order in use, changes nothing: it is settled in
-/// the batch that records it, with no status read. One for an order we do not know still goes
-/// to its confirmation, which decides whether it is ours.
+/// An event that announces no outcome, for an order in use, changes nothing: it is answered at
+/// once, then settled in the batch that records it, with no status read. One for an order we do
+/// not know still goes to its confirmation, which decides whether it is ours.
 #[test]
 fn an_event_without_an_outcome_is_settled_as_it_is_recorded() {
     let s = Stack::start();
@@ -290,8 +290,9 @@ fn an_event_without_an_outcome_is_settled_as_it_is_recorded() {
     // clock's reading (a confirmation would add its owner lookup and its own write).
     assert!(noted["d1Calls"].as_u64().unwrap() <= 2, "{noted}");
     assert_eq!(status_reads(&s), reads_before);
+    // A replay is answered at once too, and recognised when it is recorded: nothing more.
     let replay = post(&ours);
-    assert_eq!(replay.json()["duplicate"], true, "{}", replay.text);
+    assert_eq!(replay.status, 200, "{}", replay.text);
 
     let stranger = event(
         "e2e0000000000000b2",
@@ -307,6 +308,13 @@ fn an_event_without_an_outcome_is_settled_as_it_is_recorded() {
         wait_checkout_once(&s, created["checkoutId"].as_str().unwrap()),
         "pending"
     );
+    // The replay was recorded as the duplicate it is: one line for the event.
+    let lines = s
+        .logged("webhook confirmed")
+        .into_iter()
+        .filter(|l| l["eventId"] == "e2e0000000000000b1")
+        .count();
+    assert_eq!(lines, 1);
     assert_ledgers_agree(&s, "cust-5b");
 }
 

@@ -247,7 +247,7 @@ impl Config {
         let settle_window_ms = number("SETTLE_WINDOW_MINUTES", 15, 1, 24 * 60) * 60_000;
         let charge_queue_hold_ms = number("CHARGE_QUEUE_HOLD_SECONDS", 300, 0, 3_600) * 1_000;
         let consumer_concurrency = number("CONSUMER_CONCURRENCY", 50, 1, 100) as u32;
-        let charge_outcome_check_s = number("CHARGE_OUTCOME_CHECK_SECONDS", 10, 1, 300) as u32;
+        let charge_outcome_check_s = number("CHARGE_OUTCOME_CHECK_SECONDS", 3, 1, 300) as u32;
         let session_max_lifetime_s = number("CUSTOMER_SESSION_MAX_SECONDS", 4 * 3_600, 60, 86_400);
         let max_open_checkouts = number("MAX_OPEN_CHECKOUTS", 5, 1, 100) as u32;
         let retention_default = crate::archive::Retention::default();
