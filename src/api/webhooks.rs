@@ -53,40 +53,28 @@ pub async fn receive(
         // and needs no retry: it is answered at once and recorded after the answer. A provider
         // that sends a URL's events one at a time then waits for no database write on two of
         // its three events a payment; one lost with a failed write only loses a hint.
-        let (env, config, log, clock) = (
-            env.clone(),
-            ctx.config.clone(),
-            ctx.log.clone(),
-            ctx.clock(),
+        let failed = "webhook without an outcome not recorded";
+        after_answer(
+            ctx,
+            env,
+            worker_ctx,
+            event.metadata.event_id.clone(),
+            failed,
+            move |ctx| async move {
+                match webhook_events::record(&ctx, &event, stale).await {
+                    Ok(recorded) => {
+                        if let Some(owner) = recorded.confirmation_owner() {
+                            let spent = ctx.meter.usage();
+                            confirm(&ctx, &event, stale, owner, spent).await;
+                        }
+                    }
+                    Err(p) => ctx.log.warn(
+                        failed,
+                        crate::fields! {"eventId": event.metadata.event_id, "detail": p.detail},
+                    ),
+                }
+            },
         );
-        worker_ctx.wait_until(async move {
-            let ctx = match Ctx::with_log(&env, config, log.clone()) {
-                Ok(ctx) => ctx,
-                Err(p) => {
-                    log.warn(
-                        "webhook without an outcome not recorded",
-                        crate::fields! {"detail": p.detail},
-                    );
-                    return;
-                }
-            };
-            ctx.share_clock(&clock);
-            match webhook_events::record(&ctx, &event, stale).await {
-                Ok(Recorded::New(owner)) => {
-                    let spent = ctx.meter.usage();
-                    confirm(&ctx, &event, stale, owner, spent).await;
-                }
-                Ok(Recorded::Duplicate { settled: false }) => {
-                    let spent = ctx.meter.usage();
-                    confirm(&ctx, &event, stale, OwnerLookup::NotRead, spent).await;
-                }
-                Ok(_) => {}
-                Err(p) => log.warn(
-                    "webhook without an outcome not recorded",
-                    crate::fields! {"eventId": event.metadata.event_id, "detail": p.detail},
-                ),
-            }
-        });
         return respond::json_text(200, r#"{"received":true}"#.to_owned());
     }
     let recorded = webhook_events::record(ctx, &event, stale)
@@ -96,35 +84,61 @@ pub async fn receive(
                 .detail("The event could not be recorded; deliver it again later.")
                 .header("Retry-After", "5")
         })?;
-    let owner = match recorded {
-        Recorded::Duplicate { settled: true } => {
-            return respond::json_text(200, r#"{"duplicate":true,"received":true}"#.to_owned());
-        }
-        Recorded::Noted => return respond::json_text(200, r#"{"received":true}"#.to_owned()),
-        Recorded::New(owner) => owner,
-        Recorded::Duplicate { settled: false } => OwnerLookup::NotRead,
+    if recorded == (Recorded::Duplicate { settled: true }) {
+        return respond::json_text(200, r#"{"duplicate":true,"received":true}"#.to_owned());
+    }
+    let Some(owner) = recorded.confirmation_owner() else {
+        return respond::json_text(200, r#"{"received":true}"#.to_owned());
     };
     // What recording it cost, for the confirmation's log line.
     let spent = ctx.meter.usage();
-    let clock = ctx.clock();
-    let env = env.clone();
-    let config = ctx.config.clone();
-    let log = ctx.log.clone();
+    // The cron confirms it later if this cannot: the event is recorded.
+    let deferred = "webhook confirmation deferred to the cron";
+    after_answer(
+        ctx,
+        env,
+        worker_ctx,
+        event.metadata.event_id.clone(),
+        deferred,
+        move |ctx| async move {
+            confirm(&ctx, &event, stale, owner, spent).await;
+        },
+    );
+    respond::json_text(200, r#"{"received":true}"#.to_owned())
+}
+
+/// Runs `work` after the answer, in a context of its own that shares the request's log and
+/// business time (read once: the work need not read it again). A context that cannot be made
+/// is logged as `failed`, naming the event by `event_id`.
+fn after_answer<F, Fut>(
+    ctx: &Ctx,
+    env: &Env,
+    worker_ctx: &Context,
+    event_id: String,
+    failed: &'static str,
+    work: F,
+) where
+    F: FnOnce(Ctx) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let (env, config, log, clock) = (
+        env.clone(),
+        ctx.config.clone(),
+        ctx.log.clone(),
+        ctx.clock(),
+    );
     worker_ctx.wait_until(async move {
         match Ctx::with_log(&env, config, log.clone()) {
             Ok(ctx) => {
-                // Business time as the record saw it: the confirmation need not read it again.
                 ctx.share_clock(&clock);
-                confirm(&ctx, &event, stale, owner, spent).await;
+                work(ctx).await;
             }
-            // The cron confirms it later: the event is recorded.
             Err(p) => log.warn(
-                "webhook confirmation deferred to the cron",
-                crate::fields! {"eventId": event.metadata.event_id, "detail": p.detail},
+                failed,
+                crate::fields! {"eventId": event_id, "detail": p.detail},
             ),
         }
     });
-    respond::json_text(200, r#"{"received":true}"#.to_owned())
 }
 
 /// Confirms a recorded event by reading its order's status (after the answer); a failure

@@ -45,6 +45,18 @@ pub enum Recorded {
     Duplicate { settled: bool },
 }
 
+impl Recorded {
+    /// Where the event's confirmation starts from, when it needs one: a new event from the
+    /// owner its record read, one seen before and not settled from scratch.
+    pub fn confirmation_owner(self) -> Option<OwnerLookup> {
+        match self {
+            Recorded::New(owner) => Some(owner),
+            Recorded::Duplicate { settled: false } => Some(OwnerLookup::NotRead),
+            Recorded::Noted | Recorded::Duplicate { settled: true } => None,
+        }
+    }
+}
+
 /// The owner of an event's order, when it was read already.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnerLookup {
