@@ -212,7 +212,7 @@ pub async fn delete(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
     for customer in &refs {
         ctx.vault().delete(customer).await?;
     }
-    let list = serde_json::to_string(&refs).unwrap_or_default();
+    let list = crate::store::db::json_list(refs.iter().copied());
     ctx.db().batch(forget(&list, &clock.name)).await?;
     respond::empty(204, Vec::new())
 }

@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use super::db::{Db, Stmt, stmt};
+use super::db::{Db, Stmt, json_list, stmt};
 use super::events::{DeliveryRow, EventRow};
 use crate::params;
 use recurring_core::archive::Kind;
@@ -78,7 +78,7 @@ pub async fn old_events(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let ids = id_list(events.iter().map(|e| e.id.as_str()));
+    let ids = json_list(events.iter().map(|e| e.id.as_str()));
     let mut deliveries: Vec<DeliveryOf> = db
         .all(
             crate::sql!(
@@ -157,7 +157,7 @@ pub struct Written<'a> {
 /// themselves deleted. Written again for the same object (a retry after a lost answer), the
 /// record is kept and rows already gone are simply not found.
 pub fn remove_archived(written: &Written<'_>, ids: &[&str]) -> Vec<Stmt> {
-    let ids = id_list(ids.iter().copied());
+    let ids = json_list(ids.iter().copied());
     let mut batch = vec![stmt(
         crate::sql!(
             "INSERT INTO archives (kind, object_key, rows, bytes, first_at, last_at, archived_at)
@@ -255,9 +255,4 @@ pub async fn totals(db: Db<'_>) -> Result<Vec<ArchiveTotals>, Problem> {
         params![],
     )
     .await
-}
-
-/// A JSON array of ids: one parameter, however many rows (D1 binds at most 100).
-fn id_list<'a>(ids: impl Iterator<Item = &'a str>) -> String {
-    serde_json::to_string(&ids.collect::<Vec<_>>()).unwrap_or_else(|_| "[]".to_owned())
 }

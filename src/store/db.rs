@@ -72,6 +72,14 @@ macro_rules! params {
     ($($v:expr),* $(,)?) => { vec![$($crate::store::db::P::from($v)),*] };
 }
 
+/// A list of texts as one parameter, a JSON array that SQL reads with
+/// `IN (SELECT value FROM json_each(?))`: D1 binds at most 100 parameters a statement, and a
+/// list can be longer.
+pub fn json_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    serde_json::to_string(&items.into_iter().collect::<Vec<_>>())
+        .unwrap_or_else(|_| "[]".to_owned())
+}
+
 /// One statement of a batch. Its text is fixed at compile time (see [`sql!`](crate::sql)).
 pub struct Stmt {
     pub sql: &'static str,
