@@ -222,15 +222,16 @@ impl Drop for Dev {
     }
 }
 
-/// A plain HTTP/1.1 GET: (status, body).
-fn get(port: u16, path: &str) -> (u16, String) {
+/// One plain HTTP/1.1 request (`head`: the request line and any headers, without Host and
+/// Connection): the status, the response's head and its body.
+fn request(port: u16, head: &str) -> (u16, String, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        "{head}\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
     )
     .expect("request");
     let mut response = String::new();
@@ -240,9 +241,17 @@ fn get(port: u16, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = response
+    let (head, body) = response
         .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, b)| b.to_owned());
+        .map_or((response.clone(), String::new()), |(h, b)| {
+            (h.to_owned(), b.to_owned())
+        });
+    (status, head, body)
+}
+
+/// A plain GET: (status, body).
+fn get(port: u16, path: &str) -> (u16, String) {
+    let (status, _, body) = request(port, &format!("GET {path} HTTP/1.1"));
     (status, body)
 }
 
@@ -422,22 +431,15 @@ fn extra_allowed_origins_reach_the_worker_and_a_bad_one_is_refused_at_once() {
 
 /// A CORS preflight for a POST with JSON from `origin`: the response's head.
 fn preflight(port: u16, path: &str, origin: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
-    write!(
-        stream,
-        "OPTIONS {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: {origin}\r\n\
-         Access-Control-Request-Method: POST\r\n\
-         Access-Control-Request-Headers: content-type, authorization\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
-        .split_once("\r\n\r\n")
-        .map_or(response.clone(), |(head, _)| head.to_owned())
+    let (_, head, _) = request(
+        port,
+        &format!(
+            "OPTIONS {path} HTTP/1.1\r\nOrigin: {origin}\r\n\
+             Access-Control-Request-Method: POST\r\n\
+             Access-Control-Request-Headers: content-type, authorization"
+        ),
+    );
+    head
 }
 
 #[test]

@@ -24,24 +24,6 @@ fn events_stack(receiver: &Receiver, extra: Vec<(&'static str, String)>) -> Stac
     })
 }
 
-/// Every event of the feed, oldest first, read page by page.
-fn feed(s: &Stack) -> Vec<Value> {
-    let mut all = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            None => "/v1/events?limit=50".to_owned(),
-            Some(c) => format!("/v1/events?limit=50&startingAfter={c}"),
-        };
-        let page = merchant_get(s, &path);
-        all.extend(page["data"].as_array().unwrap().iter().cloned());
-        match page["nextCursor"].as_str() {
-            Some(c) if page["hasMore"] == true => cursor = Some(c.to_owned()),
-            _ => return all,
-        }
-    }
-}
-
 fn counts(events: &[Value]) -> BTreeMap<String, usize> {
     let mut by_type = BTreeMap::new();
     for e in events {
@@ -56,7 +38,7 @@ fn counts(events: &[Value]) -> BTreeMap<String, usize> {
 fn all_delivered(s: &Stack, r: &Receiver, secs: u64) -> Vec<Value> {
     let mut events = Vec::new();
     eventually(secs, "every event of the feed to be delivered", || {
-        events = feed(s);
+        events = event_feed(s, 50);
         let ids: Vec<String> = events
             .iter()
             .map(|e| e["id"].as_str().unwrap().to_owned())
@@ -316,9 +298,9 @@ fn without_a_webhook_url_the_feed_still_has_every_event() {
     let s = Stack::start();
     subscribe(&s, "ev-feed", "basic-monthly", APPROVE);
     eventually(20, "the events in the feed", || {
-        counts(&feed(&s)).get("charge.succeeded") == Some(&1)
+        counts(&event_feed(&s, 50)).get("charge.succeeded") == Some(&1)
     });
-    let event = &feed(&s)[0];
+    let event = &event_feed(&s, 50)[0];
     let one = merchant_get(&s, &format!("/v1/events/{}", event["id"].as_str().unwrap()));
     assert_eq!(one["delivery"]["status"], "none", "{one}");
     let reply = s.worker.post_raw(

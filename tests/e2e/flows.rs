@@ -230,6 +230,24 @@ pub fn merchant_get(s: &Stack, path: &str) -> Value {
     r.json()
 }
 
+/// Every event of the feed, oldest first, read `page` at a time through its cursors.
+pub fn event_feed(s: &Stack, page: u32) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            None => format!("/v1/events?limit={page}"),
+            Some(c) => format!("/v1/events?limit={page}&startingAfter={c}"),
+        };
+        let reply = merchant_get(s, &path);
+        all.extend(reply["data"].as_array().unwrap().iter().cloned());
+        match reply["nextCursor"].as_str() {
+            Some(c) if reply["hasMore"] == true => cursor = Some(c.to_owned()),
+            _ => return all,
+        }
+    }
+}
+
 pub fn subscription(s: &Stack, id: &str) -> Value {
     merchant_get(s, &format!("/v1/subscriptions/{id}"))
 }

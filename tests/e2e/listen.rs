@@ -46,24 +46,6 @@ fn worker_types() -> Vec<String> {
         .collect()
 }
 
-/// Every event of the feed, oldest first.
-fn feed(s: &Stack) -> Vec<Value> {
-    let mut all = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            None => "/v1/events?limit=100".to_owned(),
-            Some(c) => format!("/v1/events?limit=100&startingAfter={c}"),
-        };
-        let page = merchant_get(s, &path);
-        all.extend(page["data"].as_array().unwrap().iter().cloned());
-        match page["nextCursor"].as_str() {
-            Some(c) if page["hasMore"] == true => cursor = Some(c.to_owned()),
-            _ => return all,
-        }
-    }
-}
-
 /// A running `scripts/listen.py`: what it printed so far, line by line. Stopped (killed) when
 /// dropped, a failed assertion included.
 struct Listener {
@@ -208,7 +190,7 @@ fn listen_forwards_each_event_every_trigger_makes_once_signed_with_its_secret() 
     subscribe(&s, "before-listen", "basic-monthly", APPROVE);
     let mut before = BTreeSet::new();
     eventually(20, "the first customer's events in the feed", || {
-        before = feed(&s)
+        before = event_feed(&s, 100)
             .iter()
             .map(|e| e["id"].as_str().unwrap().to_owned())
             .collect();
@@ -311,7 +293,7 @@ fn listen_forwards_each_event_every_trigger_makes_once_signed_with_its_secret() 
     // Every event of the feed since the listener started reached the receiver.
     let mut made: Vec<Value> = Vec::new();
     eventually(120, "every new event to be forwarded", || {
-        made = feed(&s)
+        made = event_feed(&s, 100)
             .into_iter()
             .filter(|e| !before.contains(e["id"].as_str().unwrap()))
             .collect();

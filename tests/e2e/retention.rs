@@ -9,24 +9,6 @@ use serde_json::Value;
 use crate::flows::*;
 use crate::stack::{Options, Stack};
 
-/// Every event of the feed, oldest first.
-fn feed(s: &Stack) -> Vec<Value> {
-    let mut all = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            None => "/v1/events?limit=50".to_owned(),
-            Some(c) => format!("/v1/events?limit=50&startingAfter={c}"),
-        };
-        let page = merchant_get(s, &path);
-        all.extend(page["data"].as_array().unwrap().iter().cloned());
-        match page["nextCursor"].as_str() {
-            Some(c) if page["hasMore"] == true => cursor = Some(c.to_owned()),
-            _ => return all,
-        }
-    }
-}
-
 fn ids(events: &[Value]) -> Vec<String> {
     events
         .iter()
@@ -70,7 +52,7 @@ fn old_events_leave_for_the_archive_and_still_read_the_same_by_id() {
         .collect();
     // Every event of January is written and done (no webhook URL: the feed only).
     tick_settled(&s, "2027-01-10T10:05:00Z");
-    let january = feed(&s);
+    let january = event_feed(&s, 50);
     assert!(january.len() >= 15, "{january:#?}");
     let before: BTreeMap<String, Value> = ids(&january)
         .into_iter()
@@ -86,7 +68,7 @@ fn old_events_leave_for_the_archive_and_still_read_the_same_by_id() {
 
     // Nine days later nothing is old enough.
     assert_eq!(sweep(&s, "2027-01-19T10:00:00Z"), (0, 0, 0));
-    assert_eq!(feed(&s).len(), january.len());
+    assert_eq!(event_feed(&s, 50).len(), january.len());
 
     // Forty-one days later January's events are past their thirty days; the renewals due in
     // February are charged at this tick, and their events are new.
@@ -101,7 +83,7 @@ fn old_events_leave_for_the_archive_and_still_read_the_same_by_id() {
         "batches of ten make several objects ({objects})"
     );
 
-    let after = feed(&s);
+    let after = event_feed(&s, 50);
     let after_ids = ids(&after);
     for id in before.keys() {
         assert!(!after_ids.contains(id), "{id} is still in the feed");
