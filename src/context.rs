@@ -36,14 +36,33 @@ pub fn load_config(env: &Env) -> Result<Config, Problem> {
 /// Outgoing connections a Worker may keep open at once.
 pub const CONNECTIONS: usize = 6;
 
+/// The binding of shard `k`: `DB`, then `DB_1`, `DB_2` …
+pub fn shard_binding(k: usize) -> String {
+    if k == 0 {
+        "DB".to_owned()
+    } else {
+        format!("DB_{k}")
+    }
+}
+
+/// What one invocation works with, seen from one shard of the ledger: `db()` is that shard's
+/// database, everything else (settings, meter, log, connections, clock) is the invocation's,
+/// shared by every shard's view of it.
 pub struct Ctx {
+    shared: Rc<Shared>,
+    shard: usize,
+}
+
+pub struct Shared {
     pub config: Config,
     pub meter: Meter,
     /// The invocation's log: its lines share a request id and what the invocation is about.
     pub log: Rc<Log>,
     /// The invocation's outgoing connections, shared by everything it drives at once.
     connections: Slots,
-    d1: D1Database,
+    /// The ledger's databases: `DB` (shard 0, which also holds the merchant-wide rows), then
+    /// `DB_1` … (see docs/design/sharding.md).
+    shards: Vec<D1Database>,
     kv: KvStore,
     /// The queue charges are fanned out to, when the worker has it bound.
     charges_queue: Option<Queue>,
@@ -58,6 +77,13 @@ pub struct Ctx {
     named_clocks: Cell<bool>,
 }
 
+impl std::ops::Deref for Ctx {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
 impl Ctx {
     /// A context with a log of its own (the cron, a queue batch, work after an answer).
     pub fn from_env(env: &Env, config: Config) -> Result<Ctx, Problem> {
@@ -66,25 +92,101 @@ impl Ctx {
 
     /// A context whose lines go to `log` (a request's, which logs its own line at the end).
     pub fn with_log(env: &Env, config: Config, log: Rc<Log>) -> Result<Ctx, Problem> {
-        let d1 = env
-            .d1("DB")
-            .map_err(|_| Problem::misconfigured("The D1 binding DB is missing."))?;
+        let mut shards = Vec::with_capacity(config.ledger_shards);
+        for k in 0..config.ledger_shards {
+            let binding = shard_binding(k);
+            shards.push(env.d1(&binding).map_err(|_| {
+                Problem::misconfigured(format!("The D1 binding {binding} is missing."))
+            })?);
+        }
         let kv = env
             .kv("TOKENS")
             .map_err(|_| Problem::misconfigured("The KV binding TOKENS is missing."))?;
         Ok(Ctx {
-            config,
-            meter: Meter::default(),
-            log,
-            connections: Slots::new(CONNECTIONS),
-            d1,
-            kv,
-            charges_queue: env.queue("CHARGES").ok(),
-            events_queue: env.queue("EVENTS").ok(),
-            archive: env.bucket("ARCHIVE").ok(),
-            now: Cell::new(None),
-            named_clocks: Cell::new(false),
+            shared: Rc::new(Shared {
+                config,
+                meter: Meter::default(),
+                log,
+                connections: Slots::new(CONNECTIONS),
+                shards,
+                kv,
+                charges_queue: env.queue("CHARGES").ok(),
+                events_queue: env.queue("EVENTS").ok(),
+                archive: env.bucket("ARCHIVE").ok(),
+                now: Cell::new(None),
+                named_clocks: Cell::new(false),
+            }),
+            shard: 0,
         })
+    }
+
+    /// The same invocation seen from shard `shard` (one the configuration has).
+    pub fn on_shard(&self, shard: usize) -> Ctx {
+        Ctx {
+            shared: Rc::clone(&self.shared),
+            shard: shard.min(self.shards.len() - 1),
+        }
+    }
+
+    /// The invocation seen from each shard of the ledger, in order.
+    pub fn every_shard(&self) -> Vec<Ctx> {
+        (0..self.shards.len()).map(|k| self.on_shard(k)).collect()
+    }
+
+    /// The shard this context reads and writes.
+    pub fn shard(&self) -> usize {
+        self.shard
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The shard an id names, if the configuration has it: ids made in shard k carry k.
+    pub fn for_id(&self, id: &str) -> Option<Ctx> {
+        recurring_core::shards::shard_of_id(id)
+            .filter(|k| *k < self.shards.len())
+            .map(|k| self.on_shard(k))
+    }
+
+    /// The invocation seen from the shard of `customer_ref`: where everything of that customer
+    /// is. `record`: the caller is about to store something of a customer it may never have
+    /// seen, whose shard is then written down (see [`directory`](crate::store::directory)).
+    pub async fn for_customer(&self, customer_ref: &str, record: bool) -> Result<Ctx, Problem> {
+        if self.shards.len() == 1 {
+            return Ok(self.on_shard(0));
+        }
+        let now = self.wall_ms();
+        let shard = crate::store::directory::customer_shard(
+            self.main_db(),
+            customer_ref,
+            self.shards.len(),
+            now,
+            record,
+        )
+        .await?;
+        Ok(self.on_shard(shard))
+    }
+
+    /// The shard an id names, or `DB` for an id that names none (it is then not found there,
+    /// as before sharding).
+    pub fn by_id(&self, id: &str) -> Ctx {
+        self.for_id(id).unwrap_or_else(|| self.on_shard(0))
+    }
+
+    /// A new id for a record of this shard: the id says where it lives.
+    pub fn new_id(&self, prefix: &str) -> String {
+        let id = new_id(prefix);
+        self.shard_id(prefix, &id[prefix.len() + 1..])
+    }
+
+    /// The id `<prefix>_<unique>` of a record of this shard (an id derived from another, or
+    /// from a digest).
+    pub fn shard_id(&self, prefix: &str, unique: &str) -> String {
+        format!(
+            "{prefix}_{}{unique}",
+            recurring_core::shards::id_infix(self.shard)
+        )
     }
 
     /// The charges queue, unless fan-out is off or the binding is missing.
@@ -107,8 +209,20 @@ impl Ctx {
         &self.connections
     }
 
+    /// This shard's database: the customers it holds and everything of theirs.
     pub fn db(&self) -> Db<'_> {
-        Db::new(&self.d1, &self.meter, Some(&self.log))
+        Db::new(
+            &self.shards[self.shard],
+            self.shard,
+            &self.meter,
+            Some(&self.log),
+        )
+    }
+
+    /// The merchant-wide rows (coupons, payouts, test clocks, dead letters, tick reports, the
+    /// customers' directory): always in `DB`, shard 0.
+    pub fn main_db(&self) -> Db<'_> {
+        Db::new(&self.shards[0], 0, &self.meter, Some(&self.log))
     }
 
     pub fn vault(&self) -> Vault<'_> {
@@ -138,7 +252,7 @@ impl Ctx {
                 }
             }
             let row: Option<Row> = self
-                .db()
+                .main_db()
                 .first(
                     crate::sql!(
                         "SELECT (SELECT now_ms FROM test_clock WHERE id = 1) AS now_ms,
@@ -170,7 +284,7 @@ impl Ctx {
             }
         }
         let row: Option<Row> = self
-            .db()
+            .main_db()
             .first(
                 crate::sql!("SELECT now_ms FROM test_clocks WHERE name = ?"),
                 crate::params![name],
@@ -185,20 +299,23 @@ impl Ctx {
         if !self.config.test_clock || !self.named_clocks.get() {
             return Ok(global);
         }
+        // The charge is in this shard, the clocks in `DB`.
         crate::row! {
             struct Row {
-                now_ms: Option<i64>,
+                test_clock: Option<String>,
             }
         }
         let row: Option<Row> = self
             .db()
             .first(
-                crate::sql!("SELECT t.now_ms FROM charges c LEFT JOIN test_clocks t ON t.name = c.test_clock
-                 WHERE c.id = ?"),
+                crate::sql!("SELECT test_clock FROM charges WHERE id = ?"),
                 crate::params![charge_id],
             )
             .await?;
-        Ok(row.and_then(|r| r.now_ms).unwrap_or(global))
+        match row.and_then(|r| r.test_clock) {
+            Some(name) => self.now_on(Some(&name)).await,
+            None => Ok(global),
+        }
     }
 
     /// Business time as read so far (with whether named test clocks exist), to hand to a

@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 
+use recurring_core::shards::MAX_SHARDS;
 use serde::Serialize;
 
 #[derive(Debug, Default)]
@@ -13,6 +14,46 @@ pub struct Meter {
     kv_reads: Cell<u32>,
     kv_writes: Cell<u32>,
     r2_ops: Cell<u32>,
+    by_shard: Cell<ShardQueries>,
+}
+
+/// SQL statements run in each of the ledger's databases, for an operator (and `make bench`) to
+/// see the load spread. Written out only when more than one database was used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShardQueries {
+    counts: [u32; MAX_SHARDS],
+}
+
+impl ShardQueries {
+    fn used(&self) -> usize {
+        self.counts
+            .iter()
+            .rposition(|n| *n > 0)
+            .map_or(0, |k| k + 1)
+    }
+
+    /// True when nothing but `DB` ran a statement: the figure adds nothing to `d1Queries`.
+    pub fn single(&self) -> bool {
+        self.used() <= 1
+    }
+
+    pub fn of(&self, shard: usize) -> u32 {
+        self.counts.get(shard).copied().unwrap_or(0)
+    }
+
+    fn zip(&self, other: &ShardQueries, f: impl Fn(u32, u32) -> u32) -> ShardQueries {
+        let mut counts = [0; MAX_SHARDS];
+        for (k, n) in counts.iter_mut().enumerate() {
+            *n = f(self.counts[k], other.counts[k]);
+        }
+        ShardQueries { counts }
+    }
+}
+
+impl Serialize for ShardQueries {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.counts[..self.used()].serialize(s)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -28,6 +69,9 @@ pub struct Usage {
     pub kv_writes: u32,
     /// Reads and writes of the archive bucket.
     pub r2_ops: u32,
+    /// `d1Queries` per database of the ledger, shard 0 first (sharded ledgers only).
+    #[serde(skip_serializing_if = "ShardQueries::single")]
+    pub d1_queries_by_shard: ShardQueries,
 }
 
 impl Usage {
@@ -40,6 +84,9 @@ impl Usage {
             kv_reads: self.kv_reads + other.kv_reads,
             kv_writes: self.kv_writes + other.kv_writes,
             r2_ops: self.r2_ops + other.r2_ops,
+            d1_queries_by_shard: self
+                .d1_queries_by_shard
+                .zip(&other.d1_queries_by_shard, |a, b| a + b),
         }
     }
 
@@ -52,6 +99,9 @@ impl Usage {
             kv_reads: self.kv_reads.saturating_sub(earlier.kv_reads),
             kv_writes: self.kv_writes.saturating_sub(earlier.kv_writes),
             r2_ops: self.r2_ops.saturating_sub(earlier.r2_ops),
+            d1_queries_by_shard: self
+                .d1_queries_by_shard
+                .zip(&earlier.d1_queries_by_shard, u32::saturating_sub),
         }
     }
 }
@@ -61,10 +111,15 @@ impl Meter {
         self.subrequests.set(self.subrequests.get() + 1);
     }
 
-    /// A D1 round trip running `statements` statements (D1 bills statements).
-    pub fn d1(&self, statements: u32) {
+    /// A D1 round trip to shard `shard` running `statements` statements (D1 bills statements).
+    pub fn d1(&self, shard: usize, statements: u32) {
         self.d1_calls.set(self.d1_calls.get() + 1);
         self.d1_queries.set(self.d1_queries.get() + statements);
+        let mut by_shard = self.by_shard.get();
+        if let Some(n) = by_shard.counts.get_mut(shard) {
+            *n += statements;
+        }
+        self.by_shard.set(by_shard);
     }
 
     pub fn kv_read(&self) {
@@ -94,6 +149,7 @@ impl Meter {
             kv_reads: self.kv_reads.get(),
             kv_writes: self.kv_writes.get(),
             r2_ops: self.r2_ops.get(),
+            d1_queries_by_shard: self.by_shard.get(),
         }
     }
 }
@@ -107,7 +163,7 @@ mod tests {
         let m = Meter::default();
         m.subrequest();
         m.subrequest();
-        m.d1(3);
+        m.d1(0, 3);
         m.kv_read();
         m.r2_op();
         assert_eq!(
@@ -119,22 +175,41 @@ mod tests {
                 kv_reads: 1,
                 kv_writes: 0,
                 r2_ops: 1,
+                d1_queries_by_shard: m.usage().d1_queries_by_shard,
             }
         );
+        assert!(m.usage().d1_queries_by_shard.single());
         assert_eq!(m.platform_calls(), 5);
     }
 
     #[test]
     fn what_one_step_spent_is_the_difference_of_two_readings() {
         let m = Meter::default();
-        m.d1(2);
+        m.d1(0, 2);
         let before = m.usage();
-        m.d1(3);
+        m.d1(0, 3);
         m.subrequest();
         m.kv_write();
         let step = m.usage().since(&before);
         assert_eq!((step.d1_calls, step.d1_queries), (1, 3));
         assert_eq!((step.subrequests, step.kv_writes, step.kv_reads), (1, 1, 0));
         assert_eq!(before.plus(&step), m.usage());
+    }
+
+    #[test]
+    fn statements_are_counted_per_shard_and_written_out_only_when_spread() {
+        let m = Meter::default();
+        m.d1(0, 2);
+        assert_eq!(
+            serde_json::to_value(m.usage()).unwrap()["d1QueriesByShard"],
+            serde_json::Value::Null
+        );
+        m.d1(2, 5);
+        let by_shard = m.usage().d1_queries_by_shard;
+        assert_eq!((by_shard.of(0), by_shard.of(1), by_shard.of(2)), (2, 0, 5));
+        assert_eq!(
+            serde_json::to_value(m.usage()).unwrap()["d1QueriesByShard"],
+            serde_json::json!([2, 0, 5])
+        );
     }
 }

@@ -10,7 +10,6 @@ use worker::{Request, Response};
 
 use super::{body, respond};
 use crate::context::Ctx;
-use crate::ids::new_id;
 use crate::params;
 use crate::services::refunding;
 use crate::store::balances;
@@ -88,7 +87,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx, customer: &str) -> Result<Resp
         left -= take;
         parts.push((
             format!("cbt_rf_{base}_{n}"),
-            new_id("re"),
+            ctx.new_id("re"),
             charge.id.clone(),
             take,
         ));

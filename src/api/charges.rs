@@ -5,7 +5,6 @@ use worker::{Request, Response};
 
 use super::{body, page, respond};
 use crate::context::Ctx;
-use crate::ids::new_id;
 use crate::services::charging::{self, Mode, Patience};
 use crate::store::charges::{self, ChargeRow, NewCharge};
 use crate::store::idempotency::{self, Claim};
@@ -35,6 +34,8 @@ pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
     let hash = request_fingerprint("charge", &Value::Object(map.clone()));
     let input = read(map, ctx)?;
     ctx.log.tag("customerRef", &input.customer_ref);
+    // The customer's card, charges and this key's claim are all in the customer's shard.
+    let ctx = &ctx.for_customer(&input.customer_ref, false).await?;
     let amount = input.amount;
     let db = ctx.db();
 
@@ -55,7 +56,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
     }
 
     let now = ctx.now().await?;
-    let charge_id = new_id("ch");
+    let charge_id = ctx.new_id("ch");
     ctx.log.tag("chargeId", &charge_id);
     let metadata = input
         .metadata

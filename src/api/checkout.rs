@@ -9,10 +9,10 @@ use worker::{Request, Response};
 
 use super::{body, coupons, respond};
 use crate::context::Ctx;
-use crate::ids::new_id;
 use crate::services::activation;
 use crate::services::hosted_checkout::{self, Claim};
 use crate::store::checkouts::{self, CheckoutRow, KeyClaim, NewCheckout};
+use crate::store::coupons as store_coupons;
 use crate::store::payment_methods;
 use crate::views;
 use recurring_core::billing::{discount, trial};
@@ -143,7 +143,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx, customer: &Claims) -> Result<R
         .clone()
         .unwrap_or_else(|| input.return_url.clone());
 
-    let checkout_id = new_id("co");
+    let checkout_id = ctx.new_id("co");
     ctx.log.tag("checkoutId", &checkout_id);
     let lease_token = hosted_checkout::new_lease_token();
     let new = NewCheckout {
@@ -179,19 +179,43 @@ pub async fn create(req: &mut Request, ctx: &Ctx, customer: &Claims) -> Result<R
         customer.name.as_deref(),
         now,
     );
-    let claim =
-        match hosted_checkout::claim(ctx, &new, key_claim.as_ref(), vec![customer_row]).await {
-            Ok(claim) => claim,
-            // The coupon's last redemption went to another checkout meanwhile (its CHECK failed
-            // the batch): say so rather than fail.
-            Err(e) => match &coupon {
-                Some(c) => {
-                    coupons::redeemable(ctx, &c.id, Some(&plan.currency), now).await?;
-                    return Err(e);
-                }
-                None => return Err(e),
-            },
-        };
+    // Outside `DB`, the redemption is reserved in `DB` first (see `coupons::reserve`) and the
+    // shard gets its copy of the coupon with the checkout.
+    let mut before = vec![customer_row];
+    let reserved = match &coupon {
+        Some(c) if ctx.shard() != 0 => {
+            if !matches!(
+                store_coupons::reserve(ctx.main_db(), &c.id, now).await,
+                Ok(true)
+            ) {
+                coupons::redeemable(ctx, &c.id, Some(&plan.currency), now).await?;
+                return Err(Problem::new(503, "not-recorded", "Coupon not redeemed")
+                    .detail("The coupon could not be redeemed just now; try again.")
+                    .header("Retry-After", "1"));
+            }
+            before.push(store_coupons::copy(c));
+            Some(c.id.as_str())
+        }
+        _ => None,
+    };
+    let claimed = hosted_checkout::claim(ctx, &new, key_claim.as_ref(), before).await;
+    if let Some(id) = reserved
+        && !matches!(claimed, Ok(Claim::Won { .. }))
+    {
+        store_coupons::release(ctx.main_db(), id).await?;
+    }
+    let claim = match claimed {
+        Ok(claim) => claim,
+        // The coupon's last redemption went to another checkout meanwhile (its CHECK failed
+        // the batch): say so rather than fail.
+        Err(e) => match &coupon {
+            Some(c) => {
+                coupons::redeemable(ctx, &c.id, Some(&plan.currency), now).await?;
+                return Err(e);
+            }
+            None => return Err(e),
+        },
+    };
     let build = |checkout: &CheckoutRow| subscription_order(ctx, checkout, customer);
     let (checkout, status) = match claim {
         Claim::Won { lease_token } => (

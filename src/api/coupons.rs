@@ -188,7 +188,8 @@ async fn load(ctx: &Ctx, id: &str) -> Result<CouponRow, Problem> {
     if !validate::is_identifier(id) {
         return Err(not_found());
     }
-    coupons::get(ctx.db(), id).await?.ok_or_else(not_found)
+    // Coupons are merchant-wide: in `DB`, whichever shard asks.
+    coupons::get(ctx.main_db(), id).await?.ok_or_else(not_found)
 }
 
 pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
@@ -260,6 +261,9 @@ async fn apply(
     now: i64,
 ) -> Result<bool, Problem> {
     let periods = coupon.model()?.duration.periods();
+    if ctx.shard() != 0 {
+        return apply_in_shard(ctx, holder, coupon, periods, now).await;
+    }
     match ctx
         .db()
         .batch(coupons::apply(holder, &coupon.id, periods, now))
@@ -274,6 +278,38 @@ async fn apply(
             }
         }
     }
+}
+
+/// [`apply`] in a shard other than `DB`, which holds the coupon's count: one redemption is
+/// reserved there first, then the discount is given in the shard (with the shard's copy of the
+/// coupon); a discount not given returns the reservation. A crash in between leaves the count
+/// one ahead: a redemption refused that could have been taken, never one too many.
+async fn apply_in_shard(
+    ctx: &Ctx,
+    holder: Holder<'_>,
+    coupon: &CouponRow,
+    periods: Option<u32>,
+    now: i64,
+) -> Result<bool, Problem> {
+    let reserved = coupons::reserve(ctx.main_db(), &coupon.id, now).await;
+    if !matches!(reserved, Ok(true)) {
+        let fresh = load(ctx, &coupon.id).await?.model()?;
+        return match fresh.redeemable(now, fresh.currency.as_deref().unwrap_or_default()) {
+            Err(why) => Err(not_redeemable(&coupon.id, why)),
+            Ok(()) => reserved.map(|_| false),
+        };
+    }
+    let mut batch = vec![coupons::copy(coupon)];
+    batch.extend(coupons::apply(holder, &coupon.id, periods, now));
+    let given = ctx
+        .db()
+        .batch(batch)
+        .await
+        .map(|changes| changes.get(1).is_some_and(|&n| n > 0));
+    if !matches!(given, Ok(true)) {
+        coupons::release(ctx.main_db(), &coupon.id).await?;
+    }
+    given
 }
 
 /// `POST /v1/subscriptions/:id/discount {"coupon"}`: in place of any discount it had.

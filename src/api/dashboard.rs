@@ -7,6 +7,7 @@
 
 use std::rc::Rc;
 
+use futures_util::future::try_join_all;
 use serde::Serialize;
 use serde_json::{Value, json};
 use worker::{Context, Env, Request, Response};
@@ -316,7 +317,13 @@ async fn search_customers(req: &Request, ctx: &Ctx) -> Result<Response, Problem>
             "q is a customer reference or an email, or the start of one.",
         ));
     }
-    let rows = reads::search_customers(ctx.db(), q, 20).await?;
+    let rows = super::page::across_shards(
+        ctx,
+        20,
+        |shard| async move { reads::search_customers(shard.db(), q, 20).await },
+        |a: &reads::CustomerRow, b: &reads::CustomerRow| a.customer_ref.cmp(&b.customer_ref),
+    )
+    .await?;
     let data: Vec<Value> = rows.iter().map(customer_view).collect();
     respond::json(200, &json!({ "data": data }))
 }
@@ -347,6 +354,7 @@ async fn customer_detail(ctx: &Ctx, customer: &str) -> Result<Response, Problem>
     if !validate::is_identifier(customer) {
         return Err(Problem::not_found("The customer"));
     }
+    let ctx = &ctx.for_customer(customer, false).await?;
     let db = ctx.db();
     let Some(row) = reads::customer(db, customer).await? else {
         return Err(Problem::not_found("The customer"));
@@ -390,6 +398,7 @@ async fn timeline(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
     if !validate::is_identifier(id) {
         return Err(Problem::not_found("The charge"));
     }
+    let ctx = &ctx.by_id(id);
     let db = ctx.db();
     let charge = charges::get(db, id)
         .await?
@@ -458,7 +467,6 @@ async fn overview(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
         .filter(|c| ctx.config.currencies.contains(c))
         .unwrap_or_else(|| ctx.config.currencies[0].clone());
     let now = ctx.now().await?;
-    let db = ctx.db();
     let mut mrr = Vec::new();
     for (month, at) in month_ends(now, 12) {
         let (value, subscriptions) = reports::mrr_at(ctx, at, &currency).await?;
@@ -493,18 +501,73 @@ async fn overview(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
             })
             .collect::<Vec<_>>()
     };
-    let daily = series(
-        reads::series(db, false, false, days_from, to, &currency).await?,
-        reads::series(db, true, false, days_from, to, &currency).await?,
-    );
-    let monthly = series(
-        reads::series(db, false, true, months_from, to, &currency).await?,
-        reads::series(db, true, true, months_from, to, &currency).await?,
-    );
-    let failures = crate::store::reports::failures_by_reason(db, days_from, to, &currency).await?;
-    let totals = crate::store::reports::charge_totals(db, days_from, to, &currency).await?;
-    let attention = reads::attention(db).await?;
-    let recent = incidents::recent(db, 10).await?;
+    let shards = try_join_all(ctx.every_shard().into_iter().map(|shard| {
+        let currency = currency.as_str();
+        async move {
+            let db = shard.db();
+            Ok::<_, Problem>((
+                [
+                    reads::series(db, false, false, days_from, to, currency).await?,
+                    reads::series(db, true, false, days_from, to, currency).await?,
+                    reads::series(db, false, true, months_from, to, currency).await?,
+                    reads::series(db, true, true, months_from, to, currency).await?,
+                ],
+                crate::store::reports::failures_by_reason(db, days_from, to, currency).await?,
+                crate::store::reports::charge_totals(db, days_from, to, currency).await?,
+                reads::attention(db).await?,
+                incidents::recent(db, 10).await?,
+            ))
+        }
+    }))
+    .await?;
+    // Every shard's figures, added up (in one shard's order, as each query gives them).
+    let mut buckets: [Vec<reads::Bucket>; 4] = Default::default();
+    let mut failures: Vec<crate::store::reports::Count> = Vec::new();
+    let mut totals = crate::store::reports::ChargeTotals::default();
+    let mut attention = reads::Attention::default();
+    let mut recent: Vec<crate::store::incidents::IncidentRow> = Vec::new();
+    for (series_of, failed, charged, attending, incidents) in shards {
+        for (into, more) in buckets.iter_mut().zip(series_of) {
+            for b in more {
+                match into.iter_mut().find(|i| i.key == b.key) {
+                    Some(i) => {
+                        i.n += b.n;
+                        i.amount += b.amount;
+                        i.fees += b.fees;
+                    }
+                    None => into.push(b),
+                }
+            }
+        }
+        for c in failed {
+            match failures.iter_mut().find(|f| f.key == c.key) {
+                Some(f) => {
+                    f.n += c.n;
+                    f.amount += c.amount;
+                }
+                None => failures.push(c),
+            }
+        }
+        totals.recovered += charged.recovered;
+        totals.recovered_amount += charged.recovered_amount;
+        attention.charges += attending.charges;
+        attention.events_failed += attending.events_failed;
+        attention.events_retrying += attending.events_retrying;
+        recent.extend(incidents);
+    }
+    if ctx.shard_count() > 1 {
+        failures.sort_by(|a, b| b.n.cmp(&a.n).then_with(|| a.key.cmp(&b.key)));
+        recent.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        recent.truncate(10);
+    }
+    let [
+        daily_charges,
+        daily_refunds,
+        monthly_charges,
+        monthly_refunds,
+    ] = buckets;
+    let daily = series(daily_charges, daily_refunds);
+    let monthly = series(monthly_charges, monthly_refunds);
     respond::json(
         200,
         &json!({

@@ -2,6 +2,7 @@
 //! for the merchant's backend, oldest first, so a backend that was down can catch up, and a
 //! way to have one sent again (with the same `webhook-id`).
 
+use futures_util::future::try_join_all;
 use worker::{Request, Response};
 
 use super::{body, page, respond};
@@ -11,6 +12,7 @@ use crate::store::events as store;
 use crate::views::event::{AttemptView, DeliveryView, delivery_status};
 use recurring_core::billing::time::format_rfc3339;
 use recurring_core::http::problem::Problem;
+use recurring_core::shards::{FeedCursor, FeedKey, advance, merge_feed};
 use recurring_core::validate;
 
 /// Every event type the backend writes (the database's triggers name them).
@@ -50,6 +52,9 @@ pub async fn list(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
             TYPES.join(", ")
         )));
     }
+    if ctx.shard_count() > 1 {
+        return list_merged(req, ctx, kind.as_deref(), limit).await;
+    }
     let db = ctx.db();
     // A cursor may name an event archived since: it keeps its place in the feed.
     let after = match body::query_param(req, "startingAfter") {
@@ -73,7 +78,15 @@ pub async fn list(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
     let next_cursor = has_more
         .then(|| rows.get(limit as usize - 1).map(|r| r.id.clone()))
         .flatten();
-    // The events are JSON text already (as delivered): the page is put together around them.
+    feed_page(data, has_more, next_cursor)
+}
+
+/// The page around the events, which are JSON text already (as delivered).
+fn feed_page(
+    data: Vec<String>,
+    has_more: bool,
+    next_cursor: Option<String>,
+) -> Result<Response, Problem> {
     let cursor = next_cursor
         .map(|c| format!(",\"nextCursor\":{}", serde_json::Value::String(c)))
         .unwrap_or_default();
@@ -86,13 +99,121 @@ pub async fn list(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
     )
 }
 
-async fn load(ctx: &Ctx, id: &str) -> Result<store::EventRow, Problem> {
+/// The feed over several shards. Each shard's events are read in their own order (by `seq`),
+/// so none is ever passed over, and the page shows them by time; the cursor holds every
+/// shard's position (`fc1.` and one number a shard). An event id is still a cursor: its shard
+/// continues after it, the others after their last event not later than it.
+async fn list_merged(
+    req: &Request,
+    ctx: &Ctx,
+    kind: Option<&str>,
+    limit: u32,
+) -> Result<Response, Problem> {
+    let shards = ctx.every_shard();
+    let before = match body::query_param(req, "startingAfter") {
+        None => FeedCursor {
+            positions: vec![0; shards.len()],
+        },
+        Some(text) => match FeedCursor::decode(&text, shards.len()) {
+            Some(cursor) => cursor,
+            None => cursor_at_event(ctx, &text)
+                .await?
+                .ok_or_else(|| Problem::invalid_request("startingAfter is not an event id."))?,
+        },
+    };
+    let pages = try_join_all(shards.iter().map(|shard| {
+        store::list(
+            shard.db(),
+            Some(before.positions[shard.shard()]),
+            kind,
+            limit + 1,
+        )
+    }))
+    .await?;
+    let keys: Vec<Vec<FeedKey>> = pages
+        .iter()
+        .enumerate()
+        .map(|(shard, rows)| {
+            rows.iter()
+                .map(|r| FeedKey {
+                    shard,
+                    at: r.created_at,
+                    seq: r.seq,
+                })
+                .collect()
+        })
+        .collect();
+    let (taken, has_more) = merge_feed(&keys, limit as usize);
+    let mut data = Vec::with_capacity(taken.len());
+    for (shard, index) in &taken {
+        data.push(events::render(&shards[*shard], &pages[*shard][*index], None).await?);
+    }
+    let next_cursor = has_more.then(|| advance(&before, &keys, &taken).encode());
+    feed_page(data, has_more, next_cursor)
+}
+
+/// The feed's position just after event `id`, in every shard.
+async fn cursor_at_event(ctx: &Ctx, id: &str) -> Result<Option<FeedCursor>, Problem> {
+    if !validate::is_identifier(id) {
+        return Ok(None);
+    }
+    let Some((home, row)) = find(ctx, id).await? else {
+        return Ok(None);
+    };
+    crate::row! {
+        struct Last {
+            seq: i64,
+        }
+    }
+    let mut positions = Vec::with_capacity(ctx.shard_count());
+    for shard in ctx.every_shard() {
+        if shard.shard() == home.shard() {
+            positions.push(row.seq);
+            continue;
+        }
+        let last: Option<Last> = shard
+            .db()
+            .first(
+                crate::sql!(
+                    "SELECT COALESCE(MAX(seq), 0) AS seq FROM events WHERE created_at <= ?"
+                ),
+                crate::params![row.created_at],
+            )
+            .await?;
+        positions.push(last.map_or(0, |l| l.seq));
+    }
+    Ok(Some(FeedCursor { positions }))
+}
+
+/// An event with its deliveries, from whichever shard has it, in the ledger or archived.
+async fn find(ctx: &Ctx, id: &str) -> Result<Option<(Ctx, store::EventRow)>, Problem> {
+    let found = page::find_in_shards(
+        ctx,
+        id,
+        |shard| async move { store::get(shard.db(), id).await },
+    )
+    .await?;
+    if found.is_some() {
+        return Ok(found);
+    }
+    let archived = page::find_in_shards(ctx, id, |shard| async move {
+        retention::archived_event(&shard, id).await
+    })
+    .await?;
+    Ok(archived.map(|(shard, (row, _))| (shard, row)))
+}
+
+async fn load(ctx: &Ctx, id: &str) -> Result<(Ctx, store::EventRow), Problem> {
     if !validate::is_identifier(id) {
         return Err(Problem::not_found("The event"));
     }
-    store::get(ctx.db(), id)
-        .await?
-        .ok_or_else(|| Problem::not_found("The event"))
+    page::find_in_shards(
+        ctx,
+        id,
+        |shard| async move { store::get(shard.db(), id).await },
+    )
+    .await?
+    .ok_or_else(|| Problem::not_found("The event"))
 }
 
 /// The event, with how its delivery went (every attempt, as the merchant's endpoint answered):
@@ -101,15 +222,24 @@ pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
     if !validate::is_identifier(id) {
         return Err(Problem::not_found("The event"));
     }
-    let (row, deliveries) = match store::get(ctx.db(), id).await? {
-        Some(row) => {
-            let deliveries = store::deliveries(ctx.db(), &row.id).await?;
-            (row, deliveries)
+    let live = page::find_in_shards(
+        ctx,
+        id,
+        |shard| async move { store::get(shard.db(), id).await },
+    )
+    .await?;
+    let (ctx, (row, deliveries)) = match live {
+        Some((shard, row)) => {
+            let deliveries = store::deliveries(shard.db(), &row.id).await?;
+            (shard, (row, deliveries))
         }
-        None => retention::archived_event(ctx, id)
-            .await?
-            .ok_or_else(|| Problem::not_found("The event"))?,
+        None => page::find_in_shards(ctx, id, |shard| async move {
+            retention::archived_event(&shard, id).await
+        })
+        .await?
+        .ok_or_else(|| Problem::not_found("The event"))?,
     };
+    let ctx = &ctx;
     let attempts = deliveries
         .into_iter()
         .map(|d| AttemptView {
@@ -131,7 +261,8 @@ pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
 /// the same `webhook-id`, so a receiver that deduplicates sees it once.
 pub async fn redeliver(req: &mut Request, ctx: &Ctx, id: &str) -> Result<Response, Problem> {
     body::nothing(req).await?;
-    let row = load(ctx, id).await?;
+    let (ctx, row) = load(ctx, id).await?;
+    let ctx = &ctx;
     if ctx.config.merchant_webhook.is_none() {
         return Err(Problem::conflict(
             "no-webhook-url",

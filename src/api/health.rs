@@ -69,21 +69,22 @@ pub async fn get(env: &Env) -> Result<Response, Problem> {
             recurring_core::config::RATE_LIMIT_BINDING
         )),
     };
-    let config = match parsed {
+    let config = match &parsed {
         Ok(_) if placeholders.is_empty() => Check::ok(None),
         Ok(_) => Check::failed(placeholder_detail(&placeholders)),
         Err(e) => {
-            let mut problems = e.problems;
+            let mut problems = e.problems.clone();
             if !placeholders.is_empty() {
                 problems.push(placeholder_detail(&placeholders));
             }
             Check::failed(problems.join("; "))
         }
     };
+    let shards = parsed.as_ref().map_or(1, |c| c.ledger_shards);
     let base_url = lookup("PSP_BASE_URL").unwrap_or_default();
     let (kv, d1, provider) = futures_util::join!(
         kv_check(env),
-        d1_check(env),
+        d1_check(env, shards),
         provider_check(base_url.trim())
     );
     let healthy = config.ok && kv.ok && d1.ok && provider.ok && rate_limit.ok;
@@ -115,11 +116,27 @@ async fn kv_check(env: &Env) -> Check {
     }
 }
 
-async fn d1_check(env: &Env) -> Check {
-    match env.d1("DB") {
-        Ok(d1) => schema_check(&d1).await,
-        Err(_) => Check::failed("no DB binding"),
+/// Every shard of the ledger answers with the same schema.
+async fn d1_check(env: &Env, shards: usize) -> Check {
+    let mut schemas = Vec::with_capacity(shards);
+    for k in 0..shards {
+        let binding = crate::context::shard_binding(k);
+        let check = match env.d1(&binding) {
+            Ok(d1) => schema_check(&d1).await,
+            Err(_) => Check::failed(format!("no {binding} binding")),
+        };
+        if !check.ok || shards == 1 {
+            return check;
+        }
+        schemas.push(check.detail.unwrap_or_default());
     }
+    if schemas.iter().any(|s| *s != schemas[0]) {
+        return Check::failed(format!(
+            "the shards' schemas differ ({}): migrate every DB_k binding",
+            schemas.join(", ")
+        ));
+    }
+    Check::ok(Some(format!("{} on {shards} shards", schemas[0])))
 }
 
 async fn schema_check(d1: &worker::D1Database) -> Check {
@@ -129,7 +146,7 @@ async fn schema_check(d1: &worker::D1Database) -> Check {
         }
     }
     let meter = Meter::default();
-    let db = Db::new(d1, &meter, None);
+    let db = Db::new(d1, 0, &meter, None);
     // wrangler records applied migrations in d1_migrations; the newest tells the schema version.
     match db
         .first::<Migration>(

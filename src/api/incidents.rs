@@ -86,22 +86,22 @@ pub async fn list(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
     {
         return Err(Problem::invalid_request("chargeId is not a charge id."));
     }
-    let db = ctx.db();
     let after = match body::query_param(req, "startingAfter") {
         None => None,
         Some(id) => {
-            let i = incidents::get(db, &id)
+            let i = find(ctx, &id)
                 .await?
                 .ok_or_else(|| Problem::invalid_request("startingAfter is not an incident id."))?;
             Some((i.created_at, i.id))
         }
     };
-    let rows = incidents::list(
-        db,
-        after.as_ref().map(|(t, id)| (*t, id.as_str())),
-        kind.as_deref(),
-        charge_id.as_deref(),
+    let after = after.as_ref().map(|(t, id)| (*t, id.as_str()));
+    let (kind, charge_id) = (kind.as_deref(), charge_id.as_deref());
+    let rows = page::across_shards(
+        ctx,
         limit + 1,
+        |shard| async move { incidents::list(shard.db(), after, kind, charge_id, limit + 1).await },
+        |a: &IncidentRow, b: &IncidentRow| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)),
     )
     .await?;
     respond::json(200, &page::of(&rows, limit, |i| &i.id, view))
@@ -111,8 +111,16 @@ pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
     if !validate::is_identifier(id) {
         return Err(Problem::not_found("The incident"));
     }
-    let row = incidents::get(ctx.db(), id)
+    let row = find(ctx, id)
         .await?
         .ok_or_else(|| Problem::not_found("The incident"))?;
     respond::json(200, &view(&row))
+}
+
+async fn find(ctx: &Ctx, id: &str) -> Result<Option<IncidentRow>, Problem> {
+    let found = page::find_in_shards(ctx, id, |shard| async move {
+        incidents::get(shard.db(), id).await
+    })
+    .await?;
+    Ok(found.map(|(_, row)| row))
 }

@@ -92,11 +92,15 @@ async fn dispatch_events(env: Env, request_id: String) {
         return;
     };
     let log = Rc::new(Log::new(request_id));
-    if let Ok(ctx) = Ctx::with_log(&env, config, log.clone())
-        && let Err(p) = crate::services::events::dispatch(&ctx).await
-    {
-        // The cron dispatches them instead: they are in the outbox.
-        log.error("events not dispatched", crate::fields! {"detail": p.detail});
+    let Ok(ctx) = Ctx::with_log(&env, config, log.clone()) else {
+        return;
+    };
+    // Each shard's outbox: a change writes its events in its customer's shard.
+    for shard in ctx.every_shard() {
+        if let Err(p) = crate::services::events::dispatch(&shard).await {
+            // The cron dispatches them instead: they are in the outbox.
+            log.error("events not dispatched", crate::fields! {"detail": p.detail});
+        }
     }
 }
 
@@ -199,6 +203,12 @@ async fn customer_route(
     customer: &Claims,
 ) -> Result<Response, Problem> {
     use Route::*;
+    // Everything of the customer is in their shard; a route that stores something of theirs
+    // may be the first to meet them.
+    let first_store = matches!(route, CreateCheckout | PortalReplaceCard);
+    let ctx = &ctx
+        .for_customer(&customer.customer_ref, first_store)
+        .await?;
     match route {
         CreateCheckout => checkout::create(&mut req, ctx, customer).await,
         GetCheckout(id) => checkout::get(ctx, customer, &id).await,
@@ -225,38 +235,64 @@ pub(super) async fn route_to(
         ListPlans => plans::list(ctx),
         CreateCustomerSession => customer_sessions::create(&mut req, ctx).await,
         DemoSession => customer_sessions::demo(&mut req, ctx).await,
-        DeletePaymentMethod(customer) => payment_method::delete(ctx, &customer).await,
+        DeletePaymentMethod(customer) => {
+            payment_method::delete(&ctx.for_customer(&customer, false).await?, &customer).await
+        }
         ProviderWebhook => webhooks::receive(&mut req, ctx, env, worker_ctx).await,
         CreateCharge => charges::create(&mut req, ctx).await,
-        GetCharge(id) => charges::get(ctx, &id).await,
-        ListCustomerCharges(customer) => charges::list_for_customer(&req, ctx, &customer).await,
-        CreateRefund(charge_id) => refunds::create(&mut req, ctx, &charge_id).await,
-        ListRefunds(charge_id) => refunds::list_for_charge(ctx, &charge_id).await,
-        GetRefund(id) => refunds::get(ctx, &id).await,
+        GetCharge(id) => charges::get(&ctx.by_id(&id), &id).await,
+        ListCustomerCharges(customer) => {
+            let ctx = ctx.for_customer(&customer, false).await?;
+            charges::list_for_customer(&req, &ctx, &customer).await
+        }
+        CreateRefund(charge_id) => {
+            refunds::create(&mut req, &ctx.by_id(&charge_id), &charge_id).await
+        }
+        ListRefunds(charge_id) => {
+            refunds::list_for_charge(&ctx.by_id(&charge_id), &charge_id).await
+        }
+        GetRefund(id) => refunds::get(&ctx.by_id(&id), &id).await,
         ListSubscriptions => subscriptions::list(&req, ctx).await,
-        GetSubscription(id) => subscriptions::get(ctx, &id).await,
-        ListSubscriptionEvents(id) => subscriptions::events(ctx, &id).await,
-        SubscriptionAction(id, action) => subscriptions::act(&mut req, ctx, &id, action).await,
-        PreviewPlanChange(id) => plan_changes::preview(&mut req, ctx, &id).await,
-        GetCustomerBalance(customer) => plan_changes::balance(ctx, &customer).await,
-        RefundCustomerBalance(customer) => balance_refunds::create(&mut req, ctx, &customer).await,
+        GetSubscription(id) => subscriptions::get(&ctx.by_id(&id), &id).await,
+        ListSubscriptionEvents(id) => subscriptions::events(&ctx.by_id(&id), &id).await,
+        SubscriptionAction(id, action) => {
+            subscriptions::act(&mut req, &ctx.by_id(&id), &id, action).await
+        }
+        PreviewPlanChange(id) => plan_changes::preview(&mut req, &ctx.by_id(&id), &id).await,
+        GetCustomerBalance(customer) => {
+            plan_changes::balance(&ctx.for_customer(&customer, false).await?, &customer).await
+        }
+        RefundCustomerBalance(customer) => {
+            let ctx = ctx.for_customer(&customer, false).await?;
+            balance_refunds::create(&mut req, &ctx, &customer).await
+        }
         Monitoring => monitoring::get(ctx).await,
         CreateCoupon => coupons::create(&mut req, ctx).await,
         ListCoupons => coupons::list(&req, ctx).await,
         GetCoupon(id) => coupons::get(ctx, &id).await,
         DeleteCoupon(id) => coupons::delete(ctx, &id).await,
-        SetSubscriptionDiscount(id) => coupons::set_on_subscription(&mut req, ctx, &id).await,
-        DeleteSubscriptionDiscount(id) => coupons::remove_from_subscription(ctx, &id).await,
-        SetCustomerDiscount(customer) => coupons::set_on_customer(&mut req, ctx, &customer).await,
-        DeleteCustomerDiscount(customer) => coupons::remove_from_customer(ctx, &customer).await,
+        SetSubscriptionDiscount(id) => {
+            coupons::set_on_subscription(&mut req, &ctx.by_id(&id), &id).await
+        }
+        DeleteSubscriptionDiscount(id) => {
+            coupons::remove_from_subscription(&ctx.by_id(&id), &id).await
+        }
+        SetCustomerDiscount(customer) => {
+            let ctx = ctx.for_customer(&customer, true).await?;
+            coupons::set_on_customer(&mut req, &ctx, &customer).await
+        }
+        DeleteCustomerDiscount(customer) => {
+            let ctx = ctx.for_customer(&customer, false).await?;
+            coupons::remove_from_customer(&ctx, &customer).await
+        }
         RecordUsage => usage::record(&mut req, ctx).await,
         ListIncidents => incidents::list(&req, ctx).await,
-        GetIncident(id) => incidents::get(ctx, &id).await,
+        GetIncident(id) => incidents::get(&ctx.by_id(&id), &id).await,
         ListEvents => events::list(&req, ctx).await,
         GetEvent(id) => events::get(ctx, &id).await,
         RedeliverEvent(id) => events::redeliver(&mut req, ctx, &id).await,
-        GetReceipt(id) => receipts::get(ctx, &id).await,
-        EmailReceipt(id) => receipts::email(&mut req, ctx, &id).await,
+        GetReceipt(id) => receipts::get(&ctx.by_id(&id), &id).await,
+        EmailReceipt(id) => receipts::email(&mut req, &ctx.by_id(&id), &id).await,
         ListPayouts => payouts::list(&req, ctx).await,
         GetPayout(id) => payouts::get(ctx, &id).await,
         ReportSummary => reports::summary(&req, ctx).await,

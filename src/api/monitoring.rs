@@ -2,6 +2,7 @@
 //! alerts they raise (`status: "alert"` when any). Cheap enough to poll every minute: a handful
 //! of indexed counts, no provider call (`/health` is the reachability check).
 
+use futures_util::future::try_join_all;
 use serde::Serialize;
 
 use super::respond;
@@ -67,11 +68,15 @@ struct MonitoringView {
 pub async fn get(ctx: &Ctx) -> Result<Response, Problem> {
     let wall = ctx.wall_ms();
     let since = wall - DAY_MS;
-    let f: Figures = ctx
-        .db()
-        .first(
-            crate::sql!(
-                "SELECT
+    let business_day_ago = ctx.now().await? - DAY_MS;
+    // The same figures from every shard, added up (dead letters and tick reports are in `DB`
+    // only: the other shards count none).
+    let shards = try_join_all(ctx.every_shard().into_iter().map(|shard| async move {
+        shard
+            .db()
+            .first::<Figures>(
+                crate::sql!(
+                    "SELECT
                    (SELECT COUNT(*) FROM dead_letters
                      WHERE received_at >= ?1 AND queue LIKE '%-charges-dlq') AS dead_charges,
                    (SELECT COUNT(*) FROM dead_letters
@@ -84,10 +89,25 @@ pub async fn get(ctx: &Ctx) -> Result<Response, Problem> {
                       AND attempts > 0) AS retrying,
                    (SELECT COUNT(*) FROM events WHERE delivery = 'failed') AS failed,
                    (SELECT MAX(started_at) FROM tick_runs) AS last_tick_at"
-            ),
-            params![since, ctx.now().await? - DAY_MS],
-        )
-        .await?
+                ),
+                params![since, business_day_ago],
+            )
+            .await?
+            .ok_or_else(|| Problem::internal("The ledger gave no figures."))
+    }))
+    .await?;
+    let f = shards
+        .into_iter()
+        .reduce(|a, b| Figures {
+            dead_charges: a.dead_charges + b.dead_charges,
+            dead_events: a.dead_events + b.dead_events,
+            dead_total: a.dead_total + b.dead_total,
+            incidents_recent: a.incidents_recent + b.incidents_recent,
+            attention: a.attention + b.attention,
+            retrying: a.retrying + b.retrying,
+            failed: a.failed + b.failed,
+            last_tick_at: a.last_tick_at.max(b.last_tick_at),
+        })
         .ok_or_else(|| Problem::internal("The ledger gave no figures."))?;
     let counts = Counts {
         dead_letters_recent: f.dead_charges + f.dead_events,

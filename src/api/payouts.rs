@@ -1,6 +1,7 @@
 //! `GET /v1/payouts` and `GET /v1/payouts/:id`: what the provider paid out, grouped by its
 //! payout reference, with the charges and refunds in each and whether they add up.
 
+use futures_util::future::try_join_all;
 use serde::Serialize;
 use worker::{Request, Response};
 
@@ -92,22 +93,24 @@ fn view<'a>(p: &'a PayoutRow, lines: Option<&'a [PayoutLine]>) -> PayoutView<'a>
 /// Newest settlement date first; `?limit=` and `?startingAfter=<payout id>`.
 pub async fn list(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
     let limit = page::limit(req)?;
-    let db = ctx.db();
     let after = match body::query_param(req, "startingAfter") {
         None => None,
         Some(id) => {
-            let p = payouts::get(db, &id)
+            let p = find(ctx, &id)
                 .await?
                 .ok_or_else(|| Problem::invalid_request("startingAfter is not a payout id."))?;
             Some((p.settlement_date, p.payout_ref))
         }
     };
-    let rows = payouts::list(
-        db,
-        after.as_ref().map(|(d, r)| (d.as_str(), r.as_str())),
-        limit + 1,
+    let after = after.as_ref().map(|(d, r)| (d.as_str(), r.as_str()));
+    let pages = try_join_all(
+        ctx.every_shard()
+            .into_iter()
+            .map(|shard| async move { payouts::list(shard.db(), after, limit + 1).await }),
     )
     .await?;
+    let mut rows = combine(pages.into_iter().flatten());
+    rows.truncate(limit as usize + 1);
     respond::json(
         200,
         &page::of(&rows, limit, |p| &p.payout_ref, |p| view(p, None)),
@@ -119,9 +122,56 @@ pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
     if !validate::is_identifier(id) {
         return Err(Problem::not_found("The payout"));
     }
-    let payout = payouts::get(ctx.db(), id)
+    let payout = find(ctx, id)
         .await?
         .ok_or_else(|| Problem::not_found("The payout"))?;
-    let lines = payouts::lines(ctx.db(), id).await?;
+    let mut lines: Vec<PayoutLine> = try_join_all(
+        ctx.every_shard()
+            .into_iter()
+            .map(|shard| async move { payouts::lines(shard.db(), id).await }),
+    )
+    .await?
+    .into_iter()
+    .flatten()
+    .collect();
+    if ctx.shard_count() > 1 {
+        lines.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
+    }
     respond::json(200, &view(&payout, Some(&lines)))
+}
+
+/// A payout as every shard knows it: each records it with its own charges and refunds.
+async fn find(ctx: &Ctx, id: &str) -> Result<Option<PayoutRow>, Problem> {
+    let found = try_join_all(
+        ctx.every_shard()
+            .into_iter()
+            .map(|shard| async move { payouts::get(shard.db(), id).await }),
+    )
+    .await?;
+    Ok(combine(found.into_iter().flatten()).pop())
+}
+
+/// Shards' rows of the same payouts added up, newest settlement date first.
+fn combine(rows: impl Iterator<Item = PayoutRow>) -> Vec<PayoutRow> {
+    let mut out: Vec<PayoutRow> = Vec::new();
+    for row in rows {
+        match out.iter_mut().find(|p| p.payout_ref == row.payout_ref) {
+            Some(p) => {
+                p.created_at = p.created_at.min(row.created_at);
+                p.updated_at = p.updated_at.max(row.updated_at);
+                p.charges += row.charges;
+                p.gross += row.gross;
+                p.fees += row.fees;
+                p.charges_net += row.charges_net;
+                p.refunds += row.refunds;
+                p.refunded += row.refunded;
+                p.reported += row.reported;
+            }
+            None => out.push(row),
+        }
+    }
+    out.sort_by(|a, b| {
+        (&b.settlement_date, &b.payout_ref).cmp(&(&a.settlement_date, &a.payout_ref))
+    });
+    out
 }

@@ -15,7 +15,6 @@ use super::charges::API_POLL_DELAYS_MS;
 use super::subscriptions::{Change, changeable, load, plan_for_change, read_change};
 use super::{body, respond};
 use crate::context::Ctx;
-use crate::ids::new_id;
 use crate::params;
 use crate::services::charging::{self, Mode, Patience};
 use crate::store::balances::{self, Guard, Spend};
@@ -280,7 +279,7 @@ pub async fn change_now(
     let now = ctx.now().await?;
     let balance = balances::of(db, &sub.customer_ref, &sub.currency).await?;
     let q = quote(ctx, sub, change, balance, now)?;
-    let change_id = new_id("chg");
+    let change_id = ctx.new_id("chg");
     let mut batch: Vec<Stmt> = vec![
         // The change itself, only from the subscription as read.
         stmt(
@@ -326,7 +325,7 @@ pub async fn change_now(
             now,
         ));
     }
-    let charge_id = new_id("ch");
+    let charge_id = ctx.new_id("ch");
     let description = format!(
         "Change to {} × {}: the rest of period {}",
         q.plan_id,

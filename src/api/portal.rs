@@ -12,7 +12,6 @@ use worker::{Request, Response};
 use super::checkout::{REDIRECT_RULE, checkout_response, too_many_open};
 use super::{body, page, respond};
 use crate::context::Ctx;
-use crate::ids::new_id;
 use crate::params;
 use crate::services::activation::{self, VERIFICATION_DESCRIPTION};
 use crate::services::hosted_checkout::{self, Claim};
@@ -276,7 +275,7 @@ pub async fn replace_card(
                     .unwrap_or_else(|| config.currencies[0].clone()),
             ),
         };
-        let checkout_id = new_id("co");
+        let checkout_id = ctx.new_id("co");
         let lease_token = hosted_checkout::new_lease_token();
         let new = NewCheckout {
             id: &checkout_id,

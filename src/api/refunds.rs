@@ -5,7 +5,6 @@ use worker::{Request, Response};
 
 use super::{body, respond};
 use crate::context::Ctx;
-use crate::ids::new_id;
 use crate::services::refunding;
 use crate::store::charges;
 use crate::store::refunds::{self, Claimed};
@@ -72,7 +71,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx, charge_id: &str) -> Result<Res
             recurring_core::billing::time::format_rfc3339(purchase.completed_at),
         ));
     }
-    let refund_id = new_id("re");
+    let refund_id = ctx.new_id("re");
     let claimed = refunds::claim(
         ctx.db(),
         &key,

@@ -4,6 +4,7 @@
 
 use std::rc::Rc;
 
+use futures_util::future::try_join_all;
 use futures_util::stream;
 use serde::Serialize;
 use worker::{Env, Request, Response};
@@ -134,7 +135,15 @@ fn of_method<'a>(counts: &'a [Count], method: &str) -> Option<&'a Count> {
 
 /// MRR at `at`: each recurring subscription billing then, its price spread over a month.
 pub(super) async fn mrr_at(ctx: &Ctx, at: i64, currency: &str) -> Result<(i64, u32), Problem> {
-    let groups = reports::recurring_prices(ctx.db(), at, currency).await?;
+    // A sum of subscriptions' prices: each shard's groups add up the same way.
+    let groups = try_join_all(
+        ctx.every_shard()
+            .into_iter()
+            .map(|shard| async move { reports::recurring_prices(shard.db(), at, currency).await }),
+    )
+    .await?
+    .into_iter()
+    .flatten();
     let mut total = 0i64;
     let mut subscriptions = 0u32;
     for g in groups {
@@ -147,23 +156,127 @@ pub(super) async fn mrr_at(ctx: &Ctx, at: i64, currency: &str) -> Result<(i64, u
     Ok((total, subscriptions))
 }
 
+/// A summary's figures from one shard, and their sum over the shards.
+struct Figures {
+    charges: reports::ChargeTotals,
+    refunds: Vec<Count>,
+    failures: Vec<Count>,
+    paid: reports::PaidOut,
+    /// The payouts' references, when counted over several shards.
+    paid_refs: Vec<String>,
+    statuses: Vec<Count>,
+    discounts: (u32, i64),
+}
+
+impl Figures {
+    async fn of(
+        shard: Ctx,
+        from: i64,
+        to: i64,
+        (from_day, to_day): (&str, &str),
+        currency: &str,
+    ) -> Result<Figures, Problem> {
+        let db = shard.db();
+        let paid = reports::paid_out(db, from_day, to_day, currency).await?;
+        // A payout carries charges of several shards and each records it: counted once.
+        let paid_refs = if shard.shard_count() > 1 {
+            reports::payout_refs(db, from_day, to_day, currency).await?
+        } else {
+            Vec::new()
+        };
+        Ok(Figures {
+            charges: reports::charge_totals(db, from, to, currency).await?,
+            refunds: reports::refunds_by_method(db, from, to, currency).await?,
+            failures: reports::failures_by_reason(db, from, to, currency).await?,
+            paid,
+            paid_refs,
+            statuses: reports::subscriptions_by_status(db, to, currency).await?,
+            discounts: crate::store::coupons::given_between(db, from, to, currency).await?,
+        })
+    }
+
+    fn sum(shards: Vec<Figures>) -> Figures {
+        let mut shards = shards.into_iter();
+        let Some(mut total) = shards.next() else {
+            return Figures {
+                charges: Default::default(),
+                refunds: Vec::new(),
+                failures: Vec::new(),
+                paid: Default::default(),
+                paid_refs: Vec::new(),
+                statuses: Vec::new(),
+                discounts: (0, 0),
+            };
+        };
+        let mut merged = false;
+        for f in shards {
+            merged = true;
+            let c = &mut total.charges;
+            c.succeeded += f.charges.succeeded;
+            c.gross += f.charges.gross;
+            c.fees += f.charges.fees;
+            c.settled += f.charges.settled;
+            c.recovered += f.charges.recovered;
+            c.recovered_amount += f.charges.recovered_amount;
+            add_counts(&mut total.refunds, f.refunds);
+            add_counts(&mut total.failures, f.failures);
+            add_counts(&mut total.statuses, f.statuses);
+            total.paid.amount += f.paid.amount;
+            total.paid_refs.extend(f.paid_refs);
+            total.discounts.0 += f.discounts.0;
+            total.discounts.1 += f.discounts.1;
+        }
+        if merged {
+            total.paid_refs.sort_unstable();
+            total.paid_refs.dedup();
+            total.paid.payouts = total.paid_refs.len() as u32;
+            // In the order each query gives its own.
+            total.refunds.sort_by(|a, b| a.key.cmp(&b.key));
+            total.statuses.sort_by(|a, b| a.key.cmp(&b.key));
+            total
+                .failures
+                .sort_by(|a, b| b.n.cmp(&a.n).then_with(|| a.key.cmp(&b.key)));
+        }
+        total
+    }
+}
+
+fn add_counts(into: &mut Vec<Count>, more: Vec<Count>) {
+    for c in more {
+        match into.iter_mut().find(|i| i.key == c.key) {
+            Some(i) => {
+                i.n += c.n;
+                i.amount += c.amount;
+            }
+            None => into.push(c),
+        }
+    }
+}
+
 pub async fn summary(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
     let Range { from, to } = range(req)?;
     let currency = currency(req, ctx)?;
-    let db = ctx.db();
-    let charges = reports::charge_totals(db, from, to, &currency).await?;
-    let refunds = reports::refunds_by_method(db, from, to, &currency).await?;
-    let failures = reports::failures_by_reason(db, from, to, &currency).await?;
-    let failed: u32 = failures.iter().map(|c| c.n).sum();
     let (from_day, to_day) = (
         day_on_or_after(from).unwrap_or_default(),
         day_on_or_after(to).unwrap_or_default(),
     );
-    let paid = reports::paid_out(db, &from_day, &to_day, &currency).await?;
-    let statuses = reports::subscriptions_by_status(db, to, &currency).await?;
+    let shards = try_join_all(
+        ctx.every_shard()
+            .into_iter()
+            .map(|shard| Figures::of(shard, from, to, (&from_day, &to_day), &currency)),
+    )
+    .await?;
+    let Figures {
+        charges,
+        refunds,
+        failures,
+        paid,
+        statuses,
+        discounts: (discounted, discount_amount),
+        ..
+    } = Figures::sum(shards);
+    let failed: u32 = failures.iter().map(|c| c.n).sum();
     let (mrr, _) = mrr_at(ctx, to, &currency).await?;
-    let (discounted, discount_amount) =
-        crate::store::coupons::given_between(db, from, to, &currency).await?;
     let refunded: i64 = refunds.iter().map(|c| c.amount).sum();
     let voided = of_method(&refunds, "void");
     let returned = of_method(&refunds, "return");
@@ -319,6 +432,36 @@ enum Cursor {
     Done,
 }
 
+/// The export's next page of one kind over every shard, in the order each shard gives its
+/// own (`(settled_at, id)`).
+async fn export_page(
+    ctx: &Ctx,
+    kind: Kind,
+    from: i64,
+    to: i64,
+    after: (i64, &str),
+) -> Result<Vec<ExportRow>, Problem> {
+    super::page::across_shards(
+        ctx,
+        EXPORT_PAGE,
+        |shard| async move {
+            match kind {
+                Kind::Charges => {
+                    reports::export_charges(shard.db(), from, to, after, EXPORT_PAGE).await
+                }
+                Kind::Failed => {
+                    reports::export_failed_charges(shard.db(), from, to, after, EXPORT_PAGE).await
+                }
+                Kind::Refunds => {
+                    reports::export_refunds(shard.db(), from, to, after, EXPORT_PAGE).await
+                }
+            }
+        },
+        |a: &ExportRow, b: &ExportRow| (a.settled_at, &a.id).cmp(&(b.settled_at, &b.id)),
+    )
+    .await
+}
+
 /// `?from=&to=`: one row per charge that succeeded in the range, then per charge whose latest
 /// attempt failed in it, then per final refund, each in the order it got there. Streamed a page of rows at a time, so a range
 /// of any size stays inside D1's limits and the worker's memory.
@@ -333,22 +476,18 @@ pub async fn charges_csv(req: &Request, ctx: &Ctx, env: &Env) -> Result<Response
         async move {
             let cursor = cursor?;
             let (rows, next) = match &cursor {
-                Cursor::Charges(at, id) => {
-                    let rows =
-                        reports::export_charges(ctx.db(), from, to, (*at, id), EXPORT_PAGE).await;
-                    (rows, Kind::Charges)
-                }
-                Cursor::Failed(at, id) => {
-                    let rows =
-                        reports::export_failed_charges(ctx.db(), from, to, (*at, id), EXPORT_PAGE)
-                            .await;
-                    (rows, Kind::Failed)
-                }
-                Cursor::Refunds(at, id) => {
-                    let rows =
-                        reports::export_refunds(ctx.db(), from, to, (*at, id), EXPORT_PAGE).await;
-                    (rows, Kind::Refunds)
-                }
+                Cursor::Charges(at, id) => (
+                    export_page(&ctx, Kind::Charges, from, to, (*at, id)).await,
+                    Kind::Charges,
+                ),
+                Cursor::Failed(at, id) => (
+                    export_page(&ctx, Kind::Failed, from, to, (*at, id)).await,
+                    Kind::Failed,
+                ),
+                Cursor::Refunds(at, id) => (
+                    export_page(&ctx, Kind::Refunds, from, to, (*at, id)).await,
+                    Kind::Refunds,
+                ),
                 Cursor::Done => return None,
             };
             let rows = match rows {

@@ -60,21 +60,29 @@ pub async fn list(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
     let after = match body::query_param(req, "startingAfter") {
         None => None,
         Some(id) => {
-            let s = load(ctx, &id).await.map_err(|p| match p.status {
-                404 => Problem::invalid_request("startingAfter is not a subscription id."),
-                _ => p,
-            })?;
+            let s = load(&ctx.by_id(&id), &id)
+                .await
+                .map_err(|p| match p.status {
+                    404 => Problem::invalid_request("startingAfter is not a subscription id."),
+                    _ => p,
+                })?;
             Some((s.created_at, s.id))
         }
     };
-    let rows = subscriptions::list(
-        ctx.db(),
-        customer.as_deref(),
-        status.as_deref(),
-        after.as_ref().map(|(t, id)| (*t, id.as_str())),
-        limit + 1,
-    )
-    .await?;
+    let after = after.as_ref().map(|(t, id)| (*t, id.as_str()));
+    let (customer, status) = (customer.as_deref(), status.as_deref());
+    let rows =
+        page::across_shards(
+            ctx,
+            limit + 1,
+            |shard| async move {
+                subscriptions::list(shard.db(), customer, status, after, limit + 1).await
+            },
+            |a: &SubscriptionRow, b: &SubscriptionRow| {
+                (b.created_at, &b.id).cmp(&(a.created_at, &a.id))
+            },
+        )
+        .await?;
     respond::json(200, &page::of(&rows, limit, |s| &s.id, views::subscription))
 }
 

@@ -54,16 +54,21 @@ async fn customers_on(ctx: &Ctx, id: &str) -> Result<u32, Problem> {
             n: u32,
         }
     }
-    let row: Option<Count> = ctx
-        .db()
-        .first(
-            crate::sql!(
-                "SELECT COUNT(DISTINCT customer_ref) AS n FROM checkouts WHERE test_clock = ?"
-            ),
-            params![id],
-        )
-        .await?;
-    Ok(row.map_or(0, |r| r.n))
+    // A customer is in one shard: the shards' counts add up.
+    let mut n = 0;
+    for shard in ctx.every_shard() {
+        let row: Option<Count> = shard
+            .db()
+            .first(
+                crate::sql!(
+                    "SELECT COUNT(DISTINCT customer_ref) AS n FROM checkouts WHERE test_clock = ?"
+                ),
+                params![id],
+            )
+            .await?;
+        n += row.map_or(0, |r| r.n);
+    }
+    Ok(n)
 }
 
 async fn view(ctx: &Ctx, c: &ClockRow) -> Result<serde_json::Value, Problem> {
@@ -201,19 +206,23 @@ pub async fn delete(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
             customer_ref: String,
         }
     }
-    let customers: Vec<Customer> = ctx
-        .db()
-        .all(
-            crate::sql!("SELECT DISTINCT customer_ref FROM checkouts WHERE test_clock = ?"),
-            params![&clock.name],
-        )
-        .await?;
-    let refs: Vec<&str> = customers.iter().map(|c| c.customer_ref.as_str()).collect();
-    for customer in &refs {
-        ctx.vault().delete(customer).await?;
+    // Each shard forgets its own customers; `DB` (shard 0), which holds the clock, goes last.
+    let shards = ctx.every_shard();
+    for shard in shards.iter().rev() {
+        let customers: Vec<Customer> = shard
+            .db()
+            .all(
+                crate::sql!("SELECT DISTINCT customer_ref FROM checkouts WHERE test_clock = ?"),
+                params![&clock.name],
+            )
+            .await?;
+        let refs: Vec<&str> = customers.iter().map(|c| c.customer_ref.as_str()).collect();
+        for customer in &refs {
+            ctx.vault().delete(customer).await?;
+        }
+        let list = crate::store::db::json_list(refs.iter().copied());
+        shard.db().batch(forget(&list, &clock.name)).await?;
     }
-    let list = crate::store::db::json_list(refs.iter().copied());
-    ctx.db().batch(forget(&list, &clock.name)).await?;
     respond::empty(204, Vec::new())
 }
 

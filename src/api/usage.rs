@@ -6,7 +6,6 @@ use worker::{Request, Response};
 
 use super::{body, respond};
 use crate::context::Ctx;
-use crate::ids::new_id;
 use crate::params;
 use crate::store::db::stmt;
 use crate::store::idempotency::{self, Claim};
@@ -78,6 +77,8 @@ pub async fn record(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
         occurred_at.unwrap_or_default(),
     );
 
+    // The subscription's shard holds its usage and this key's claim.
+    let ctx = &ctx.by_id(&subscription_id);
     let db = ctx.db();
     if let Some(id) = idempotency::existing(db, "usage", &key, &hash).await? {
         return replay(ctx, &id).await;
@@ -108,7 +109,7 @@ pub async fn record(req: &mut Request, ctx: &Ctx) -> Result<Response, Problem> {
             .filter(|k| *k >= sub.current_period)
             .ok_or_else(period_closed)?;
 
-    let usage_id = new_id("us");
+    let usage_id = ctx.new_id("us");
     let mut insert_params = params![&usage_id, &sub.id, period, quantity, occurred_at, now];
     insert_params.extend(params![&sub.id, period]);
     insert_params.extend(idempotency::if_won_params("usage", &key, &usage_id));

@@ -48,6 +48,8 @@ pub async fn receive(
         Problem::invalid_request("The body is not a webhook event with metadata.eventId.")
     })?;
     let stale = event.is_stale(ctx.wall_ms(), ctx.config.webhook_max_age_ms);
+    // The order's records, and this event's with them, are in the shard of what it pays for.
+    let ctx = &shard_of(ctx, &event).await?;
     if !event.announces_outcome() {
         // An event that announces no outcome (a payment initiated or processing) moves nothing
         // and needs no retry: it is answered at once and recorded after the answer. A provider
@@ -107,6 +109,43 @@ pub async fn receive(
     respond::json_text(200, r#"{"received":true}"#.to_owned())
 }
 
+/// The shard of what the event is about: the one its `referenceId` (our charge's, checkout's or
+/// refund's id) names, else the one that has its order. The signature vouches for both fields;
+/// the shard only says where to look, and what is not found there is an unknown order as
+/// before.
+async fn shard_of(ctx: &Ctx, event: &WebhookEvent) -> Result<Ctx, Problem> {
+    if ctx.shard_count() == 1 {
+        return Ok(ctx.on_shard(0));
+    }
+    if let Some(shard) = event.reference_id().and_then(|r| ctx.for_id(r)) {
+        return Ok(shard);
+    }
+    if let Some(order_id) = event.order_id() {
+        crate::row! {
+            struct Known {
+                known: i64,
+            }
+        }
+        for shard in ctx.every_shard() {
+            let known: Option<Known> = shard
+                .db()
+                .first(
+                    crate::sql!(
+                        "SELECT EXISTS (SELECT 1 FROM provider_orders WHERE order_id = ?1)
+                             OR EXISTS (SELECT 1 FROM checkouts WHERE order_id = ?1)
+                             OR EXISTS (SELECT 1 FROM charges WHERE order_id = ?1) AS known"
+                    ),
+                    crate::params![order_id],
+                )
+                .await?;
+            if known.is_some_and(|k| k.known != 0) {
+                return Ok(shard);
+            }
+        }
+    }
+    Ok(ctx.on_shard(0))
+}
+
 /// Runs `work` after the answer, in a context of its own that shares the request's log and
 /// business time (read once: the work need not read it again). A context that cannot be made
 /// is logged as `failed`, naming the event by `event_id`.
@@ -121,17 +160,18 @@ fn after_answer<F, Fut>(
     F: FnOnce(Ctx) -> Fut + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    let (env, config, log, clock) = (
+    let (env, config, log, clock, shard) = (
         env.clone(),
         ctx.config.clone(),
         ctx.log.clone(),
         ctx.clock(),
+        ctx.shard(),
     );
     worker_ctx.wait_until(async move {
         match Ctx::with_log(&env, config, log.clone()) {
             Ok(ctx) => {
                 ctx.share_clock(&clock);
-                work(ctx).await;
+                work(ctx.on_shard(shard)).await;
             }
             Err(p) => log.warn(
                 failed,

@@ -6,9 +6,8 @@
 //! refunded right after.
 
 use crate::context::Ctx;
-use crate::ids::new_id;
 use crate::params;
-use crate::services::refunding;
+use crate::services::{discounting, refunding};
 use crate::store::card_replacements;
 use crate::store::charges::{self, NewCharge};
 use crate::store::checkouts::{self, CheckoutRow};
@@ -64,7 +63,9 @@ pub async fn reconcile(ctx: &Ctx, checkout: &CheckoutRow) -> Result<Activation, 
         PageOutcome::Failed { reason } => {
             // The page link is one-shot, but nothing promises that no payment completes on a
             // failed order: it is watched like any order we stopped using.
-            checkouts::mark_failed(ctx.db(), checkout, &reason, true, now).await?;
+            if checkouts::mark_failed(ctx.db(), checkout, &reason, true, now).await? {
+                discounting::checkout_failed(ctx, checkout).await;
+            }
             Ok(Activation::Failed)
         }
         PageOutcome::Paid { payment_id, .. } => {
@@ -159,7 +160,7 @@ async fn complete(
         // the first charge after a trial).
         let coupon_periods = match &checkout.coupon_id {
             Some(id) => Some(
-                coupons::get(ctx.db(), id)
+                coupons::get(ctx.main_db(), id)
                     .await?
                     .ok_or_else(|| Problem::internal("A checkout's coupon is gone."))?
                     .model()?
@@ -349,7 +350,7 @@ async fn refund_verification(ctx: &Ctx, checkout: &CheckoutRow) -> Result<(), Pr
     };
     // The key makes the refund once; the id is fresh per attempt, so that a concurrent attempt
     // (the webhook and the return page's poll) finds the winner's refund instead of colliding.
-    let refund_id = new_id("re");
+    let refund_id = ctx.new_id("re");
     let key = format!("card verification {}", checkout.id);
     let now = ctx.now().await?;
     let claimed = refunds::claim(
@@ -420,7 +421,13 @@ async fn abandon(ctx: &Ctx, checkout: &CheckoutRow, now: i64) -> Result<bool, Pr
         return Ok(false);
     };
     match ctx.psp().cancel_order(order_id).await {
-        Ok(()) => checkouts::mark_failed(ctx.db(), checkout, "abandoned", true, now).await,
+        Ok(()) => {
+            let failed = checkouts::mark_failed(ctx.db(), checkout, "abandoned", true, now).await?;
+            if failed {
+                discounting::checkout_failed(ctx, checkout).await;
+            }
+            Ok(failed)
+        }
         Err(_) => {
             checkouts::touch(ctx.db(), &checkout.id, now).await?;
             Ok(false)

@@ -96,7 +96,7 @@ impl Discounts {
         ids.dedup();
         if !ids.is_empty() {
             let json = serde_json::to_string(&ids).unwrap_or_default();
-            for row in coupons::many(ctx.db(), &json).await? {
+            for row in coupons::many(ctx.main_db(), &json).await? {
                 found.coupons.insert(row.id.clone(), row.model()?);
             }
         }
@@ -200,4 +200,19 @@ pub fn statements(
         ));
     }
     out
+}
+
+/// A checkout that failed gives its coupon's redemption back. In `DB` its trigger does; in
+/// another shard the trigger gives back the shard's copy's, and `DB`'s count is given back here
+/// (see `coupons::reserve`). One that cannot be is logged: the count stays one ahead.
+pub async fn checkout_failed(ctx: &Ctx, checkout: &crate::store::checkouts::CheckoutRow) {
+    let Some(coupon) = checkout.coupon_id.as_deref().filter(|_| ctx.shard() != 0) else {
+        return;
+    };
+    if let Err(p) = coupons::release(ctx.main_db(), coupon).await {
+        ctx.log.warn(
+            "coupon redemption not given back",
+            crate::fields! {"couponId": coupon, "checkoutId": checkout.id, "detail": p.detail},
+        );
+    }
 }

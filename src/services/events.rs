@@ -44,6 +44,10 @@ crate::row! {
     #[derive(Debug, Clone, Serialize)]
     pub struct EventJob {
         pub event: String,
+        /// The shard the event is in (absent: `DB`): event ids are the database's, and do not
+        /// say it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub shard: Option<u32>,
     }
 }
 
@@ -179,7 +183,11 @@ pub async fn dispatch_claimed(ctx: &Ctx, claimed: &BatchResult) -> Result<u32, P
 
 async fn send(ctx: &Ctx, queue: &Queue, ids: Vec<String>) {
     let count = ids.len();
-    let jobs: Vec<EventJob> = ids.into_iter().map(|event| EventJob { event }).collect();
+    let shard = u32::try_from(ctx.shard()).ok().filter(|k| *k > 0);
+    let jobs: Vec<EventJob> = ids
+        .into_iter()
+        .map(|event| EventJob { event, shard })
+        .collect();
     // Not sent: still `queued`, so the cron dispatches them again once they count as lost.
     if let Err(e) = queue.send_batch(jobs).await {
         ctx.log.error(
@@ -328,7 +336,10 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env, config: Config) -> w
     let mut deliveries = jobs.into_iter().map(|(raw, job)| -> Job<'_> {
         Box::pin(async move {
             let outcome = match &job {
-                Some(job) => deliver(ctx, &job.event).await,
+                Some(job) => {
+                    let shard = job.shard.map_or(0, |k| k as usize);
+                    deliver(&ctx.on_shard(shard), &job.event).await
+                }
                 None => Ok(Delivery::Done),
             };
             done.borrow_mut().push((raw, outcome));

@@ -186,6 +186,8 @@ pub async fn consume(
     let (done, ctx_ref) = (&results, &ctx);
     let mut drives = jobs.into_iter().map(|(id, check, messages)| -> Job<'_> {
         Box::pin(async move {
+            // The charge's id says its shard: the drive runs there.
+            let ctx_ref = &ctx_ref.by_id(&id);
             let end = match check {
                 // A look: the outcome, read and recorded if the webhook has not brought it;
                 // never a new payment.
@@ -209,7 +211,9 @@ pub async fn consume(
     concurrently::run(concurrency, &mut drives).await;
     // Charges to look at again, by the number of the next look.
     let mut to_check: Vec<(u32, String)> = Vec::new();
-    for (id, check, messages, end) in results.into_inner() {
+    let results = results.into_inner();
+    let driven: Vec<String> = results.iter().map(|r| r.0.clone()).collect();
+    for (id, check, messages, end) in results {
         match end {
             Ok(end) => {
                 match end {
@@ -256,9 +260,14 @@ pub async fn consume(
     }
     report.checks_scheduled = schedule_checks(&ctx, to_check).await;
     // The charges' events leave with this invocation (the cron catches any it could not send).
-    if let Err(p) = crate::services::events::dispatch(&ctx).await {
-        ctx.log
-            .error("events not dispatched", crate::fields! {"detail": p.detail});
+    let mut shards: Vec<usize> = driven.iter().map(|id| ctx.by_id(id).shard()).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    for shard in shards {
+        if let Err(p) = crate::services::events::dispatch(&ctx.on_shard(shard)).await {
+            ctx.log
+                .error("events not dispatched", crate::fields! {"detail": p.detail});
+        }
     }
     report.usage = ctx.meter.usage();
     report.wall_ms = ctx.wall_ms() - started;

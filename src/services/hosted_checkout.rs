@@ -12,6 +12,7 @@ use worker::Delay;
 
 use crate::context::Ctx;
 use crate::ids::new_id;
+use crate::services::discounting;
 use crate::store::checkouts::{self, CheckoutRow, KeyClaim, NewCheckout};
 use crate::store::db::Stmt;
 use crate::store::idempotency;
@@ -136,7 +137,7 @@ async fn open(
                 .payment_page_link
                 .filter(|l| recurring_core::config::is_http_url(l));
             let Some(page_url) = page_url else {
-                checkouts::fail_creation(
+                if checkouts::fail_creation(
                     db,
                     &checkout.id,
                     token,
@@ -144,7 +145,10 @@ async fn open(
                     Some(&created.order_id),
                     now,
                 )
-                .await?;
+                .await?
+                {
+                    discounting::checkout_failed(ctx, checkout).await;
+                }
                 cancel_unused(ctx, &created.order_id).await;
                 return Err(
                     Problem::new(502, "provider-error", "Payment provider error")
@@ -162,7 +166,9 @@ async fn open(
             load(ctx, &checkout.id).await
         }
         Err(e) if e.is_refusal() => {
-            checkouts::fail_creation(db, &checkout.id, token, &e.code(), None, now).await?;
+            if checkouts::fail_creation(db, &checkout.id, token, &e.code(), None, now).await? {
+                discounting::checkout_failed(ctx, checkout).await;
+            }
             Err(Problem::new(
                 502,
                 "provider-refused",
@@ -284,7 +290,9 @@ pub async fn supersede(ctx: &Ctx, checkout: &CheckoutRow) -> Result<bool, Proble
             Ok(false)
         }
         "creating" | "pending" => {
-            checkouts::mark_failed(ctx.db(), checkout, "superseded", true, now).await?;
+            if checkouts::mark_failed(ctx.db(), checkout, "superseded", true, now).await? {
+                discounting::checkout_failed(ctx, checkout).await;
+            }
             if let Some(order_id) = &checkout.order_id {
                 cancel_unused(ctx, order_id).await;
             }

@@ -28,6 +28,19 @@ pub struct SweepReport {
     pub bytes: u64,
 }
 
+impl SweepReport {
+    /// Both reports together (the tick adds up its shards').
+    pub fn plus(&self, other: &SweepReport) -> SweepReport {
+        SweepReport {
+            events: self.events + other.events,
+            webhooks: self.webhooks + other.webhooks,
+            ticks: self.ticks + other.ticks,
+            objects: self.objects + other.objects,
+            bytes: self.bytes + other.bytes,
+        }
+    }
+}
+
 /// An archived event's line: the row as it was, with its delivery attempts.
 #[derive(Serialize, serde::Deserialize)]
 struct EventLine {
@@ -145,6 +158,11 @@ async fn move_batch(
         return Ok(0);
     };
     let packed = archive::pack(&lines);
+    // Sequence numbers are per database: another shard's objects are told apart by its number.
+    let keys = match ctx.shard() {
+        0 => keys,
+        k => (format!("s{k}-{}", keys.0), format!("s{k}-{}", keys.1)),
+    };
     let object_key = archive::object_key(kind, times.0, &keys.0, &keys.1);
     let bucket = ctx
         .archive()

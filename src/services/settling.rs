@@ -29,6 +29,18 @@ pub struct FollowReport {
     pub receipts_emailed: u32,
 }
 
+impl FollowReport {
+    /// Both reports together (the tick adds up its shards').
+    pub fn plus(&self, other: &FollowReport) -> FollowReport {
+        FollowReport {
+            read: self.read + other.read,
+            settled: self.settled + other.settled,
+            mismatched: self.mismatched + other.mismatched,
+            receipts_emailed: self.receipts_emailed + other.receipts_emailed,
+        }
+    }
+}
+
 /// Follows up to `limit` due charges and `limit` due refunds, while `budget` allows a read.
 pub async fn follow_due(
     ctx: &Ctx,

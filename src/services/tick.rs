@@ -113,7 +113,7 @@ pub async fn run(ctx: &Ctx, trigger: &str, clock: Option<&str>) -> Result<TickRe
         as_of: recurring_core::billing::time::format_rfc3339(now),
         ..TickReport::default()
     };
-    ctx.db()
+    ctx.main_db()
         .run(
             crate::sql!(
                 "INSERT INTO tick_runs (id, trigger, as_of, started_at) VALUES (?, ?, ?, ?)"
@@ -122,58 +122,80 @@ pub async fn run(ctx: &Ctx, trigger: &str, clock: Option<&str>) -> Result<TickRe
         )
         .await?;
 
-    // Fanned out, the tick's own share of a charge is a part of a D1 batch and of a queue send:
-    // it closes and enqueues round after round (TICK_MAX_CHARGES each) while due work is left
-    // and the budget allows, so a day's renewals do not wait for a minute per round.
-    report.trials_ending = announce_trial_ends(ctx, now, clock).await?;
-    loop {
-        report.work_left = false;
-        close_due_periods(ctx, now, clock, &mut report).await?;
-        let all_queued = drive_due_charges(ctx, now, clock, started, &mut report).await?;
-        if !(all_queued && report.work_left && another_round_fits(ctx, started)) {
-            break;
-        }
-        report.rounds += 1;
-    }
-    // Reconciliation is the provider's business, not a clock's: the global tick does it.
-    let global = clock.is_none();
-    if global && within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
-        let older = now - RECONCILE_AFTER_MS;
-        report.checkouts_settled = activation::reconcile_stale(ctx, older, 10).await?;
-        report.refunds_settled = settle_refunds(ctx, older).await?;
-    }
-    if global && within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
-        report.refunds_advanced = advance_due_refunds(ctx, now).await?;
-    }
-    if global && within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
-        let budget = || within_budget(ctx, started, 4 * CALLS_PER_CHARGE);
-        report.settlement =
-            settling::follow_due(ctx, now, SETTLEMENT_READS_PER_TICK, &budget).await?;
-    }
-    if global && within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
-        report.webhooks_confirmed = webhook_events::confirm_due(ctx, 20).await?;
-    }
-    if global && within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
-        report.orders_watched = order_watching::look_at_due(ctx, 20).await?;
-    }
-    // Events written by this tick, and any a crash kept from leaving.
-    report.events_dispatched = events::dispatch(ctx).await?;
-    // Last: what is past its retention leaves the ledger with what budget is left.
-    if global {
-        let budget = || within_budget(ctx, started, 4 * CALLS_PER_CHARGE);
-        report.archived = retention::sweep(ctx, now, &budget).await?;
+    // Shard by shard, from one that changes every minute: when the budget runs out, the next
+    // tick does not start with the same shard.
+    let shards = ctx.shard_count();
+    let first = usize::try_from(now.div_euclid(60_000)).unwrap_or(0) % shards;
+    for k in (0..shards).map(|i| (first + i) % shards) {
+        run_shard(&ctx.on_shard(k), now, clock, started, &mut report).await?;
     }
 
     report.usage = ctx.meter.usage();
     report.wall_ms = ctx.wall_ms() - started;
     let stats = serde_json::to_string(&report).unwrap_or_default();
-    ctx.db()
+    ctx.main_db()
         .run(
             crate::sql!("UPDATE tick_runs SET finished_at = ?, stats = ? WHERE id = ?"),
             params![ctx.wall_ms(), stats, &report.tick_id],
         )
         .await?;
     Ok(report)
+}
+
+/// The tick's work in one shard of the ledger, with what is left of the invocation's budget.
+async fn run_shard(
+    ctx: &Ctx,
+    now: i64,
+    clock: Option<&str>,
+    started: i64,
+    report: &mut TickReport,
+) -> Result<(), Problem> {
+    // Fanned out, the tick's own share of a charge is a part of a D1 batch and of a queue send:
+    // it closes and enqueues round after round (TICK_MAX_CHARGES each) while due work is left
+    // and the budget allows, so a day's renewals do not wait for a minute per round.
+    report.trials_ending += announce_trial_ends(ctx, now, clock).await?;
+    let work_left_before = report.work_left;
+    loop {
+        report.work_left = false;
+        close_due_periods(ctx, now, clock, report).await?;
+        let all_queued = drive_due_charges(ctx, now, clock, started, report).await?;
+        if !(all_queued && report.work_left && another_round_fits(ctx, started)) {
+            break;
+        }
+        report.rounds += 1;
+    }
+    report.work_left |= work_left_before;
+    // Reconciliation is the provider's business, not a clock's: the global tick does it.
+    let global = clock.is_none();
+    if global && within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
+        let older = now - RECONCILE_AFTER_MS;
+        report.checkouts_settled += activation::reconcile_stale(ctx, older, 10).await?;
+        report.refunds_settled += settle_refunds(ctx, older).await?;
+    }
+    if global && within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
+        report.refunds_advanced += advance_due_refunds(ctx, now).await?;
+    }
+    if global && within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
+        let budget = || within_budget(ctx, started, 4 * CALLS_PER_CHARGE);
+        let followed = settling::follow_due(ctx, now, SETTLEMENT_READS_PER_TICK, &budget).await?;
+        report.settlement = report.settlement.plus(&followed);
+    }
+    if global && within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
+        report.webhooks_confirmed += webhook_events::confirm_due(ctx, 20).await?;
+    }
+    if global && within_budget(ctx, started, 4 * CALLS_PER_CHARGE) {
+        report.orders_watched += order_watching::look_at_due(ctx, 20).await?;
+    }
+    // Events written by this tick, and any a crash kept from leaving.
+    report.events_dispatched += events::dispatch(ctx).await?;
+    // Last: what is past its retention leaves the ledger with what budget is left (the tick
+    // reports, in `DB`, with shard 0's turn).
+    if global {
+        let budget = || within_budget(ctx, started, 4 * CALLS_PER_CHARGE);
+        let archived = retention::sweep(ctx, now, &budget).await?;
+        report.archived = report.archived.plus(&archived);
+    }
+    Ok(())
 }
 
 /// Announces the trials ending within three days (`subscription.trial_will_end`, written once
@@ -405,7 +427,7 @@ async fn plan_close(
         sub.current_period,
         usage
     ];
-    let charge_id = new_id("ch");
+    let charge_id = ctx.new_id("ch");
     match decision {
         Close::Renew {
             period,

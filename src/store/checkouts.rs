@@ -309,11 +309,12 @@ pub async fn fail_creation(
     reason: &str,
     unusable_order: Option<&str>,
     now: i64,
-) -> Result<(), Problem> {
+) -> Result<bool, Problem> {
     let mut batch = Vec::new();
     if let Some(order_id) = unusable_order {
         batch.push(super::orders::watch(order_id, "checkout", id, now));
     }
+    let failing = batch.len();
     batch.push(stmt(
         crate::sql!(
             "UPDATE checkouts SET status = 'failed', failure_reason = ?, completed_at = ?,
@@ -323,8 +324,8 @@ pub async fn fail_creation(
         params![reason, now, now, id, token],
     ));
     batch.push(restore_parked_retry(id));
-    db.batch(batch).await?;
-    Ok(())
+    let changes = db.batch(batch).await?;
+    Ok(changes.get(failing).is_some_and(|&n| n > 0))
 }
 
 /// A card replacement that ended without paying gives its parked charge back to dunning, with

@@ -384,3 +384,59 @@ pub async fn given_between(
         .await?;
     Ok(row.map_or((0, 0), |r| (r.n, r.amount)))
 }
+
+/// A sharded ledger keeps each coupon in `DB`, whose `times_redeemed` counts every shard's
+/// redemptions, and a copy in each shard that redeems it: the copy carries the terms the
+/// shard's own statements check (and its foreign keys need), and counts that shard's own.
+/// Written, or brought up to date, in the batch that redeems.
+pub fn copy(c: &CouponRow) -> Stmt {
+    stmt(
+        crate::sql!(
+            "INSERT INTO coupons (id, name, percent_off, amount_off, currency, duration,
+               duration_in_periods, redeem_by, max_redemptions, deleted_at, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET deleted_at = excluded.deleted_at"
+        ),
+        params![
+            &c.id,
+            c.name.as_deref(),
+            c.percent_off,
+            c.amount_off,
+            c.currency.as_deref(),
+            &c.duration,
+            c.duration_in_periods,
+            c.redeem_by,
+            c.max_redemptions,
+            c.deleted_at,
+            c.created_at
+        ],
+    )
+}
+
+/// One redemption counted in `DB` before another shard makes it: past the limit the CHECK
+/// fails the statement, and the redemption is refused.
+pub async fn reserve(main: Db<'_>, id: &str, now: i64) -> Result<bool, Problem> {
+    let changed = main
+        .run(
+            crate::sql!(
+                "UPDATE coupons SET times_redeemed = times_redeemed + 1
+                 WHERE id = ?1 AND deleted_at IS NULL AND (redeem_by IS NULL OR redeem_by > ?2)"
+            ),
+            params![id, now],
+        )
+        .await?;
+    Ok(changed > 0)
+}
+
+/// A reservation given back: the redemption did not happen, or its checkout failed.
+pub async fn release(main: Db<'_>, id: &str) -> Result<(), Problem> {
+    main.run(
+        crate::sql!(
+            "UPDATE coupons SET times_redeemed = times_redeemed - 1
+             WHERE id = ? AND times_redeemed > 0"
+        ),
+        params![id],
+    )
+    .await?;
+    Ok(())
+}

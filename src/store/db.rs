@@ -93,13 +93,20 @@ pub fn stmt(sql: &'static str, params: Vec<P>) -> Stmt {
 #[derive(Clone, Copy)]
 pub struct Db<'a> {
     d1: &'a D1Database,
+    /// Which of the ledger's databases this is, for the meter.
+    shard: usize,
     meter: &'a Meter,
     log: Option<&'a Log>,
 }
 
 impl<'a> Db<'a> {
-    pub fn new(d1: &'a D1Database, meter: &'a Meter, log: Option<&'a Log>) -> Self {
-        Db { d1, meter, log }
+    pub fn new(d1: &'a D1Database, shard: usize, meter: &'a Meter, log: Option<&'a Log>) -> Self {
+        Db {
+            d1,
+            shard,
+            meter,
+            log,
+        }
     }
 
     fn prepare(&self, sql: &str, params: &[P]) -> Result<D1PreparedStatement, Problem> {
@@ -129,7 +136,7 @@ impl<'a> Db<'a> {
     // The part of `all` and `run` that does not depend on the row type, kept out of `all` so
     // that each row type does not carry its own copy of the query's state machine.
     async fn query(&self, sql: &str, params: &[P], call: Call) -> Result<JsValue, Problem> {
-        self.meter.d1(1);
+        self.meter.d1(self.shard, 1);
         let statement = self.prepare(sql, params)?;
         let statement = statement.inner();
         let promise = match call {
@@ -166,7 +173,7 @@ impl<'a> Db<'a> {
     /// A batch whose statements may read: each one's changes and rows, in order. Reads see the
     /// writes before them in the same batch.
     pub async fn batch_results(&self, statements: Vec<Stmt>) -> Result<Vec<BatchResult>, Problem> {
-        self.meter.d1(statements.len() as u32);
+        self.meter.d1(self.shard, statements.len() as u32);
         let first_sql = statements.first().map_or("", |s| s.sql);
         let prepared = js_sys::Array::new();
         for s in &statements {

@@ -46,6 +46,21 @@ pub struct NewIncident<'a> {
     pub now: i64,
 }
 
+/// An incident's id carries the shard of what it is about (it is recorded in that shard).
+fn incident_id(i: &NewIncident<'_>) -> String {
+    let shard = [i.charge_id, i.checkout_id, i.refund_id]
+        .into_iter()
+        .flatten()
+        .find_map(recurring_core::shards::shard_of_id)
+        .unwrap_or(0);
+    let id = new_id("inc");
+    format!(
+        "inc_{}{}",
+        recurring_core::shards::id_infix(shard),
+        &id["inc_".len()..]
+    )
+}
+
 pub fn record(i: &NewIncident<'_>) -> Stmt {
     stmt(
         crate::sql!(
@@ -55,7 +70,7 @@ pub fn record(i: &NewIncident<'_>) -> Stmt {
          ON CONFLICT (incident_key) DO NOTHING"
         ),
         params![
-            new_id("inc"),
+            incident_id(i),
             i.key.as_str(),
             i.kind,
             i.charge_id,

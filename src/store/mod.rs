@@ -8,6 +8,7 @@ pub mod checkouts;
 pub mod coupons;
 pub mod dashboard;
 pub mod db;
+pub mod directory;
 pub mod events;
 pub mod idempotency;
 pub mod incidents;

@@ -118,6 +118,26 @@ pub async fn paid_out(
         .unwrap_or_default())
 }
 
+/// The references of the payouts [`paid_out`] counts (a sharded ledger counts them once).
+pub async fn payout_refs(
+    db: Db<'_>,
+    from_date: &str,
+    to_date: &str,
+    currency: &str,
+) -> Result<Vec<String>, Problem> {
+    crate::row! {
+        struct Ref {
+            payout_ref: String,
+        }
+    }
+    let sql = crate::sql!(
+        "SELECT payout_ref FROM payouts
+         WHERE settlement_date >= ? AND settlement_date < ? AND currency = ?"
+    );
+    let refs: Vec<Ref> = db.all(sql, params![from_date, to_date, currency]).await?;
+    Ok(refs.into_iter().map(|r| r.payout_ref).collect())
+}
+
 /// Subscriptions by the status they had just before `at` (the last transition before it).
 pub async fn subscriptions_by_status(
     db: Db<'_>,

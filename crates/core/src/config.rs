@@ -105,6 +105,9 @@ pub struct Config {
     /// How long events, webhook records and tick reports stay in the ledger before the
     /// archive (`RETENTION_*`); without an `ARCHIVE` bucket nothing leaves.
     pub retention: crate::archive::Retention,
+    /// `LEDGER_SHARDS`: the D1 databases the ledger spreads its customers over (`DB`, then
+    /// `DB_1` …); 1 is a single database.
+    pub ledger_shards: usize,
 }
 
 /// Who may open the dashboard (`/dashboard`).
@@ -272,6 +275,8 @@ impl Config {
             ) as u32,
             batch: number("RETENTION_BATCH", retention_default.batch.into(), 10, 5_000) as u32,
         };
+        let ledger_shards =
+            number("LEDGER_SHARDS", 1, 1, crate::shards::MAX_SHARDS as i64) as usize;
         if min_charge_amount > max_charge_amount {
             problems.push("MIN_CHARGE_AMOUNT is above MAX_CHARGE_AMOUNT".into());
         }
@@ -511,6 +516,7 @@ impl Config {
             consumer_concurrency,
             charge_outcome_check_s,
             retention,
+            ledger_shards,
         })
     }
 

@@ -32,5 +32,6 @@ pub mod monitoring;
 pub mod psp;
 pub mod secure;
 pub mod session;
+pub mod shards;
 pub mod staff;
 pub mod validate;
