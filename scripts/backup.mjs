@@ -126,6 +126,24 @@ function settings(opts) {
   };
 }
 
+// The ledger's shard count, LEDGER_SHARDS of the target's vars (default 1), read by wrangler's
+// own reader (TOML or JSON, as wrangler reads it). A backup holds the ledger of `DB` only: with
+// more shards it would silently miss every customer of the others, and a restore would bring
+// back part of a ledger.
+async function ledgerShards(s) {
+  let config;
+  try {
+    const { experimental_readRawConfig: readConfig } = await import("wrangler");
+    config = readConfig({ config: s.config }).rawConfig;
+  } catch (e) {
+    fail(`cannot read the wrangler configuration ${s.config}: ${e.message}`);
+  }
+  const vars = (s.target === "production" ? config.env?.production?.vars : config.vars) ?? {};
+  const value = String(vars.LEDGER_SHARDS ?? "1").trim();
+  if (!/^[0-9]+$/.test(value) || Number(value) < 1) fail(`LEDGER_SHARDS '${value}' is not a shard count`);
+  return Number(value);
+}
+
 // --- the key ---------------------------------------------------------------------------------
 
 function keyId(key) {
@@ -740,6 +758,15 @@ async function main() {
     return opts.help ? 0 : 2;
   }
   const s = settings(opts);
+  if (opts.command === "backup" || opts.command === "restore") {
+    const shards = await ledgerShards(s);
+    if (shards > 1) {
+      fail(
+        `backups cover a one-shard ledger; with ${shards} shards back up each database with D1 Time Travel,` +
+          " see docs/operate/backups.md; nothing was changed",
+      );
+    }
+  }
   if (opts.command === "backup") {
     if (opts.positional.length > 0) fail(`backup takes no file (${opts.positional[0]}); see --help`);
     await backup(s);

@@ -11,6 +11,8 @@ usage: deploy-resources.py [--env production] COMMAND [FILE...]
                               show, one a line
   missing-secrets LIST_JSON   the secrets the worker needs that `wrangler secret list` does not
                               show, one a line
+  ledger-bindings             the ledger's D1 bindings, one a line: DB, then DB_1 .. DB_{N-1}
+                              for LEDGER_SHARDS = N (default 1); exit 2 when one is not declared
   base-url                    PUBLIC_BASE_URL, without its trailing slash
 The files are wrangler's output as it printed it; a file it cannot read is an error (exit 2),
 never taken for an empty account.
@@ -114,10 +116,25 @@ def required_secrets(env: dict) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def ledger_bindings(env: dict, env_name: str) -> list[str]:
+    """DB and its shards DB_1 .. DB_{N-1}, each declared (predeploy-check.py says how to add one)."""
+    value = str(env.get("vars", {}).get("LEDGER_SHARDS", "1")).strip()
+    if not re.fullmatch(r"[0-9]+", value) or int(value) < 1:
+        raise ValueError(f"[env.{env_name}.vars] LEDGER_SHARDS: {value!r} is not a shard count")
+    bindings = ["DB"] + [f"DB_{k}" for k in range(1, int(value))]
+    declared = {d.get("binding") for d in env.get("d1_databases", [])}
+    missing = [b for b in bindings if b not in declared]
+    if missing:
+        raise ValueError(f"[env.{env_name}] d1_databases: {', '.join(missing)} not declared (LEDGER_SHARDS = {value!r})")
+    return bindings
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="production")
-    parser.add_argument("command", choices=("check-ids", "missing-queues", "missing-buckets", "missing-secrets", "base-url"))
+    parser.add_argument(
+        "command", choices=("check-ids", "missing-queues", "missing-buckets", "missing-secrets", "ledger-bindings", "base-url")
+    )
     parser.add_argument("files", nargs="*")
     args = parser.parse_args()
     with open(ROOT / "wrangler.toml", "rb") as f:
@@ -136,6 +153,8 @@ def main() -> int:
         elif args.command == "missing-secrets":
             shown = {str(s.get("name")) for s in read_json_list(args.files[0], "wrangler secret list")}
             print("\n".join(s for s in required_secrets(env) if s not in shown))
+        elif args.command == "ledger-bindings":
+            print("\n".join(ledger_bindings(env, args.env)))
         else:
             print(str(env.get("vars", {}).get("PUBLIC_BASE_URL", "")).rstrip("/"))
     except ValueError as e:

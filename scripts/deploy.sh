@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # `make deploy`: the production deployment. Nothing on Cloudflare changes before every check passed:
 #   1. the pinned tools; 2. no placeholder left in [env.production], the rate limiter's
-#      namespace_id included (scripts/predeploy-check.py: Cloudflare has no command that makes one);
-#   3. the D1 database and the KV namespace named there are in the account (their ids are the
+#      namespace_id included (scripts/predeploy-check.py: Cloudflare has no command that makes one),
+#      and a D1 binding declared for each shard of the ledger LEDGER_SHARDS asks for (DB_1 ..);
+#   3. the D1 databases and the KV namespace named there are in the account (their ids are the
 #      user's to write: nothing here edits wrangler.toml); which queues and R2 buckets are missing;
 #   4. every secret the worker needs is set; 5. the bundle builds (`wrangler deploy --dry-run`).
 # Then the changes, each only once the one before it succeeded:
-#   6. the missing queues and buckets are created; 7. the D1 migrations, applied before the code that needs
-#      them; 8. `wrangler deploy`; 9. the deployed /health answers 200, else `make rollback`.
+#   6. the missing queues and buckets are created; 7. the D1 migrations, applied to each database of
+#      the ledger (DB, DB_1 ..) before the code that needs them; 8. `wrangler deploy`; 9. the deployed
+#      /health answers 200, else `make rollback`.
 # wrangler's own error output always reaches the terminal: when a call fails (no network, a
 # refused token, a missing permission), its message is the diagnosis, and the deployment stops.
 # DEPLOY_ENV picks another environment of wrangler.toml (default: production).
@@ -32,8 +34,10 @@ trap 'rm -rf "$answers"' EXIT
 
 say "checking [env.$ENV] of wrangler.toml"
 python3 scripts/predeploy-check.py --env "$ENV" || die "fix the settings above, then run make deploy again"
+# The ledger's databases (DB, and DB_1 .. with LEDGER_SHARDS above 1): each is migrated below.
+ledger=$(resources ledger-bindings) || die "fix the settings above, then run make deploy again"
 
-say "checking that the D1 database and the KV namespace of [env.$ENV] are in the Cloudflare account"
+say "checking that the D1 databases and the KV namespace of [env.$ENV] are in the Cloudflare account"
 wr d1 list --json --env "$ENV" >"$answers/d1.json"
 wr kv namespace list --env "$ENV" >"$answers/kv.json"
 resources check-ids "$answers/d1.json" "$answers/kv.json" ||
@@ -81,8 +85,10 @@ else
   say "every bucket is there"
 fi
 
-say "applying the D1 migrations (remote), before the code that needs them"
-wr d1 migrations apply DB --remote --env "$ENV"
+for binding in $ledger; do
+  say "applying the D1 migrations to $binding (remote), before the code that needs them"
+  wr d1 migrations apply "$binding" --remote --env "$ENV"
+done
 
 say "deploying"
 wr deploy --env "$ENV"

@@ -17,7 +17,9 @@
 # what is built, install and build nothing: the test of this script, run beside other tests),
 # PSP_SANDBOX_BIN (the sandbox binary to run: the release build by default),
 # ALLOWED_ORIGINS (origins allowed besides the worker's own, comma-separated: a frontend's dev
-# server, `make dev ALLOWED_ORIGINS=http://localhost:5173`).
+# server, `make dev ALLOWED_ORIGINS=http://localhost:5173`), LEDGER_SHARDS (1: the D1 databases
+# the ledger spreads over, 1 to 128; `make dev LEDGER_SHARDS=4` declares DB_1 .. DB_3 beside DB
+# and migrates each; docs/design/sharding.md).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -200,6 +202,12 @@ for origin in ${extra_origins[@]+"${extra_origins[@]}"}; do
   [[ ",$origins," == *",$origin,"* ]] || origins+=",$origin"
 done
 
+# Checked here for the same reason: the worker would refuse it only once started.
+if [ -n "${LEDGER_SHARDS:-}" ]; then
+  [[ "$LEDGER_SHARDS" =~ ^[0-9]{1,4}$ ]] && [ "$((10#$LEDGER_SHARDS))" -ge 1 ] && [ "$((10#$LEDGER_SHARDS))" -le 128 ] ||
+    die "LEDGER_SHARDS must be an integer from 1 to 128 (the ledger's D1 databases), not '$LEDGER_SHARDS', e.g. make dev LEDGER_SHARDS=4"
+fi
+
 check_port "$SANDBOX_PORT" SANDBOX_PORT "the PSP sandbox"
 check_port "$WORKER_PORT" WORKER_PORT "the worker"
 command -v python3 >/dev/null 2>&1 || die "python3 (3.11 or newer) is required"
@@ -251,13 +259,28 @@ base="http://127.0.0.1:$WORKER_PORT"
 sandbox_url="http://127.0.0.1:$SANDBOX_PORT"
 python3 scripts/dev-config.py "$CONFIG" \
   "PSP_BASE_URL=$sandbox_url" "PUBLIC_BASE_URL=$base" \
-  "ALLOWED_ORIGINS=$origins"
+  "ALLOWED_ORIGINS=$origins" ${LEDGER_SHARDS:+"LEDGER_SHARDS=$((10#$LEDGER_SHARDS))"} ||
+  die "the wrangler configuration could not be generated (see above)"
 # wrangler reads .dev.vars next to its configuration.
 ln -sfn "$ROOT/.dev.vars" "$DEV_DIR/dev/.dev.vars"
 
-say "applying D1 migrations to the local ledger"
-step wrangler d1 migrations apply DB --local --config "$CONFIG" --persist-to "$STATE" ||
-  die "the D1 migrations could not be applied (see above)"
+# Every database of the ledger (DB, and DB_1 .. with LEDGER_SHARDS above 1), as the generated
+# configuration declares them: each starts empty and needs the whole schema.
+ledger=$(python3 -c '
+import json, re, sys
+for db in json.load(open(sys.argv[1])).get("d1_databases", []):
+    if re.fullmatch(r"DB(_[0-9]+)?", db.get("binding", "")):
+        print(db["binding"])' "$CONFIG") || die "cannot read $CONFIG"
+shards=$(wc -w <<<"$ledger")
+for binding in $ledger; do
+  if [ "$shards" -gt 1 ]; then
+    say "applying D1 migrations to the local ledger: $binding (one of $shards shards)"
+  else
+    say "applying D1 migrations to the local ledger"
+  fi
+  step wrangler d1 migrations apply "$binding" --local --config "$CONFIG" --persist-to "$STATE" ||
+    die "the D1 migrations could not be applied to $binding (see above)"
+done
 
 # --- start -----------------------------------------------------------------------------------
 

@@ -4,7 +4,10 @@
 usage: predeploy-check.py [--env production] [--config wrangler.toml]
 
 Checks, for the environment (nothing is inherited from the top level for bindings and vars):
-  - the KV namespace and D1 database ids are real ids, not the zeros of the example;
+  - the KV namespace and D1 database ids are real ids, not the zeros of the example, and no
+    two D1 bindings share a database;
+  - LEDGER_SHARDS (default 1) is a shard count the worker takes (1 to 128), and each of the
+    ledger's other databases it needs, DB_1 .. DB_{N-1}, is declared beside DB;
   - the rate limiter's namespace_id is set and is not the example's (Cloudflare has no command
     that creates one: it is a number the user picks, unique in the account);
   - the URLs (PSP_BASE_URL, PUBLIC_BASE_URL, ALLOWED_ORIGINS, MERCHANT_WEBHOOK_URL, routes) are
@@ -34,6 +37,8 @@ ID_PLACEHOLDER = re.compile(r"^(your[-_].*|<.*>|.*(changeme|change-me|replace[-_
 KV_ID = re.compile(r"^[0-9a-f]{32}$")
 D1_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")
+# The most databases the worker spreads its ledger over (MAX_SHARDS in crates/core/src/shards.rs).
+MAX_LEDGER_SHARDS = 128
 RATE_LIMIT_NAMESPACE = re.compile(r"^[1-9][0-9]*$")
 # The namespace_id wrangler.toml ships with: an account that deploys it as is shares its counts
 # with any other worker of the account that kept it too.
@@ -104,17 +109,47 @@ def check(config: dict, env_name: str) -> list[str]:
             problems.append(f"{name}: {ns_id!r} is not a KV namespace id (32 hex characters)")
 
     dbs = env.get("d1_databases", [])
+    variables = env.get("vars", {})
     if not any(d.get("binding") == "DB" for d in dbs):
         problems.append(f"{where} d1_databases: no DB database")
+    bindings_of: dict[str, list[str]] = {}
     for db in dbs:
         db_id = str(db.get("database_id", ""))
         name = f"{where} d1_databases {db.get('binding', '?')} database_id"
+        create = f"`wrangler d1 create {db.get('database_name', 'recurring-edge')}`"
         if zeros(db_id) or ID_PLACEHOLDER.match(db_id):
-            problems.append(f"{name}: {db_id!r} is the example's placeholder (`wrangler d1 create recurring-edge` gives yours)")
+            problems.append(f"{name}: {db_id!r} is the example's placeholder ({create} gives yours)")
         elif not D1_ID.match(db_id):
             problems.append(f"{name}: {db_id!r} is not a D1 database id (a UUID)")
+        else:
+            bindings_of.setdefault(db_id, []).append(str(db.get("binding", "?")))
+    # Two shards in one database would hold each other's customers, and moving a customer
+    # from one to the other would delete what it just copied.
+    for db_id, bindings in bindings_of.items():
+        if len(bindings) > 1:
+            problems.append(
+                f"{where} d1_databases {', '.join(bindings)}: the same database {db_id!r} (each binding needs a database of its own)"
+            )
 
-    variables = env.get("vars", {})
+    # The ledger's shards: DB, then DB_1 .. DB_{N-1}, each a database that `make deploy`
+    # migrates. One not declared would only be noticed by the deployed worker.
+    shards_value = str(variables.get("LEDGER_SHARDS", "1")).strip()
+    if not re.fullmatch(r"[0-9]+", shards_value) or not 1 <= int(shards_value) <= MAX_LEDGER_SHARDS:
+        problems.append(
+            f"[env.{env_name}.vars] LEDGER_SHARDS: {shards_value!r} is not a shard count (an integer from 1 to {MAX_LEDGER_SHARDS})"
+        )
+    else:
+        declared = {d.get("binding") for d in dbs}
+        missing = [k for k in range(1, int(shards_value)) if f"DB_{k}" not in declared]
+        if missing:
+            problems.append(
+                f"{where} d1_databases: LEDGER_SHARDS = {shards_value!r} needs the bindings "
+                f"{', '.join(f'DB_{k}' for k in missing)}, not declared. Create each database ("
+                + "; ".join(f"`npx wrangler d1 create recurring-edge-shard-{k}`" for k in missing)
+                + f") and declare each as a [[env.{env_name}.d1_databases]] like DB's, with its binding, "
+                "database_name and the database_id the command prints (docs/operate/deploy.md#shards)"
+            )
+
     limiters = env.get("ratelimits", [])
     rate_limit_on = str(variables.get("RATE_LIMIT", "on")).strip().lower() != "off"
     if rate_limit_on and not any(r.get("name") == "PUBLIC_RATE_LIMITER" for r in limiters):

@@ -1,9 +1,8 @@
 //! Counts what one invocation spends against the platform's per-invocation limits, so a tick can
 //! stop before it hits them and operators (and `make bench`) can see the cost per charge.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
-use recurring_core::shards::MAX_SHARDS;
 use serde::Serialize;
 
 #[derive(Debug, Default)]
@@ -14,46 +13,8 @@ pub struct Meter {
     kv_reads: Cell<u32>,
     kv_writes: Cell<u32>,
     r2_ops: Cell<u32>,
-    by_shard: Cell<ShardQueries>,
-}
-
-/// SQL statements run in each of the ledger's databases, for an operator (and `make bench`) to
-/// see the load spread. Written out only when more than one database was used.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ShardQueries {
-    counts: [u32; MAX_SHARDS],
-}
-
-impl ShardQueries {
-    fn used(&self) -> usize {
-        self.counts
-            .iter()
-            .rposition(|n| *n > 0)
-            .map_or(0, |k| k + 1)
-    }
-
-    /// True when nothing but `DB` ran a statement: the figure adds nothing to `d1Queries`.
-    pub fn single(&self) -> bool {
-        self.used() <= 1
-    }
-
-    pub fn of(&self, shard: usize) -> u32 {
-        self.counts.get(shard).copied().unwrap_or(0)
-    }
-
-    fn zip(&self, other: &ShardQueries, f: impl Fn(u32, u32) -> u32) -> ShardQueries {
-        let mut counts = [0; MAX_SHARDS];
-        for (k, n) in counts.iter_mut().enumerate() {
-            *n = f(self.counts[k], other.counts[k]);
-        }
-        ShardQueries { counts }
-    }
-}
-
-impl Serialize for ShardQueries {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.counts[..self.used()].serialize(s)
-    }
+    /// SQL statements run in each of the ledger's databases, shard 0 first.
+    by_shard: RefCell<Vec<u32>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -69,9 +30,6 @@ pub struct Usage {
     pub kv_writes: u32,
     /// Reads and writes of the archive bucket.
     pub r2_ops: u32,
-    /// `d1Queries` per database of the ledger, shard 0 first (sharded ledgers only).
-    #[serde(skip_serializing_if = "ShardQueries::single")]
-    pub d1_queries_by_shard: ShardQueries,
 }
 
 impl Usage {
@@ -84,9 +42,6 @@ impl Usage {
             kv_reads: self.kv_reads + other.kv_reads,
             kv_writes: self.kv_writes + other.kv_writes,
             r2_ops: self.r2_ops + other.r2_ops,
-            d1_queries_by_shard: self
-                .d1_queries_by_shard
-                .zip(&other.d1_queries_by_shard, |a, b| a + b),
         }
     }
 
@@ -99,9 +54,6 @@ impl Usage {
             kv_reads: self.kv_reads.saturating_sub(earlier.kv_reads),
             kv_writes: self.kv_writes.saturating_sub(earlier.kv_writes),
             r2_ops: self.r2_ops.saturating_sub(earlier.r2_ops),
-            d1_queries_by_shard: self
-                .d1_queries_by_shard
-                .zip(&earlier.d1_queries_by_shard, u32::saturating_sub),
         }
     }
 }
@@ -115,11 +67,11 @@ impl Meter {
     pub fn d1(&self, shard: usize, statements: u32) {
         self.d1_calls.set(self.d1_calls.get() + 1);
         self.d1_queries.set(self.d1_queries.get() + statements);
-        let mut by_shard = self.by_shard.get();
-        if let Some(n) = by_shard.counts.get_mut(shard) {
-            *n += statements;
+        let mut by_shard = self.by_shard.borrow_mut();
+        if by_shard.len() <= shard {
+            by_shard.resize(shard + 1, 0);
         }
-        self.by_shard.set(by_shard);
+        by_shard[shard] += statements;
     }
 
     pub fn kv_read(&self) {
@@ -141,6 +93,16 @@ impl Meter {
         u.subrequests + u.d1_calls + u.kv_reads + u.kv_writes + u.r2_ops
     }
 
+    /// Statements run in each of the ledger's databases, shard 0 first: for an operator (and
+    /// `make bench`) to see the load spread. Empty when only `DB` was used.
+    pub fn queries_by_shard(&self) -> Vec<u32> {
+        let by_shard = self.by_shard.borrow();
+        if by_shard.len() <= 1 {
+            return Vec::new();
+        }
+        by_shard.clone()
+    }
+
     pub fn usage(&self) -> Usage {
         Usage {
             subrequests: self.subrequests.get(),
@@ -149,7 +111,6 @@ impl Meter {
             kv_reads: self.kv_reads.get(),
             kv_writes: self.kv_writes.get(),
             r2_ops: self.r2_ops.get(),
-            d1_queries_by_shard: self.by_shard.get(),
         }
     }
 }
@@ -175,10 +136,9 @@ mod tests {
                 kv_reads: 1,
                 kv_writes: 0,
                 r2_ops: 1,
-                d1_queries_by_shard: m.usage().d1_queries_by_shard,
             }
         );
-        assert!(m.usage().d1_queries_by_shard.single());
+        assert!(m.queries_by_shard().is_empty());
         assert_eq!(m.platform_calls(), 5);
     }
 
@@ -200,16 +160,9 @@ mod tests {
     fn statements_are_counted_per_shard_and_written_out_only_when_spread() {
         let m = Meter::default();
         m.d1(0, 2);
-        assert_eq!(
-            serde_json::to_value(m.usage()).unwrap()["d1QueriesByShard"],
-            serde_json::Value::Null
-        );
+        assert_eq!(m.queries_by_shard(), Vec::<u32>::new());
         m.d1(2, 5);
-        let by_shard = m.usage().d1_queries_by_shard;
-        assert_eq!((by_shard.of(0), by_shard.of(1), by_shard.of(2)), (2, 0, 5));
-        assert_eq!(
-            serde_json::to_value(m.usage()).unwrap()["d1QueriesByShard"],
-            serde_json::json!([2, 0, 5])
-        );
+        assert_eq!(m.queries_by_shard(), vec![2, 0, 5]);
+        assert_eq!(m.usage().d1_queries, 7);
     }
 }

@@ -84,6 +84,31 @@ fn filled_in() -> toml::Table {
     config
 }
 
+/// `filled_in()` with its ledger over `shards` databases (LEDGER_SHARDS), declaring the shard
+/// bindings `declared` (1 for DB_1 ...) beside DB, each with an id of its own.
+fn sharded(shards: usize, declared: &[usize]) -> toml::Table {
+    let mut config = filled_in();
+    set_var(&mut config, "LEDGER_SHARDS", &shards.to_string());
+    let dbs = production(&mut config)["d1_databases"]
+        .as_array_mut()
+        .expect("d1_databases");
+    let main = dbs[0].as_table().expect("DB").clone();
+    for &k in declared {
+        let mut db = main.clone();
+        db.insert("binding".into(), format!("DB_{k}").into());
+        db.insert(
+            "database_name".into(),
+            format!("recurring-edge-shard-{k}").into(),
+        );
+        db.insert(
+            "database_id".into(),
+            format!("5d2f8c1e-3b7a-4e9d-8f60-1a2b3c4d5e{k:02x}").into(),
+        );
+        dbs.push(toml::Value::Table(db));
+    }
+    config
+}
+
 /// Runs the check on a configuration: (passed, report).
 fn check(config: &toml::Table, dir: &Path) -> (bool, String) {
     std::fs::create_dir_all(dir).unwrap();
@@ -147,7 +172,7 @@ fn a_filled_in_production_environment_passes() {
 #[test]
 fn each_unsafe_setting_is_refused_on_its_own() {
     type Spoil = fn(&mut toml::Table);
-    let cases: [(&str, Spoil, &str); 14] = [
+    let cases: [(&str, Spoil, &str); 17] = [
         (
             "the sandbox's merchant id",
             |c| set_var(c, "PSP_MERCHANT_ID", "5a1e0f3c2b4d6e8f90"),
@@ -232,6 +257,28 @@ fn each_unsafe_setting_is_refused_on_its_own() {
                 production(c).remove("ratelimits");
             },
             "ratelimits: no PUBLIC_RATE_LIMITER",
+        ),
+        (
+            "a shard count the worker refuses",
+            |c| set_var(c, "LEDGER_SHARDS", "129"),
+            "LEDGER_SHARDS: '129' is not a shard count",
+        ),
+        (
+            "a shard not declared",
+            |c| set_var(c, "LEDGER_SHARDS", "2"),
+            "npx wrangler d1 create recurring-edge-shard-1",
+        ),
+        (
+            "two shards in one database",
+            |c| {
+                *c = sharded(2, &[1]);
+                let id = production(c)["d1_databases"][0]["database_id"].clone();
+                production(c)["d1_databases"][1]
+                    .as_table_mut()
+                    .unwrap()
+                    .insert("database_id".into(), id);
+            },
+            "d1_databases DB, DB_1: the same database",
         ),
     ];
     for (i, (what, spoil, expected)) in cases.into_iter().enumerate() {
@@ -452,6 +499,86 @@ fn deploy_checks_and_creates_every_resource_before_it_changes_anything() {
                 || c.starts_with("wrangler r2 bucket create")),
         "{:?}",
         project.calls()
+    );
+}
+
+#[test]
+fn a_sharded_ledger_has_each_of_its_databases_checked_and_migrated_before_the_code() {
+    let config = sharded(3, &[1, 2]);
+    let (passed, report) = check(&config, &scratch("sharded-check"));
+    assert!(passed, "{report}");
+
+    let project = Project::new("sharded", &config);
+    let (passed, report) = project.make("deploy", &[]);
+    assert!(passed, "{report}");
+    let calls = project.calls();
+    let migrations: Vec<&String> = calls
+        .iter()
+        .filter(|c| c.starts_with("wrangler d1 migrations apply"))
+        .collect();
+    assert_eq!(
+        migrations,
+        [
+            "wrangler d1 migrations apply DB --remote --env production",
+            "wrangler d1 migrations apply DB_1 --remote --env production",
+            "wrangler d1 migrations apply DB_2 --remote --env production",
+        ],
+        "{report}"
+    );
+    let deployed = calls
+        .iter()
+        .position(|c| c == "wrangler deploy --env production")
+        .expect("deployed");
+    let last_migration = calls
+        .iter()
+        .rposition(|c| c.starts_with("wrangler d1 migrations apply"))
+        .unwrap();
+    assert!(last_migration < deployed, "{calls:?}");
+
+    // A shard's database missing from the account is named like DB's would be.
+    let project = Project::new("sharded-not-in-account", &config);
+    let d1: Vec<_> = config["env"]["production"]["d1_databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["binding"].as_str() != Some("DB_2"))
+        .map(|d| serde_json::json!({"uuid": d["database_id"].as_str(), "name": d["database_name"].as_str()}))
+        .collect();
+    project.answer("d1.json", &d1);
+    let (passed, report) = project.make("deploy", &[]);
+    assert!(!passed, "{report}");
+    for named in [
+        "d1_databases DB_2",
+        "npx wrangler d1 create recurring-edge-shard-2",
+        "nothing was changed",
+    ] {
+        assert!(report.contains(named), "{named} not named in:\n{report}");
+    }
+    assert!(project.changes().is_empty(), "{:?}", project.calls());
+}
+
+#[test]
+fn a_shard_not_declared_is_refused_with_the_command_that_creates_it_and_nothing_changes() {
+    let project = Project::new("shard-missing", &sharded(3, &[1]));
+    let before = std::fs::read_to_string(project.dir.join("wrangler.toml")).unwrap();
+    let (passed, report) = project.make("deploy", &[]);
+    assert!(!passed, "{report}");
+    for named in [
+        "LEDGER_SHARDS = '3' needs the bindings DB_2, not declared",
+        "npx wrangler d1 create recurring-edge-shard-2",
+    ] {
+        assert!(report.contains(named), "{named} not named in:\n{report}");
+    }
+    assert!(
+        !report.contains("recurring-edge-shard-1`"),
+        "DB_1 is declared: {report}"
+    );
+    // Refused offline: wrangler was asked nothing, so nothing changed.
+    assert!(project.calls().is_empty(), "{:?}", project.calls());
+    assert_eq!(
+        std::fs::read_to_string(project.dir.join("wrangler.toml")).unwrap(),
+        before,
+        "wrangler.toml is the user's to edit"
     );
 }
 

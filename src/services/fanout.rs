@@ -132,6 +132,9 @@ pub struct ConsumerReport {
     /// Charges still waiting for their outcome, to be looked at again later.
     pub checks_scheduled: u32,
     pub usage: Usage,
+    /// `usage.d1Queries` per database of a sharded ledger, shard 0 first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub d1_queries_by_shard: Vec<u32>,
     pub wall_ms: i64,
 }
 
@@ -270,6 +273,7 @@ pub async fn consume(
         }
     }
     report.usage = ctx.meter.usage();
+    report.d1_queries_by_shard = ctx.meter.queries_by_shard();
     report.wall_ms = ctx.wall_ms() - started;
     ctx.log.report("charges consumed", &report);
     Ok(())

@@ -70,7 +70,9 @@ impl LedgerWatch<'_> {
         let checkout = checkouts::get(self.ctx.db(), checkout_id)
             .await?
             .ok_or_else(|| Problem::internal("A watched order's checkout is missing."))?;
-        let id = format!("ch_{}", digest_id(&["unexpected", payment_id]));
+        let id = self
+            .ctx
+            .shard_id("ch", &digest_id(&["unexpected", payment_id]));
         let key = format!("unexpected:{payment_id}");
         let description = format!("Unexpected payment on checkout {checkout_id}");
         let charge = NewCharge {
@@ -236,7 +238,9 @@ impl WatchIo for LedgerWatch<'_> {
             }
         };
         let amount = amount.unwrap_or(charge.amount);
-        let refund_id = format!("re_{}", digest_id(&["reversal", payment_id]));
+        let refund_id = self
+            .ctx
+            .shard_id("re", &digest_id(&["reversal", payment_id]));
         db.batch(vec![
             refunds::claim_reversal(&Reversal {
                 id: &refund_id,

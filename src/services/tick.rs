@@ -79,6 +79,9 @@ pub struct TickReport {
     /// Close-and-enqueue rounds after the first (fanned out only).
     pub rounds: u32,
     pub usage: Usage,
+    /// `usage.d1Queries` per database of a sharded ledger, shard 0 first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub d1_queries_by_shard: Vec<u32>,
     pub wall_ms: i64,
 }
 
@@ -131,6 +134,7 @@ pub async fn run(ctx: &Ctx, trigger: &str, clock: Option<&str>) -> Result<TickRe
     }
 
     report.usage = ctx.meter.usage();
+    report.d1_queries_by_shard = ctx.meter.queries_by_shard();
     report.wall_ms = ctx.wall_ms() - started;
     let stats = serde_json::to_string(&report).unwrap_or_default();
     ctx.main_db()

@@ -30,5 +30,6 @@ mod reports;
 mod retention;
 mod sessions;
 mod settlement;
+mod shards;
 mod test_clocks;
 mod trials;

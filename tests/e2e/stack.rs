@@ -34,6 +34,43 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The most databases the worker spreads its ledger over (`MAX_SHARDS` of the core crate).
+const MAX_LEDGER_SHARDS: usize = 128;
+
+/// The ledger's D1 databases every stack runs with, unless a test sets `LEDGER_SHARDS` itself:
+/// `E2E_LEDGER_SHARDS` (1 to 128), or 1. With more than one, each stack declares `DB_1` ..
+/// beside `DB`, each migrated, and sets `LEDGER_SHARDS`, so the whole suite runs against a
+/// sharded ledger (`E2E_LEDGER_SHARDS=4 cargo nextest run --test e2e`).
+pub fn ledger_shards() -> usize {
+    let Some(value) = std::env::var_os("E2E_LEDGER_SHARDS") else {
+        return 1;
+    };
+    let value = value.to_string_lossy();
+    if value.trim().is_empty() {
+        return 1;
+    }
+    // A typo must not quietly run the suite on one database.
+    shard_count(&value).unwrap_or_else(|| {
+        panic!("E2E_LEDGER_SHARDS must be an integer from 1 to {MAX_LEDGER_SHARDS}, not {value:?}")
+    })
+}
+
+/// The shard count `value` names, if the worker would take it.
+fn shard_count(value: &str) -> Option<usize> {
+    value
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| (1..=MAX_LEDGER_SHARDS).contains(n))
+}
+
+/// The bindings of a ledger of `shards` databases: `DB` (shard 0), then `DB_1` ..
+fn ledger_bindings(shards: usize) -> Vec<String> {
+    std::iter::once("DB".to_owned())
+        .chain((1..shards).map(|k| format!("DB_{k}")))
+        .collect()
+}
+
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
 }
@@ -94,6 +131,9 @@ pub struct Stack {
     secrets: Vec<(&'static str, String)>,
     rate_limit: u32,
     charges_max_retries: Option<i64>,
+    /// The ledger's databases (`LEDGER_SHARDS`): each has its binding in the configuration and
+    /// its schema in the state.
+    shards: usize,
     pub memo: Mutex<Memo>,
 }
 
@@ -109,9 +149,18 @@ impl Stack {
         let dir = e2e_dir().join(format!("stack-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("stack dir");
-        copy_dir(&migrated_template(), &dir.join("state"));
+        // A test that sets LEDGER_SHARDS gets that many databases; one that sets a value the
+        // worker refuses (to see it refused) gets the run's count.
+        let shards = options
+            .vars
+            .iter()
+            .rev()
+            .find(|(name, _)| *name == "LEDGER_SHARDS")
+            .and_then(|(_, value)| shard_count(value))
+            .unwrap_or_else(ledger_shards);
+        copy_dir(&migrated_template(shards), &dir.join("state"));
         if let Some(sql) = &options.seed_sql {
-            seed(&dir, sql);
+            seed(&dir, sql, shards);
         }
 
         let mut stack = Stack {
@@ -130,6 +179,7 @@ impl Stack {
             secrets: options.secrets,
             rate_limit: options.rate_limit.unwrap_or(DEFAULT_RATE_LIMIT),
             charges_max_retries: options.charges_max_retries,
+            shards,
             memo: Mutex::new(Memo::default()),
         };
         stack.start_watchdog();
@@ -261,6 +311,7 @@ exit 0"#;
             &self.options_vars,
             self.rate_limit,
             self.charges_max_retries,
+            self.shards,
         );
         let mut secrets: Vec<(&str, String)> = vec![
             ("PSP_API_KEY", API_KEY.into()),
@@ -421,7 +472,7 @@ exit 0"#;
         );
         let state = self.dir.join("state");
         fs::remove_dir_all(&state).expect("remove the local state");
-        copy_dir(&migrated_template(), &state);
+        copy_dir(&migrated_template(self.shards), &state);
     }
 
     /// Starts the worker again after [`Stack::stop_worker`], on the same port and state.
@@ -498,7 +549,8 @@ fn sandbox_binary() -> PathBuf {
 }
 
 /// The repository's wrangler.toml, pointed at this stack: absolute paths, no build step (the
-/// test run builds the worker once), the sandbox's URL, and test settings.
+/// test run builds the worker once), the sandbox's URL, test settings, and the ledger's
+/// `shards` databases.
 fn write_config(
     path: &Path,
     sandbox_url: &str,
@@ -506,6 +558,7 @@ fn write_config(
     extra: &[(&'static str, String)],
     rate_limit: u32,
     charges_max_retries: Option<i64>,
+    shards: usize,
 ) {
     let root = root();
     assert!(
@@ -524,10 +577,31 @@ fn write_config(
         .get_mut("d1_databases")
         .and_then(|d| d.as_array_mut())
     {
-        for db in dbs {
+        for db in dbs.iter_mut() {
             if let Some(db) = db.as_table_mut() {
                 db.insert("migrations_dir".into(), abs(&root.join("migrations")));
             }
+        }
+        // Each further shard is DB's entry under its own binding, name and id: locally the id
+        // names the database's file in the state, so each shard is a database of its own.
+        let main = dbs
+            .iter()
+            .find(|db| db.get("binding").and_then(|b| b.as_str()) == Some("DB"))
+            .and_then(|db| db.as_table())
+            .cloned()
+            .expect("wrangler.toml declares the DB database");
+        for k in 1..shards {
+            let mut db = main.clone();
+            db.insert("binding".into(), format!("DB_{k}").into());
+            db.insert(
+                "database_name".into(),
+                format!("recurring-edge-shard-{k}").into(),
+            );
+            db.insert(
+                "database_id".into(),
+                format!("00000000-0000-0000-0000-{k:012x}").into(),
+            );
+            dbs.push(toml::Value::Table(db));
         }
     }
     if let (Some(retries), Some(consumers)) = (
@@ -578,6 +652,10 @@ fn write_config(
     for (name, value) in defaults {
         vars.insert(name.into(), toml::Value::String(value));
     }
+    // One database is the worker's default: such a configuration stays as it always was.
+    if shards > 1 {
+        vars.insert("LEDGER_SHARDS".into(), shards.to_string().into());
+    }
     for (name, value) in extra {
         vars.insert((*name).into(), toml::Value::String(value.clone()));
     }
@@ -588,14 +666,25 @@ fn abs(p: &Path) -> toml::Value {
     toml::Value::String(p.to_string_lossy().into_owned())
 }
 
-/// A state directory with the D1 migrations applied, made once per test run and copied into
-/// each stack (applying migrations takes seconds; copying takes milliseconds).
-fn migrated_template() -> PathBuf {
-    let template = e2e_dir().join("template");
+/// A state directory with the D1 migrations applied to each of the ledger's `shards`
+/// databases, made once per test run and shard count and copied into each stack (applying
+/// migrations takes seconds a database; copying takes milliseconds). Each count has its own:
+/// a template of one database would leave the others without a schema.
+fn migrated_template(shards: usize) -> PathBuf {
+    static TEMPLATES: AtomicU32 = AtomicU32::new(0);
+    let template = e2e_dir().join(if shards == 1 {
+        "template".to_owned()
+    } else {
+        format!("template-shards{shards}")
+    });
     if template.join(".ready").exists() {
         return template;
     }
-    let staging = e2e_dir().join(format!("template-{}", std::process::id()));
+    let staging = e2e_dir().join(format!(
+        "staging-{}-{}",
+        std::process::id(),
+        TEMPLATES.fetch_add(1, Ordering::SeqCst)
+    ));
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir_all(&staging).expect("staging dir");
     let config = staging.join("wrangler.toml");
@@ -606,25 +695,9 @@ fn migrated_template() -> PathBuf {
         &[],
         DEFAULT_RATE_LIMIT,
         None,
+        shards,
     );
-    let out = Command::new(root().join("node_modules/.bin/wrangler"))
-        .current_dir(&staging)
-        .args(["d1", "migrations", "apply", "DB", "--local", "--config"])
-        .arg(&config)
-        .arg("--persist-to")
-        .arg(staging.join("state"))
-        .env("WRANGLER_SEND_METRICS", "false")
-        .env("CI", "true")
-        .env("WRANGLER_LOG_PATH", staging.join("logs"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("wrangler d1 migrations apply");
-    assert!(
-        out.status.success(),
-        "migrations failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    migrate(&staging, &config, &staging.join("state"), shards);
     fs::write(staging.join("state/.ready"), "").expect("marker");
     // Another test process may have won the race; either template is as good.
     if fs::rename(staging.join("state"), &template).is_err() {
@@ -635,9 +708,34 @@ fn migrated_template() -> PathBuf {
     template
 }
 
-/// Runs `sql` against the local ledger in `dir/state`, as `wrangler d1 execute` would in
-/// production.
-fn seed(dir: &Path, sql: &str) {
+/// Applies the D1 migrations to each of the ledger's `shards` databases in `state`, as
+/// `make dev` and `make deploy` do: every database starts empty and needs the whole schema.
+fn migrate(dir: &Path, config: &Path, state: &Path, shards: usize) {
+    for binding in ledger_bindings(shards) {
+        let out = Command::new(root().join("node_modules/.bin/wrangler"))
+            .current_dir(dir)
+            .args(["d1", "migrations", "apply", &binding, "--local", "--config"])
+            .arg(config)
+            .arg("--persist-to")
+            .arg(state)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true")
+            .env("WRANGLER_LOG_PATH", dir.join("logs"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("wrangler d1 migrations apply");
+        assert!(
+            out.status.success(),
+            "migrations failed on {binding}:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Runs `sql` against the local ledger's first database (`DB`) in `dir/state`, as
+/// `wrangler d1 execute` would in production.
+fn seed(dir: &Path, sql: &str, shards: usize) {
     let file = dir.join("seed.sql");
     fs::write(&file, sql).expect("seed file");
     let config = dir.join("seed-wrangler.toml");
@@ -648,6 +746,7 @@ fn seed(dir: &Path, sql: &str) {
         &[],
         DEFAULT_RATE_LIMIT,
         None,
+        shards,
     );
     let out = Command::new(root().join("node_modules/.bin/wrangler"))
         .current_dir(dir)

@@ -11,7 +11,7 @@
 use sha2::{Digest, Sha256};
 
 /// The most shards a deployment may configure.
-pub const MAX_SHARDS: usize = 16;
+pub const MAX_SHARDS: usize = 128;
 
 /// Length of an id's random part, in lowercase hex digits.
 const ID_HEX_LEN: usize = 20;
@@ -82,8 +82,9 @@ fn parse_shard(text: &str) -> Option<usize> {
     if text.is_empty() || text.starts_with('0') || !text.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    // At most two digits can be below MAX_SHARDS; the bound also keeps the parse from overflowing.
-    if text.len() > 2 {
+    // At most three digits can be below MAX_SHARDS; the bound also keeps the parse from
+    // overflowing.
+    if text.len() > 3 {
         return None;
     }
     let k: usize = text.parse().ok()?;
@@ -340,6 +341,7 @@ mod tests {
         assert_eq!(shard_of_id(&format!("ch_{hex}")), Some(0));
         assert_eq!(shard_of_id(&format!("evt_{hex}")), Some(0));
         assert_eq!(shard_of_id(&format!("sub_15_{hex}")), Some(15));
+        assert_eq!(shard_of_id(&format!("sub_127_{hex}")), Some(127));
         assert_eq!(shard_of_id(&format!("co_1_{hex}")), Some(1));
         assert_eq!(shard_of_id(&format!("pm_10_{hex}")), Some(10));
         for shard in 0..MAX_SHARDS {
@@ -356,9 +358,9 @@ mod tests {
         let refused = [
             format!("ch_0_{hex}"),
             format!("ch_01_{hex}"),
-            format!("ch_16_{hex}"),
-            format!("ch_99_{hex}"),
-            format!("ch_100_{hex}"),
+            format!("ch_128_{hex}"),
+            format!("ch_999_{hex}"),
+            format!("ch_1000_{hex}"),
             format!("ch_18446744073709551616_{hex}"),
             format!("ch_+1_{hex}"),
             format!("ch_-1_{hex}"),
