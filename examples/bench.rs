@@ -19,7 +19,8 @@
 //! `BENCH_WEBHOOK_CONCURRENCY` (default 1: one at a time, as the provider's sandbox does by
 //! default) sends the provider's webhooks several at once; `BENCH_WEBHOOK_DROP` (say `0.1`) loses
 //! that share of the renewals' webhooks; `BENCH_OUTCOME_CHECK_SECONDS` sets the worker's
-//! `CHARGE_OUTCOME_CHECK_SECONDS`.
+//! `CHARGE_OUTCOME_CHECK_SECONDS`; `BENCH_LEDGER_SHARDS` (default 1) spreads the ledger over that
+//! many D1 databases (`LEDGER_SHARDS`), and the run shows each one's share of the statements.
 
 #[path = "../tests/e2e/flows.rs"]
 #[allow(dead_code)]
@@ -68,6 +69,27 @@ fn webhook_setting() -> (usize, f64) {
     (concurrency, drop)
 }
 
+/// The ledger's D1 databases for the run (`LEDGER_SHARDS`).
+fn ledger_shards() -> usize {
+    std::env::var("BENCH_LEDGER_SHARDS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1)
+}
+
+/// Adds a report's statements per shard (`d1QueriesByShard`) to `into`.
+fn add_by_shard(into: &mut Vec<f64>, report: &Value) {
+    let Some(counts) = report["d1QueriesByShard"].as_array() else {
+        return;
+    };
+    if into.len() < counts.len() {
+        into.resize(counts.len(), 0.0);
+    }
+    for (total, n) in into.iter_mut().zip(counts) {
+        *total += n.as_f64().unwrap_or(0.0);
+    }
+}
+
 /// Charges each plain loop makes per latency.
 const LOOP_CHARGES: usize = 120;
 const MERCHANT_ID: &str = "5a1e0f3c2b4d6e8f90";
@@ -102,8 +124,10 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(1000);
     let (webhook_concurrency, webhook_drop) = webhook_setting();
+    let shards = ledger_shards();
     let s = Stack::start_with(Options {
         vars: vec![
+            ("LEDGER_SHARDS", shards.to_string()),
             ("CHARGE_FANOUT", "on".into()),
             ("TICK_MAX_CHARGES", (n + 100).min(5_000).to_string()),
             ("RATE_LIMIT", "off".into()),
@@ -129,7 +153,7 @@ fn main() {
     });
     println!(
         "machine: {} cores; {n} due monthly renewals per latency; plain loops: {LOOP_CHARGES} charges; \
-         the provider's webhooks {} at a time, {:.0} % of the renewals' lost",
+         the provider's webhooks {} at a time, {:.0} % of the renewals' lost; the ledger in {shards} D1 database(s)",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         webhook_concurrency,
         webhook_drop * 100.0
@@ -191,8 +215,10 @@ fn main() {
         set_conditions(&s, latency, 0.0);
         // Costs: the tick that closed and enqueued, and every consumer invocation since.
         // Each invocation logs its line once its batch is done: wait for all of them.
+        let mut by_shard: Vec<f64> = Vec::new();
         let costs = loop {
             let mut costs = Costs::default();
+            by_shard.clear();
             let log = s.worker_log();
             let lines: Vec<&str> = log.lines().collect();
             for line in &lines[log_seen.min(lines.len())..] {
@@ -203,6 +229,7 @@ fn main() {
                         - v["dropped"].as_f64().unwrap_or(0.0);
                     costs.checks += v["checks"].as_f64().unwrap_or(0.0);
                     costs.add_usage(&v["usage"]);
+                    add_by_shard(&mut by_shard, &v);
                     costs.wall_ms += v["wallMs"].as_f64().unwrap_or(0.0);
                     costs.invocations += 1.0;
                 }
@@ -270,6 +297,30 @@ fn main() {
             tick_costs.d1_queries,
             per(tick_costs.d1_calls),
         );
+        if shards > 1 {
+            add_by_shard(&mut by_shard, &report);
+            let total: f64 = by_shard.iter().sum();
+            let shares: Vec<String> = by_shard
+                .iter()
+                .enumerate()
+                .map(|(k, n)| {
+                    format!(
+                        "DB{}: {n:.0} ({:.0} %)",
+                        if k == 0 {
+                            String::new()
+                        } else {
+                            format!("_{k}")
+                        },
+                        100.0 * n / total.max(1.0)
+                    )
+                })
+                .collect();
+            println!(
+                "{:>8} D1 statements of the tick and the consumers by shard: {}",
+                "",
+                shares.join(", ")
+            );
+        }
     }
     // Cross-check with the provider: one completed renewal payment per subscription.
     let ledger = s.ledger();

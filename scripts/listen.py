@@ -196,18 +196,22 @@ class Feed:
             if raw is None or json.loads(raw) != event:
                 raw = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
             bodies.append((event, raw))
-        return bodies, bool(page.get("hasMore"))
+        return bodies, bool(page.get("hasMore")), page.get("nextCursor")
 
     def after(self, cursor):
-        """Every event after `cursor` (the whole feed when None), oldest first."""
+        """Every event after `cursor` (the whole feed when None), oldest first, and the cursor
+        to read on from: the feed's own when it gives one (a sharded ledger's gives it on every
+        page, holding each shard's place), else the last event's id."""
         out = []
         while True:
-            bodies, more = self.page(cursor)
+            bodies, more, next_cursor = self.page(cursor)
             out.extend(bodies)
-            if bodies:
+            if next_cursor:
+                cursor = next_cursor
+            elif bodies:
                 cursor = bodies[-1][0]["id"]
             if not (more and bodies):
-                return out
+                return out, cursor
 
 
 def wait_for_worker(feed, action):
@@ -334,26 +338,24 @@ def run(args):
 
     # Skip to the end of the feed: what happened before listen started is not forwarded.
     def skip():
-        events = feed.after(None)
-        return [e["id"] for e, _ in events]
+        events, end = feed.after(None)
+        return [e["id"] for e, _ in events], end
 
-    seen = wait_for_worker(feed, skip)
+    seen, cursor = wait_for_worker(feed, skip)
     known = set(seen)
-    cursor = seen[-1] if seen else None
     kinds = f" ({', '.join(sorted(only))} only)" if only else ""
     say(f"Ready. Forwarding events{kinds} to {url}; verify them with the secret {secret}")
 
     while True:
         try:
-            events = wait_for_worker(feed, lambda: feed.after(cursor))
+            events, cursor = wait_for_worker(feed, lambda: feed.after(cursor))
         except BadCursor:
             # The event the feed was read after is gone (a test clock deleted with its
             # customers' events): read the whole feed again and send what was never seen.
-            everything = wait_for_worker(feed, lambda: feed.after(None))
+            everything, cursor = wait_for_worker(feed, lambda: feed.after(None))
             events = [(e, b) for e, b in everything if e["id"] not in known]
         for event, body in events:
             event_id = event.get("id")
-            cursor = event_id or cursor
             if event_id in known:
                 continue
             known.add(event_id)

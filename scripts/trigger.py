@@ -377,14 +377,16 @@ class Trigger:
             _, page = self.merchant("GET", f"/v1/events?{urllib.parse.urlencode(query)}", ok=(200,))
             data = page.get("data") or []
             out.extend(data)
-            if data:
+            # A sharded ledger's feed gives every page a cursor holding each shard's place.
+            if page.get("nextCursor"):
+                after = page["nextCursor"]
+            elif data:
                 after = data[-1]["id"]
             if not (page.get("hasMore") and data):
-                return out
+                return out, after
 
     def mark_feed_end(self):
-        events = self.feed(None)
-        self.feed_end = events[-1]["id"] if events else None
+        _, self.feed_end = self.feed(None)
 
     def ours(self, event):
         data = event.get("data") or {}
@@ -404,7 +406,7 @@ class Trigger:
         deadline = time.monotonic() + self.timeout
         last_nudge = 0.0
         while True:
-            found = [e for e in self.feed(self.feed_end, self.kind) if self.ours(e)]
+            found = [e for e in self.feed(self.feed_end, self.kind)[0] if self.ours(e)]
             if found:
                 return found
             if time.monotonic() > deadline:
@@ -658,7 +660,7 @@ def main(argv=None):
         for event in found:
             print(f"Caused {kind} {event['id']}", flush=True)
         targets = {e["id"] for e in found}
-        others = [e for e in t.feed(t.feed_end) if e["id"] not in targets and t.ours(e)]
+        others = [e for e in t.feed(t.feed_end)[0] if e["id"] not in targets and t.ours(e)]
         if others:
             print("Also caused: " + ", ".join(f"{e['type']} {e['id']}" for e in others), flush=True)
         return 0

@@ -39,6 +39,7 @@ fn dead_letters_and_failing_deliveries_raise_alerts_and_a_quiet_deployment_none(
              BEGIN SELECT RAISE(ABORT, 'this charge cannot be leased'); END;"
                 .into(),
         ),
+        seed_every_shard: true,
         charges_max_retries: Some(0),
         ..Options::default()
     });

@@ -52,6 +52,26 @@ fn list_all(s: &Stack, path: &str, limit: u32) -> Vec<Value> {
     }
 }
 
+/// The whole feed, and the cursor its last page ends with (every page of a sharded feed has
+/// one).
+fn feed_and_end(s: &Stack) -> (Vec<Value>, String) {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = match &cursor {
+            None => merchant_get(s, "/v1/events?limit=50"),
+            Some(c) => merchant_get(s, &format!("/v1/events?limit=50&startingAfter={c}")),
+        };
+        all.extend(page["data"].as_array().unwrap().iter().cloned());
+        let next = str_of(&page["nextCursor"]);
+        assert!(next.starts_with("fc1."), "{page}");
+        if page["hasMore"] != true {
+            return (all, next);
+        }
+        cursor = Some(next);
+    }
+}
+
 #[test]
 fn four_shards_bill_renew_refund_and_list_as_one_ledger() {
     let s = four_shards();
@@ -176,6 +196,8 @@ fn four_shards_bill_renew_refund_and_list_as_one_ledger() {
         .find(|ch| ch["kind"] == "renewal" || ch["periodIndex"] == 2)
         .unwrap_or_else(|| charges_of(&s, refunded_customer)[0].clone());
     let renewal_id = str_of(&renewal["id"]);
+    // Where the feed ends now: its last page says, for a backend polling for what comes next.
+    let (before_refund, end) = feed_and_end(&s);
     let r = refund(&s, &renewal_id, "shard-refund-1", json!({"amount": PRICE}));
     assert!((200..=202).contains(&r.status), "{}", r.text);
     let refund_id = str_of(&r.json()["id"]);
@@ -184,6 +206,18 @@ fn four_shards_bill_renew_refund_and_list_as_one_ledger() {
         tick_settled(&s, due);
         merchant_get(&s, &format!("/v1/refunds/{refund_id}"))["status"] == "succeeded"
     });
+    let since = merchant_get(&s, &format!("/v1/events?limit=100&startingAfter={end}"));
+    let new: Vec<&Value> = since["data"].as_array().unwrap().iter().collect();
+    assert!(
+        new.iter()
+            .any(|e| e["type"] == "refund.succeeded" && e["data"]["id"] == refund_id.as_str()),
+        "{since}"
+    );
+    let earlier: BTreeSet<String> = before_refund.iter().map(|e| str_of(&e["id"])).collect();
+    assert!(
+        new.iter().all(|e| !earlier.contains(&str_of(&e["id"]))),
+        "nothing read before: {since}"
+    );
     let refunds = merchant_get(&s, &format!("/v1/charges/{renewal_id}/refunds"));
     assert_eq!(refunds["data"].as_array().unwrap().len(), 1, "{refunds}");
     // The same request again is its first answer, not a second refund.

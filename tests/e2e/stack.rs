@@ -99,8 +99,11 @@ pub struct Options {
     /// Requests per minute per customer or address (default [`DEFAULT_RATE_LIMIT`]).
     pub rate_limit: Option<u32>,
     /// SQL run against the stack's fresh ledger before the worker starts: rows in numbers no
-    /// test could create through the API in its time.
+    /// test could create through the API in its time (in `DB`), or a trigger.
     pub seed_sql: Option<String>,
+    /// Runs `seed_sql` in every database of a sharded ledger, not only `DB`: a trigger must be
+    /// where the customer it is about lives.
+    pub seed_every_shard: bool,
     /// The charges queue consumer's `max_retries` in place of wrangler.toml's (0: a message
     /// that fails once goes to the dead-letter queue).
     pub charges_max_retries: Option<i64>,
@@ -160,7 +163,7 @@ impl Stack {
             .unwrap_or_else(ledger_shards);
         copy_dir(&migrated_template(shards), &dir.join("state"));
         if let Some(sql) = &options.seed_sql {
-            seed(&dir, sql, shards);
+            seed(&dir, sql, shards, options.seed_every_shard);
         }
 
         let mut stack = Stack {
@@ -733,9 +736,9 @@ fn migrate(dir: &Path, config: &Path, state: &Path, shards: usize) {
     }
 }
 
-/// Runs `sql` against the local ledger's first database (`DB`) in `dir/state`, as
-/// `wrangler d1 execute` would in production.
-fn seed(dir: &Path, sql: &str, shards: usize) {
+/// Runs `sql` against the local ledger's first database (`DB`) in `dir/state`, or with
+/// `every_shard` against each of its databases, as `wrangler d1 execute` would in production.
+fn seed(dir: &Path, sql: &str, shards: usize, every_shard: bool) {
     let file = dir.join("seed.sql");
     fs::write(&file, sql).expect("seed file");
     let config = dir.join("seed-wrangler.toml");
@@ -748,26 +751,29 @@ fn seed(dir: &Path, sql: &str, shards: usize) {
         None,
         shards,
     );
-    let out = Command::new(root().join("node_modules/.bin/wrangler"))
-        .current_dir(dir)
-        .args(["d1", "execute", "DB", "--local", "--yes", "--config"])
-        .arg(&config)
-        .arg("--persist-to")
-        .arg(dir.join("state"))
-        .arg("--file")
-        .arg(&file)
-        .env("WRANGLER_SEND_METRICS", "false")
-        .env("CI", "true")
-        .env("WRANGLER_LOG_PATH", dir.join("logs"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("wrangler d1 execute");
-    assert!(
-        out.status.success(),
-        "seeding failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let databases = if every_shard { shards } else { 1 };
+    for binding in ledger_bindings(databases) {
+        let out = Command::new(root().join("node_modules/.bin/wrangler"))
+            .current_dir(dir)
+            .args(["d1", "execute", &binding, "--local", "--yes", "--config"])
+            .arg(&config)
+            .arg("--persist-to")
+            .arg(dir.join("state"))
+            .arg("--file")
+            .arg(&file)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true")
+            .env("WRANGLER_LOG_PATH", dir.join("logs"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("wrangler d1 execute");
+        assert!(
+            out.status.success(),
+            "seeding {binding} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {
