@@ -405,7 +405,7 @@ fn webhook_costs(
     }
 }
 
-/// The feed's last event id, paging on from `cursor`.
+/// Where the feed ends (its last event id, or a sharded feed's cursor), paging on from `cursor`.
 fn feed_end(s: &Stack, mut cursor: Option<String>) -> Option<String> {
     loop {
         let path = match &cursor {
@@ -415,6 +415,10 @@ fn feed_end(s: &Stack, mut cursor: Option<String>) -> Option<String> {
         let page = flows::merchant_get(s, &path);
         if let Some(last) = page["data"].as_array().and_then(|d| d.last()) {
             cursor = last["id"].as_str().map(str::to_owned);
+        }
+        // A sharded ledger's feed gives every page its place in each shard: read on from it.
+        if let Some(next) = page["nextCursor"].as_str() {
+            cursor = Some(next.to_owned());
         }
         if page["hasMore"] != true {
             return cursor;
@@ -451,6 +455,9 @@ fn wait_for_merchant(
                 seen += 1;
             }
             cursor = event["id"].as_str().map(str::to_owned);
+        }
+        if let Some(next) = page["nextCursor"].as_str() {
+            cursor = Some(next.to_owned());
         }
         if seen >= n {
             return (started.elapsed(), cursor);

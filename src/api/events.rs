@@ -167,19 +167,26 @@ async fn cursor_at_event(ctx: &Ctx, id: &str) -> Result<Option<FeedCursor>, Prob
             seq: i64,
         }
     }
+    // Where the merged order (time, shard, sequence) put the event: a shard before its own
+    // has shown its events of the same time, a shard after it has not.
     let mut positions = Vec::with_capacity(ctx.shard_count());
     for shard in ctx.every_shard() {
         if shard.shard() == home.shard() {
             positions.push(row.seq);
             continue;
         }
+        let shown_until = if shard.shard() < home.shard() {
+            row.created_at
+        } else {
+            row.created_at - 1
+        };
         let last: Option<Last> = shard
             .db()
             .first(
                 crate::sql!(
                     "SELECT COALESCE(MAX(seq), 0) AS seq FROM events WHERE created_at <= ?"
                 ),
-                crate::params![row.created_at],
+                crate::params![shown_until],
             )
             .await?;
         positions.push(last.map_or(0, |l| l.seq));

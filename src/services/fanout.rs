@@ -273,7 +273,7 @@ pub async fn consume(
         }
     }
     report.usage = ctx.meter.usage();
-    report.d1_queries_by_shard = ctx.meter.queries_by_shard();
+    report.d1_queries_by_shard = ctx.meter.queries_by_shard(ctx.shard_count());
     report.wall_ms = ctx.wall_ms() - started;
     ctx.log.report("charges consumed", &report);
     Ok(())

@@ -134,7 +134,7 @@ pub async fn run(ctx: &Ctx, trigger: &str, clock: Option<&str>) -> Result<TickRe
     }
 
     report.usage = ctx.meter.usage();
-    report.d1_queries_by_shard = ctx.meter.queries_by_shard();
+    report.d1_queries_by_shard = ctx.meter.queries_by_shard(ctx.shard_count());
     report.wall_ms = ctx.wall_ms() - started;
     let stats = serde_json::to_string(&report).unwrap_or_default();
     ctx.main_db()
