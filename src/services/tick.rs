@@ -39,6 +39,8 @@ use recurring_core::http::problem::Problem;
 const SECOND_PASS_MIN_GAP_MS: i64 = 300;
 /// A conservative bound on the platform calls one charge costs (provider calls, D1, KV).
 const CALLS_PER_CHARGE: u32 = 16;
+/// The D1 round trips a shard's visit costs with nothing due (the queries that find nothing).
+const SHARD_CALLS: u32 = 12;
 /// Pending checkouts and refunds are asked about after this long without news.
 const RECONCILE_AFTER_MS: i64 = 5 * 60_000;
 
@@ -125,11 +127,15 @@ pub async fn run(ctx: &Ctx, trigger: &str, clock: Option<&str>) -> Result<TickRe
         )
         .await?;
 
-    // Shard by shard, from one that changes every minute: when the budget runs out, the next
-    // tick does not start with the same shard.
+    // Shard by shard, from one that changes every minute: when the budget runs out, the shards
+    // not reached wait for the next tick, which does not start with the same shard.
     let shards = ctx.shard_count();
     let first = usize::try_from(now.div_euclid(60_000)).unwrap_or(0) % shards;
-    for k in (0..shards).map(|i| (first + i) % shards) {
+    for (visited, k) in (0..shards).map(|i| (first + i) % shards).enumerate() {
+        if visited > 0 && !within_budget(ctx, started, SHARD_CALLS) {
+            report.work_left = true;
+            break;
+        }
         run_shard(&ctx.on_shard(k), now, clock, started, &mut report).await?;
     }
 
