@@ -368,3 +368,37 @@ fn a_coupons_limit_holds_across_shards() {
     let coupon = merchant_get(&s, "/v1/coupons/FIRST3");
     assert_eq!(coupon["timesRedeemed"], 3, "{coupon}");
 }
+
+#[test]
+fn a_tick_out_of_budget_leaves_the_shards_it_did_not_reach_to_the_next_one() {
+    // A budget that one shard's visit uses up: each tick reaches its first shard only, and the
+    // first shard moves on with the minute.
+    let s = Stack::start_with(Options {
+        vars: vec![
+            ("LEDGER_SHARDS", SHARDS.to_string()),
+            ("TICK_MAX_SUBREQUESTS", "10".into()),
+        ],
+        ..Options::default()
+    });
+    let mut reached = BTreeSet::new();
+    for minute in 0..SHARDS {
+        let report = tick(&s, &format!("2027-03-01T09:0{minute}:00Z"));
+        assert_eq!(report["workLeft"], true, "{report}");
+        let by_shard: Vec<u64> = report["d1QueriesByShard"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{report}"))
+            .iter()
+            .map(|n| n.as_u64().unwrap())
+            .collect();
+        assert_eq!(by_shard.len(), SHARDS, "{report}");
+        // `DB` always has the tick's own report; of the others, one at most was visited.
+        let others: Vec<usize> = (1..SHARDS).filter(|k| by_shard[*k] > 0).collect();
+        assert!(others.len() <= 1, "one shard a tick: {by_shard:?}");
+        reached.insert(others.first().copied().unwrap_or(0));
+    }
+    assert_eq!(
+        reached,
+        (0..SHARDS).collect::<BTreeSet<usize>>(),
+        "four ticks in four minutes reach every shard"
+    );
+}
