@@ -539,15 +539,7 @@ async fn overview(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
                 }
             }
         }
-        for c in failed {
-            match failures.iter_mut().find(|f| f.key == c.key) {
-                Some(f) => {
-                    f.n += c.n;
-                    f.amount += c.amount;
-                }
-                None => failures.push(c),
-            }
-        }
+        reports::add_counts(&mut failures, failed);
         totals.recovered += charged.recovered;
         totals.recovered_amount += charged.recovered_amount;
         attention.charges += attending.charges;
@@ -556,7 +548,7 @@ async fn overview(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
         recent.extend(incidents);
     }
     if ctx.shard_count() > 1 {
-        failures.sort_by(|a, b| b.n.cmp(&a.n).then_with(|| a.key.cmp(&b.key)));
+        reports::by_count(&mut failures);
         recent.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         recent.truncate(10);
     }

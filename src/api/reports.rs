@@ -241,7 +241,13 @@ impl Figures {
     }
 }
 
-fn add_counts(into: &mut Vec<Count>, more: Vec<Count>) {
+/// In the order `failures_by_reason` gives its own: most first, then by reason.
+pub(super) fn by_count(counts: &mut [Count]) {
+    counts.sort_by(|a, b| b.n.cmp(&a.n).then_with(|| a.key.cmp(&b.key)));
+}
+
+/// Adds one shard's counts to another's, key by key.
+pub(super) fn add_counts(into: &mut Vec<Count>, more: Vec<Count>) {
     for c in more {
         match into.iter_mut().find(|i| i.key == c.key) {
             Some(i) => {
