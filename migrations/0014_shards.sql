@@ -7,3 +7,7 @@ CREATE TABLE customer_shards (
   shard        INTEGER NOT NULL CHECK (shard >= 0),
   created_at   INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- An event id given as a feed cursor is placed in the other shards by its time: their last
+-- event at or before it, found through this index rather than by reading the feed.
+CREATE INDEX events_by_time ON events (created_at, seq);

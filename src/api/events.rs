@@ -184,7 +184,8 @@ async fn cursor_at_event(ctx: &Ctx, id: &str) -> Result<Option<FeedCursor>, Prob
             .db()
             .first(
                 crate::sql!(
-                    "SELECT COALESCE(MAX(seq), 0) AS seq FROM events WHERE created_at <= ?"
+                    "SELECT seq FROM events WHERE created_at <= ?
+                     ORDER BY created_at DESC, seq DESC LIMIT 1"
                 ),
                 crate::params![shown_until],
             )
