@@ -270,13 +270,22 @@ async fn apply(
         .await
     {
         Ok(changes) => Ok(changes.first().is_some_and(|&n| n > 0)),
-        Err(e) => {
-            let fresh = load(ctx, &coupon.id).await?.model()?;
-            match fresh.redeemable(now, fresh.currency.as_deref().unwrap_or_default()) {
-                Err(why) => Err(not_redeemable(&coupon.id, why)),
-                Ok(()) => Err(e),
-            }
-        }
+        Err(e) => refusal_or(ctx, &coupon.id, now, Err(e)).await,
+    }
+}
+
+/// A redemption that did not go through: the coupon's own reason when it can no longer be
+/// redeemed (its last redemption taken meanwhile, deleted, expired), else `otherwise`.
+async fn refusal_or(
+    ctx: &Ctx,
+    id: &str,
+    now: i64,
+    otherwise: Result<bool, Problem>,
+) -> Result<bool, Problem> {
+    let fresh = load(ctx, id).await?.model()?;
+    match fresh.redeemable(now, fresh.currency.as_deref().unwrap_or_default()) {
+        Err(why) => Err(not_redeemable(id, why)),
+        Ok(()) => otherwise,
     }
 }
 
@@ -293,11 +302,7 @@ async fn apply_in_shard(
 ) -> Result<bool, Problem> {
     let reserved = coupons::reserve(ctx.main_db(), &coupon.id, now).await;
     if !matches!(reserved, Ok(true)) {
-        let fresh = load(ctx, &coupon.id).await?.model()?;
-        return match fresh.redeemable(now, fresh.currency.as_deref().unwrap_or_default()) {
-            Err(why) => Err(not_redeemable(&coupon.id, why)),
-            Ok(()) => reserved.map(|_| false),
-        };
+        return refusal_or(ctx, &coupon.id, now, reserved.map(|_| false)).await;
     }
     let mut batch = vec![coupons::copy(coupon)];
     batch.extend(coupons::apply(holder, &coupon.id, periods, now));

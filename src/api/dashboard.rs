@@ -540,8 +540,7 @@ async fn overview(req: &Request, ctx: &Ctx) -> Result<Response, Problem> {
             }
         }
         reports::add_counts(&mut failures, failed);
-        totals.recovered += charged.recovered;
-        totals.recovered_amount += charged.recovered_amount;
+        totals.add(&charged);
         attention.charges += attending.charges;
         attention.events_failed += attending.events_failed;
         attention.events_retrying += attending.events_retrying;

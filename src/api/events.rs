@@ -195,35 +195,43 @@ async fn cursor_at_event(ctx: &Ctx, id: &str) -> Result<Option<FeedCursor>, Prob
     Ok(Some(FeedCursor { positions }))
 }
 
-/// An event with its deliveries, from whichever shard has it, in the ledger or archived.
-async fn find(ctx: &Ctx, id: &str) -> Result<Option<(Ctx, store::EventRow)>, Problem> {
-    let found = page::find_in_shards(
+/// An event in the ledger, with the shard that has it.
+async fn find_live(ctx: &Ctx, id: &str) -> Result<Option<(Ctx, store::EventRow)>, Problem> {
+    page::find_in_shards(
         ctx,
         id,
         |shard| async move { store::get(shard.db(), id).await },
     )
-    .await?;
-    if found.is_some() {
-        return Ok(found);
-    }
-    let archived = page::find_in_shards(ctx, id, |shard| async move {
+    .await
+}
+
+/// An archived event with its deliveries, with the shard that archived it.
+async fn find_archived(ctx: &Ctx, id: &str) -> Result<Option<(Ctx, Archived)>, Problem> {
+    page::find_in_shards(ctx, id, |shard| async move {
         retention::archived_event(&shard, id).await
     })
-    .await?;
-    Ok(archived.map(|(shard, (row, _))| (shard, row)))
+    .await
+}
+
+type Archived = (store::EventRow, Vec<store::DeliveryRow>);
+
+/// An event from whichever shard has it, in the ledger or archived.
+async fn find(ctx: &Ctx, id: &str) -> Result<Option<(Ctx, store::EventRow)>, Problem> {
+    if let Some(found) = find_live(ctx, id).await? {
+        return Ok(Some(found));
+    }
+    Ok(find_archived(ctx, id)
+        .await?
+        .map(|(shard, (row, _))| (shard, row)))
 }
 
 async fn load(ctx: &Ctx, id: &str) -> Result<(Ctx, store::EventRow), Problem> {
     if !validate::is_identifier(id) {
         return Err(Problem::not_found("The event"));
     }
-    page::find_in_shards(
-        ctx,
-        id,
-        |shard| async move { store::get(shard.db(), id).await },
-    )
-    .await?
-    .ok_or_else(|| Problem::not_found("The event"))
+    find_live(ctx, id)
+        .await?
+        .ok_or_else(|| Problem::not_found("The event"))
 }
 
 /// The event, with how its delivery went (every attempt, as the merchant's endpoint answered):
@@ -232,22 +240,14 @@ pub async fn get(ctx: &Ctx, id: &str) -> Result<Response, Problem> {
     if !validate::is_identifier(id) {
         return Err(Problem::not_found("The event"));
     }
-    let live = page::find_in_shards(
-        ctx,
-        id,
-        |shard| async move { store::get(shard.db(), id).await },
-    )
-    .await?;
-    let (ctx, (row, deliveries)) = match live {
+    let (ctx, (row, deliveries)) = match find_live(ctx, id).await? {
         Some((shard, row)) => {
             let deliveries = store::deliveries(shard.db(), &row.id).await?;
             (shard, (row, deliveries))
         }
-        None => page::find_in_shards(ctx, id, |shard| async move {
-            retention::archived_event(&shard, id).await
-        })
-        .await?
-        .ok_or_else(|| Problem::not_found("The event"))?,
+        None => find_archived(ctx, id)
+            .await?
+            .ok_or_else(|| Problem::not_found("The event"))?,
     };
     let ctx = &ctx;
     let attempts = deliveries

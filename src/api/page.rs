@@ -85,9 +85,8 @@ where
     let first = ctx.by_id(id).shard();
     let order = std::iter::once(first).chain((0..ctx.shard_count()).filter(|k| *k != first));
     for k in order {
-        let shard = ctx.on_shard(k);
         if let Some(row) = get(ctx.on_shard(k)).await? {
-            return Ok(Some((shard, row)));
+            return Ok(Some((ctx.on_shard(k), row)));
         }
     }
     Ok(None)

@@ -157,6 +157,7 @@ pub(super) async fn mrr_at(ctx: &Ctx, at: i64, currency: &str) -> Result<(i64, u
 }
 
 /// A summary's figures from one shard, and their sum over the shards.
+#[derive(Default)]
 struct Figures {
     charges: reports::ChargeTotals,
     refunds: Vec<Count>,
@@ -198,26 +199,12 @@ impl Figures {
     fn sum(shards: Vec<Figures>) -> Figures {
         let mut shards = shards.into_iter();
         let Some(mut total) = shards.next() else {
-            return Figures {
-                charges: Default::default(),
-                refunds: Vec::new(),
-                failures: Vec::new(),
-                paid: Default::default(),
-                paid_refs: Vec::new(),
-                statuses: Vec::new(),
-                discounts: (0, 0),
-            };
+            return Figures::default();
         };
         let mut merged = false;
         for f in shards {
             merged = true;
-            let c = &mut total.charges;
-            c.succeeded += f.charges.succeeded;
-            c.gross += f.charges.gross;
-            c.fees += f.charges.fees;
-            c.settled += f.charges.settled;
-            c.recovered += f.charges.recovered;
-            c.recovered_amount += f.charges.recovered_amount;
+            total.charges.add(&f.charges);
             add_counts(&mut total.refunds, f.refunds);
             add_counts(&mut total.failures, f.failures);
             add_counts(&mut total.statuses, f.statuses);
@@ -233,9 +220,7 @@ impl Figures {
             // In the order each query gives its own.
             total.refunds.sort_by(|a, b| a.key.cmp(&b.key));
             total.statuses.sort_by(|a, b| a.key.cmp(&b.key));
-            total
-                .failures
-                .sort_by(|a, b| b.n.cmp(&a.n).then_with(|| a.key.cmp(&b.key)));
+            by_count(&mut total.failures);
         }
         total
     }

@@ -63,9 +63,7 @@ pub async fn reconcile(ctx: &Ctx, checkout: &CheckoutRow) -> Result<Activation, 
         PageOutcome::Failed { reason } => {
             // The page link is one-shot, but nothing promises that no payment completes on a
             // failed order: it is watched like any order we stopped using.
-            if checkouts::mark_failed(ctx.db(), checkout, &reason, true, now).await? {
-                discounting::checkout_failed(ctx, checkout).await;
-            }
+            discounting::mark_checkout_failed(ctx, checkout, &reason, true, now).await?;
             Ok(Activation::Failed)
         }
         PageOutcome::Paid { payment_id, .. } => {
@@ -421,13 +419,7 @@ async fn abandon(ctx: &Ctx, checkout: &CheckoutRow, now: i64) -> Result<bool, Pr
         return Ok(false);
     };
     match ctx.psp().cancel_order(order_id).await {
-        Ok(()) => {
-            let failed = checkouts::mark_failed(ctx.db(), checkout, "abandoned", true, now).await?;
-            if failed {
-                discounting::checkout_failed(ctx, checkout).await;
-            }
-            Ok(failed)
-        }
+        Ok(()) => discounting::mark_checkout_failed(ctx, checkout, "abandoned", true, now).await,
         Err(_) => {
             checkouts::touch(ctx.db(), &checkout.id, now).await?;
             Ok(false)

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use crate::context::Ctx;
 use crate::params;
+use crate::store::checkouts::{self, CheckoutRow};
 use crate::store::coupons::{self, Given};
 use crate::store::db::{P, Stmt};
 use crate::store::subscriptions::SubscriptionRow;
@@ -202,10 +203,45 @@ pub fn statements(
     out
 }
 
-/// A checkout that failed gives its coupon's redemption back. In `DB` its trigger does; in
-/// another shard the trigger gives back the shard's copy's, and `DB`'s count is given back here
-/// (see `coupons::reserve`). One that cannot be is logged: the count stays one ahead.
-pub async fn checkout_failed(ctx: &Ctx, checkout: &crate::store::checkouts::CheckoutRow) {
+/// Marks a checkout failed ([`checkouts::mark_failed`]) and gives its coupon's redemption
+/// back; true when this call failed it.
+pub async fn mark_checkout_failed(
+    ctx: &Ctx,
+    checkout: &CheckoutRow,
+    reason: &str,
+    fence_order: bool,
+    now: i64,
+) -> Result<bool, Problem> {
+    let failed = checkouts::mark_failed(ctx.db(), checkout, reason, fence_order, now).await?;
+    if failed {
+        coupon_returned(ctx, checkout).await;
+    }
+    Ok(failed)
+}
+
+/// Fails a checkout still being created ([`checkouts::fail_creation`]) and gives its coupon's
+/// redemption back; true when this call failed it.
+pub async fn fail_checkout_creation(
+    ctx: &Ctx,
+    checkout: &CheckoutRow,
+    token: &str,
+    reason: &str,
+    unusable_order: Option<&str>,
+    now: i64,
+) -> Result<bool, Problem> {
+    let failed =
+        checkouts::fail_creation(ctx.db(), &checkout.id, token, reason, unusable_order, now)
+            .await?;
+    if failed {
+        coupon_returned(ctx, checkout).await;
+    }
+    Ok(failed)
+}
+
+/// A failed checkout's coupon redemption, given back. In `DB` its trigger does; in another
+/// shard the trigger gives back the shard's copy's, and `DB`'s count is given back here (see
+/// `coupons::reserve`). One that cannot be is logged: the count stays one ahead.
+async fn coupon_returned(ctx: &Ctx, checkout: &CheckoutRow) {
     let Some(coupon) = checkout.coupon_id.as_deref().filter(|_| ctx.shard() != 0) else {
         return;
     };

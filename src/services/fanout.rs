@@ -215,7 +215,10 @@ pub async fn consume(
     // Charges to look at again, by the number of the next look.
     let mut to_check: Vec<(u32, String)> = Vec::new();
     let results = results.into_inner();
-    let driven: Vec<String> = results.iter().map(|r| r.0.clone()).collect();
+    // The shards the batch touched: their events leave with it.
+    let mut shards: Vec<usize> = results.iter().map(|r| ctx.by_id(&r.0).shard()).collect();
+    shards.sort_unstable();
+    shards.dedup();
     for (id, check, messages, end) in results {
         match end {
             Ok(end) => {
@@ -263,9 +266,6 @@ pub async fn consume(
     }
     report.checks_scheduled = schedule_checks(&ctx, to_check).await;
     // The charges' events leave with this invocation (the cron catches any it could not send).
-    let mut shards: Vec<usize> = driven.iter().map(|id| ctx.by_id(id).shard()).collect();
-    shards.sort_unstable();
-    shards.dedup();
     for shard in shards {
         if let Err(p) = crate::services::events::dispatch(&ctx.on_shard(shard)).await {
             ctx.log

@@ -137,18 +137,15 @@ async fn open(
                 .payment_page_link
                 .filter(|l| recurring_core::config::is_http_url(l));
             let Some(page_url) = page_url else {
-                if checkouts::fail_creation(
-                    db,
-                    &checkout.id,
+                discounting::fail_checkout_creation(
+                    ctx,
+                    checkout,
                     token,
                     "provider_no_payment_page",
                     Some(&created.order_id),
                     now,
                 )
-                .await?
-                {
-                    discounting::checkout_failed(ctx, checkout).await;
-                }
+                .await?;
                 cancel_unused(ctx, &created.order_id).await;
                 return Err(
                     Problem::new(502, "provider-error", "Payment provider error")
@@ -166,9 +163,7 @@ async fn open(
             load(ctx, &checkout.id).await
         }
         Err(e) if e.is_refusal() => {
-            if checkouts::fail_creation(db, &checkout.id, token, &e.code(), None, now).await? {
-                discounting::checkout_failed(ctx, checkout).await;
-            }
+            discounting::fail_checkout_creation(ctx, checkout, token, &e.code(), None, now).await?;
             Err(Problem::new(
                 502,
                 "provider-refused",
@@ -290,9 +285,7 @@ pub async fn supersede(ctx: &Ctx, checkout: &CheckoutRow) -> Result<bool, Proble
             Ok(false)
         }
         "creating" | "pending" => {
-            if checkouts::mark_failed(ctx.db(), checkout, "superseded", true, now).await? {
-                discounting::checkout_failed(ctx, checkout).await;
-            }
+            discounting::mark_checkout_failed(ctx, checkout, "superseded", true, now).await?;
             if let Some(order_id) = &checkout.order_id {
                 cancel_unused(ctx, order_id).await;
             }

@@ -45,6 +45,18 @@ pub async fn charge_totals(
         .unwrap_or_default())
 }
 
+impl ChargeTotals {
+    /// Another shard's totals added to these.
+    pub fn add(&mut self, other: &ChargeTotals) {
+        self.succeeded += other.succeeded;
+        self.gross += other.gross;
+        self.fees += other.fees;
+        self.settled += other.settled;
+        self.recovered += other.recovered;
+        self.recovered_amount += other.recovered_amount;
+    }
+}
+
 crate::row! {
     #[derive(Debug, Clone)]
     pub struct Count {

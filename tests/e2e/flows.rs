@@ -569,6 +569,19 @@ pub fn refund(s: &Stack, charge_id: &str, key: &str, body: Value) -> Reply {
         .post_with(&format!("/v1/charges/{charge_id}/refunds"), &body, &headers)
 }
 
+/// The provider's own payout with settlement reference `payout_id`.
+pub fn provider_payout(s: &Stack, payout_id: &str) -> Value {
+    s.sandbox
+        .get("/_sandbox/payouts")
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["settlementRef"] == payout_id)
+        .cloned()
+        .expect("the provider's payout")
+}
+
 /// The return orders the provider holds against a purchase order.
 pub fn returns_of(ledger: &Value, purchase_order_id: &str) -> Vec<Value> {
     ledger["returns"]

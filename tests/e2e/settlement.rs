@@ -144,14 +144,7 @@ fn a_partial_refund_waits_for_settlement_then_is_returned_once() {
     // provider's.
     let payout = merchant_get(&s, &format!("/v1/payouts/{payout_id}"));
     assert_eq!(payout["reconciled"], true, "{payout}");
-    let provider_payouts = s.sandbox.get("/_sandbox/payouts").json();
-    let theirs = provider_payouts
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["settlementRef"] == payout_id.as_str())
-        .cloned()
-        .expect("the provider's payout");
+    let theirs = provider_payout(&s, &payout_id);
     assert_eq!(payout["amount"], theirs["amount"], "{payout} {theirs}");
     assert_eq!(payout["fees"], theirs["fees"]);
     assert_eq!(payout["chargeCount"], 2);

@@ -122,14 +122,7 @@ fn four_shards_bill_renew_refund_and_list_as_one_ledger() {
     assert_eq!(payout["gross"], 12 * PRICE, "{payout}");
     assert_eq!(payout["reconciled"], true, "{payout}");
     assert_eq!(payout["transactions"].as_array().unwrap().len(), 12);
-    let theirs = s.sandbox.get("/_sandbox/payouts").json();
-    let theirs = theirs
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["settlementRef"] == payout_id.as_str())
-        .cloned()
-        .expect("the provider's payout");
+    let theirs = provider_payout(&s, &payout_id);
     assert_eq!(payout["amount"], theirs["amount"], "{payout} {theirs}");
     let listed = list_all(&s, "/v1/payouts", 1);
     assert_eq!(listed.len(), 1, "one payout, listed once: {listed:?}");

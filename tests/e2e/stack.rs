@@ -715,25 +715,39 @@ fn migrated_template(shards: usize) -> PathBuf {
 /// `make dev` and `make deploy` do: every database starts empty and needs the whole schema.
 fn migrate(dir: &Path, config: &Path, state: &Path, shards: usize) {
     for binding in ledger_bindings(shards) {
-        let out = Command::new(root().join("node_modules/.bin/wrangler"))
-            .current_dir(dir)
-            .args(["d1", "migrations", "apply", &binding, "--local", "--config"])
-            .arg(config)
-            .arg("--persist-to")
-            .arg(state)
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("CI", "true")
-            .env("WRANGLER_LOG_PATH", dir.join("logs"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("wrangler d1 migrations apply");
-        assert!(
-            out.status.success(),
-            "migrations failed on {binding}:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        local_d1(
+            dir,
+            config,
+            state,
+            &["migrations", "apply", &binding],
+            &format!("migrations on {binding}"),
         );
     }
+}
+
+/// `wrangler d1 <args> --local` against the ledger in `state`, with `config`; panics with
+/// wrangler's output, naming `what`, when it fails.
+fn local_d1(dir: &Path, config: &Path, state: &Path, args: &[&str], what: &str) {
+    let out = Command::new(root().join("node_modules/.bin/wrangler"))
+        .current_dir(dir)
+        .arg("d1")
+        .args(args)
+        .args(["--local", "--config"])
+        .arg(config)
+        .arg("--persist-to")
+        .arg(state)
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CI", "true")
+        .env("WRANGLER_LOG_PATH", dir.join("logs"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("wrangler d1");
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Runs `sql` against the local ledger's first database (`DB`) in `dir/state`, or with
@@ -752,26 +766,14 @@ fn seed(dir: &Path, sql: &str, shards: usize, every_shard: bool) {
         shards,
     );
     let databases = if every_shard { shards } else { 1 };
+    let file = file.to_string_lossy();
     for binding in ledger_bindings(databases) {
-        let out = Command::new(root().join("node_modules/.bin/wrangler"))
-            .current_dir(dir)
-            .args(["d1", "execute", &binding, "--local", "--yes", "--config"])
-            .arg(&config)
-            .arg("--persist-to")
-            .arg(dir.join("state"))
-            .arg("--file")
-            .arg(&file)
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("CI", "true")
-            .env("WRANGLER_LOG_PATH", dir.join("logs"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("wrangler d1 execute");
-        assert!(
-            out.status.success(),
-            "seeding {binding} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        local_d1(
+            dir,
+            &config,
+            &dir.join("state"),
+            &["execute", &binding, "--yes", "--file", &file],
+            &format!("seeding {binding}"),
         );
     }
 }
