@@ -365,6 +365,12 @@ exit 0"#;
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
             .env("WRANGLER_LOG_PATH", self.dir.join("wrangler-debug"))
+            // No DevTools session: wrangler then does not attach its inspector proxy, which
+            // otherwise receives four protocol messages for every subrequest (D1 included) and
+            // one per log line, and hands each to wrangler's process for its debug log. That
+            // traffic cost more CPU than the worker itself; the worker's own log lines still
+            // reach the log through workerd's structured output.
+            .env("VSCODE_INSPECTOR_OPTIONS", "{}")
             .env("NO_COLOR", "1")
             .env("CI", "true")
             .stdin(Stdio::null())
