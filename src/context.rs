@@ -19,18 +19,33 @@ use recurring_core::http::problem::Problem;
 /// The invocation's settings, read where it starts (the `#[event]` handlers, the API's dispatch)
 /// and passed down. A misconfiguration is logged with what is wrong; the caller gets a problem
 /// that names no setting.
+///
+/// Settings and secrets are fixed for the life of an isolate (changing one deploys a new
+/// version, in new isolates), so they are read once per isolate, not once per invocation: a
+/// renewal takes four invocations, each of which read some sixty settings. A misconfiguration is
+/// not kept: it is read, and logged, again by the next invocation.
 pub fn load_config(env: &Env) -> Result<Config, Problem> {
-    Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string())).map_err(|e| {
-        crate::log::emit_plain(
-            crate::log::Level::Error,
-            "configuration invalid",
-            crate::fields! {"detail": e.to_string()},
-        );
-        Problem::misconfigured(
-            "The service is not configured correctly; the operator has been told which \
-             settings are wrong.",
-        )
-    })
+    if let Some(config) = LOADED_CONFIG.with_borrow(Option::clone) {
+        return Ok(config);
+    }
+    let config =
+        Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string())).map_err(|e| {
+            crate::log::emit_plain(
+                crate::log::Level::Error,
+                "configuration invalid",
+                crate::fields! {"detail": e.to_string()},
+            );
+            Problem::misconfigured(
+                "The service is not configured correctly; the operator has been told which \
+                 settings are wrong.",
+            )
+        })?;
+    LOADED_CONFIG.set(Some(config.clone()));
+    Ok(config)
+}
+
+thread_local! {
+    static LOADED_CONFIG: std::cell::RefCell<Option<Config>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Outgoing connections a Worker may keep open at once.

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use crate::flows::*;
-use crate::stack::{Options, Stack};
+use crate::stack::{Options, Stack, WEBHOOK_SECRET};
 
 const SHARDS: usize = 4;
 const MONDAY_MORNING: &str = "2027-03-01T09:00:00Z";
@@ -394,4 +394,77 @@ fn a_tick_out_of_budget_leaves_the_shards_it_did_not_reach_to_the_next_one() {
         (0..SHARDS).collect::<BTreeSet<usize>>(),
         "four ticks in four minutes reach every shard"
     );
+}
+
+/// A provider event that does not name what it pays for (no `referenceId`) finds its order by
+/// looking in every shard: the checkout of a customer outside shard 0 is settled by that event
+/// alone, with the provider's own webhooks lost. An order no shard has stays unknown.
+#[test]
+fn a_webhook_without_a_reference_finds_its_orders_shard() {
+    let s = four_shards();
+    set_faults(&s, json!([{"endpoint": "webhook", "drop_rate": 1.0}]));
+    // A customer outside `DB`: the checkout's id says where its records are.
+    let (customer, checkout) = (0..20)
+        .find_map(|i| {
+            let customer = format!("unnamed-{i}");
+            let r = start_checkout(&s, &customer, "basic-monthly", json!({}));
+            assert_eq!(r.status, 201, "{}", r.text);
+            let created = r.json();
+            (shard_of(&str_of(&created["checkoutId"])) != 0).then_some((customer, created))
+        })
+        .expect("one of twenty customers outside shard 0");
+    let checkout_id = str_of(&checkout["checkoutId"]);
+    let order_id = str_of(&checkout["orderId"]);
+    pay(&s, &order_id, APPROVE);
+    let post = |event_id: &str, order_id: &str| {
+        let body = json!({
+            "eventType": "order.paymentcompleted",
+            "metadata": {"eventId": event_id, "created": unix_ms_now()},
+            "data": {"orderId": order_id, "paymentStatus": "PAYMENT_COMPLETED"}
+        })
+        .to_string();
+        let sig = recurring_core::psp::signature::sign(WEBHOOK_SECRET, body.as_bytes());
+        let r = s.worker.post_raw(
+            "/v1/webhooks/psp",
+            &body,
+            &[
+                ("Content-Type", "application/json"),
+                ("x-webhook-signature", sig.as_str()),
+            ],
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    };
+    let outcome_of = |event_id: &str| {
+        s.logged("webhook confirmed")
+            .into_iter()
+            .find(|line| line["eventId"] == event_id)
+            .map(|line| str_of(&line["outcome"]))
+    };
+    post("e2e00000000000b001", &order_id);
+    eventually(20, "the event's confirmation", || {
+        outcome_of("e2e00000000000b001").is_some()
+    });
+    assert_eq!(outcome_of("e2e00000000000b001").as_deref(), Some("Settled"));
+    assert_eq!(wait_checkout(&s, &checkout_id)["status"], "paid");
+    let subscriptions = list_all(&s, "/v1/subscriptions", 10);
+    assert_eq!(subscriptions.len(), 1, "{subscriptions:?}");
+    assert_eq!(subscriptions[0]["customerRef"], customer.as_str());
+    assert_eq!(
+        shard_of(&str_of(&subscriptions[0]["id"])),
+        shard_of(&checkout_id)
+    );
+    // An order that no shard has is not ours, wherever it is looked for.
+    post("e2e00000000000b002", "0123456789abcdef01");
+    eventually(20, "the unknown order's confirmation", || {
+        outcome_of("e2e00000000000b002").is_some()
+    });
+    assert_eq!(outcome_of("e2e00000000000b002").as_deref(), Some("Ignored"));
+    assert_ledgers_agree(&s, &customer);
+}
+
+fn unix_ms_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as i64
 }
