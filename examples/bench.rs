@@ -104,7 +104,8 @@ struct Costs {
     kv: f64,
     wall_ms: f64,
     invocations: f64,
-    /// Looks at outcomes that had not come (a late or lost webhook).
+    /// Looks at started payments (`CHARGE_OUTCOME_CHECK_SECONDS` after their batch): one whose
+    /// webhook came reads nothing.
     checks: f64,
 }
 
@@ -267,9 +268,12 @@ fn main() {
             seen.as_secs_f64(),
             paid.as_secs_f64(),
         );
+        // A start costs two provider calls (the order, the payment); what the consumers called
+        // beyond that, their looks read (a status whose webhook had not come).
+        let look_reads = (costs.subrequests - 2.0 * costs.charges).max(0.0);
         println!(
-            "{:>8} {} consumer invocations started {} payments and made {} looks at outcomes that had not come",
-            "", costs.invocations, costs.charges, costs.checks,
+            "{:>8} {} consumer invocations started {} payments and made {} looks, {} of which read a status the webhook had not brought",
+            "", costs.invocations, costs.charges, costs.checks, look_reads,
         );
         println!(
             "{:>8} the provider's webhooks: {:.2} a charge, recorded and confirmed in {:.2} D1 round trips ({:.2} statements) and {:.2} provider calls a charge",
