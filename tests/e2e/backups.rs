@@ -1,7 +1,7 @@
 //! `make backup` / `make restore` (scripts/backup.mjs) against a stack: the backup holds no
 //! card token in clear, a wrong key or a modified file restores nothing, and a restore into a
 //! wiped stack gives back the same subscriptions, charges, events and cards, which the next
-//! renewal charges once each.
+//! renewal charges once each; with the ledger in one database, and in four.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -27,9 +27,10 @@ fn script(s: &Stack, args: &[&str], key_file: Option<&Path>) -> Output {
     command
         .current_dir(root())
         .arg(root().join("scripts/backup.mjs"))
-        .args(args)
-        .arg("--config")
-        .arg(dir.join("wrangler.toml"));
+        .args(args);
+    if !args.contains(&"--config") {
+        command.arg("--config").arg(dir.join("wrangler.toml"));
+    }
     if !args.contains(&"--persist-to") {
         command.arg("--persist-to").arg(dir.join("state"));
     }
@@ -187,12 +188,27 @@ fn assert_knows_nobody(s: &Stack, subs: &[Subscribed]) {
 
 #[test]
 fn a_backup_restores_into_a_wiped_stack_and_the_next_renewal_charges_each_card_once() {
-    // Backups cover a one-shard ledger (a sharded one is refused): one database whatever
-    // E2E_LEDGER_SHARDS says.
+    // One database whatever E2E_LEDGER_SHARDS says: the next test has four.
+    backup_and_restore(1);
+}
+
+#[test]
+fn a_ledger_in_four_databases_is_backed_up_and_restored_whole() {
+    backup_and_restore(4);
+}
+
+fn backup_and_restore(shards: usize) {
     let mut s = Stack::start_with(Options {
-        vars: vec![("LEDGER_SHARDS", "1".into())],
+        vars: vec![("LEDGER_SHARDS", shards.to_string())],
         ..Options::default()
     });
+    if shards > 1 {
+        let used: std::collections::BTreeSet<usize> = CUSTOMERS
+            .iter()
+            .map(|c| recurring_core::shards::shard_for_customer(c, shards))
+            .collect();
+        assert!(used.len() > 1, "the customers share one shard: {used:?}");
+    }
     tick(&s, "2027-05-10T09:00:00Z");
     let subs: Vec<Subscribed> = CUSTOMERS
         .iter()
@@ -272,7 +288,13 @@ fn a_backup_restores_into_a_wiped_stack_and_the_next_renewal_charges_each_card_o
         .collect();
     migrations.sort();
     assert_eq!(header["format"], "recurring-edge-backup", "{header}");
-    assert_eq!(header["version"], 1, "{header}");
+    if shards == 1 {
+        assert_eq!(header["version"], 1, "{header}");
+        assert!(header.get("shards").is_none(), "{header}");
+    } else {
+        assert_eq!(header["version"], 2, "{header}");
+        assert_eq!(header["shards"], shards, "{header}");
+    }
     assert_eq!(header["target"], "local", "{header}");
     assert_eq!(header["migration"], migrations.last().unwrap().as_str());
     assert_eq!(header["vault"]["keys"], 3, "{header}");
@@ -344,6 +366,38 @@ fn a_backup_restores_into_a_wiped_stack_and_the_next_renewal_charges_each_card_o
         snapshot(&s, &subs) == before,
         "a refused restore changed the ledger"
     );
+
+    // Into a ledger of another number of databases: refused, nothing written.
+    if shards > 1 {
+        let config = fs::read_to_string(s.dir().join("wrangler.toml")).expect("the configuration");
+        let single = config.replace(
+            &format!("LEDGER_SHARDS = \"{shards}\""),
+            "LEDGER_SHARDS = \"1\"",
+        );
+        assert_ne!(single, config, "the configuration names LEDGER_SHARDS");
+        let single_config = s.dir().join("one-database.toml");
+        fs::write(&single_config, single).expect("a one-database configuration");
+        let elsewhere = s.dir().join("state-one-database");
+        let out = script(
+            &s,
+            &[
+                "restore",
+                file.to_str().unwrap(),
+                "--config",
+                single_config.to_str().unwrap(),
+                "--persist-to",
+                elsewhere.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert!(!out.status.success(), "restored 4 databases into 1");
+        assert!(
+            stderr(&out).contains("LEDGER_SHARDS is 1"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(vault_keys(&s, &elsewhere).is_empty());
+    }
 
     // Into a database with no schema at all (a new production database): restored whole.
     let fresh = s.dir().join("state-fresh");
