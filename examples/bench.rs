@@ -197,7 +197,7 @@ fn main() {
         set_conditions(&s, latency, webhook_drop);
         let window_start = s.worker_log().lines().count();
         let started = Instant::now();
-        let started_unix_ms = unix_ms();
+        let started_unix_ms = flows::wall_ms();
         let report = flows::tick(&s, &due);
         assert_eq!(report["periodsClosed"].as_u64(), Some(n as u64), "{report}");
         // The merchant's view, polled from the tick on, beside the provider's.
@@ -268,12 +268,12 @@ fn main() {
             seen.as_secs_f64(),
             paid.as_secs_f64(),
         );
-        // A start costs two provider calls (the order, the payment); what the consumers called
-        // beyond that, their looks read (a status whose webhook had not come).
-        let look_reads = (costs.subrequests - 2.0 * costs.charges).max(0.0);
+        // A start costs two provider calls (the order, the payment): the calls beyond that are
+        // the looks' status reads, or a start's own reconciliation after a provider fault.
+        let beyond_starts = (costs.subrequests - 2.0 * costs.charges).max(0.0);
         println!(
-            "{:>8} {} consumer invocations started {} payments and made {} looks, {} of which read a status the webhook had not brought",
-            "", costs.invocations, costs.charges, costs.checks, look_reads,
+            "{:>8} {} consumer invocations started {} payments and made {} looks; {} provider calls beyond the starts' two each (the looks' status reads)",
+            "", costs.invocations, costs.charges, costs.checks, beyond_starts,
         );
         println!(
             "{:>8} the provider's webhooks: {:.2} a charge, recorded and confirmed in {:.2} D1 round trips ({:.2} statements) and {:.2} provider calls a charge",
@@ -504,12 +504,6 @@ fn assert_worker_answers(s: &Stack) {
         "the worker stopped answering ({failure}); the end of its log:\n{}",
         lines[lines.len().saturating_sub(20)..].join("\n")
     );
-}
-
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `2026-11-30T11:37:05.439Z` as ms since 1970 (the worker's log timestamps).

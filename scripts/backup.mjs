@@ -656,8 +656,9 @@ function openBackup(file, s) {
   const databases = [{ binding: "DB", ...content.ledger }, ...(content.shards ?? [])];
   const records = content.vault;
   const expected = header.version === VERSION_SHARDED ? header.shards : 1;
+  const bindings = ledgerBindings(databases.length);
   const wellFormed = databases.every(
-    (d, k) => d.binding === ledgerBindings(databases.length)[k] && typeof d.sql === "string" && typeof d.counts === "object",
+    (d, k) => d.binding === bindings[k] && typeof d.sql === "string" && typeof d.counts === "object",
   );
   if (!wellFormed || databases.length !== expected || !Array.isArray(records)) {
     fail(`${file}: the payload is not what this script writes`);

@@ -390,7 +390,7 @@ fn backup_and_restore(shards: usize) {
             ],
             None,
         );
-        assert!(!out.status.success(), "restored 4 databases into 1");
+        assert!(!out.status.success(), "restored {shards} databases into 1");
         assert!(
             stderr(&out).contains("LEDGER_SHARDS is 1"),
             "{}",

@@ -456,11 +456,15 @@ pub fn assert_ledgers_agree(s: &Stack, customer: &str) {
 /// RFC 3339 for `minutes` from now (wall time): a business time for ticks that must not reach
 /// the end of a freshly started billing period.
 pub fn minutes_from_now(minutes: i64) -> String {
-    let now = std::time::SystemTime::now()
+    recurring_core::billing::time::format_rfc3339(wall_ms() + minutes * 60_000)
+}
+
+/// Wall time, ms since 1970.
+pub fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    recurring_core::billing::time::format_rfc3339(now + minutes * 60_000)
+        .expect("after 1970")
+        .as_millis() as i64
 }
 
 /// The code block that follows `marker` in the documentation (`docs/`), without the

@@ -419,7 +419,7 @@ fn a_webhook_without_a_reference_finds_its_orders_shard() {
     let post = |event_id: &str, order_id: &str| {
         let body = json!({
             "eventType": "order.paymentcompleted",
-            "metadata": {"eventId": event_id, "created": unix_ms_now()},
+            "metadata": {"eventId": event_id, "created": wall_ms()},
             "data": {"orderId": order_id, "paymentStatus": "PAYMENT_COMPLETED"}
         })
         .to_string();
@@ -460,11 +460,4 @@ fn a_webhook_without_a_reference_finds_its_orders_shard() {
     });
     assert_eq!(outcome_of("e2e00000000000b002").as_deref(), Some("Ignored"));
     assert_ledgers_agree(&s, &customer);
-}
-
-fn unix_ms_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_millis() as i64
 }
